@@ -1,0 +1,50 @@
+"""Alembic environment: the database comes from the app's ini (and DATABASE_URL)."""
+from alembic import context
+from pyramid.paster import get_appsettings, setup_logging
+
+from nexus_pyramid import settings as nexus_settings
+from nexus_pyramid.db import get_engine
+from nexus_pyramid.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    raw = get_appsettings(config.config_file_name, name="main")
+    return nexus_settings.load(raw, check=False)["sqlalchemy.url"]
+
+
+def run_migrations_offline():
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    if config.config_file_name:
+        setup_logging(config.config_file_name)
+    engine = get_engine({"sqlalchemy.url": _url()}, "sqlalchemy.")
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+def _run(connection):
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

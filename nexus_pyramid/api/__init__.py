@@ -1,0 +1,11 @@
+"""The JSON API (/api/*): Cornice services over the shared services."""
+
+
+def includeme(config):
+    config.include(".errors")
+    config.include(".openapi")
+    config.scan(".auth")
+    config.scan(".user")
+    config.scan(".admin")
+    config.scan(".ops")
+    config.scan(".openapi")

@@ -1,0 +1,54 @@
+"""/api/admin/*: user and role management (admin; moderators may read)."""
+from __future__ import annotations
+
+from ..authz import ADMIN_READ, ADMIN_WRITE, UserResource
+from . import schemas
+from .envelope import paged, success
+from .serializers import user_json
+from .service import ApiService
+
+users = ApiService(name="admin_users", path="/api/admin/users", description="Search users")
+user_detail = ApiService(name="admin_user", path="/api/admin/users/{user_id}", factory=UserResource,
+                         description="One user")
+assign = ApiService(name="admin_roles_assign", path="/api/admin/roles/assign", description="Give a user a role")
+revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", description="Take a role away")
+
+
+@users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), permission=ADMIN_READ,
+           error_codes=(401, 403))
+def list_users(request):
+    query = request.validated["querystring"]
+    page = request.users.search(query.get("q"), query["page"], query["per_page"])
+    return success(paged([user_json(u) for u in page.items], page.page, page.per_page, page.total))
+
+
+@user_detail.get(permission=ADMIN_READ, error_codes=(401, 403, 404))
+def get_user(request):
+    user = request.context.user
+    data = user_json(user)
+    data["interaction_counts"] = request.users.interaction_counts(user)
+    return success(data)
+
+
+@user_detail.delete(permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
+def delete_user(request):
+    request.users.delete(request.context.user)
+    return success(None, "User deleted")
+
+
+def _role_change(request, change):
+    body = request.validated["body"]
+    user = request.users.get(body["user_id"])
+    return success(user_json(change(user, body["role"])), "Roles updated")
+
+
+@assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), permission=ADMIN_WRITE,
+             error_codes=(401, 403, 404))
+def assign_role(request):
+    return _role_change(request, request.users.assign_role)
+
+
+@revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), permission=ADMIN_WRITE,
+             error_codes=(401, 403, 404, 409))
+def revoke_role(request):
+    return _role_change(request, request.users.revoke_role)

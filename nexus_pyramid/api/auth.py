@@ -1,0 +1,58 @@
+"""/api/auth/*: registration, login, refresh-token rotation, logout."""
+from __future__ import annotations
+
+from ..authz import PUBLIC
+from ..errors import InvalidCredentials, RateLimited
+from ..services.users import normalize_email
+from . import schemas
+from .envelope import success
+from .serializers import user_json
+from .service import ApiService
+
+register = ApiService(name="auth_register", path="/api/auth/register", description="Create an account")
+login = ApiService(name="auth_login", path="/api/auth/login", description="Sign in with email and password")
+refresh = ApiService(name="auth_refresh", path="/api/auth/refresh", description="Rotate a refresh token")
+logout = ApiService(name="auth_logout", path="/api/auth/logout", description="Revoke a refresh token")
+
+
+def _session_payload(request, user, pair: dict) -> dict:
+    return {"user": user_json(user), **pair}
+
+
+@register.post(schema=schemas.request_schema(schemas.RegisterBody), permission=PUBLIC,
+               response_status=201, error_codes=(409,))
+def register_view(request):
+    body = request.validated["body"]
+    user = request.users.register(body["name"], body["email"], body["password"], body.get("date_of_birth"))
+    request.response.status_int = 201
+    return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Account created")
+
+
+@login.post(schema=schemas.request_schema(schemas.LoginBody), permission=PUBLIC, error_codes=(401, 429))
+def login_view(request):
+    body = request.validated["body"]
+    email = normalize_email(body["email"])
+    address = request.remote_addr or ""
+    throttle = request.registry["login_throttle"]
+    wait = throttle.retry_after(email, address)
+    if wait is not None:
+        raise RateLimited(wait)
+    try:
+        user = request.users.authenticate(email, body["password"])
+    except InvalidCredentials:
+        throttle.failed(email, address)
+        raise
+    throttle.succeeded(email, address)
+    return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Signed in")
+
+
+@refresh.post(schema=schemas.request_schema(schemas.RefreshBody), permission=PUBLIC, error_codes=(401,))
+def refresh_view(request):
+    user, pair = request.tokens.rotate(request.validated["body"]["refresh_token"])
+    return success(_session_payload(request, user, pair), "Token refreshed")
+
+
+@logout.post(schema=schemas.request_schema(schemas.RefreshBody), permission=PUBLIC, error_codes=(401,))
+def logout_view(request):
+    request.tokens.revoke(request.validated["body"]["refresh_token"])
+    return success(None, "Signed out")

@@ -1,0 +1,206 @@
+"""GET /api/openapi.json: a Swagger 2.0 document generated from the Cornice services.
+
+The document is built from the same services and colander schemas that validate the
+requests, so it cannot drift from the code.
+"""
+from __future__ import annotations
+
+import re
+
+import colander
+from cornice.service import get_services
+from pyramid.view import view_config
+
+from ..authz import PUBLIC
+from .errors import HTTP_CODES
+from .schemas import StrictDate, StrictInt, StrictString
+
+ERROR_DESCRIPTIONS = {
+    400: "VALIDATION_ERROR: a field or parameter is missing or invalid, or the JSON is malformed",
+    401: "AUTHENTICATION_REQUIRED, INVALID_TOKEN or INVALID_CREDENTIALS",
+    403: "FORBIDDEN: authenticated but lacking the role",
+    404: "NOT_FOUND, MOVIE_NOT_FOUND, USER_NOT_FOUND or INTERACTION_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "EMAIL_TAKEN or CONFLICT",
+    415: "UNSUPPORTED_MEDIA_TYPE: the body is not application/json",
+    429: "RATE_LIMITED: see the Retry-After header",
+    500: "INTERNAL_ERROR",
+    503: "UPSTREAM_UNAVAILABLE or SERVICE_UNAVAILABLE",
+}
+
+
+def _validators(node) -> list:
+    validator = node.validator
+    if validator is None:
+        return []
+    if isinstance(validator, colander.All):
+        return list(validator.validators)
+    return [validator]
+
+
+def node_schema(node) -> dict:
+    """JSON schema (Swagger 2.0 subset) of one colander node."""
+    typ = node.typ
+    if isinstance(typ, colander.Mapping):
+        props, required = {}, []
+        for child in node.children:
+            props[child.name] = node_schema(child)
+            if child.required:
+                required.append(child.name)
+        schema = {"type": "object", "properties": props}
+        if required:
+            schema["required"] = required
+        return schema
+    if isinstance(typ, (colander.Sequence, colander.List)):
+        return {"type": "array", "items": node_schema(node.children[0])}
+    if isinstance(typ, (StrictDate, colander.Date)):
+        schema = {"type": "string", "format": "date"}
+    elif isinstance(typ, (StrictInt, colander.Int)):
+        schema = {"type": "integer"}
+    elif isinstance(typ, colander.Float):
+        schema = {"type": "number"}
+    elif isinstance(typ, colander.Boolean):
+        schema = {"type": "boolean"}
+    else:
+        schema = {"type": "string"}
+    for validator in _validators(node):
+        if isinstance(validator, colander.Length):
+            if validator.min is not None:
+                schema["minLength"] = validator.min
+            if validator.max is not None:
+                schema["maxLength"] = validator.max
+        elif isinstance(validator, colander.Range):
+            if validator.min is not None:
+                schema["minimum"] = validator.min
+            if validator.max is not None:
+                schema["maximum"] = validator.max
+        elif isinstance(validator, colander.OneOf):
+            schema["enum"] = list(validator.choices)
+        elif isinstance(validator, colander.Email):
+            schema["format"] = "email"
+        elif validator is colander.uuid:
+            schema["format"] = "uuid"
+    if node.description:
+        schema["description"] = str(node.description)
+    if node.missing not in (colander.required, colander.drop, colander.null) and not callable(node.missing):
+        schema["default"] = node.missing
+    return schema
+
+
+def _parameters(path: str, schema) -> list[dict]:
+    params = [
+        {"name": name, "in": "path", "required": True, "type": "string"}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    if schema is None:
+        return params
+    for section in schema.children:
+        if section.name == "querystring":
+            for child in section.children:
+                param = {"name": child.name, "in": "query", "required": bool(child.required)}
+                param.update(node_schema(child))
+                params.append(param)
+        elif section.name == "body":
+            params.append({"name": "body", "in": "body", "required": True, "schema": node_schema(section)})
+    return params
+
+
+def build_document(request) -> dict:
+    paths: dict = {}
+    for service in get_services():
+        if not service.path.startswith("/api/"):
+            continue
+        docs = getattr(service, "docs", {})
+        operations = paths.setdefault(service.path, {})
+        for method, _view, args in service.definitions:
+            if method == "HEAD":
+                continue
+            info = docs.get(method, {})
+            schema = args.get("schema")
+            status = info.get("response_status", 200)
+            responses = {str(status): {"description": "Success envelope", "schema": {"$ref": "#/definitions/Success"}}}
+            codes = set(info.get("error_codes", ())) | {500}
+            if schema is not None:
+                codes.add(400)
+            if method in ("POST", "PUT", "PATCH"):
+                codes.add(415)
+            if args.get("permission") != PUBLIC:
+                codes |= {401, 403} if "admin" in str(args.get("permission")) else {401}
+            for code in sorted(codes):
+                responses[str(code)] = {"description": ERROR_DESCRIPTIONS.get(code, HTTP_CODES.get(code, ("",))[0]),
+                                        "schema": {"$ref": "#/definitions/Error"}}
+            operation = {
+                "operationId": f"{service.name}_{method.lower()}",
+                "summary": info.get("summary") or service.description or service.name,
+                "tags": [service.path.split("/")[2]],
+                "parameters": _parameters(service.path, schema),
+                "responses": responses,
+            }
+            if args.get("permission") != PUBLIC:
+                operation["security"] = [{"bearer": []}]
+            operations[method.lower()] = operation
+    paths.update(_ops_paths())
+    return {
+        "swagger": "2.0",
+        "info": {
+            "title": "Nexus API",
+            "version": "1.0",
+            "description": "Movie recommendations. This product uses the TMDB API but is not endorsed or "
+                           "certified by TMDB.",
+        },
+        "basePath": "/",
+        "consumes": ["application/json"],
+        "produces": ["application/json"],
+        "securityDefinitions": {
+            "bearer": {"type": "apiKey", "in": "header", "name": "Authorization",
+                       "description": "Bearer <access_token>"},
+        },
+        "paths": dict(sorted(paths.items())),
+        "definitions": {
+            "Success": {
+                "type": "object",
+                "required": ["status", "message", "data"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["success"]},
+                    "message": {"type": "string"},
+                    "data": {},
+                    "meta": {"type": "object"},
+                },
+            },
+            "Error": {
+                "type": "object",
+                "required": ["status", "message", "code", "details"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["error"]},
+                    "message": {"type": "string"},
+                    "code": {"type": "string"},
+                    "details": {"type": "object"},
+                },
+            },
+        },
+    }
+
+
+def _ops_paths() -> dict:
+    error = {"description": "Error envelope", "schema": {"$ref": "#/definitions/Error"}}
+    plain = {"description": "OK", "schema": {"type": "object"}}
+    return {
+        "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness", "tags": ["ops"], "parameters": [],
+                             "responses": {"200": plain, "500": error}}},
+        "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: database, cache, movie source",
+                            "tags": ["ops"], "parameters": [], "responses": {"200": plain, "503": error}}},
+        "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["ops"],
+                                      "parameters": [], "responses": {"200": plain, "500": error}}},
+    }
+
+
+@view_config(route_name="openapi", renderer="json", permission=PUBLIC, request_method="GET")
+def openapi_view(request):
+    document = request.registry.get("openapi_document")
+    if document is None:
+        document = request.registry["openapi_document"] = build_document(request)
+    return document
+
+
+def includeme(config):
+    config.add_route("openapi", "/api/openapi.json")

@@ -1,0 +1,131 @@
+"""Colander schemas for request bodies and query strings.
+
+JSON bodies use strict types: a number where a string is expected (or a string where a
+number is expected) is a 400, not silently converted.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+import colander
+
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+MAX_PAGE_TMDB = 500
+
+
+class StrictString(colander.String):
+    def deserialize(self, node, cstruct):
+        if cstruct is not colander.null and cstruct is not None and not isinstance(cstruct, str):
+            raise colander.Invalid(node, "Must be a string")
+        if cstruct is None:
+            return colander.null
+        return super().deserialize(node, cstruct)
+
+
+class StrictInt(colander.Int):
+    def deserialize(self, node, cstruct):
+        if cstruct is None or cstruct is colander.null:
+            return colander.null
+        if isinstance(cstruct, bool) or not isinstance(cstruct, int):
+            raise colander.Invalid(node, "Must be an integer")
+        return cstruct
+
+
+class StrictDate(colander.Date):
+    def deserialize(self, node, cstruct):
+        if cstruct is None or cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, str) or len(cstruct) != 10:
+            raise colander.Invalid(node, "Must be a date as YYYY-MM-DD")
+        return super().deserialize(node, cstruct)
+
+
+def trimmed(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def past_date(node, value):
+    if value > date.today():
+        raise colander.Invalid(node, "Must not be in the future")
+    if value.year < 1900:
+        raise colander.Invalid(node, "Must be after 1900-01-01")
+
+
+def name_node(**kw):
+    return colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(1, 100), **kw)
+
+
+def email_node(**kw):
+    return colander.SchemaNode(
+        StrictString(), preparer=lambda v: trimmed(v).lower() if isinstance(v, str) else v,
+        validator=colander.All(colander.Length(3, 254), colander.Email()), **kw
+    )
+
+
+def password_node(**kw):
+    return colander.SchemaNode(StrictString(), validator=colander.Length(PASSWORD_MIN, PASSWORD_MAX), **kw)
+
+
+def dob_node(**kw):
+    return colander.SchemaNode(StrictDate(), validator=past_date, missing=colander.drop, **kw)
+
+
+class RegisterBody(colander.MappingSchema):
+    name = name_node()
+    email = email_node()
+    password = password_node()
+    date_of_birth = dob_node()
+
+
+class LoginBody(colander.MappingSchema):
+    email = colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(1, 254))
+    password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024))
+
+
+class RefreshBody(colander.MappingSchema):
+    refresh_token = colander.SchemaNode(StrictString(), validator=colander.Length(1, 512))
+
+
+class ProfileUpdateBody(colander.MappingSchema):
+    name = name_node(missing=colander.drop)
+    date_of_birth = dob_node()
+    email = email_node(missing=colander.drop)
+    password = password_node(missing=colander.drop)
+    current_password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024),
+                                           missing=colander.drop)
+
+
+class RoleChangeBody(colander.MappingSchema):
+    user_id = colander.SchemaNode(StrictString(), validator=colander.uuid)
+    role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32))
+
+
+def page_node(max_page=None):
+    return colander.SchemaNode(colander.Int(), missing=1, validator=colander.Range(1, max_page),
+                               description="Page number, from 1" + (f" to {max_page}" if max_page else ""))
+
+
+def per_page_node():
+    return colander.SchemaNode(colander.Int(), missing=20, validator=colander.Range(1, 100),
+                               description="Items per page (1..100)")
+
+
+class LocalPaging(colander.MappingSchema):
+    page = page_node()
+    per_page = per_page_node()
+
+
+class AdminUsersQuery(LocalPaging):
+    q = colander.SchemaNode(colander.String(), missing=colander.drop, validator=colander.Length(0, 200),
+                            description="Matches name or email")
+
+
+def request_schema(body=None, querystring=None):
+    """A Cornice request schema with the given body and query string schemas."""
+    schema = colander.MappingSchema()
+    if body is not None:
+        schema.add(body.clone() if isinstance(body, colander.SchemaNode) else body(name="body"))
+    if querystring is not None:
+        schema.add(querystring(name="querystring"))
+    return schema

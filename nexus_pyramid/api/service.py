@@ -1,0 +1,80 @@
+"""The Cornice ``Service`` the API is built from: our errors, our contexts, JSON bodies."""
+from __future__ import annotations
+
+import json
+
+from cornice import Service
+from cornice.validators import colander_validator
+
+from ..authz import Root
+from .errors import render_error
+
+JSON_TYPE = "application/json"
+
+
+def validation_error_handler(request):
+    """Render Cornice's collected errors (validation, content type) as our envelope."""
+    errors = request.errors
+    if errors.status == 415:
+        return render_error(request, 415, "UNSUPPORTED_MEDIA_TYPE", "Request bodies must be application/json.")
+    details: dict[str, list[str]] = {}
+    malformed = False
+    for error in errors:
+        name = error.get("name") or error.get("location") or "body"
+        description = error.get("description")
+        if isinstance(description, str) and description.startswith("Invalid JSON"):
+            malformed = True
+            description = "Malformed JSON."
+        details.setdefault(name, []).append(description if isinstance(description, str) else json.dumps(description))
+    if malformed:
+        return render_error(request, 400, "VALIDATION_ERROR", "The request body is not valid JSON.",
+                            {"body": ["Malformed JSON."]})
+    return render_error(request, 400, "VALIDATION_ERROR", "The request is not valid.", details)
+
+
+class ApiService(Service):
+    """A Cornice service with the project's defaults.
+
+    - errors rendered by our envelope (not Cornice's ``{"status": "error", "errors": [...]}``);
+    - the root context factory unless given, so every view is checked against an ``__acl__``;
+    - bodies must be JSON (415 otherwise) for methods that take one.
+    """
+
+    default_error_handler = staticmethod(validation_error_handler)
+
+    def __init__(self, name, path, factory=Root, **kw):
+        kw.setdefault("cors_enabled", False)
+        # depth=2: venusian must attach the service to the module that creates it, not this one.
+        super().__init__(name=name, path=path, factory=factory, depth=2, **kw)
+
+    def error_handler(self, request):
+        return validation_error_handler(request)
+
+    def _decorate(self, method, **kw):
+        # Documentation-only arguments, read by the OpenAPI generator.
+        self.docs = getattr(self, "docs", {})
+        self.docs[method] = {
+            "response_status": kw.pop("response_status", 200),
+            "error_codes": kw.pop("error_codes", ()),
+            "summary": kw.pop("summary", None),
+        }
+        if "permission" not in kw:
+            raise ValueError(f"{self.name} {method}: every API view must declare a permission")
+        if method in ("POST", "PUT", "PATCH"):
+            kw.setdefault("content_type", JSON_TYPE)
+        if "schema" in kw:
+            kw.setdefault("validators", (colander_validator,))
+        kw.setdefault("renderer", "json")
+        return super().decorator(method, **kw)
+
+    def get(self, **kw):
+        return self._decorate("GET", **kw)
+
+    def post(self, **kw):
+        return self._decorate("POST", **kw)
+
+    def put(self, **kw):
+        return self._decorate("PUT", **kw)
+
+    def delete(self, **kw):
+        return self._decorate("DELETE", **kw)

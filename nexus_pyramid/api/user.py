@@ -1,0 +1,31 @@
+"""/api/user/profile: the signed-in user's own account."""
+from __future__ import annotations
+
+from ..authz import SELF
+from . import schemas
+from .envelope import success
+from .serializers import user_json
+from .service import ApiService
+
+profile = ApiService(name="user_profile", path="/api/user/profile", description="The signed-in user's profile")
+
+
+def profile_json(request, user) -> dict:
+    data = user_json(user)
+    preferences = request.registry.get("preferences_json")
+    data["preferences"] = preferences(request, user) if preferences else {"genres": [], "actors": [], "movies": []}
+    return data
+
+
+@profile.get(permission=SELF, error_codes=(401,))
+def get_profile(request):
+    return success(profile_json(request, request.identity.user))
+
+
+@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), permission=SELF, error_codes=(401, 409))
+def update_profile(request):
+    user = request.identity.user
+    password_changed = request.users.update_profile(user, request.validated["body"])
+    meta = {"reauthenticate": True} if password_changed else None
+    message = "Profile updated; sign in again with the new password" if password_changed else "Profile updated"
+    return success(user_json(user), message, meta)

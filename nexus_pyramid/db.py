@@ -1,0 +1,87 @@
+"""Database engine and the per-request session joined to pyramid_tm."""
+from __future__ import annotations
+
+from sqlalchemy import engine_from_config, event
+from sqlalchemy.orm import sessionmaker
+import zope.sqlalchemy
+
+
+def get_engine(settings: dict, prefix: str = "sqlalchemy."):
+    url = settings[prefix + "url"]
+    options = {"pool_pre_ping": True, "future": True}
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    else:
+        options.setdefault("pool_size", int(settings.get("sqlalchemy.pool_size", 5)))
+        options.setdefault("max_overflow", int(settings.get("sqlalchemy.max_overflow", 10)))
+        options["connect_args"] = {"connect_timeout": int(settings.get("sqlalchemy.connect_timeout", 5))}
+    config = {k: v for k, v in settings.items() if k.startswith(prefix) and k[len(prefix):] in ("url", "echo")}
+    engine = engine_from_config(config, prefix=prefix, **options)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine) -> None:
+    """SQLite is the embedded development database.
+
+    Foreign keys are off by default in SQLite, so cascades would silently not happen.
+    Transactions start with BEGIN IMMEDIATE: a write lock is taken up front, so
+    concurrent check-then-insert transactions wait for each other (busy timeout)
+    instead of failing with "database is locked" when they upgrade their lock.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, connection_record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def get_session_factory(engine):
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_tm_session(session_factory, transaction_manager, request=None):
+    """A session whose commit/rollback follows ``transaction_manager``."""
+    dbsession = session_factory(info={"request": request})
+    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
+    return dbsession
+
+
+def commit_veto(request, response) -> bool:
+    """pyramid_tm veto: abort error responses unless the error asked to be committed.
+
+    Some errors must persist what led to them: presenting a stolen refresh token answers
+    401 *and* revokes the whole token family.
+    """
+    if request.environ.get("nexus.commit_on_error"):
+        return False
+    return response.status_int >= 400
+
+
+def includeme(config):
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    settings["tm.commit_veto"] = "nexus_pyramid.db.commit_veto"
+    config.include("pyramid_tm")
+
+    engine = get_engine(settings)
+    session_factory = get_session_factory(engine)
+    config.registry["dbsession_factory"] = session_factory
+    config.registry["db_engine"] = engine
+
+    def dbsession(request):
+        # Tests may pass in their own session through the environ.
+        session = request.environ.get("app.dbsession")
+        if session is None:
+            session = get_tm_session(session_factory, request.tm, request=request)
+        return session
+
+    config.add_request_method(dbsession, reify=True)

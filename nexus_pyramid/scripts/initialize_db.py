@@ -1,0 +1,42 @@
+"""nexus-initialize-db <ini>: migrate the database to the latest schema and seed it. Idempotent."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from alembic import command
+from alembic.config import Config
+
+from .common import bootstrap_app
+
+log = logging.getLogger(__name__)
+
+
+def migrate(config_uri: str) -> None:
+    alembic_cfg = Config(config_uri.split("#")[0])
+    command.upgrade(alembic_cfg, "head")
+
+
+def seed(env) -> None:
+    """Seed steps registered by the features (e.g. genres from the movie source)."""
+    request = env["request"]
+    for name, step in request.registry.get("seed_steps", {}).items():
+        with request.tm:
+            result = step(request)
+        log.info("seed %s: %s", name, result)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config_uri", help="the ini file, e.g. development.ini")
+    args = parser.parse_args(argv)
+    migrate(args.config_uri)
+    with bootstrap_app(args.config_uri) as env:
+        seed(env)
+    print("database ready")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Who is calling: one Pyramid 2 security policy for bearer tokens (API) and sessions (console).
+
+The identity is resolved once per request and holds the user loaded from the database,
+so role changes, deletions and password changes apply on the very next request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyramid.authorization import ACLHelper, Authenticated, Everyone
+
+BEARER = "bearer"
+SESSION = "session"
+
+
+@dataclass
+class Identity:
+    user: object
+    via: str
+    principals: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AuthState:
+    identity: Identity | None
+    # "absent": no credentials; "invalid": credentials that did not check out.
+    credentials: str
+
+
+def role_principal(name: str) -> str:
+    return f"role:{name}"
+
+
+def _bearer_token(request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, "" for a malformed header, None if absent."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return ""
+    return token.strip()
+
+
+def resolve_auth_state(request) -> AuthState:
+    from .models import User
+
+    token = _bearer_token(request)
+    if token is not None:
+        claims = request.tokens.decode_access(request, token) if token else None
+        user = request.dbsession.get(User, claims["sub"]) if claims else None
+        if user is None or user.token_version != claims["ver"]:
+            return AuthState(None, "invalid")
+        return AuthState(Identity(user, BEARER, [role_principal(r) for r in user.role_names]), "valid")
+    session_user = request.session_user_id() if request.path_info.startswith("/admin") else None
+    if session_user:
+        user = request.dbsession.get(User, session_user)
+        if user is None or user.token_version != request.session.get("ver"):
+            return AuthState(None, "invalid")
+        return AuthState(Identity(user, SESSION, [role_principal(r) for r in user.role_names]), "valid")
+    return AuthState(None, "absent")
+
+
+class NexusSecurityPolicy:
+    """Bearer JWT for the API, signed session cookie for the admin console."""
+
+    def __init__(self):
+        self.acl = ACLHelper()
+
+    def identity(self, request):
+        return request.auth_state.identity
+
+    def authenticated_userid(self, request):
+        identity = self.identity(request)
+        return str(identity.user.id) if identity else None
+
+    def effective_principals(self, request) -> list[str]:
+        principals = [Everyone]
+        identity = self.identity(request)
+        if identity is not None:
+            principals += [Authenticated, f"user:{identity.user.id}", *identity.principals]
+        return principals
+
+    def permits(self, request, context, permission):
+        return self.acl.permits(context, self.effective_principals(request), permission)
+
+    def remember(self, request, userid, **kw):
+        # Only the console remembers anyone: API clients hold tokens.
+        from .models import User
+
+        user = request.dbsession.get(User, userid)
+        request.session.invalidate()
+        request.session["uid"] = str(user.id)
+        request.session["ver"] = user.token_version
+        request.session.new_csrf_token()
+        return []
+
+    def forget(self, request, **kw):
+        request.session.invalidate()
+        return []
+
+
+def session_user_id(request):
+    import uuid
+
+    value = request.session.get("uid")
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def includeme(config):
+    config.add_request_method(resolve_auth_state, "auth_state", reify=True)
+    config.add_request_method(session_user_id, "session_user_id")
+    config.set_security_policy(NexusSecurityPolicy())

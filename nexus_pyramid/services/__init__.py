@@ -1,0 +1,1 @@
+"""Business logic shared by the JSON API, the admin console and the console scripts."""

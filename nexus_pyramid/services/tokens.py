@@ -1,0 +1,142 @@
+"""Access tokens (JWT, via pyramid-jwt's codec) and rotating refresh tokens."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from pyramid_jwt import JWTAuthenticationPolicy
+from sqlalchemy import select, update
+
+from ..errors import InvalidToken
+from ..models import RefreshToken, User
+from ..models.meta import utcnow
+
+ACCESS_TOKEN_TYPE = "access"
+
+
+def make_codec(settings: dict) -> JWTAuthenticationPolicy:
+    """pyramid-jwt's policy object used only to encode and decode tokens.
+
+    Decoding accepts exactly the configured algorithm, so ``alg: none`` and any
+    other algorithm are rejected.
+    """
+    return JWTAuthenticationPolicy(
+        private_key=settings["jwt.secret"],
+        algorithm=settings["jwt.algorithm"],
+        expiration=int(settings["jwt.access_token_ttl"]),
+        auth_type="Bearer",
+        leeway=0,
+    )
+
+
+def hash_refresh_token(token: str) -> str:
+    # Refresh tokens carry 256 random bits, so a fast digest is enough to store them safely.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenService:
+    def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int):
+        self.db = dbsession
+        self.codec = codec
+        self.refresh_ttl = refresh_ttl
+
+    @property
+    def access_ttl(self) -> int:
+        return int(self.codec.expiration.total_seconds())
+
+    def access_token(self, user: User) -> str:
+        return self.codec.create_token(str(user.id), typ=ACCESS_TOKEN_TYPE, ver=user.token_version)
+
+    def decode_access(self, request, token: str) -> dict | None:
+        """The claims of a valid access token, or None."""
+        claims = self.codec.jwt_decode(request, token)
+        if not claims or claims.get("typ") != ACCESS_TOKEN_TYPE:
+            return None
+        try:
+            claims["sub"] = uuid.UUID(claims["sub"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if not isinstance(claims.get("ver"), int):
+            return None
+        return claims
+
+    def _new_refresh(self, user_id: uuid.UUID, family_id: uuid.UUID) -> tuple[str, RefreshToken]:
+        token = secrets.token_urlsafe(32)
+        row = RefreshToken(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            family_id=family_id,
+            token_hash=hash_refresh_token(token),
+            expires_at=utcnow() + timedelta(seconds=self.refresh_ttl),
+        )
+        self.db.add(row)
+        return token, row
+
+    def issue_pair(self, user: User) -> dict:
+        refresh, _ = self._new_refresh(user.id, uuid.uuid4())
+        self.db.flush()
+        return self._pair(user, refresh)
+
+    def _pair(self, user: User, refresh: str) -> dict:
+        return {
+            "access_token": self.access_token(user),
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": self.access_ttl,
+        }
+
+    def _find(self, token: str, lock: bool = False) -> RefreshToken | None:
+        query = select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
+        if lock:
+            query = query.with_for_update()
+        return self.db.execute(query).scalar_one_or_none()
+
+    def rotate(self, token: str) -> tuple[User, dict]:
+        """Exchange a refresh token for a new pair; the presented one stops working."""
+        row = self._find(token, lock=True)
+        if row is None:
+            raise InvalidToken("The refresh token is invalid.")
+        now = utcnow()
+        if row.revoked_at is not None:
+            if row.replaced_by_id is not None:
+                # A rotated token came back: someone kept a copy. Revoke the whole family,
+                # and keep that revocation although the request fails.
+                self.revoke_family(row.family_id)
+                raise InvalidToken("The refresh token was already used; all sessions of this login were ended.",
+                                   commit=True)
+            raise InvalidToken("The refresh token has been revoked.")
+        if row.expires_at <= now:
+            raise InvalidToken("The refresh token has expired.")
+        user = self.db.get(User, row.user_id)
+        if user is None:
+            raise InvalidToken("The refresh token is invalid.")
+        new_token, new_row = self._new_refresh(row.user_id, row.family_id)
+        self.db.flush()
+        row.revoked_at = now
+        row.replaced_by_id = new_row.id
+        self.db.flush()
+        return user, self._pair(user, new_token)
+
+    def revoke(self, token: str) -> None:
+        row = self._find(token, lock=True)
+        if row is None:
+            raise InvalidToken("The refresh token is invalid.")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            self.db.flush()
+
+    def revoke_family(self, family_id: uuid.UUID) -> None:
+        self.db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+    def revoke_all(self, user_id: uuid.UUID) -> None:
+        self.db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )

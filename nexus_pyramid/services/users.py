@@ -1,0 +1,192 @@
+"""Accounts, profiles and roles: the rules both the API and the admin console follow."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import Conflict, EmailTaken, InvalidCredentials, UserNotFound, ValidationError
+from ..models import INTERACTION_TYPES, Role, User, UserMovieInteraction, user_roles
+from ..models.meta import utcnow
+from .passwords import Passwords
+from .tokens import TokenService
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass
+class Page:
+    items: list
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def total_pages(self) -> int:
+        return (self.total + self.per_page - 1) // self.per_page if self.total else 0
+
+
+class UserService:
+    def __init__(self, dbsession, passwords: Passwords, tokens: TokenService):
+        self.db = dbsession
+        self.passwords = passwords
+        self.tokens = tokens
+
+    # -- lookups -----------------------------------------------------------------
+    def get(self, user_id) -> User:
+        try:
+            key = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
+        except ValueError:
+            raise UserNotFound()
+        user = self.db.get(User, key)
+        if user is None:
+            raise UserNotFound()
+        return user
+
+    def by_email(self, email: str) -> User | None:
+        return self.db.execute(select(User).where(User.email == normalize_email(email))).scalar_one_or_none()
+
+    def role(self, name: str) -> Role:
+        role = self.db.execute(select(Role).where(Role.name == name)).scalar_one_or_none()
+        if role is None:
+            raise ValidationError.field("role", f"Unknown role {name!r}.", "Unknown role.")
+        return role
+
+    # -- accounts ----------------------------------------------------------------
+    def register(self, name: str, email: str, password: str, date_of_birth=None, roles=("user",)) -> User:
+        email = normalize_email(email)
+        if self.by_email(email) is not None:
+            raise EmailTaken()
+        user = User(
+            id=uuid.uuid4(),
+            name=name.strip(),
+            email=email,
+            password_hash=self.passwords.hash(password),
+            date_of_birth=date_of_birth,
+            token_version=0,
+        )
+        user.roles = [self.role(r) for r in roles]
+        self.db.add(user)
+        try:
+            # Two registrations racing past the check above meet the unique constraint here.
+            with self.db.begin_nested():
+                self.db.flush()
+        except IntegrityError:
+            raise EmailTaken()
+        return user
+
+    def authenticate(self, email: str, password: str) -> User:
+        user = self.by_email(email)
+        # The same work whether or not the email exists (verify against a dummy hash).
+        ok = self.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not ok:
+            raise InvalidCredentials()
+        if self.passwords.needs_rehash(user.password_hash):
+            user.password_hash = self.passwords.hash(password)
+        return user
+
+    def update_profile(self, user: User, changes: dict) -> bool:
+        """Apply profile changes. Returns True when the password changed."""
+        wants_sensitive = "email" in changes or "password" in changes
+        if wants_sensitive:
+            current = changes.get("current_password")
+            if current is None:
+                raise ValidationError.field(
+                    "current_password", "Required to change email or password.",
+                    "Changing email or password requires current_password.",
+                )
+            if not self.passwords.verify(user.password_hash, current):
+                raise ValidationError.field("current_password", "Incorrect password.", "Current password is incorrect.")
+        if "name" in changes:
+            user.name = changes["name"].strip()
+        if "date_of_birth" in changes:
+            user.date_of_birth = changes["date_of_birth"]
+        if "email" in changes:
+            email = normalize_email(changes["email"])
+            if email != user.email:
+                other = self.by_email(email)
+                if other is not None:
+                    raise EmailTaken()
+                user.email = email
+        password_changed = False
+        if "password" in changes:
+            user.password_hash = self.passwords.hash(changes["password"])
+            user.token_version = (user.token_version or 0) + 1
+            self.tokens.revoke_all(user.id)
+            password_changed = True
+        try:
+            with self.db.begin_nested():
+                self.db.flush()
+        except IntegrityError:
+            raise EmailTaken()
+        return password_changed
+
+    # -- administration ----------------------------------------------------------
+    def search(self, q: str | None, page: int, per_page: int) -> Page:
+        query = select(User)
+        if q:
+            escaped = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped.lower()}%"
+            query = query.where(
+                or_(func.lower(User.name).like(pattern, escape="\\"), User.email.like(pattern, escape="\\"))
+            )
+        total = self.db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = self.db.execute(
+            query.order_by(User.created_at.desc(), User.id).offset((page - 1) * per_page).limit(per_page)
+        ).scalars().all()
+        return Page(list(rows), page, per_page, total)
+
+    def interaction_counts(self, user: User) -> dict:
+        rows = self.db.execute(
+            select(UserMovieInteraction.interaction_type, func.count())
+            .where(UserMovieInteraction.user_id == user.id)
+            .group_by(UserMovieInteraction.interaction_type)
+        ).all()
+        counts = {kind: 0 for kind in INTERACTION_TYPES}
+        counts.update({kind: n for kind, n in rows})
+        return counts
+
+    def _lock_admins(self) -> Role:
+        """Serialize changes that could remove the last admin (row lock on the admin role)."""
+        return self.db.execute(select(Role).where(Role.name == "admin").with_for_update()).scalar_one()
+
+    def _admin_count(self, admin_role: Role) -> int:
+        return self.db.execute(
+            select(func.count()).select_from(user_roles).where(user_roles.c.role_id == admin_role.id)
+        ).scalar_one()
+
+    def _guard_last_admin(self, user: User, action: str) -> None:
+        admin_role = self._lock_admins()
+        self.db.refresh(user, ["roles"])
+        if "admin" in user.role_names and self._admin_count(admin_role) <= 1:
+            raise Conflict(f"Cannot {action} the last admin.")
+
+    def delete(self, user: User) -> None:
+        self._guard_last_admin(user, "delete")
+        self.db.delete(user)
+        self.db.flush()
+
+    def assign_role(self, user: User, role_name: str) -> User:
+        role = self.role(role_name)
+        if role_name not in user.role_names:
+            user.roles.append(role)
+            self._touch(user)
+        return user
+
+    def revoke_role(self, user: User, role_name: str) -> User:
+        role = self.role(role_name)
+        if role_name == "admin":
+            self._guard_last_admin(user, "remove the role admin from")
+        if role_name in user.role_names:
+            user.roles.remove(role)
+            self._touch(user)
+        return user
+
+    def _touch(self, user: User) -> None:
+        # Roles live in another table, so the ORM would not bump updated_at by itself.
+        user.updated_at = utcnow()
+        self.db.flush()
