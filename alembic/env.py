@@ -11,6 +11,8 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
+    if config.attributes.get("url"):
+        return config.attributes["url"]
     raw = get_appsettings(config.config_file_name, name="main")
     return nexus_settings.load(raw, check=False)["sqlalchemy.url"]
 
@@ -26,7 +28,7 @@ def run_migrations_online():
     if connection is not None:
         _run(connection)
         return
-    if config.config_file_name:
+    if config.config_file_name and not config.attributes.get("url"):
         setup_logging(config.config_file_name)
     engine = get_engine({"sqlalchemy.url": _url()}, "sqlalchemy.")
     try:

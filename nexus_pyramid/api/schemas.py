@@ -15,6 +15,11 @@ MAX_PAGE_TMDB = 500
 
 
 class StrictString(colander.String):
+    """A string, and only a string. "" is kept, so that length validators reject it."""
+
+    def __init__(self, encoding=None, allow_empty=True):
+        super().__init__(encoding, allow_empty)
+
     def deserialize(self, node, cstruct):
         if cstruct is not colander.null and cstruct is not None and not isinstance(cstruct, str):
             raise colander.Invalid(node, "Must be a string")

@@ -1,0 +1,199 @@
+"""Test fixtures.
+
+By default the suite runs on SQLite and in-process caches. With
+NEXUS_TEST_DATABASE_URL (PostgreSQL) and NEXUS_TEST_REDIS_URL set, it runs against
+those servers: the database named in the URL is dropped and created for the run, and
+the Redis database in the URL is flushed between tests, so give the tests their own.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, make_url, text
+from webtest import TestApp
+
+from nexus_pyramid import make_app
+from nexus_pyramid.models import Base
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DB_URL = os.environ.get("NEXUS_TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("NEXUS_TEST_REDIS_URL")
+PROTECTED_DATABASES = {"postgres", "root", "test", "template0", "template1"}
+KEEP_TABLES = {"roles", "alembic_version"}
+PASSWORD = "correct horse battery"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "alembic"))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+def recreate_postgres_database(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.database in PROTECTED_DATABASES:
+        raise RuntimeError(f"refusing to use the database {parsed.database!r} for tests")
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    if TEST_DB_URL:
+        recreate_postgres_database(TEST_DB_URL)
+        url = TEST_DB_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'nexus-test.sqlite'}"
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return TEST_REDIS_URL or ""
+
+
+def make_settings(database_url: str, redis_url: str = "", **overrides) -> dict:
+    settings = {
+        "sqlalchemy.url": database_url,
+        "nexus.redis_url": redis_url,
+        "nexus.env": "testing",
+        "nexus.movie_source": "catalog",
+        "jwt.secret": "testing-secret-0123456789abcdef0123456789",
+        "session.secret": "testing-session-secret-0123456789abcdef0123",
+        # Cheap hashing keeps the suite fast; production uses the argon2 defaults.
+        "auth.argon2.time_cost": "1",
+        "auth.argon2.memory_cost": "8192",
+        "auth.argon2.parallelism": "1",
+        "auth.login_limit_per_email": "5/5 minutes",
+        "auth.login_limit_per_address": "20/5 minutes",
+    }
+    settings.update(overrides)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, redis_url) -> dict:
+    return make_settings(database_url, redis_url)
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    # An empty environ: the tests' settings must not be overridden by the caller's environment.
+    return make_app(settings, environ={})
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def clean_database(engine) -> None:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEEP_TABLES]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+def reset_registry(app) -> None:
+    for hook in app.registry.get("test_reset_hooks", []):
+        hook()
+    app.registry["login_throttle"].reset()
+
+
+@pytest.fixture
+def clean(app, engine, redis_url):
+    clean_database(engine)
+    reset_registry(app)
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    yield
+
+
+@pytest.fixture
+def testapp(app, clean) -> TestApp:
+    return TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.10"})
+
+
+@pytest.fixture
+def dbsession(engine):
+    """A plain session for arranging and checking data.
+
+    It is on its own engine, without the app's SQLite BEGIN IMMEDIATE, so that a test
+    that reads does not hold the write lock the app needs next (WAL lets both go on).
+    """
+    from sqlalchemy.orm import Session
+
+    session = Session(bind=engine, expire_on_commit=False)
+    yield session
+    session.close()
+
+
+class Api:
+    """Small helpers over webtest for the common steps of the tests."""
+
+    def __init__(self, testapp: TestApp, dbsession):
+        self.app = testapp
+        self.db = dbsession
+
+    def register(self, email="ann@example.com", name="Ann", password=PASSWORD, status=201, **extra):
+        body = {"email": email, "name": name, "password": password, **extra}
+        return self.app.post_json("/api/auth/register", body, status=status)
+
+    def login(self, email="ann@example.com", password=PASSWORD, status=200, **kw):
+        return self.app.post_json("/api/auth/login", {"email": email, "password": password}, status=status, **kw)
+
+    def user(self, email="ann@example.com", name="Ann", roles=("user",), password=PASSWORD, **extra) -> dict:
+        """Register a user, give it roles, and return its data plus a fresh access token."""
+        data = self.register(email=email, name=name, password=password, **extra).json["data"]
+        extra_roles = [r for r in roles if r != "user"]
+        if extra_roles or "user" not in roles:
+            self.set_roles(data["user"]["id"], roles)
+            data = self.login(email=email, password=password).json["data"]
+        return {**data["user"], "token": data["access_token"], "refresh": data["refresh_token"]}
+
+    def set_roles(self, user_id: str, roles) -> None:
+        from uuid import UUID
+
+        from sqlalchemy import select
+
+        from nexus_pyramid.models import Role, User
+
+        self.db.rollback()  # start from a fresh snapshot
+        user = self.db.get(User, UUID(user_id))
+        user.roles = list(self.db.execute(select(Role).where(Role.name.in_(roles))).scalars())
+        self.db.commit()
+
+    @staticmethod
+    def auth(token: str) -> dict:
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def api(testapp, dbsession) -> Api:
+    return Api(testapp, dbsession)
+
+
+def assert_error(response, status: int, code: str):
+    assert response.status_int == status, response.text
+    body = response.json
+    assert body["status"] == "error"
+    assert body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["details"], dict)
+    return body
