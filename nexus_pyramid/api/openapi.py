@@ -88,8 +88,11 @@ def node_schema(node) -> dict:
 
 
 def _parameters(path: str, schema) -> list[dict]:
+    typed = {}
+    if schema is not None and "path" in schema:
+        typed = {child.name: node_schema(child) for child in schema["path"].children}
     params = [
-        {"name": name, "in": "path", "required": True, "type": "string"}
+        {"name": name, "in": "path", "required": True, **typed.get(name, {"type": "string"})}
         for name in re.findall(r"{(\w+)}", path)
     ]
     if schema is None:

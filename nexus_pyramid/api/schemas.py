@@ -134,3 +134,32 @@ def request_schema(body=None, querystring=None):
     if querystring is not None:
         schema.add(querystring(name="querystring"))
     return schema
+
+
+# -- movies ---------------------------------------------------------------------
+MAX_TMDB_ID = 2**31 - 1
+
+
+class TmdbIdPath(colander.MappingSchema):
+    tmdb_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, MAX_TMDB_ID),
+                                  description="TMDb movie id (MovieLens id with the offline catalog)")
+
+
+class TmdbPaging(colander.MappingSchema):
+    page = page_node(MAX_PAGE_TMDB)
+
+
+class TrendingQuery(TmdbPaging):
+    window = colander.SchemaNode(colander.String(), missing="day", validator=colander.OneOf(["day", "week"]))
+
+
+class SearchQuery(TmdbPaging):
+    query = colander.SchemaNode(colander.String(), preparer=trimmed, validator=colander.Length(1, 200),
+                                description="Title words (1..200 characters)")
+    year = colander.SchemaNode(colander.Int(), missing=colander.drop, validator=colander.Range(1874, 2100))
+
+
+def path_request_schema(path, querystring=None):
+    schema = request_schema(querystring=querystring)
+    schema.add(path(name="path"))
+    return schema

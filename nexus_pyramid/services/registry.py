@@ -1,6 +1,8 @@
 """Wires the services into the registry (singletons) and the request (per-request objects)."""
 from __future__ import annotations
 
+from ..movie_source import make_cached_source
+from .movies import GenreNames, MovieService, upsert_genres, upsert_movies
 from .passwords import Passwords
 from .ratelimit import LoginThrottle
 from .tokens import TokenService, make_codec
@@ -16,6 +18,13 @@ def _users(request) -> UserService:
     return UserService(request.dbsession, request.registry["passwords"], request.tokens)
 
 
+def _movies(request) -> MovieService:
+    registry = request.registry
+    return MovieService(request.dbsession, registry["movie_source"], registry["genre_names"],
+                        registry.settings.get("tmdb.image_base_url") or "https://image.tmdb.org/t/p/",
+                        registry.settings.get("tmdb.poster_size") or "w500")
+
+
 def _cache_probe(redis_url: str):
     import redis
 
@@ -28,16 +37,49 @@ def _cache_probe(redis_url: str):
     return probe
 
 
+def seed_genres(request) -> str:
+    """Fill ``genres`` from the active movie source (idempotent)."""
+    genres = request.registry["movie_source"].source.genres()
+    return f"{upsert_genres(request.dbsession, genres)} genres"
+
+
+def seed_catalog(request) -> str:
+    """Load every offline-catalog movie into the local mirror (idempotent; catalog source only)."""
+    source = request.registry["movie_source"].source
+    if source.name != "catalog":
+        return "skipped (the movie source is not the catalog)"
+    movies = source.all_movies()
+    upsert_movies(request.dbsession, movies, {g["id"]: g["name"] for g in source.genres()})
+    return f"{len(movies)} catalog movies"
+
+
 def includeme(config):
     settings = config.get_settings()
     registry = config.registry
     registry["passwords"] = Passwords.from_settings(settings)
     registry["jwt_codec"] = make_codec(settings)
     registry["login_throttle"] = LoginThrottle.from_settings(settings)
+    movie_source = registry["movie_source"] = make_cached_source(settings)
+    registry["genre_names"] = GenreNames(movie_source)
+    registry.setdefault("seed_steps", {}).update({"genres": seed_genres, "catalog": seed_catalog})
+
+    def reset_movie_cache():
+        movie_source.region.backend.proxied.__dict__.get("_cache", {}).clear()
+        movie_source.stats.reset()
+        registry["genre_names"]._names = {}
+        breaker = getattr(movie_source.source, "breaker", None)
+        if breaker is not None:
+            breaker.reset()
+
+    registry.setdefault("test_reset_hooks", []).append(reset_movie_cache)
+
     probes = registry.setdefault("readiness_probes", {})
     if settings.get("nexus.redis_url"):
         probes["cache"] = _cache_probe(settings["nexus.redis_url"])
     else:
         probes["cache"] = lambda: {"ok": True, "backend": "memory"}
+    # Reported, not required: with the source down, cached and stale data still serve.
+    probes["movie_source"] = lambda: {"ok": True, **movie_source.state()}
     config.add_request_method(_tokens, "tokens", reify=True)
     config.add_request_method(_users, "users", reify=True)
+    config.add_request_method(_movies, "movies", reify=True)

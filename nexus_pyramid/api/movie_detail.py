@@ -1,0 +1,23 @@
+"""/api/movies/{tmdb_id} and its recommendations."""
+from __future__ import annotations
+
+from ..authz import PUBLIC
+from . import schemas
+from .movies import cache_response
+from .service import ApiService
+
+detail = ApiService(name="movie_detail", path="/api/movies/{tmdb_id}", description="One movie with cast and directors")
+recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tmdb_id}/recommendations",
+                             description="Movies recommended from this one")
+
+
+@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), permission=PUBLIC, error_codes=(404, 503))
+def detail_view(request):
+    return cache_response(request, *request.movies.movie_detail(request.validated["path"]["tmdb_id"]))
+
+
+@recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging), permission=PUBLIC,
+                     error_codes=(404, 503))
+def recommendations_view(request):
+    return cache_response(request, *request.movies.recommendations(request.validated["path"]["tmdb_id"],
+                                                                   request.validated["querystring"]["page"]))

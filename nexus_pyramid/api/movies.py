@@ -1,0 +1,44 @@
+"""/api/movies/* and /api/genres: public movie data from the cached movie source.
+
+Registered before ``movie_detail`` so that /api/movies/trending and /search are not
+taken for a movie id.
+"""
+from __future__ import annotations
+
+from ..authz import PUBLIC
+from . import schemas
+from .envelope import success
+from .service import ApiService
+
+trending = ApiService(name="movies_trending", path="/api/movies/trending", description="Trending movies")
+search = ApiService(name="movies_search", path="/api/movies/search", description="Search movies by title")
+genres = ApiService(name="genres", path="/api/genres", description="The movie genres")
+
+MOVIE_ERRORS = (503,)
+
+
+def cache_response(request, data, meta: dict):
+    """The success envelope with the cache facts as ``meta`` and ``X-Cache``."""
+    from ..movie_source.cache import X_CACHE
+
+    request.response.headers["X-Cache"] = X_CACHE[meta["source"]]
+    return success(data, meta=meta)
+
+
+@trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), permission=PUBLIC,
+              error_codes=MOVIE_ERRORS)
+def trending_view(request):
+    query = request.validated["querystring"]
+    return cache_response(request, *request.movies.trending(query["window"], query["page"]))
+
+
+@search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), permission=PUBLIC,
+            error_codes=MOVIE_ERRORS)
+def search_view(request):
+    query = request.validated["querystring"]
+    return cache_response(request, *request.movies.search(query["query"], query["page"], query.get("year")))
+
+
+@genres.get(permission=PUBLIC, error_codes=MOVIE_ERRORS)
+def genres_view(request):
+    return cache_response(request, *request.movies.genres())

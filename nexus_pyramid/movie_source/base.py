@@ -1,0 +1,71 @@
+"""The movie-source interface. Implementations return TMDb-shaped dicts.
+
+The API layer only ever talks to a ``MovieSource`` (through the cache), never to a
+particular implementation.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+MAX_PAGE = 500
+
+
+class SourceError(Exception):
+    """Base of the errors a source raises."""
+
+
+class SourceNotFound(SourceError):
+    """The source says the thing does not exist (TMDb status_code 34 or 6)."""
+
+
+class SourceUnavailable(SourceError):
+    """The source could not answer: down, timing out, rate limited, misconfigured, or malformed."""
+
+
+def page_of(items: list, page: int, per_page: int = 20, total: int | None = None) -> dict:
+    """A TMDb page envelope over an in-memory list."""
+    total = len(items) if total is None else total
+    total_pages = min(MAX_PAGE, (total + per_page - 1) // per_page)
+    start = (page - 1) * per_page
+    return {"page": page, "results": items[start:start + per_page], "total_pages": total_pages,
+            "total_results": total}
+
+
+class MovieSource(ABC):
+    name = "abstract"
+
+    @abstractmethod
+    def trending(self, window: str, page: int) -> dict:
+        """Page of movies trending over ``window`` ("day" or "week")."""
+
+    @abstractmethod
+    def movie(self, tmdb_id: int) -> dict:
+        """Details with ``credits`` (cast, crew) where the source has them."""
+
+    @abstractmethod
+    def recommendations(self, tmdb_id: int, page: int) -> dict:
+        """Page of movies recommended from this one."""
+
+    @abstractmethod
+    def similar(self, tmdb_id: int, page: int) -> dict:
+        """Page of movies similar in genre/keywords."""
+
+    @abstractmethod
+    def search_movies(self, query: str, page: int, year: int | None = None) -> dict:
+        """Page of movies whose title matches ``query``."""
+
+    @abstractmethod
+    def search_people(self, query: str, page: int) -> dict:
+        """Page of people whose name matches ``query``."""
+
+    @abstractmethod
+    def discover(self, genre_ids=(), cast_ids=(), page: int = 1) -> dict:
+        """Page of movies with all ``genre_ids`` and any of ``cast_ids``, most popular first."""
+
+    @abstractmethod
+    def genres(self) -> list[dict]:
+        """The movie genre list: ``[{"id", "name"}]``."""
+
+    def state(self) -> dict:
+        """Operational facts (breaker state, ...) for readiness and the console."""
+        return {"name": self.name}

@@ -1,0 +1,223 @@
+"""Movies for the API: lookups through the cached source, shaped for the contract, mirrored locally."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..errors import MovieNotFound, UpstreamUnavailable
+from ..models import Genre, Movie, movie_genres
+from ..models.meta import utcnow
+from ..movie_source import SourceNotFound, SourceUnavailable
+from ..movie_source.cache import UPSTREAM, CachedMovieSource, combine
+
+MAX_CAST = 10
+
+
+def parse_date(value) -> date | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+class GenreNames:
+    """Genre id -> name, refreshed from the source's genre list at most once per minute."""
+
+    def __init__(self, source: CachedMovieSource):
+        self.source = source
+        self._names: dict[int, str] = {}
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[int, str]:
+        if time.monotonic() - self._loaded_at > 60 or not self._names:
+            with self._lock:
+                try:
+                    genres = self.source.genres().value
+                    self._names = {g["id"]: g["name"] for g in genres}
+                    self._loaded_at = time.monotonic()
+                except (SourceUnavailable, SourceNotFound):
+                    pass  # keep the names we have; ids without a name are shown without one
+        return self._names
+
+
+class MovieService:
+    def __init__(self, dbsession, source: CachedMovieSource, genre_names: GenreNames, image_base: str,
+                 poster_size: str = "w500"):
+        self.db = dbsession
+        self.source = source
+        self.genre_names = genre_names
+        self.image_base = image_base.rstrip("/") + "/"
+        self.poster_size = poster_size
+
+    # -- shaping -----------------------------------------------------------------
+    def poster_url(self, poster_path: str | None) -> str | None:
+        if not poster_path:
+            return None
+        return f"{self.image_base}{self.poster_size}/{poster_path.lstrip('/')}"
+
+    def item(self, raw: dict) -> dict:
+        """A TMDb-shaped movie (list item or detail) as the contract's Movie."""
+        names = self.genre_names.get()
+        if isinstance(raw.get("genres"), list):
+            genres = [{"id": g["id"], "name": g.get("name") or names.get(g["id"])} for g in raw["genres"]]
+        else:
+            genres = [{"id": g, "name": names.get(g)} for g in raw.get("genre_ids") or []]
+        release = parse_date(raw.get("release_date"))
+        return {
+            "tmdb_id": raw["id"],
+            "title": raw.get("title") or raw.get("original_title") or "",
+            "overview": raw.get("overview") or None,
+            "release_date": release,
+            "release_year": release.year if release else raw.get("year"),
+            "poster_path": raw.get("poster_path"),
+            "poster_url": self.poster_url(raw.get("poster_path")),
+            "popularity": float(raw.get("popularity") or 0),
+            "vote_average": float(raw.get("vote_average") or 0),
+            "vote_count": int(raw.get("vote_count") or 0),
+            "adult": bool(raw.get("adult")),
+            "genres": genres,
+        }
+
+    def detail(self, raw: dict) -> dict:
+        movie = self.item(raw)
+        credits = raw.get("credits")
+        if isinstance(credits, dict):
+            cast = sorted((c for c in credits.get("cast") or [] if isinstance(c, dict)),
+                          key=lambda c: c.get("order", 999))[:MAX_CAST]
+            movie["cast"] = [{"id": c.get("id"), "name": c.get("name"), "character": c.get("character"),
+                              "profile_path": c.get("profile_path")} for c in cast]
+            movie["directors"] = [{"id": c.get("id"), "name": c.get("name")} for c in credits.get("crew") or []
+                                  if isinstance(c, dict) and c.get("job") == "Director"]
+        else:
+            movie["cast"] = None
+            movie["directors"] = None
+        movie["runtime"] = raw.get("runtime")
+        movie["tagline"] = raw.get("tagline") or None
+        return movie
+
+    def _page(self, result, mirror: bool = True) -> tuple[dict, dict]:
+        raw = result.value
+        items = [r for r in raw.get("results", []) if not r.get("adult")]
+        if mirror and result.source == UPSTREAM:
+            self.mirror(items)
+        page = {
+            "results": [self.item(r) for r in items],
+            "page": raw.get("page", 1),
+            "per_page": 20,
+            "total_pages": raw.get("total_pages", 0),
+            "total_results": raw.get("total_results", 0),
+        }
+        return page, {"source": result.source}
+
+    # -- lookups -----------------------------------------------------------------
+    def _call(self, lookup, *args, not_found=MovieNotFound):
+        try:
+            return lookup(*args)
+        except SourceNotFound:
+            raise not_found()
+        except SourceUnavailable:
+            raise UpstreamUnavailable()
+
+    def trending(self, window: str, page: int):
+        return self._page(self._call(self.source.trending, window, page))
+
+    def movie_detail(self, tmdb_id: int):
+        result = self._call(self.source.movie, tmdb_id)
+        if result.source == UPSTREAM:
+            self.mirror([result.value])
+        meta = {"source": result.source}
+        if result.value.get("notes"):
+            meta["notes"] = list(result.value["notes"])
+        return self.detail(result.value), meta
+
+    def recommendations(self, tmdb_id: int, page: int):
+        return self._page(self._call(self.source.recommendations, tmdb_id, page))
+
+    def search(self, query: str, page: int, year: int | None = None):
+        return self._page(self._call(self.source.search_movies, query, page, year))
+
+    def genres(self):
+        result = self._call(self.source.genres)
+        return [{"id": g["id"], "name": g["name"]} for g in result.value], {"source": result.source}
+
+    def ensure_movie(self, tmdb_id: int) -> Movie:
+        """The local row of a movie, fetched from the source and stored if needed."""
+        movie = self.db.execute(select(Movie).where(Movie.tmdb_id == tmdb_id)).scalar_one_or_none()
+        if movie is not None:
+            return movie
+        result = self._call(self.source.movie, tmdb_id)
+        self.mirror([result.value])
+        return self.db.execute(select(Movie).where(Movie.tmdb_id == tmdb_id)).scalar_one()
+
+    # -- the local mirror --------------------------------------------------------
+    def mirror(self, raws: list[dict]) -> None:
+        upsert_movies(self.db, raws, self.genre_names.get())
+
+
+def _insert(dbsession, table):
+    return (pg_insert if dbsession.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def upsert_genres(dbsession, genres: list[dict]) -> int:
+    rows = [{"id": g["id"], "name": g["name"]} for g in genres]
+    if not rows:
+        return 0
+    stmt = _insert(dbsession, Genre).values(rows)
+    dbsession.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"name": stmt.excluded.name}))
+    return len(rows)
+
+
+def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> None:
+    """Insert or update movies by ``tmdb_id`` with their genres, safe when requests race.
+
+    One INSERT .. ON CONFLICT DO UPDATE per batch, rows in ``tmdb_id`` order so that two
+    transactions upserting overlapping batches lock rows in the same order.
+    """
+    by_id = {}
+    for raw in raws:
+        if isinstance(raw, dict) and isinstance(raw.get("id"), int):
+            by_id[raw["id"]] = raw
+    if not by_id:
+        return
+    now = utcnow()
+    rows, genre_links = [], {}
+    for tmdb_id in sorted(by_id):
+        raw = by_id[tmdb_id]
+        genre_ids = [g["id"] for g in raw["genres"]] if isinstance(raw.get("genres"), list) else raw.get("genre_ids") or []
+        genre_links[tmdb_id] = [g for g in genre_ids if g in genre_names]
+        rows.append({
+            "tmdb_id": tmdb_id,
+            "title": (raw.get("title") or raw.get("original_title") or "")[:500],
+            "overview": raw.get("overview") or None,
+            "poster_path": raw.get("poster_path"),
+            "release_date": parse_date(raw.get("release_date")),
+            "popularity": float(raw.get("popularity") or 0),
+            "vote_average": float(raw.get("vote_average") or 0),
+            "vote_count": int(raw.get("vote_count") or 0),
+            "adult": bool(raw.get("adult")),
+            "created_at": now,
+            "updated_at": now,
+        })
+    for start in range(0, len(rows), 500):
+        stmt = _insert(dbsession, Movie).values(rows[start:start + 500])
+        updated = {c: getattr(stmt.excluded, c) for c in ("title", "overview", "poster_path", "release_date",
+                                                          "popularity", "vote_average", "vote_count", "adult",
+                                                          "updated_at")}
+        dbsession.execute(stmt.on_conflict_do_update(index_elements=["tmdb_id"], set_=updated))
+    needed = {g for ids in genre_links.values() for g in ids}
+    if needed:
+        upsert_genres(dbsession, [{"id": g, "name": genre_names[g]} for g in sorted(needed)])
+    ids = dict(dbsession.execute(select(Movie.tmdb_id, Movie.id).where(Movie.tmdb_id.in_(list(by_id)))).all())
+    links = [{"movie_id": ids[t], "genre_id": g} for t, gs in genre_links.items() for g in gs]
+    dbsession.execute(delete(movie_genres).where(movie_genres.c.movie_id.in_(list(ids.values()))))
+    for start in range(0, len(links), 5000):
+        dbsession.execute(_insert(dbsession, movie_genres).values(links[start:start + 5000]).on_conflict_do_nothing())
+    dbsession.expire_all()
