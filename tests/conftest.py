@@ -197,3 +197,43 @@ def assert_error(response, status: int, code: str):
     assert isinstance(body["message"], str) and body["message"]
     assert isinstance(body["details"], dict)
     return body
+
+
+# -- the TMDb source against a fake TMDb --------------------------------------------
+@pytest.fixture(scope="session")
+def fake_tmdb():
+    from tests.fake_tmdb import FakeTMDb
+
+    fake = FakeTMDb()
+    yield fake
+    fake.close()
+
+
+def tmdb_settings(database_url, redis_url, base_url, **overrides) -> dict:
+    from tests.fake_tmdb import API_KEY
+
+    return make_settings(database_url, redis_url, **{
+        "nexus.movie_source": "tmdb",
+        "tmdb.base_url": base_url,
+        "tmdb.api_key": API_KEY,
+        "tmdb.connect_timeout": "0.5",
+        "tmdb.read_timeout": "0.5",
+        "tmdb.budget": "2",
+        "tmdb.backoff_base": "0.01",
+        "tmdb.backoff_cap": "0.05",
+        "tmdb.breaker_threshold": "3",
+        "tmdb.breaker_reset": "0.5",
+        **overrides,
+    })
+
+
+@pytest.fixture(scope="session")
+def tmdb_app(database_url, redis_url, fake_tmdb):
+    return make_app(tmdb_settings(database_url, redis_url, fake_tmdb.base_url), environ={})
+
+
+@pytest.fixture
+def tmdb_testapp(tmdb_app, clean, fake_tmdb) -> TestApp:
+    reset_registry(tmdb_app)
+    fake_tmdb.reset()
+    return TestApp(tmdb_app, extra_environ={"REMOTE_ADDR": "192.0.2.20"})

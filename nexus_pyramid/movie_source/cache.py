@@ -276,5 +276,9 @@ class CachedMovieSource:
     def genres(self) -> Result:
         return self.fetch("genres", "genres", self.source.genres)
 
+    def expire_all(self) -> None:
+        """Mark every cached value as expired (kept for stale serving), e.g. after a data fix."""
+        self.region.invalidate(hard=False)
+
     def state(self) -> dict:
         return {**self.source.state(), "cache": self.stats.as_dict()}
