@@ -1,6 +1,8 @@
 """Database engine and the per-request session joined to pyramid_tm."""
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import engine_from_config, event
 from sqlalchemy.orm import sessionmaker
 import zope.sqlalchemy
@@ -34,6 +36,8 @@ def _configure_sqlite(engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, connection_record):
         dbapi_connection.isolation_level = None
+        # Not every SQLite build has the math functions; the recommender's rebuild needs sqrt.
+        dbapi_connection.create_function("sqrt", 1, math.sqrt, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")

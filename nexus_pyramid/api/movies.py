@@ -6,6 +6,7 @@ taken for a movie id.
 from __future__ import annotations
 
 from ..authz import PUBLIC
+from ..services.recommender import can_see_adult
 from . import schemas
 from .envelope import success
 from .service import ApiService
@@ -36,7 +37,11 @@ def trending_view(request):
             error_codes=MOVIE_ERRORS)
 def search_view(request):
     query = request.validated["querystring"]
-    return cache_response(request, *request.movies.search(query["query"], query["page"], query.get("year")))
+    # A token is optional here; a signed-in adult may see adult titles, nobody else does.
+    user = request.identity.user if request.identity else None
+    allow_adult = user is not None and can_see_adult(user.date_of_birth)
+    return cache_response(request, *request.movies.search(query["query"], query["page"], query.get("year"),
+                                                          allow_adult))
 
 
 @genres.get(permission=PUBLIC, error_codes=MOVIE_ERRORS)

@@ -163,3 +163,51 @@ def path_request_schema(path, querystring=None):
     schema = request_schema(querystring=querystring)
     schema.add(path(name="path"))
     return schema
+
+
+# -- preferences, interactions, recommendations ----------------------------------
+INTERACTION_TYPES = ("liked", "bookmarked", "watched")
+
+
+class StrictSequence(colander.Sequence):
+    """A JSON array, and only an array (null or an object is a 400)."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is None or not isinstance(cstruct, list):
+            raise colander.Invalid(node, "Must be a list")
+        return super().deserialize(node, cstruct)
+
+
+def id_list_node(name, max_items, **kw):
+    return colander.SchemaNode(
+        StrictSequence(), colander.SchemaNode(StrictInt(), name="id", validator=colander.Range(1, MAX_TMDB_ID)),
+        name=name, missing=colander.drop, validator=colander.Length(0, max_items), **kw)
+
+
+class ActorNode(colander.MappingSchema):
+    id = colander.SchemaNode(StrictInt(), validator=colander.Range(1, MAX_TMDB_ID))
+    name = colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(0, 200),
+                               missing=None)
+
+
+class PreferencesBody(colander.MappingSchema):
+    genre_ids = id_list_node("genre_ids", 30, description="Replaces the favorite genres (TMDb genre ids)")
+    actor_ids = id_list_node("actor_ids", 50, description="Replaces the favorite actors (TMDb person ids)")
+    actors = colander.SchemaNode(StrictSequence(), ActorNode(name="actor"), missing=colander.drop,
+                                 validator=colander.Length(0, 50),
+                                 description="Alternative to actor_ids that also names them: [{id, name}]")
+    movie_ids = id_list_node("movie_ids", 100, description="Replaces the favorite movies (tmdb ids)")
+
+
+class InteractionsQuery(LocalPaging):
+    type = colander.SchemaNode(colander.String(), missing=colander.drop,
+                               validator=colander.OneOf(INTERACTION_TYPES))
+
+
+class InteractionBody(colander.MappingSchema):
+    tmdb_id = colander.SchemaNode(StrictInt(), validator=colander.Range(1, MAX_TMDB_ID))
+    interaction_type = colander.SchemaNode(StrictString(), validator=colander.OneOf(INTERACTION_TYPES))
+
+
+class InteractionPath(colander.MappingSchema):
+    interaction_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, 2**63 - 1))

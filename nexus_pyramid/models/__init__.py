@@ -1,7 +1,8 @@
 """SQLAlchemy models. Importing this package registers every table on ``Base.metadata``."""
 from .interaction import INTERACTION_TYPES, UserMovieInteraction  # noqa: F401
 from .meta import Base  # noqa: F401
-from .movie import Genre, Movie, movie_genres  # noqa: F401
+from .audit import AuditLogEntry  # noqa: F401
+from .movie import Genre, Movie, MovieSimilarity, movie_genres  # noqa: F401
 from .preference import UserActorPreference, UserGenrePreference, UserMoviePreference  # noqa: F401
 from .token import RefreshToken  # noqa: F401
 from .user import ROLE_NAMES, Role, User, user_roles  # noqa: F401

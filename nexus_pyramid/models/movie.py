@@ -33,6 +33,8 @@ class Movie(Base):
     overview: Mapped[str | None] = mapped_column(Text, nullable=True)
     poster_path: Mapped[str | None] = mapped_column(String(255), nullable=True)
     release_date: Mapped[date | None] = mapped_column(nullable=True)
+    # Known without a full date for catalog movies (MovieLens has years only).
+    release_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     popularity: Mapped[float] = mapped_column(Float, default=0.0)
     vote_average: Mapped[float] = mapped_column(Float, default=0.0)
     vote_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -42,3 +44,20 @@ class Movie(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     genres: Mapped[list[Genre]] = relationship(secondary=movie_genres, lazy="selectin", order_by=Genre.id)
+
+
+class MovieSimilarity(Base):
+    """Item-to-item neighbours from co-occurrence in users' interactions.
+
+    A bounded table (the top neighbours of each movie), rebuilt from
+    ``user_movie_interactions`` by ``nexus-rebuild-similarities`` on a schedule.
+    """
+
+    __tablename__ = "movie_similarities"
+
+    movie_id: Mapped[int] = mapped_column(Integer, ForeignKey("movies.id", ondelete="CASCADE"), primary_key=True)
+    other_movie_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("movies.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    score: Mapped[float] = mapped_column(Float)
+    support: Mapped[float] = mapped_column(Float)

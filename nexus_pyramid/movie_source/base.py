@@ -51,7 +51,7 @@ class MovieSource(ABC):
         """Page of movies similar in genre/keywords."""
 
     @abstractmethod
-    def search_movies(self, query: str, page: int, year: int | None = None) -> dict:
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> dict:
         """Page of movies whose title matches ``query``."""
 
     @abstractmethod

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
@@ -165,7 +166,17 @@ class ResilientBackend(ProxyBackend):
         self._guard("delete_multi", None, keys)
 
 
-def make_cache_region(settings: dict, stats: CacheStats):
+def _json_default(value):
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"cannot cache {type(value).__name__}")
+
+
+def dumps(value) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=_json_default).encode("utf-8")
+
+
+def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:movies:"):
     """A dogpile region from the settings: Redis when ``nexus.redis_url`` is set, else memory."""
     hard_limit = min(SIX_MONTHS, int(settings.get("cache.hard_limit", 30 * 24 * 3600)))
     backend = settings.get("cache.backend") or (
@@ -183,9 +194,9 @@ def make_cache_region(settings: dict, stats: CacheStats):
             "connection_kwargs": {"socket_connect_timeout": float(settings.get("cache.socket_timeout", 0.5))},
         }
     region = make_region(
-        serializer=lambda value: json.dumps(value, separators=(",", ":")).encode("utf-8"),
+        serializer=dumps,
         deserializer=lambda data: json.loads(data),
-        key_mangler=lambda key: "nexus:movies:" + key,
+        key_mangler=lambda key: prefix + key,
     )
     region.configure(backend, arguments=arguments, wrap=[ResilientBackend(stats)])
     return region, hard_limit
@@ -258,10 +269,10 @@ class CachedMovieSource:
     def similar(self, tmdb_id: int, page: int) -> Result:
         return self.fetch("recommendations", f"similar:{tmdb_id}:{page}", lambda: self.source.similar(tmdb_id, page))
 
-    def search_movies(self, query: str, page: int, year: int | None = None) -> Result:
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> Result:
         normalized = " ".join(query.lower().split())
-        return self.fetch("search", f"search:{year}:{page}:{json.dumps(normalized)}",
-                          lambda: self.source.search_movies(query, page, year))
+        return self.fetch("search", f"search:{int(include_adult)}:{year}:{page}:{json.dumps(normalized)}",
+                          lambda: self.source.search_movies(query, page, year, include_adult))
 
     def search_people(self, query: str, page: int) -> Result:
         normalized = " ".join(query.lower().split())

@@ -118,7 +118,7 @@ class CatalogSource(MovieSource):
         ids = [m for score, _pop, m in sorted(scored, key=lambda t: (-t[0], -t[1], t[2])) if score >= 0.5][:100]
         return self._page(ids, page)
 
-    def search_movies(self, query: str, page: int, year: int | None = None) -> dict:
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> dict:
         terms = normalize(query).split()
         if not terms:
             return self._page([], page)

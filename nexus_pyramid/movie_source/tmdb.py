@@ -170,9 +170,9 @@ class TMDbSource(MovieSource):
     def similar(self, tmdb_id: int, page: int) -> dict:
         return self._page(self._get(f"/movie/{int(tmdb_id)}/similar", page=page, language=self.language))
 
-    def search_movies(self, query: str, page: int, year: int | None = None) -> dict:
-        return self._page(self._get("/search/movie", query=query, page=page, year=year, include_adult="false",
-                                    language=self.language))
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> dict:
+        return self._page(self._get("/search/movie", query=query, page=page, year=year,
+                                    include_adult="true" if include_adult else "false", language=self.language))
 
     def search_people(self, query: str, page: int) -> dict:
         return self._page(self._get("/search/person", query=query, page=page, include_adult="false"))

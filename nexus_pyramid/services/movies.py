@@ -27,6 +27,14 @@ def parse_date(value) -> date | None:
         return None
 
 
+def release_year(raw: dict) -> int | None:
+    release = parse_date(raw.get("release_date"))
+    if release is not None:
+        return release.year
+    year = raw.get("year")
+    return year if isinstance(year, int) else None
+
+
 class GenreNames:
     """Genre id -> name, refreshed from the source's genre list at most once per minute."""
 
@@ -70,13 +78,12 @@ class MovieService:
             genres = [{"id": g["id"], "name": g.get("name") or names.get(g["id"])} for g in raw["genres"]]
         else:
             genres = [{"id": g, "name": names.get(g)} for g in raw.get("genre_ids") or []]
-        release = parse_date(raw.get("release_date"))
         return {
             "tmdb_id": raw["id"],
             "title": raw.get("title") or raw.get("original_title") or "",
             "overview": raw.get("overview") or None,
-            "release_date": release,
-            "release_year": release.year if release else raw.get("year"),
+            "release_date": parse_date(raw.get("release_date")),
+            "release_year": release_year(raw),
             "poster_path": raw.get("poster_path"),
             "poster_url": self.poster_url(raw.get("poster_path")),
             "popularity": float(raw.get("popularity") or 0),
@@ -84,6 +91,23 @@ class MovieService:
             "vote_count": int(raw.get("vote_count") or 0),
             "adult": bool(raw.get("adult")),
             "genres": genres,
+        }
+
+    def row_item(self, movie: Movie) -> dict:
+        """A locally stored movie as the contract's Movie."""
+        return {
+            "tmdb_id": movie.tmdb_id,
+            "title": movie.title,
+            "overview": movie.overview,
+            "release_date": movie.release_date,
+            "release_year": movie.release_year,
+            "poster_path": movie.poster_path,
+            "poster_url": self.poster_url(movie.poster_path),
+            "popularity": movie.popularity,
+            "vote_average": movie.vote_average,
+            "vote_count": movie.vote_count,
+            "adult": movie.adult,
+            "genres": [{"id": g.id, "name": g.name} for g in movie.genres],
         }
 
     def detail(self, raw: dict) -> dict:
@@ -103,9 +127,9 @@ class MovieService:
         movie["tagline"] = raw.get("tagline") or None
         return movie
 
-    def _page(self, result, mirror: bool = True) -> tuple[dict, dict]:
+    def _page(self, result, mirror: bool = True, allow_adult: bool = False) -> tuple[dict, dict]:
         raw = result.value
-        items = [r for r in raw.get("results", []) if not r.get("adult")]
+        items = [r for r in raw.get("results", []) if allow_adult or not r.get("adult")]
         if mirror and result.source == UPSTREAM:
             self.mirror(items)
         page = {
@@ -141,8 +165,10 @@ class MovieService:
     def recommendations(self, tmdb_id: int, page: int):
         return self._page(self._call(self.source.recommendations, tmdb_id, page))
 
-    def search(self, query: str, page: int, year: int | None = None):
-        return self._page(self._call(self.source.search_movies, query, page, year))
+    def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False):
+        """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
+        return self._page(self._call(self.source.search_movies, query, page, year, allow_adult),
+                          allow_adult=allow_adult)
 
     def genres(self):
         result = self._call(self.source.genres)
@@ -199,6 +225,7 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
             "overview": raw.get("overview") or None,
             "poster_path": raw.get("poster_path"),
             "release_date": parse_date(raw.get("release_date")),
+            "release_year": release_year(raw),
             "popularity": float(raw.get("popularity") or 0),
             "vote_average": float(raw.get("vote_average") or 0),
             "vote_count": int(raw.get("vote_count") or 0),
@@ -209,7 +236,7 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
     for start in range(0, len(rows), 500):
         stmt = _insert(dbsession, Movie).values(rows[start:start + 500])
         updated = {c: getattr(stmt.excluded, c) for c in ("title", "overview", "poster_path", "release_date",
-                                                          "popularity", "vote_average", "vote_count", "adult",
+                                                          "release_year", "popularity", "vote_average", "vote_count", "adult",
                                                           "updated_at")}
         dbsession.execute(stmt.on_conflict_do_update(index_elements=["tmdb_id"], set_=updated))
     needed = {g for ids in genre_links.values() for g in ids}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from ..movie_source import make_cached_source
+from ..movie_source.cache import CacheStats, make_cache_region
+from .library import LibraryService
 from .movies import GenreNames, MovieService, upsert_genres, upsert_movies
 from .passwords import Passwords
 from .ratelimit import LoginThrottle
@@ -23,6 +25,12 @@ def _movies(request) -> MovieService:
     return MovieService(request.dbsession, registry["movie_source"], registry["genre_names"],
                         registry.settings.get("tmdb.image_base_url") or "https://image.tmdb.org/t/p/",
                         registry.settings.get("tmdb.poster_size") or "w500")
+
+
+def _library(request) -> LibraryService:
+    registry = request.registry
+    return LibraryService(request.dbsession, request.movies, registry["recs_region"],
+                          int(registry.settings.get("cache.ttl.recommendations_user", 600)))
 
 
 def _cache_probe(redis_url: str):
@@ -53,6 +61,13 @@ def seed_catalog(request) -> str:
     return f"{len(movies)} catalog movies"
 
 
+def seed_similarities(request) -> str:
+    """Rebuild the recommender's co-occurrence neighbours from the interactions."""
+    from .recommender import rebuild_similarities
+
+    return f"{rebuild_similarities(request.dbsession)} movie similarities"
+
+
 def includeme(config):
     settings = config.get_settings()
     registry = config.registry
@@ -61,10 +76,14 @@ def includeme(config):
     registry["login_throttle"] = LoginThrottle.from_settings(settings)
     movie_source = registry["movie_source"] = make_cached_source(settings)
     registry["genre_names"] = GenreNames(movie_source)
-    registry.setdefault("seed_steps", {}).update({"genres": seed_genres, "catalog": seed_catalog})
+    registry.setdefault("seed_steps", {}).update({"genres": seed_genres, "catalog": seed_catalog,
+                                                  "similarities": seed_similarities})
+    registry["recs_region"], _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:")
+    registry["preferences_json"] = lambda request, user: request.library.preferences_json(user)
 
     def reset_movie_cache():
-        movie_source.region.backend.proxied.__dict__.get("_cache", {}).clear()
+        for region in (movie_source.region, registry["recs_region"]):
+            region.backend.proxied.__dict__.get("_cache", {}).clear()
         movie_source.stats.reset()
         registry["genre_names"]._names = {}
         breaker = getattr(movie_source.source, "breaker", None)
@@ -83,3 +102,4 @@ def includeme(config):
     config.add_request_method(_tokens, "tokens", reify=True)
     config.add_request_method(_users, "users", reify=True)
     config.add_request_method(_movies, "movies", reify=True)
+    config.add_request_method(_library, "library", reify=True)

@@ -1,0 +1,73 @@
+"""/api/user/preferences, /api/user/interactions, /api/user/recommendations (token required)."""
+from __future__ import annotations
+
+from ..authz import SELF
+from ..errors import ValidationError
+from . import schemas
+from .envelope import paged, success
+from .service import ApiService
+
+preferences = ApiService(name="user_preferences", path="/api/user/preferences",
+                         description="Favorite genres, actors and movies")
+interactions = ApiService(name="user_interactions", path="/api/user/interactions",
+                          description="Liked, bookmarked and watched movies")
+interaction = ApiService(name="user_interaction", path="/api/user/interactions/{interaction_id}",
+                         description="One interaction")
+recommendations = ApiService(name="user_recommendations", path="/api/user/recommendations",
+                             description="Personalized recommendations")
+
+
+@preferences.get(permission=SELF, error_codes=(401,))
+def get_preferences(request):
+    return success(request.library.preferences_json(request.identity.user))
+
+
+@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), permission=SELF,
+                  error_codes=(401, 503))
+def save_preferences(request):
+    body = request.validated["body"]
+    if "actor_ids" in body and "actors" in body:
+        raise ValidationError.field("actors", "Give actor_ids or actors, not both.")
+    actors = None
+    if "actors" in body:
+        actors = [(a["id"], a["name"] or None) for a in body["actors"]]
+    elif "actor_ids" in body:
+        actors = [(a, None) for a in body["actor_ids"]]
+    user = request.identity.user
+    request.library.save_preferences(user, body.get("genre_ids"), actors, body.get("movie_ids"))
+    return success(request.library.preferences_json(user), "Preferences saved")
+
+
+@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), permission=SELF,
+                  error_codes=(401,))
+def list_interactions(request):
+    query = request.validated["querystring"]
+    page = request.library.interactions(request.identity.user, query.get("type"), query["page"], query["per_page"])
+    return success(paged([request.library.interaction_json(i) for i in page.items], page.page, page.per_page,
+                         page.total))
+
+
+@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), permission=SELF, response_status=201,
+                   error_codes=(401, 404, 503))
+def add_interaction(request):
+    body = request.validated["body"]
+    item, created = request.library.add_interaction(request.identity.user, body["tmdb_id"], body["interaction_type"])
+    request.response.status_int = 201 if created else 200
+    return success(request.library.interaction_json(item), "Interaction recorded" if created else "Already recorded")
+
+
+@interaction.delete(schema=schemas.path_request_schema(schemas.InteractionPath), permission=SELF,
+                    error_codes=(401, 404))
+def delete_interaction(request):
+    request.library.remove_interaction(request.identity.user, request.validated["path"]["interaction_id"])
+    return success(None, "Interaction deleted")
+
+
+@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging), permission=SELF,
+                     error_codes=(401, 503))
+def get_recommendations(request):
+    query = request.validated["querystring"]
+    page, per_page = query["page"], query["per_page"]
+    ranked = request.library.recommendations(request.identity.user)
+    start = (page - 1) * per_page
+    return success(paged(ranked[start:start + per_page], page, per_page, len(ranked)))

@@ -1,0 +1,160 @@
+"""A user's own movie data: saved preferences, interactions, and their recommendations."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..errors import InteractionNotFound, MovieNotFound, ValidationError
+from ..models.meta import utcnow
+from ..models import (Genre, Movie, UserActorPreference, UserGenrePreference, UserMovieInteraction,
+                      UserMoviePreference)
+from .movies import MovieService
+from .recommender import Recommender, SqlStore, user_signal
+from .users import Page
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Preferences:
+    genres: list
+    actors: list
+    movies: list
+
+
+class LibraryService:
+    def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600):
+        self.db = dbsession
+        self.movies = movies
+        self.recs_region = recs_region
+        self.recs_ttl = recs_ttl
+
+    # -- preferences -------------------------------------------------------------
+    def preferences(self, user) -> Preferences:
+        genres = self.db.execute(
+            select(Genre).join(UserGenrePreference, UserGenrePreference.genre_id == Genre.id)
+            .where(UserGenrePreference.user_id == user.id).order_by(Genre.name)).scalars().all()
+        actors = self.db.execute(
+            select(UserActorPreference).where(UserActorPreference.user_id == user.id)
+            .order_by(UserActorPreference.created_at, UserActorPreference.person_id)).scalars().all()
+        movies = self.db.execute(
+            select(Movie).join(UserMoviePreference, UserMoviePreference.movie_id == Movie.id)
+            .where(UserMoviePreference.user_id == user.id)
+            .order_by(UserMoviePreference.created_at, Movie.tmdb_id)).scalars().all()
+        return Preferences(list(genres), list(actors), list(movies))
+
+    def preferences_json(self, user) -> dict:
+        prefs = self.preferences(user)
+        return {
+            "genres": [{"id": g.id, "name": g.name} for g in prefs.genres],
+            "actors": [{"id": a.person_id, "name": a.name} for a in prefs.actors],
+            "movies": [self.movies.row_item(m) for m in prefs.movies],
+        }
+
+    def save_preferences(self, user, genre_ids=None, actors=None, movie_ids=None) -> None:
+        """Each list given replaces the saved one; a list left out (None) is kept."""
+        if genre_ids is not None:
+            genre_ids = list(dict.fromkeys(genre_ids))
+            known = set(self.db.execute(select(Genre.id).where(Genre.id.in_(genre_ids))).scalars())
+            unknown = [g for g in genre_ids if g not in known]
+            if unknown:
+                raise ValidationError("Unknown genre ids.", details={
+                    "genre_ids": [f"Unknown genre id: {g}" for g in unknown]})
+        movie_rows = None
+        if movie_ids is not None:
+            movie_rows, unknown = [], []
+            for tmdb_id in dict.fromkeys(movie_ids):
+                try:
+                    movie_rows.append(self.movies.ensure_movie(tmdb_id))
+                except MovieNotFound:
+                    unknown.append(tmdb_id)
+            if unknown:
+                raise ValidationError("Unknown movie ids.", details={
+                    "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})
+        if genre_ids is not None:
+            self.db.execute(delete(UserGenrePreference).where(UserGenrePreference.user_id == user.id))
+            self.db.add_all(UserGenrePreference(user_id=user.id, genre_id=g) for g in genre_ids)
+        if actors is not None:
+            self.db.execute(delete(UserActorPreference).where(UserActorPreference.user_id == user.id))
+            self.db.add_all(UserActorPreference(user_id=user.id, person_id=pid, name=name)
+                            for pid, name in dict(actors).items())
+        if movie_rows is not None:
+            self.db.execute(delete(UserMoviePreference).where(UserMoviePreference.user_id == user.id))
+            self.db.add_all(UserMoviePreference(user_id=user.id, movie_id=m.id) for m in movie_rows)
+        self.db.flush()
+        self.forget_recommendations(user)
+
+    # -- interactions ------------------------------------------------------------
+    def interaction_json(self, interaction: UserMovieInteraction) -> dict:
+        return {"id": interaction.id, "interaction_type": interaction.interaction_type,
+                "created_at": interaction.created_at, "movie": self.movies.row_item(interaction.movie)}
+
+    def interactions(self, user, kind: str | None, page: int, per_page: int) -> Page:
+        query = select(UserMovieInteraction).where(UserMovieInteraction.user_id == user.id)
+        if kind:
+            query = query.where(UserMovieInteraction.interaction_type == kind)
+        total = self.db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = self.db.execute(
+            query.order_by(UserMovieInteraction.created_at.desc(), UserMovieInteraction.id.desc())
+            .offset((page - 1) * per_page).limit(per_page)).scalars().all()
+        return Page(list(rows), page, per_page, total)
+
+    def add_interaction(self, user, tmdb_id: int, kind: str) -> tuple[UserMovieInteraction, bool]:
+        """Record an interaction. Returns (interaction, created); never a duplicate row."""
+        movie = self.movies.ensure_movie(tmdb_id)
+        insert = pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        inserted = self.db.execute(
+            insert(UserMovieInteraction)
+            .values(user_id=user.id, movie_id=movie.id, interaction_type=kind, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["user_id", "movie_id", "interaction_type"])
+            .returning(UserMovieInteraction.id)
+        ).scalar_one_or_none()
+        interaction = self.db.execute(
+            select(UserMovieInteraction).where(UserMovieInteraction.user_id == user.id,
+                                               UserMovieInteraction.movie_id == movie.id,
+                                               UserMovieInteraction.interaction_type == kind)
+        ).scalar_one()
+        if inserted is not None:
+            self.forget_recommendations(user)
+        return interaction, inserted is not None
+
+    def remove_interaction(self, user, interaction_id: int) -> None:
+        interaction = self.db.get(UserMovieInteraction, interaction_id)
+        if interaction is None or interaction.user_id != user.id:
+            raise InteractionNotFound()
+        self.db.delete(interaction)
+        self.db.flush()
+        self.forget_recommendations(user)
+
+    # -- recommendations ---------------------------------------------------------
+    def _recs_key(self, user) -> str:
+        return f"recs:{user.id}"
+
+    def forget_recommendations(self, user) -> None:
+        if self.recs_region is not None:
+            self.recs_region.delete(self._recs_key(user))
+
+    def recommendations(self, user) -> list[dict]:
+        """The user's ranked recommendations (cached until their data changes)."""
+        if self.recs_region is None:
+            return self._compute(user)
+        return self.recs_region.get_or_create(self._recs_key(user), lambda: self._compute(user),
+                                              expiration_time=self.recs_ttl)
+
+    def _compute(self, user) -> list[dict]:
+        signal = user_signal(self.db, user, self.preferences(user))
+        recommender = Recommender(SqlStore(self.db), self.movies.source)
+        picks = recommender.recommend(signal)
+        wanted = [p.tmdb_id for p in picks]
+        rows = {m.tmdb_id: m for m in self.db.execute(select(Movie).where(Movie.tmdb_id.in_(wanted))).scalars()}
+        missing = [recommender.source_items[t] for t in wanted if t not in rows and t in recommender.source_items]
+        if missing:  # suggested by the source and not mirrored yet
+            self.movies.mirror(missing)
+            rows.update({m.tmdb_id: m for m in self.db.execute(
+                select(Movie).where(Movie.tmdb_id.in_([r["id"] for r in missing]))).scalars()})
+        return [{"movie": self.movies.row_item(rows[p.tmdb_id]), "score": p.score, "reasons": p.reasons}
+                for p in picks if p.tmdb_id in rows]

@@ -1,0 +1,369 @@
+"""Personalized recommendations. One module, used by the API and by ``bench/evaluate.py`` alike.
+
+Interface: ``Recommender(store, source).recommend(user_signal, limit)`` ->
+``[Recommendation(tmdb_id, score, reasons)]``.
+
+Candidates come from
+  1. item-to-item co-occurrence across all users' interactions (``movie_similarities``,
+     rebuilt by ``rebuild_similarities``); liked and watched weigh more than bookmarked;
+  2. the movie source's recommendations for the user's most recent liked movies;
+  3. movies of the user's favourite genres and actors;
+and are scored as a weighted sum of those signals, a popularity prior and a quality term
+(the vote average shrunk towards the global mean by the vote count), then re-ranked for
+diversity (not a page of one genre or one franchise). Everything the user already
+interacted with, and their favourite movies, are excluded. A user with no signal gets
+popular movies with a reason saying so.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import func, select, text
+
+from ..models import Movie, MovieSimilarity, UserMovieInteraction, movie_genres
+from ..movie_source import SourceNotFound, SourceUnavailable
+
+TYPE_WEIGHTS = {"liked": 1.0, "watched": 0.8, "bookmarked": 0.4}
+VERBS = {"liked": "liked", "watched": "watched", "bookmarked": "saved", "favorite": "added to your favorites"}
+MAX_SEEDS = 50
+NEIGHBOURS_PER_SEED = 50
+SOURCE_SEEDS = 5
+RESULT_SIZE = 100
+
+DEFAULT_WEIGHTS = {"cooccurrence": 1.0, "source": 0.7, "genre": 0.25, "actor": 0.35, "popularity": 0.08,
+                   "quality": 0.08}
+POPULAR_REASON = "Popular right now"
+COLD_START_REASON = "Popular right now: like a few movies to get personal picks"
+
+
+@dataclass
+class UserSignal:
+    """What the recommender knows of one user."""
+
+    interactions: list = field(default_factory=list)  # [(tmdb_id, title, type)] newest first
+    favorite_genres: dict = field(default_factory=dict)  # {genre_id: name}
+    favorite_actors: dict = field(default_factory=dict)  # {person_id: name or None}
+    favorite_movies: list = field(default_factory=list)  # [(tmdb_id, title)]
+    allow_adult: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.interactions or self.favorite_genres or self.favorite_actors or self.favorite_movies)
+
+
+@dataclass
+class Recommendation:
+    tmdb_id: int
+    score: float
+    reasons: list[str]
+
+
+@dataclass
+class MovieInfo:
+    tmdb_id: int
+    title: str
+    popularity: float
+    vote_average: float
+    vote_count: int
+    adult: bool
+    genre_ids: list[int]
+
+
+def can_see_adult(date_of_birth: date | None, today: date | None = None) -> bool:
+    """Adult titles only for users whose date of birth shows they are 18 or older."""
+    if date_of_birth is None:
+        return False
+    today = today or date.today()
+    age = today.year - date_of_birth.year - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
+    return age >= 18
+
+
+_FRANCHISE_NOISE = re.compile(r"[^a-z0-9 ]+")
+
+
+def franchise_key(title: str) -> str:
+    """A rough franchise key: the first significant word before any colon ("The Matrix Reloaded" -> "matrix")."""
+    words = [w for w in _FRANCHISE_NOISE.sub(" ", title.lower().split(":")[0]).split() if w not in ("the", "a", "an")]
+    return " ".join(words[:1]) if words else title.lower()
+
+
+class SqlStore:
+    """The recommender's data, read from the database (movies, similarities, popularity)."""
+
+    def __init__(self, dbsession):
+        self.db = dbsession
+
+    def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED) -> dict[int, list]:
+        if not tmdb_ids:
+            return {}
+        seed = Movie.__table__.alias("seed")
+        other = Movie.__table__.alias("other")
+        rows = self.db.execute(
+            select(seed.c.tmdb_id, other.c.tmdb_id, MovieSimilarity.score)
+            .join(seed, seed.c.id == MovieSimilarity.movie_id)
+            .join(other, other.c.id == MovieSimilarity.other_movie_id)
+            .where(seed.c.tmdb_id.in_(tmdb_ids))
+            .order_by(seed.c.tmdb_id, MovieSimilarity.score.desc())
+        ).all()
+        result: dict[int, list] = defaultdict(list)
+        for seed_id, other_id, score in rows:
+            if len(result[seed_id]) < per_movie:
+                result[seed_id].append((other_id, score))
+        return result
+
+    def movies(self, tmdb_ids) -> dict[int, MovieInfo]:
+        ids = list(tmdb_ids)
+        if not ids:
+            return {}
+        rows = self.db.execute(
+            select(Movie.id, Movie.tmdb_id, Movie.title, Movie.popularity, Movie.vote_average, Movie.vote_count,
+                   Movie.adult).where(Movie.tmdb_id.in_(ids))
+        ).all()
+        genres = defaultdict(list)
+        for movie_id, genre_id in self.db.execute(
+                select(movie_genres.c.movie_id, movie_genres.c.genre_id)
+                .where(movie_genres.c.movie_id.in_([r.id for r in rows]))).all():
+            genres[movie_id].append(genre_id)
+        return {r.tmdb_id: MovieInfo(r.tmdb_id, r.title, r.popularity or 0.0, r.vote_average or 0.0,
+                                     r.vote_count or 0, bool(r.adult), sorted(genres[r.id])) for r in rows}
+
+    def by_genres(self, genre_ids, limit: int) -> list[int]:
+        if not genre_ids:
+            return []
+        return list(self.db.execute(
+            select(Movie.tmdb_id).join(movie_genres, movie_genres.c.movie_id == Movie.id)
+            .where(movie_genres.c.genre_id.in_(list(genre_ids)))
+            .group_by(Movie.id, Movie.tmdb_id, Movie.popularity)
+            .order_by(func.count().desc(), Movie.popularity.desc()).limit(limit)
+        ).scalars())
+
+    def popular(self, limit: int) -> list[int]:
+        return list(self.db.execute(select(Movie.tmdb_id).order_by(Movie.popularity.desc(), Movie.id).limit(limit))
+                    .scalars())
+
+    def vote_prior(self) -> tuple[float, float]:
+        """(global mean vote, shrinkage strength) for the quality term."""
+        mean, median_count = self.db.execute(
+            select(func.avg(Movie.vote_average), func.avg(Movie.vote_count)).where(Movie.vote_count > 0)
+        ).one()
+        return float(mean or 6.0), max(5.0, float(median_count or 10.0))
+
+
+class Recommender:
+    def __init__(self, store: SqlStore, source=None, weights: dict | None = None):
+        self.store = store
+        self.source = source  # a CachedMovieSource, or None
+        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        # Movies the source suggested that may not be stored locally yet: {tmdb_id: TMDb-shaped dict}.
+        self.source_items: dict[int, dict] = {}
+
+    def _remember(self, item: dict) -> None:
+        self.source_items.setdefault(item["id"], item)
+
+    @staticmethod
+    def _info(item: dict) -> MovieInfo:
+        return MovieInfo(item["id"], item.get("title") or "", float(item.get("popularity") or 0),
+                         float(item.get("vote_average") or 0), int(item.get("vote_count") or 0),
+                         bool(item.get("adult")), list(item.get("genre_ids") or []))
+
+    # -- candidates --------------------------------------------------------------
+    def _source_candidates(self, seeds) -> dict[int, list]:
+        """{seed tmdb_id: [candidate tmdb_id, ...]} from the movie source's recommendations."""
+        found = {}
+        if self.source is None:
+            return found
+        for tmdb_id in seeds:
+            try:
+                page = self.source.recommendations(tmdb_id, 1).value
+            except (SourceNotFound, SourceUnavailable):
+                continue  # the other signals still serve
+            items = [item for item in page.get("results", []) if isinstance(item.get("id"), int)]
+            for item in items:
+                self._remember(item)
+            found[tmdb_id] = [item["id"] for item in items]
+        return found
+
+    def _actor_candidates(self, actor_ids) -> list[int]:
+        if self.source is None or not actor_ids:
+            return []
+        try:
+            page = self.source.discover(cast_ids=sorted(actor_ids), page=1).value
+        except (SourceNotFound, SourceUnavailable):
+            return []
+        items = [item for item in page.get("results", []) if isinstance(item.get("id"), int)]
+        for item in items:
+            self._remember(item)
+        return [item["id"] for item in items]
+
+    def recommend(self, user: UserSignal, limit: int = RESULT_SIZE) -> list[Recommendation]:
+        seen = {tmdb_id for tmdb_id, _title, _type in user.interactions} | {m for m, _t in user.favorite_movies}
+        if user.empty:
+            return self._popular(seen, user, limit, COLD_START_REASON)
+
+        # Seeds: interactions newest first (recency-decayed), then favourite movies.
+        seeds: dict[int, tuple[float, str, str]] = {}
+        for rank, (tmdb_id, title, kind) in enumerate(user.interactions[:MAX_SEEDS]):
+            weight = TYPE_WEIGHTS.get(kind, 0.5) / (1.0 + 0.02 * rank)
+            if tmdb_id not in seeds or seeds[tmdb_id][0] < weight:
+                seeds[tmdb_id] = (weight, title, kind)
+        for tmdb_id, title in user.favorite_movies:
+            seeds.setdefault(tmdb_id, (1.0, title, "favorite"))
+
+        cooc: dict[int, float] = defaultdict(float)
+        src: dict[int, float] = defaultdict(float)
+        because: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        for seed, neighbours in self.store.neighbours(list(seeds)).items():
+            weight = seeds[seed][0]
+            for other, score in neighbours:
+                cooc[other] += weight * score
+                because[other][seed] += weight * score
+        positive = [m for m, (w, _t, kind) in seeds.items() if kind != "bookmarked"][:SOURCE_SEEDS]
+        for seed, items in self._source_candidates(positive).items():
+            weight = seeds[seed][0]
+            for rank, other in enumerate(items):
+                value = weight / (1.0 + rank / 5.0)
+                src[other] += value
+                because[other][seed] += 0.5 * value
+
+        genre_hits = self.store.by_genres(user.favorite_genres, 200)
+        actor_hits = set(self._actor_candidates(user.favorite_actors))
+        candidates = (set(cooc) | set(src) | set(genre_hits) | actor_hits) - seen
+        if not candidates:
+            return self._popular(seen, user, limit, POPULAR_REASON)
+        info = self.store.movies(candidates)
+        for tmdb_id in candidates - set(info):
+            if tmdb_id in self.source_items:
+                info[tmdb_id] = self._info(self.source_items[tmdb_id])
+        mean_vote, strength = self.store.vote_prior()
+        max_pop = max((m.popularity for m in info.values()), default=1.0) or 1.0
+        max_cooc = max(cooc.values(), default=0.0) or 1.0
+        max_src = max(src.values(), default=0.0) or 1.0
+        favorite_genres = set(user.favorite_genres)
+        w = self.weights
+
+        scored = []
+        for tmdb_id in candidates:
+            movie = info.get(tmdb_id)
+            if movie is None or (movie.adult and not user.allow_adult):
+                continue
+            genre_match = favorite_genres & set(movie.genre_ids)
+            quality = (movie.vote_count * movie.vote_average + strength * mean_vote) / (movie.vote_count + strength)
+            score = (w["cooccurrence"] * cooc.get(tmdb_id, 0.0) / max_cooc
+                     + w["source"] * src.get(tmdb_id, 0.0) / max_src
+                     + w["genre"] * (len(genre_match) / len(favorite_genres) if favorite_genres else 0.0)
+                     + w["actor"] * (1.0 if tmdb_id in actor_hits else 0.0)
+                     + w["popularity"] * math.log1p(movie.popularity) / math.log1p(max_pop)
+                     + w["quality"] * quality / 10.0)
+            reasons = []
+            for seed, _value in sorted(because.get(tmdb_id, {}).items(), key=lambda kv: -kv[1])[:2]:
+                _weight, title, kind = seeds[seed]
+                reasons.append(f"Because you {VERBS.get(kind, 'liked')} {title}")
+            for genre_id in sorted(genre_match):
+                reasons.append(f"Matches your favorite genre: {user.favorite_genres[genre_id]}")
+            if tmdb_id in actor_hits:
+                names = [n for n in user.favorite_actors.values() if n]
+                reasons.append(f"Stars your favorite actor{': ' + names[0] if len(names) == 1 else 's'}")
+            if not reasons:
+                reasons.append(POPULAR_REASON)
+            scored.append((score, movie, reasons))
+        return self._diversify(scored, limit)
+
+    def _popular(self, seen, user: UserSignal, limit: int, reason: str) -> list[Recommendation]:
+        ids = [m for m in self.store.popular(limit + len(seen) + 20) if m not in seen]
+        info = self.store.movies(ids)
+        top = max((info[m].popularity for m in ids if m in info), default=1.0) or 1.0
+        result = []
+        for tmdb_id in ids:
+            movie = info.get(tmdb_id)
+            if movie is None or (movie.adult and not user.allow_adult):
+                continue
+            result.append(Recommendation(tmdb_id, round(movie.popularity / top, 4), [reason]))
+        return result[:limit]
+
+    @staticmethod
+    def _diversify(scored, limit: int) -> list[Recommendation]:
+        """Greedy re-rank: each pick of the same primary genre or franchise discounts the next."""
+        remaining = sorted(scored, key=lambda t: (-t[0], t[1].tmdb_id))
+        genre_count: dict[int, int] = defaultdict(int)
+        franchise_count: dict[str, int] = defaultdict(int)
+        result = []
+        while remaining and len(result) < limit:
+            best_index, best_value = 0, -1.0
+            for index, (score, movie, _reasons) in enumerate(remaining[:60]):
+                primary = movie.genre_ids[0] if movie.genre_ids else -1
+                value = score * (0.93 ** genre_count[primary]) * (0.6 ** franchise_count[franchise_key(movie.title)])
+                if value > best_value:
+                    best_index, best_value = index, value
+            score, movie, reasons = remaining.pop(best_index)
+            genre_count[movie.genre_ids[0] if movie.genre_ids else -1] += 1
+            franchise_count[franchise_key(movie.title)] += 1
+            result.append(Recommendation(movie.tmdb_id, round(best_value, 4), reasons))
+        return result
+
+
+def user_signal(dbsession, user, preferences) -> UserSignal:
+    """The recommender's view of a user: interactions newest first, favourites, age gate."""
+    rows = dbsession.execute(
+        select(Movie.tmdb_id, Movie.title, UserMovieInteraction.interaction_type)
+        .join(Movie, Movie.id == UserMovieInteraction.movie_id)
+        .where(UserMovieInteraction.user_id == user.id)
+        .order_by(UserMovieInteraction.created_at.desc(), UserMovieInteraction.id.desc())
+        .limit(200)
+    ).all()
+    return UserSignal(
+        interactions=[(r.tmdb_id, r.title, r.interaction_type) for r in rows],
+        favorite_genres={g.id: g.name for g in preferences.genres},
+        favorite_actors={a.person_id: a.name for a in preferences.actors},
+        favorite_movies=[(m.tmdb_id, m.title) for m in preferences.movies],
+        allow_adult=can_see_adult(user.date_of_birth),
+    )
+
+
+REBUILD_SQL = """
+WITH weighted AS (
+    SELECT user_id, movie_id,
+           MAX(CASE WHEN interaction_type = 'bookmarked' THEN CAST(0.5 AS DOUBLE PRECISION)
+                    ELSE CAST(1.0 AS DOUBLE PRECISION) END) AS w,
+           MAX(created_at) AS at
+    FROM user_movie_interactions GROUP BY user_id, movie_id
+), recent AS (
+    SELECT user_id, movie_id, w FROM (
+        SELECT user_id, movie_id, w, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at DESC, movie_id) AS rn
+        FROM weighted) numbered
+    WHERE rn <= :per_user
+), norms AS (
+    SELECT movie_id, SUM(w * w) AS n FROM recent GROUP BY movie_id
+), pairs AS (
+    SELECT a.movie_id AS movie_id, b.movie_id AS other_movie_id, SUM(a.w * b.w) AS co
+    FROM recent a JOIN recent b ON a.user_id = b.user_id AND a.movie_id <> b.movie_id
+    GROUP BY a.movie_id, b.movie_id
+), scored AS (
+    SELECT p.movie_id, p.other_movie_id, p.co AS support,
+           p.co * p.co / ((p.co + :shrink) * sqrt(na.n * nb.n)) AS score
+    FROM pairs p JOIN norms na ON na.movie_id = p.movie_id JOIN norms nb ON nb.movie_id = p.other_movie_id
+), ranked AS (
+    SELECT movie_id, other_movie_id, score, support,
+           ROW_NUMBER() OVER (PARTITION BY movie_id ORDER BY score DESC, other_movie_id) AS rn
+    FROM scored
+)
+INSERT INTO movie_similarities (movie_id, other_movie_id, score, support)
+SELECT movie_id, other_movie_id, score, support FROM ranked WHERE rn <= :keep
+"""
+
+
+def rebuild_similarities(dbsession, keep: int = NEIGHBOURS_PER_SEED, per_user: int = 200,
+                         shrink: float = 5.0) -> int:
+    """Recompute ``movie_similarities`` from all interactions, in SQL (one transaction).
+
+    Each movie keeps its ``keep`` best neighbours: cosine similarity over the users who
+    interacted with both (bookmarks count half), shrunk when few users support the pair.
+    Only each user's ``per_user`` most recent interactions count, so that a handful of
+    heavy users cannot make the pair count explode.
+    """
+    dbsession.execute(MovieSimilarity.__table__.delete())
+    dbsession.execute(text(REBUILD_SQL), {"keep": keep, "per_user": per_user, "shrink": shrink})
+    return dbsession.execute(select(func.count()).select_from(MovieSimilarity)).scalar_one()
