@@ -126,7 +126,9 @@ class FakeTMDb:
             return 200, {"genres": GENRES}, {}
         if parts == ["search", "movie"]:
             words = query.get("query", [""])[0].lower()
-            return 200, self.page([m for m in movies if words in m["title"].lower() and not m["adult"]], page), {}
+            adult_ok = query.get("include_adult", ["false"])[0] == "true"
+            return 200, self.page([m for m in movies if words in m["title"].lower() and (adult_ok or not m["adult"])],
+                                  page), {}
         if parts == ["search", "person"]:
             return 200, self.page([{"id": 6384, "name": "Keanu Reeves", "known_for_department": "Acting"}], page), {}
         if parts == ["discover", "movie"]:

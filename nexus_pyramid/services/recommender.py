@@ -33,9 +33,11 @@ MAX_SEEDS = 50
 NEIGHBOURS_PER_SEED = 50
 SOURCE_SEEDS = 5
 RESULT_SIZE = 100
+# Candidates kept, by their collaborative signal, before movie metadata is read.
+CANDIDATE_POOL = 300
 
-DEFAULT_WEIGHTS = {"cooccurrence": 1.0, "source": 0.7, "genre": 0.25, "actor": 0.35, "popularity": 0.08,
-                   "quality": 0.08}
+DEFAULT_WEIGHTS = {"cooccurrence": 1.0, "source": 1.5, "genre": 0.25, "actor": 0.35, "popularity": 0.08,
+                   "quality": 0.08, "recency": 0.1, "diversity": 0.3}
 POPULAR_REASON = "Popular right now"
 COLD_START_REASON = "Popular right now: like a few movies to get personal picks"
 
@@ -96,6 +98,7 @@ class SqlStore:
 
     def __init__(self, dbsession):
         self.db = dbsession
+        self._vote_prior = None
 
     def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED) -> dict[int, list]:
         if not tmdb_ids:
@@ -147,10 +150,13 @@ class SqlStore:
 
     def vote_prior(self) -> tuple[float, float]:
         """(global mean vote, shrinkage strength) for the quality term."""
+        if self._vote_prior is not None:
+            return self._vote_prior
         mean, median_count = self.db.execute(
             select(func.avg(Movie.vote_average), func.avg(Movie.vote_count)).where(Movie.vote_count > 0)
         ).one()
-        return float(mean or 6.0), max(5.0, float(median_count or 10.0))
+        self._vote_prior = (float(mean or 6.0), max(5.0, float(median_count or 10.0)))
+        return self._vote_prior
 
 
 class Recommender:
@@ -207,7 +213,7 @@ class Recommender:
         # Seeds: interactions newest first (recency-decayed), then favourite movies.
         seeds: dict[int, tuple[float, str, str]] = {}
         for rank, (tmdb_id, title, kind) in enumerate(user.interactions[:MAX_SEEDS]):
-            weight = TYPE_WEIGHTS.get(kind, 0.5) / (1.0 + 0.02 * rank)
+            weight = TYPE_WEIGHTS.get(kind, 0.5) / (1.0 + self.weights["recency"] * rank)
             if tmdb_id not in seeds or seeds[tmdb_id][0] < weight:
                 seeds[tmdb_id] = (weight, title, kind)
         for tmdb_id, title in user.favorite_movies:
@@ -231,7 +237,15 @@ class Recommender:
 
         genre_hits = self.store.by_genres(user.favorite_genres, 200)
         actor_hits = set(self._actor_candidates(user.favorite_actors))
-        candidates = (set(cooc) | set(src) | set(genre_hits) | actor_hits) - seen
+        max_cooc = max(cooc.values(), default=0.0) or 1.0
+        max_src = max(src.values(), default=0.0) or 1.0
+        w = self.weights
+
+        def collaborative(tmdb_id):
+            return w["cooccurrence"] * cooc.get(tmdb_id, 0.0) / max_cooc + w["source"] * src.get(tmdb_id, 0.0) / max_src
+
+        pool = sorted((set(cooc) | set(src)) - seen, key=lambda m: (-collaborative(m), m))[:CANDIDATE_POOL]
+        candidates = (set(pool) | set(genre_hits) | actor_hits) - seen
         if not candidates:
             return self._popular(seen, user, limit, POPULAR_REASON)
         info = self.store.movies(candidates)
@@ -240,10 +254,7 @@ class Recommender:
                 info[tmdb_id] = self._info(self.source_items[tmdb_id])
         mean_vote, strength = self.store.vote_prior()
         max_pop = max((m.popularity for m in info.values()), default=1.0) or 1.0
-        max_cooc = max(cooc.values(), default=0.0) or 1.0
-        max_src = max(src.values(), default=0.0) or 1.0
         favorite_genres = set(user.favorite_genres)
-        w = self.weights
 
         scored = []
         for tmdb_id in candidates:
@@ -252,8 +263,7 @@ class Recommender:
                 continue
             genre_match = favorite_genres & set(movie.genre_ids)
             quality = (movie.vote_count * movie.vote_average + strength * mean_vote) / (movie.vote_count + strength)
-            score = (w["cooccurrence"] * cooc.get(tmdb_id, 0.0) / max_cooc
-                     + w["source"] * src.get(tmdb_id, 0.0) / max_src
+            score = (collaborative(tmdb_id)
                      + w["genre"] * (len(genre_match) / len(favorite_genres) if favorite_genres else 0.0)
                      + w["actor"] * (1.0 if tmdb_id in actor_hits else 0.0)
                      + w["popularity"] * math.log1p(movie.popularity) / math.log1p(max_pop)
@@ -270,37 +280,59 @@ class Recommender:
             if not reasons:
                 reasons.append(POPULAR_REASON)
             scored.append((score, movie, reasons))
-        return self._diversify(scored, limit)
+        return self._diversify(scored, limit, self.weights["diversity"])
+
+    def _trending_ids(self) -> list[int]:
+        if self.source is None:
+            return []
+        ids = []
+        for page in (1, 2):
+            try:
+                items = self.source.trending("week", page).value.get("results", [])
+            except (SourceNotFound, SourceUnavailable):
+                break
+            for item in items:
+                if isinstance(item.get("id"), int):
+                    self._remember(item)
+                    ids.append(item["id"])
+        return ids
 
     def _popular(self, seen, user: UserSignal, limit: int, reason: str) -> list[Recommendation]:
-        ids = [m for m in self.store.popular(limit + len(seen) + 20) if m not in seen]
+        """Trending movies from the source, then the most popular stored ones."""
+        ids = list(dict.fromkeys(self._trending_ids() + self.store.popular(limit + len(seen) + 20)))
+        ids = [m for m in ids if m not in seen]
         info = self.store.movies(ids)
-        top = max((info[m].popularity for m in ids if m in info), default=1.0) or 1.0
+        for tmdb_id in set(ids) - set(info):
+            if tmdb_id in self.source_items:
+                info[tmdb_id] = self._info(self.source_items[tmdb_id])
         result = []
         for tmdb_id in ids:
             movie = info.get(tmdb_id)
             if movie is None or (movie.adult and not user.allow_adult):
                 continue
-            result.append(Recommendation(tmdb_id, round(movie.popularity / top, 4), [reason]))
-        return result[:limit]
+            result.append(Recommendation(tmdb_id, round(1.0 - len(result) / (2.0 * max(limit, 1)), 4), [reason]))
+            if len(result) == limit:
+                break
+        return result
 
     @staticmethod
-    def _diversify(scored, limit: int) -> list[Recommendation]:
+    def _diversify(scored, limit: int, strength: float = 1.0) -> list[Recommendation]:
         """Greedy re-rank: each pick of the same primary genre or franchise discounts the next."""
-        remaining = sorted(scored, key=lambda t: (-t[0], t[1].tmdb_id))
+        remaining = [(score, movie, reasons, movie.genre_ids[0] if movie.genre_ids else -1, franchise_key(movie.title))
+                     for score, movie, reasons in sorted(scored, key=lambda t: (-t[0], t[1].tmdb_id))]
         genre_count: dict[int, int] = defaultdict(int)
         franchise_count: dict[str, int] = defaultdict(int)
+        genre_factor, franchise_factor = 0.93 ** strength, 0.6 ** strength
         result = []
         while remaining and len(result) < limit:
             best_index, best_value = 0, -1.0
-            for index, (score, movie, _reasons) in enumerate(remaining[:60]):
-                primary = movie.genre_ids[0] if movie.genre_ids else -1
-                value = score * (0.93 ** genre_count[primary]) * (0.6 ** franchise_count[franchise_key(movie.title)])
+            for index, (score, _movie, _reasons, primary, franchise) in enumerate(remaining[:60]):
+                value = score * genre_factor ** genre_count[primary] * franchise_factor ** franchise_count[franchise]
                 if value > best_value:
                     best_index, best_value = index, value
-            score, movie, reasons = remaining.pop(best_index)
-            genre_count[movie.genre_ids[0] if movie.genre_ids else -1] += 1
-            franchise_count[franchise_key(movie.title)] += 1
+            _score, movie, reasons, primary, franchise = remaining.pop(best_index)
+            genre_count[primary] += 1
+            franchise_count[franchise] += 1
             result.append(Recommendation(movie.tmdb_id, round(best_value, 4), reasons))
         return result
 
@@ -323,23 +355,28 @@ def user_signal(dbsession, user, preferences) -> UserSignal:
     )
 
 
+REBUILD_STAGE_SQL = """
+CREATE TEMPORARY TABLE nexus_recent_weights AS
+SELECT user_id, movie_id, w FROM (
+    SELECT user_id, movie_id, w, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at DESC, movie_id) AS rn
+    FROM (
+        SELECT user_id, movie_id,
+               MAX(CASE WHEN interaction_type = 'bookmarked' THEN CAST(0.5 AS DOUBLE PRECISION)
+                        ELSE CAST(1.0 AS DOUBLE PRECISION) END) AS w,
+               MAX(created_at) AS at
+        FROM user_movie_interactions GROUP BY user_id, movie_id
+    ) weighted
+) numbered
+WHERE rn <= :per_user
+"""
+
 REBUILD_SQL = """
-WITH weighted AS (
-    SELECT user_id, movie_id,
-           MAX(CASE WHEN interaction_type = 'bookmarked' THEN CAST(0.5 AS DOUBLE PRECISION)
-                    ELSE CAST(1.0 AS DOUBLE PRECISION) END) AS w,
-           MAX(created_at) AS at
-    FROM user_movie_interactions GROUP BY user_id, movie_id
-), recent AS (
-    SELECT user_id, movie_id, w FROM (
-        SELECT user_id, movie_id, w, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY at DESC, movie_id) AS rn
-        FROM weighted) numbered
-    WHERE rn <= :per_user
-), norms AS (
-    SELECT movie_id, SUM(w * w) AS n FROM recent GROUP BY movie_id
+WITH norms AS (
+    SELECT movie_id, SUM(w * w) AS n FROM nexus_recent_weights GROUP BY movie_id
 ), pairs AS (
     SELECT a.movie_id AS movie_id, b.movie_id AS other_movie_id, SUM(a.w * b.w) AS co
-    FROM recent a JOIN recent b ON a.user_id = b.user_id AND a.movie_id <> b.movie_id
+    FROM nexus_recent_weights a
+    JOIN nexus_recent_weights b ON a.user_id = b.user_id AND a.movie_id <> b.movie_id
     GROUP BY a.movie_id, b.movie_id
 ), scored AS (
     SELECT p.movie_id, p.other_movie_id, p.co AS support,
@@ -365,5 +402,10 @@ def rebuild_similarities(dbsession, keep: int = NEIGHBOURS_PER_SEED, per_user: i
     heavy users cannot make the pair count explode.
     """
     dbsession.execute(MovieSimilarity.__table__.delete())
-    dbsession.execute(text(REBUILD_SQL), {"keep": keep, "per_user": per_user, "shrink": shrink})
+    # Staged in an indexed temporary table: the self-join on user_id needs the index.
+    dbsession.execute(text("DROP TABLE IF EXISTS nexus_recent_weights"))
+    dbsession.execute(text(REBUILD_STAGE_SQL), {"per_user": per_user})
+    dbsession.execute(text("CREATE INDEX nexus_recent_weights_user ON nexus_recent_weights (user_id, movie_id)"))
+    dbsession.execute(text(REBUILD_SQL), {"keep": keep, "shrink": shrink})
+    dbsession.execute(text("DROP TABLE nexus_recent_weights"))
     return dbsession.execute(select(func.count()).select_from(MovieSimilarity)).scalar_one()
