@@ -44,3 +44,4 @@ def configure(config: Configurator):
     config.add_tween("nexus_pyramid.tweens.request_id_tween_factory", over="pyramid_tm.tm_tween_factory")
     config.include(".api.ops")
     config.include(".api")
+    config.include(".admin")

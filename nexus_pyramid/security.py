@@ -88,7 +88,9 @@ class NexusSecurityPolicy:
         # Only the console remembers anyone: API clients hold tokens.
         from .models import User
 
-        user = request.dbsession.get(User, userid)
+        import uuid
+
+        user = request.dbsession.get(User, uuid.UUID(str(userid)))
         request.session.invalidate()
         request.session["uid"] = str(user.id)
         request.session["ver"] = user.token_version

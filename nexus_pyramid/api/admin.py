@@ -32,14 +32,15 @@ def get_user(request):
 
 @user_detail.delete(permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def delete_user(request):
-    request.users.delete(request.context.user)
+    request.users.delete(request.context.user, actor=request.identity.user, channel="api")
     return success(None, "User deleted")
 
 
 def _role_change(request, change):
     body = request.validated["body"]
     user = request.users.get(body["user_id"])
-    return success(user_json(change(user, body["role"])), "Roles updated")
+    return success(user_json(change(user, body["role"], actor=request.identity.user, channel="api")),
+                   "Roles updated")
 
 
 @assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), permission=ADMIN_WRITE,

@@ -50,10 +50,11 @@ def main(argv=None):
             users = request.users
             existing = users.by_email(email)
             if existing is not None:
-                users.assign_role(existing, "admin")
+                users.assign_role(existing, "admin", channel="cli")
                 print(f"{email} already has an account; it now has the admin role")
             else:
-                users.register(name, email, read_password(), roles=("user", "admin"))
+                user = users.register(name, email, read_password(), roles=("user", "admin"))
+                users.audit(None, "admin.create", user, None, "cli")
                 print(f"admin {email} created")
     return 0
 

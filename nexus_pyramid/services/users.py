@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, EmailTaken, InvalidCredentials, UserNotFound, ValidationError
-from ..models import INTERACTION_TYPES, Role, User, UserMovieInteraction, user_roles
+from ..models import INTERACTION_TYPES, AuditLogEntry, Role, User, UserMovieInteraction, user_roles
 from ..models.meta import utcnow
 from .passwords import Passwords
 from .tokens import TokenService
@@ -165,26 +165,43 @@ class UserService:
         if "admin" in user.role_names and self._admin_count(admin_role) <= 1:
             raise Conflict(f"Cannot {action} the last admin.")
 
-    def delete(self, user: User) -> None:
+    def delete(self, user: User, actor: User | None = None, channel: str = "api") -> None:
         self._guard_last_admin(user, "delete")
+        self.audit(actor, "user.delete", user, None, channel)
         self.db.delete(user)
         self.db.flush()
 
-    def assign_role(self, user: User, role_name: str) -> User:
+    def assign_role(self, user: User, role_name: str, actor: User | None = None, channel: str = "api") -> User:
         role = self.role(role_name)
         if role_name not in user.role_names:
             user.roles.append(role)
             self._touch(user)
+            self.audit(actor, "role.assign", user, role_name, channel)
         return user
 
-    def revoke_role(self, user: User, role_name: str) -> User:
+    def revoke_role(self, user: User, role_name: str, actor: User | None = None, channel: str = "api") -> User:
         role = self.role(role_name)
         if role_name == "admin":
             self._guard_last_admin(user, "remove the role admin from")
         if role_name in user.role_names:
             user.roles.remove(role)
             self._touch(user)
+            self.audit(actor, "role.revoke", user, role_name, channel)
         return user
+
+    def audit(self, actor: User | None, action: str, target: User, details: str | None, channel: str) -> None:
+        """Every administrative change is recorded, whichever door it came through."""
+        self.db.add(AuditLogEntry(
+            actor_id=actor.id if actor else None,
+            actor_email=actor.email if actor else f"({channel})",
+            action=action, target_user_id=target.id, target_email=target.email, details=details, channel=channel,
+        ))
+
+    def audit_log(self, page: int, per_page: int) -> Page:
+        total = self.db.execute(select(func.count()).select_from(AuditLogEntry)).scalar_one()
+        rows = self.db.execute(select(AuditLogEntry).order_by(AuditLogEntry.created_at.desc(), AuditLogEntry.id.desc())
+                               .offset((page - 1) * per_page).limit(per_page)).scalars().all()
+        return Page(list(rows), page, per_page, total)
 
     def _touch(self, user: User) -> None:
         # Roles live in another table, so the ORM would not bump updated_at by itself.

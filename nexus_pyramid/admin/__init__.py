@@ -1,0 +1,17 @@
+"""The admin console (/admin): Jinja2 pages, session sign-in, CSRF on every form."""
+from ..authz import UserResource
+
+
+def includeme(config):
+    config.include("pyramid_jinja2")
+    config.add_jinja2_search_path("nexus_pyramid.admin:templates", name=".jinja2")
+    config.add_static_view("admin/static", "nexus_pyramid.admin:static", cache_max_age=3600)
+    config.add_route("console_login", "/admin/login")
+    config.add_route("console_logout", "/admin/logout")
+    config.add_route("console_home", "/admin")
+    config.add_route("console_users", "/admin/users")
+    config.add_route("console_user", "/admin/users/{user_id}", factory=UserResource)
+    config.add_route("console_user_roles", "/admin/users/{user_id}/roles", factory=UserResource)
+    config.add_route("console_user_delete", "/admin/users/{user_id}/delete", factory=UserResource)
+    config.add_route("console_audit", "/admin/audit")
+    config.scan(".views")

@@ -1,0 +1,218 @@
+"""The admin console: server-rendered pages over the same services as the JSON API.
+
+Every page needs ``admin:read`` (admins and moderators); every form that changes
+anything needs ``admin:write`` (admins) and a CSRF token.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import logging
+
+from pyramid.httpexceptions import HTTPBadRequest, HTTPFound
+from pyramid.security import forget, remember
+from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config, view_config
+
+from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC, UserResource
+from sqlalchemy.exc import DBAPIError
+
+from ..errors import AppError, InvalidCredentials
+from ..models import ROLE_NAMES
+from ..services import stats
+from ..services.users import normalize_email
+
+log = logging.getLogger("nexus.errors")
+CONSOLE_ROLES = {"admin", "moderator"}
+PER_PAGE = 25
+
+
+def _int_param(request, name: str, default: int, maximum: int | None = None) -> int:
+    try:
+        value = int(request.params.get(name, default))
+    except (TypeError, ValueError):
+        return default
+    return max(1, min(value, maximum) if maximum else value)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only local console paths: never an open redirect."""
+    if value and value.startswith("/admin") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/admin"
+
+
+# -- sign in and out ------------------------------------------------------------------
+@view_config(route_name="console_login", request_method="GET", renderer="login.jinja2", permission=PUBLIC)
+def login_form(request):
+    if request.identity is not None and request.identity.via == "session":
+        return HTTPFound("/admin")
+    return {"email": "", "error": None, "next": _safe_next(request.params.get("next"))}
+
+
+@view_config(route_name="console_login", request_method="POST", renderer="login.jinja2", permission=PUBLIC,
+             require_csrf=True)
+def login_submit(request):
+    email = normalize_email(request.POST.get("email", ""))[:254]
+    password = request.POST.get("password", "")[:1024]
+    next_url = _safe_next(request.POST.get("next"))
+    form = {"email": email, "next": next_url}
+    address = request.remote_addr or ""
+    throttle = request.registry["login_throttle"]
+    wait = throttle.retry_after(email, address)
+    if wait is not None:
+        request.response.status_int = 429
+        request.response.headers["Retry-After"] = str(wait)
+        return {**form, "error": f"Too many attempts. Try again in {wait} seconds."}
+    try:
+        user = request.users.authenticate(email, password)
+    except InvalidCredentials as exc:
+        throttle.failed(email, address)
+        request.response.status_int = 401
+        return {**form, "error": exc.message}
+    throttle.succeeded(email, address)
+    if not CONSOLE_ROLES & set(user.role_names):
+        request.response.status_int = 403
+        return {**form, "error": "This account cannot use the admin console."}
+    headers = remember(request, str(user.id))
+    request.session.flash(f"Signed in as {user.email}.", "success")
+    return HTTPFound(next_url, headers=headers)
+
+
+@view_config(route_name="console_logout", request_method="POST", permission=ADMIN_READ, require_csrf=True)
+def logout(request):
+    headers = forget(request)
+    request.session.flash("Signed out.", "success")
+    return HTTPFound("/admin/login", headers=headers)
+
+
+# -- pages ------------------------------------------------------------------------------
+@view_config(route_name="console_home", renderer="dashboard.jinja2", permission=ADMIN_READ, request_method="GET")
+def dashboard(request):
+    figures = stats.dashboard(request.dbsession)
+    return {**figures, "source": request.registry["movie_source"].state(), "page_title": "Dashboard"}
+
+
+@view_config(route_name="console_users", renderer="users.jinja2", permission=ADMIN_READ, request_method="GET")
+def users(request):
+    q = request.params.get("q", "").strip()[:200]
+    page_number = _int_param(request, "page", 1)
+    page = request.users.search(q or None, page_number, PER_PAGE)
+
+    def page_url(number):
+        return request.route_path("console_users", _query={"q": q, "page": number} if q else {"page": number})
+
+    return {"page": page, "q": q, "page_url": page_url, "page_title": "Users"}
+
+
+@view_config(route_name="console_user", renderer="user.jinja2", permission=ADMIN_READ, request_method="GET")
+def user_detail(request):
+    user = request.context.user
+    recent = request.library.interactions(user, None, 1, 10)
+    return {
+        "user": user,
+        "counts": request.users.interaction_counts(user),
+        "preferences": request.library.preferences_json(user),
+        "recent": recent.items,
+        "roles": ROLE_NAMES,
+        "page_title": user.name,
+    }
+
+
+@view_config(route_name="console_user_roles", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def change_role(request):
+    user = request.context.user
+    role, action = request.POST.get("role", ""), request.POST.get("action", "")
+    if action not in ("assign", "revoke") or role not in ROLE_NAMES:
+        raise HTTPBadRequest("Unknown role or action.")
+    change = request.users.assign_role if action == "assign" else request.users.revoke_role
+    try:
+        change(user, role, actor=request.identity.user, channel="console")
+    except AppError as exc:  # e.g. the last admin: shown to the administrator, nothing changed
+        request.session.flash(exc.message, "error")
+        return HTTPFound(request.route_path("console_user", user_id=user.id))
+    verb = "now has" if action == "assign" else "no longer has"
+    request.session.flash(f"{user.email} {verb} the role {role}.", "success")
+    return HTTPFound(request.route_path("console_user", user_id=user.id))
+
+
+@view_config(route_name="console_user_delete", request_method="GET", renderer="confirm_delete.jinja2",
+             permission=ADMIN_WRITE)
+def confirm_delete(request):
+    user = request.context.user
+    return {"user": user, "counts": request.users.interaction_counts(user), "page_title": f"Delete {user.name}"}
+
+
+@view_config(route_name="console_user_delete", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def delete_user(request):
+    user = request.context.user
+    if request.POST.get("confirm") != "yes":
+        raise HTTPBadRequest("The deletion was not confirmed.")
+    email = user.email
+    try:
+        request.users.delete(user, actor=request.identity.user, channel="console")
+    except AppError as exc:
+        request.session.flash(exc.message, "error")
+        return HTTPFound(request.route_path("console_user", user_id=user.id))
+    request.session.flash(f"{email} was deleted.", "success")
+    if user.id == request.identity.user.id:
+        return HTTPFound("/admin/login", headers=forget(request))
+    return HTTPFound(request.route_path("console_users"))
+
+
+@view_config(route_name="console_audit", renderer="audit.jinja2", permission=ADMIN_READ, request_method="GET")
+def audit(request):
+    page = request.users.audit_log(_int_param(request, "page", 1), 50)
+    return {"page": page, "page_title": "Audit log",
+            "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
+
+
+# -- errors inside /admin are pages, not JSON -----------------------------------------------
+def _error_page(request, status: int, title: str, message: str):
+    from pyramid.renderers import render_to_response
+
+    response = render_to_response("error.jinja2", {"status": status, "title": title, "message": message,
+                                                   "page_title": title}, request=request)
+    response.status_int = status
+    return response
+
+
+ADMIN_PATH = r"^/admin"
+
+
+@forbidden_view_config(path_info=ADMIN_PATH)
+def admin_forbidden(exc, request):
+    if request.identity is None:
+        return HTTPFound("/admin/login?" + urlencode({"next": request.path_qs}))
+    return _error_page(request, 403, "Forbidden", "Your role does not allow this.")
+
+
+@notfound_view_config(path_info=ADMIN_PATH)
+def admin_not_found(exc, request):
+    return _error_page(request, 404, "Not found", "There is nothing here.")
+
+
+@exception_view_config(AppError, path_info=ADMIN_PATH)
+def admin_app_error(exc, request):
+    return _error_page(request, exc.status, "Not found" if exc.status == 404 else "Error", exc.message)
+
+
+@exception_view_config(HTTPBadRequest, path_info=ADMIN_PATH)
+def admin_bad_request(exc, request):
+    # A missing or wrong CSRF token lands here too (pyramid's BadCSRFToken).
+    return _error_page(request, 400, "Bad request",
+                       "The form was not accepted (it may have expired). Go back, reload the page and try again.")
+
+
+@exception_view_config(DBAPIError, path_info=ADMIN_PATH)
+def admin_database_error(exc, request):
+    log.error("database error in the console [request_id=%s]: %s", getattr(request, "request_id", "-"),
+              type(exc).__name__)
+    return _error_page(request, 503, "Unavailable", "The database is not answering. Try again shortly.")
+
+
+@exception_view_config(Exception, path_info=ADMIN_PATH)
+def admin_unexpected(exc, request):
+    request_id = getattr(request, "request_id", "-")
+    log.error("unexpected error in the console [request_id=%s] %s %s", request_id, request.method,
+              request.path_info, exc_info=exc)
+    return _error_page(request, 500, "Something went wrong", f"The error was logged (request id {request_id}).")
