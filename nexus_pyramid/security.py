@@ -45,14 +45,15 @@ def _bearer_token(request) -> str | None:
 def resolve_auth_state(request) -> AuthState:
     from .models import User
 
-    token = _bearer_token(request)
+    console = request.path_info == "/admin" or request.path_info.startswith("/admin/")
+    token = None if console else _bearer_token(request)
     if token is not None:
         claims = request.tokens.decode_access(request, token) if token else None
         user = request.dbsession.get(User, claims["sub"]) if claims else None
         if user is None or user.token_version != claims["ver"]:
             return AuthState(None, "invalid")
         return AuthState(Identity(user, BEARER, [role_principal(r) for r in user.role_names]), "valid")
-    session_user = request.session_user_id() if request.path_info.startswith("/admin") else None
+    session_user = request.session_user_id() if console else None
     if session_user:
         user = request.dbsession.get(User, session_user)
         if user is None or user.token_version != request.session.get("ver"):
@@ -62,7 +63,11 @@ def resolve_auth_state(request) -> AuthState:
 
 
 class NexusSecurityPolicy:
-    """Bearer JWT for the API, signed session cookie for the admin console."""
+    """Bearer JWT everywhere but /admin; the signed session cookie only in /admin.
+
+    Keeping the two apart means a console session never authorizes an API call (no
+    CSRF exposure for the API) and a token never drives the console.
+    """
 
     def __init__(self):
         self.acl = ACLHelper()
