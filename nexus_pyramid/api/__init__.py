@@ -4,6 +4,7 @@
 def includeme(config):
     config.include(".errors")
     config.include(".openapi")
+    config.include(".docs")
     config.scan(".auth")
     config.scan(".user")
     config.scan(".admin")
@@ -12,3 +13,4 @@ def includeme(config):
     config.scan(".movie_detail")  # after .movies: /api/movies/search is not a movie id
     config.scan(".ops")
     config.scan(".openapi")
+    config.scan(".docs")

@@ -194,6 +194,9 @@ def _ops_paths() -> dict:
                             "tags": ["ops"], "parameters": [], "responses": {"200": plain, "503": error}}},
         "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["ops"],
                                       "parameters": [], "responses": {"200": plain, "500": error}}},
+        "/api/docs": {"get": {"operationId": "api_docs", "summary": "Interactive documentation (HTML)",
+                              "tags": ["ops"], "produces": ["text/html"], "parameters": [],
+                              "responses": {"200": {"description": "HTML page"}, "500": error}}},
     }
 
 

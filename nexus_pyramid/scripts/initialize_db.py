@@ -20,10 +20,17 @@ def migrate(config_uri: str) -> None:
 
 def seed(env) -> None:
     """Seed steps registered by the features (e.g. genres from the movie source)."""
+    from ..movie_source import SourceUnavailable
+
     request = env["request"]
     for name, step in request.registry.get("seed_steps", {}).items():
-        with request.tm:
-            result = step(request)
+        try:
+            with request.tm:
+                result = step(request)
+        except SourceUnavailable as exc:
+            # The schema is ready; only this seed waits for the movie source.
+            log.warning("seed %s skipped: the movie source is unavailable (%s); run it again later", name, exc)
+            continue
         log.info("seed %s: %s", name, result)
 
 
