@@ -14,7 +14,16 @@ PASSWORD_MAX = 128
 MAX_PAGE_TMDB = 500
 
 
-class StrictString(colander.String):
+class Text(colander.String):
+    """A string without NUL characters (PostgreSQL cannot store them; they are never meaningful here)."""
+
+    def deserialize(self, node, cstruct):
+        if isinstance(cstruct, str) and "\x00" in cstruct:
+            raise colander.Invalid(node, "Must not contain NUL characters")
+        return super().deserialize(node, cstruct)
+
+
+class StrictString(Text):
     """A string, and only a string. "" is kept, so that length validators reject it."""
 
     def __init__(self, encoding=None, allow_empty=True):
@@ -73,7 +82,8 @@ def password_node(**kw):
 
 
 def dob_node(**kw):
-    return colander.SchemaNode(StrictDate(), validator=past_date, missing=colander.drop, **kw)
+    return colander.SchemaNode(StrictDate(), validator=past_date, missing=colander.drop,
+                               description="YYYY-MM-DD, from 1900-01-01 to today", **kw)
 
 
 class RegisterBody(colander.MappingSchema):
@@ -122,7 +132,7 @@ class LocalPaging(colander.MappingSchema):
 
 
 class AdminUsersQuery(LocalPaging):
-    q = colander.SchemaNode(colander.String(), missing=colander.drop, validator=colander.Length(0, 200),
+    q = colander.SchemaNode(Text(), missing=colander.drop, validator=colander.Length(0, 200),
                             description="Matches name or email")
 
 
@@ -154,7 +164,7 @@ class TrendingQuery(TmdbPaging):
 
 
 class SearchQuery(TmdbPaging):
-    query = colander.SchemaNode(colander.String(), preparer=trimmed, validator=colander.Length(1, 200),
+    query = colander.SchemaNode(Text(), preparer=trimmed, validator=colander.Length(1, 200),
                                 description="Title words (1..200 characters)")
     year = colander.SchemaNode(colander.Int(), missing=colander.drop, validator=colander.Range(1874, 2100))
 

@@ -175,3 +175,11 @@ def test_passwords_are_hashed_with_argon2id(api, dbsession):
     (user,) = dbsession.query(User).all()
     assert user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
+
+
+def test_nul_characters_are_a_validation_error(api):
+    """PostgreSQL refuses NUL in text; it must be a 400, not a database error."""
+    response = api.app.post_json("/api/auth/login", {"email": "a\x00@example.com", "password": "x"}, status=400)
+    assert "email" in assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    api.register(name="Nul\x00", status=400)
+    assert_error(api.app.get("/api/movies/search", {"query": "a\x00b"}, status=400), 400, "VALIDATION_ERROR")

@@ -216,3 +216,9 @@ def test_password_change_ends_console_sessions(testapp, people, api):
 def test_stylesheet_is_served_from_the_package(testapp):
     response = testapp.get("/admin/static/style.css")
     assert response.content_type == "text/css" and "--accent" in response.text
+
+
+def test_nul_characters_in_console_inputs_are_harmless(testapp, people):
+    sign_in(testapp, "admin\x00@example.com", status=401)
+    sign_in(testapp, "admin@example.com")
+    assert testapp.get("/admin/users", {"q": "me\x00l"}).status_int == 200
