@@ -8,6 +8,7 @@ the Redis database in the URL is flushed between tests, so give the tests their 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,23 @@ class Api:
 @pytest.fixture
 def api(testapp, dbsession) -> Api:
     return Api(testapp, dbsession)
+
+
+def run_concurrently(count: int, action) -> list:
+    """Run ``action(index)`` in ``count`` threads released at the same instant; their results."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def worker(index):
+        barrier.wait()
+        results[index] = action(index)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
 
 
 def assert_error(response, status: int, code: str):

@@ -37,6 +37,10 @@ STALE = "stale"
 X_CACHE = {CACHE: "HIT", UPSTREAM: "MISS", STALE: "STALE"}
 
 
+class _RememberedNotFound(SourceNotFound):
+    """A recent "not found" answered from the negative cache."""
+
+
 @dataclass
 class Result:
     value: object
@@ -226,18 +230,21 @@ class CachedMovieSource:
     def fetch(self, kind: str, key: str, creator) -> Result:
         key = f"{self.prefix}:{key}"
         missing_key = "404:" + key
-        if self.region.get(missing_key, expiration_time=self.not_found_ttl) is not NO_VALUE:
-            self.stats.count("hits")
-            raise SourceNotFound(key)
         produced = []
 
         def create():
+            # Checked only when the source would be asked: cache hits pay no extra lookup.
+            if self.region.get(missing_key, expiration_time=self.not_found_ttl) is not NO_VALUE:
+                raise _RememberedNotFound(key)
             value = creator()
             produced.append(value)
             return value
 
         try:
             value = self.region.get_or_create(key, create, expiration_time=self.ttls[kind])
+        except _RememberedNotFound:
+            self.stats.count("hits")
+            raise
         except SourceNotFound:
             self.region.set(missing_key, True)
             raise

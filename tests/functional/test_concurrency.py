@@ -1,25 +1,9 @@
 """Races that must not create duplicates or 500s."""
 from __future__ import annotations
 
-import threading
-
 from webtest import TestApp
 
-
-def run_concurrently(count: int, action) -> list:
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def worker(index):
-        barrier.wait()
-        results[index] = action(index)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
+from tests.conftest import run_concurrently
 
 
 def test_twenty_simultaneous_registrations_make_one_user(app, clean, dbsession):

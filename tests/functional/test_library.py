@@ -1,12 +1,10 @@
 """Preferences, interactions and recommendations through the API (catalog source, real data)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 from webtest import TestApp
 
-from tests.conftest import assert_error
+from tests.conftest import assert_error, run_concurrently
 
 MATRIX, TERMINATOR2, ALIENS = 2571, 589, 1200
 TOY_STORY, STAR_WARS = 1, 260
@@ -112,20 +110,11 @@ def test_fifty_concurrent_identical_posts_make_one_row(app, api, user, dbsession
     from nexus_pyramid.models import UserMovieInteraction
 
     like(api, user, TOY_STORY)  # the movie is stored; the race is on the interaction itself
-    barrier = threading.Barrier(50)
-    statuses = []
+    def post(_index):
+        return TestApp(app).post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "liked"},
+                                      headers=user["headers"], expect_errors=True).status_int
 
-    def post():
-        client = TestApp(app)
-        barrier.wait()
-        statuses.append(client.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "liked"},
-                                         headers=user["headers"], expect_errors=True).status_int)
-
-    threads = [threading.Thread(target=post) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    statuses = run_concurrently(50, post)
     assert sorted(statuses) == [200] * 49 + [201]
     assert dbsession.query(UserMovieInteraction).filter_by(interaction_type="liked").count() == 2
 

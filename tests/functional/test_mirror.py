@@ -1,12 +1,11 @@
 """The local mirror: upserts by tmdb_id that never duplicate, even when they race."""
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy.orm import Session
 
 from nexus_pyramid.models import Movie
 from nexus_pyramid.services.movies import upsert_movies
+from tests.conftest import run_concurrently
 from tests.fake_tmdb import GENRES, MOVIES
 
 NAMES = {g["id"]: g["name"] for g in GENRES} | {80: "Crime"}
@@ -29,23 +28,16 @@ def test_upsert_inserts_then_updates(engine, clean, dbsession):
 
 def test_racing_upserts_give_one_row(engine, clean, dbsession):
     batch = [MOVIES[m] for m in (603, 604, 605, 550, 680, 13)]
-    barrier = threading.Barrier(8)
     errors = []
 
     def worker(index):
         try:
-            with Session(engine) as session:
-                barrier.wait()
-                with session.begin():
-                    upsert_movies(session, batch[index % 3:] + batch[:index % 3], NAMES)
+            with Session(engine) as session, session.begin():
+                upsert_movies(session, batch[index % 3:] + batch[:index % 3], NAMES)
         except Exception as exc:  # any IntegrityError would land here
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_concurrently(8, worker)
     assert errors == []
     assert dbsession.query(Movie).count() == 6
     assert dbsession.query(Movie).filter_by(tmdb_id=603).count() == 1

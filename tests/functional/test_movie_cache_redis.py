@@ -14,22 +14,16 @@ from tests.conftest import TEST_REDIS_URL
 ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = textwrap.dedent("""
-    import json, sys, threading
+    import json, sys
     from webtest import TestApp
     from nexus_pyramid import make_app
-    from tests.conftest import tmdb_settings
+    from tests.conftest import run_concurrently, tmdb_settings
     database_url, redis_url, base_url = sys.argv[1:4]
     app = make_app(tmdb_settings(database_url, redis_url, base_url), environ={})
-    barrier = threading.Barrier(10)
-    statuses = []
-    def hit():
-        client = TestApp(app)
-        barrier.wait()
-        statuses.append(client.get("/api/movies/trending?window=week", expect_errors=True).status_int)
     sys.stdout.write("ready\\n"); sys.stdout.flush()
     sys.stdin.readline()  # start together
-    threads = [threading.Thread(target=hit) for _ in range(10)]
-    [t.start() for t in threads]; [t.join() for t in threads]
+    statuses = run_concurrently(10, lambda i: TestApp(app).get("/api/movies/trending?window=week",
+                                                                expect_errors=True).status_int)
     print(json.dumps(statuses))
 """)
 

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.settings import ConfigurationError
-from tests.conftest import assert_error, make_settings, tmdb_settings
+from tests.conftest import assert_error, make_settings, run_concurrently, tmdb_settings
 from tests.fake_tmdb import API_KEY, READ_TOKEN
 
 TRENDING = "/3/trending/movie/day"
@@ -133,19 +132,8 @@ def test_malformed_json_and_timeouts_are_upstream_failures(tmdb_testapp, fake_tm
 def test_fifty_concurrent_requests_for_a_cold_key_make_one_upstream_call(tmdb_app, tmdb_testapp, fake_tmdb):
     tmdb_testapp.get("/api/genres")  # genre names warm, so only the trending key is cold
     fake_tmdb.set_mode("slow", delay=0.3)
-    barrier = threading.Barrier(50)
-    statuses = []
-
-    def hit():
-        client = TestApp(tmdb_app)
-        barrier.wait()
-        statuses.append(client.get("/api/movies/trending", expect_errors=True).status_int)
-
-    threads = [threading.Thread(target=hit) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    statuses = run_concurrently(50, lambda i: TestApp(tmdb_app).get("/api/movies/trending",
+                                                                     expect_errors=True).status_int)
     assert statuses == [200] * 50
     assert fake_tmdb.calls[TRENDING] == 1
 
