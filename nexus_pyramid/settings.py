@@ -23,6 +23,7 @@ ENV_OVERRIDES = {
     "jwt.refresh_token_ttl": "JWT_REFRESH_TOKEN_TTL",
 }
 
+CACHE_TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres", "not_found")
 DEV_SECRET_MARKER = "development-only"
 ALLOWED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
 
@@ -68,12 +69,14 @@ def load(settings: dict, environ=None, check: bool = True) -> dict:
         value = environ.get(var)
         if value:
             result[key] = value
-    # Each cache TTL may be overridden as CACHE_TTL_<KIND>.
-    for key in list(result):
-        if key.startswith("cache.ttl."):
-            var = "CACHE_TTL_" + key.rsplit(".", 1)[1].upper()
-            if environ.get(var):
-                result[key] = environ[var]
+    # Any other setting: NEXUS__<SECTION>__<KEY>, e.g. NEXUS__TMDB__BREAKER_THRESHOLD=3 -> tmdb.breaker_threshold.
+    for var, value in environ.items():
+        if var.startswith("NEXUS__") and value:
+            result[var[len("NEXUS__"):].lower().replace("__", ".")] = value
+    # Each cache TTL may be overridden as CACHE_TTL_<KIND>, whether or not the ini sets it.
+    for kind in CACHE_TTL_KINDS:
+        if environ.get("CACHE_TTL_" + kind.upper()):
+            result[f"cache.ttl.{kind}"] = environ["CACHE_TTL_" + kind.upper()]
     if check:
         validate(result)
     return result
