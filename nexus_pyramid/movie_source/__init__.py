@@ -46,4 +46,5 @@ def make_cached_source(settings: dict) -> CachedMovieSource:
     region, hard_limit = make_cache_region(settings, stats)
     ttls = {kind: int(settings[f"cache.ttl.{kind}"]) for kind in TTL_KINDS if settings.get(f"cache.ttl.{kind}")}
     return CachedMovieSource(make_source(settings), region, ttls, hard_limit,
-                             not_found_ttl=int(settings.get("cache.ttl.not_found", 60)), stats=stats)
+                             not_found_ttl=int(settings.get("cache.ttl.not_found", 60)), stats=stats,
+                             local_ttl=float(settings.get("cache.local_ttl", 2)))

@@ -150,11 +150,9 @@ class LibraryService:
         recommender = Recommender(SqlStore(self.db), self.movies.source)
         picks = recommender.recommend(signal)
         wanted = [p.tmdb_id for p in picks]
-        rows = {m.tmdb_id: m for m in self.db.execute(select(Movie).where(Movie.tmdb_id.in_(wanted))).scalars()}
-        missing = [recommender.source_items[t] for t in wanted if t not in rows and t in recommender.source_items]
+        items = self.movies.items_by_tmdb_id(wanted)
+        missing = [recommender.source_items[t] for t in wanted if t not in items and t in recommender.source_items]
         if missing:  # suggested by the source and not mirrored yet
             self.movies.mirror(missing)
-            rows.update({m.tmdb_id: m for m in self.db.execute(
-                select(Movie).where(Movie.tmdb_id.in_([r["id"] for r in missing]))).scalars()})
-        return [{"movie": self.movies.row_item(rows[p.tmdb_id]), "score": p.score, "reasons": p.reasons}
-                for p in picks if p.tmdb_id in rows]
+            items.update(self.movies.items_by_tmdb_id([r["id"] for r in missing]))
+        return [{"movie": items[p.tmdb_id], "score": p.score, "reasons": p.reasons} for p in picks if p.tmdb_id in items]

@@ -59,11 +59,19 @@ class GenreNames:
 class MovieService:
     def __init__(self, dbsession, source: CachedMovieSource, genre_names: GenreNames, image_base: str,
                  poster_size: str = "w500"):
-        self.db = dbsession
+        # A session, or a callable returning one: public movie reads served from the cache
+        # never open a database session.
+        self._db = dbsession
         self.source = source
         self.genre_names = genre_names
         self.image_base = image_base.rstrip("/") + "/"
         self.poster_size = poster_size
+
+    @property
+    def db(self):
+        if callable(self._db):
+            self._db = self._db()
+        return self._db
 
     # -- shaping -----------------------------------------------------------------
     def poster_url(self, poster_path: str | None) -> str | None:
@@ -92,6 +100,26 @@ class MovieService:
             "adult": bool(raw.get("adult")),
             "genres": genres,
         }
+
+    def items_by_tmdb_id(self, tmdb_ids) -> dict[int, dict]:
+        """Stored movies as the contract's Movie, read with two plain queries (no ORM objects)."""
+        ids = list(tmdb_ids)
+        if not ids:
+            return {}
+        columns = (Movie.id, Movie.tmdb_id, Movie.title, Movie.overview, Movie.release_date, Movie.release_year,
+                   Movie.poster_path, Movie.popularity, Movie.vote_average, Movie.vote_count, Movie.adult)
+        rows = self.db.execute(select(*columns).where(Movie.tmdb_id.in_(ids))).all()
+        genres: dict[int, list] = {}
+        for movie_id, genre_id, name in self.db.execute(
+                select(movie_genres.c.movie_id, Genre.id, Genre.name).join(Genre, Genre.id == movie_genres.c.genre_id)
+                .where(movie_genres.c.movie_id.in_([r.id for r in rows])).order_by(Genre.id)):
+            genres.setdefault(movie_id, []).append({"id": genre_id, "name": name})
+        return {r.tmdb_id: {
+            "tmdb_id": r.tmdb_id, "title": r.title, "overview": r.overview, "release_date": r.release_date,
+            "release_year": r.release_year, "poster_path": r.poster_path, "poster_url": self.poster_url(r.poster_path),
+            "popularity": r.popularity, "vote_average": r.vote_average, "vote_count": r.vote_count,
+            "adult": r.adult, "genres": genres.get(r.id, []),
+        } for r in rows}
 
     def row_item(self, movie: Movie) -> dict:
         """A locally stored movie as the contract's Movie."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -98,7 +99,6 @@ class SqlStore:
 
     def __init__(self, dbsession):
         self.db = dbsession
-        self._vote_prior = None
 
     def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED) -> dict[int, list]:
         if not tmdb_ids:
@@ -148,15 +148,20 @@ class SqlStore:
         return list(self.db.execute(select(Movie.tmdb_id).order_by(Movie.popularity.desc(), Movie.id).limit(limit))
                     .scalars())
 
+    # The catalogue-wide vote mean moves slowly: one computation per process every 10 minutes.
+    _prior_cache: tuple[float, float, float] | None = None
+
     def vote_prior(self) -> tuple[float, float]:
         """(global mean vote, shrinkage strength) for the quality term."""
-        if self._vote_prior is not None:
-            return self._vote_prior
-        mean, median_count = self.db.execute(
+        cached = SqlStore._prior_cache
+        if cached is not None and time.monotonic() - cached[2] < 600:
+            return cached[0], cached[1]
+        mean, mean_count = self.db.execute(
             select(func.avg(Movie.vote_average), func.avg(Movie.vote_count)).where(Movie.vote_count > 0)
         ).one()
-        self._vote_prior = (float(mean or 6.0), max(5.0, float(median_count or 10.0)))
-        return self._vote_prior
+        prior = (float(mean or 6.0), max(5.0, float(mean_count or 10.0)))
+        SqlStore._prior_cache = (*prior, time.monotonic())
+        return prior
 
 
 class Recommender:

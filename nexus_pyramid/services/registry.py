@@ -22,7 +22,7 @@ def _users(request) -> UserService:
 
 def _movies(request) -> MovieService:
     registry = request.registry
-    return MovieService(request.dbsession, registry["movie_source"], registry["genre_names"],
+    return MovieService(lambda: request.dbsession, registry["movie_source"], registry["genre_names"],
                         registry.settings.get("tmdb.image_base_url") or "https://image.tmdb.org/t/p/",
                         registry.settings.get("tmdb.poster_size") or "w500")
 
@@ -82,6 +82,7 @@ def includeme(config):
     registry["preferences_json"] = lambda request, user: request.library.preferences_json(user)
 
     def reset_movie_cache():
+        movie_source._local.clear()
         for region in (movie_source.region, registry["recs_region"]):
             region.backend.proxied.__dict__.get("_cache", {}).clear()
         movie_source.stats.reset()

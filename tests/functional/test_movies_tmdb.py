@@ -200,7 +200,8 @@ def test_tmdb_source_refuses_to_start_without_credentials(database_url):
 
 
 def test_redis_down_bypasses_the_cache(database_url, fake_tmdb, clean, caplog):
-    settings = tmdb_settings(database_url, "redis://127.0.0.1:1/0", fake_tmdb.base_url)
+    # Without the in-process first level, so that the Redis level alone is under test.
+    settings = tmdb_settings(database_url, "redis://127.0.0.1:1/0", fake_tmdb.base_url, **{"cache.local_ttl": "0"})
     app = TestApp(make_app(settings, environ={}))
     fake_tmdb.reset()
     response = app.get("/api/movies/trending")
@@ -208,3 +209,19 @@ def test_redis_down_bypasses_the_cache(database_url, fake_tmdb, clean, caplog):
     app.get("/api/movies/trending")
     assert fake_tmdb.calls[TRENDING] == 2  # no cache, but answers
     assert "bypassing the cache" in caplog.text
+
+
+def test_hot_keys_are_served_from_the_process_without_the_shared_cache(tmdb_testapp, tmdb_app, fake_tmdb):
+    source = tmdb_app.registry["movie_source"]
+    tmdb_testapp.get("/api/movies/trending")
+    calls = []
+    original = source.region.get_or_create
+    source.region.get_or_create = lambda *a, **kw: calls.append(a[0]) or original(*a, **kw)
+    try:
+        again = tmdb_testapp.get("/api/movies/trending")
+    finally:
+        source.region.get_or_create = original
+    assert again.headers["X-Cache"] == "HIT" and calls == []  # no shared-cache lookup at all
+    source._local.clear()
+    assert tmdb_testapp.get("/api/movies/trending").headers["X-Cache"] == "HIT"
+    assert fake_tmdb.calls[TRENDING] == 1
