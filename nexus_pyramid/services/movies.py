@@ -16,6 +16,8 @@ from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import UPSTREAM, CachedMovieSource, combine
 
 MAX_CAST = 10
+# id(raw page) -> (raw page, allow_adult, shaped page); read-only once stored.
+_SHAPED: dict[int, tuple[object, bool, dict]] = {}
 
 
 def parse_date(value) -> date | None:
@@ -160,6 +162,10 @@ class MovieService:
         items = [r for r in raw.get("results", []) if allow_adult or not r.get("adult")]
         if mirror and result.source == UPSTREAM:
             self.mirror(items)
+        # A value served again from the in-process cache is the same object: shape it once.
+        memo = _SHAPED.get(id(raw))
+        if memo is not None and memo[0] is raw and memo[1] == allow_adult:
+            return memo[2], {"source": result.source}
         page = {
             "results": [self.item(r) for r in items],
             "page": raw.get("page", 1),
@@ -167,6 +173,9 @@ class MovieService:
             "total_pages": raw.get("total_pages", 0),
             "total_results": raw.get("total_results", 0),
         }
+        if len(_SHAPED) > 2000:
+            _SHAPED.clear()
+        _SHAPED[id(raw)] = (raw, allow_adult, page)  # holding raw keeps its id unique while memoized
         return page, {"source": result.source}
 
     # -- lookups -----------------------------------------------------------------
