@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session  # noqa: E402
 from webtest import TestApp  # noqa: E402
 
 from nexus_pyramid import make_app  # noqa: E402
-from nexus_pyramid.models import User  # noqa: E402
 from nexus_pyramid.movie_source.genres import TMDB_GENRES  # noqa: E402
 from nexus_pyramid.services.recommender import rebuild_similarities  # noqa: E402
 from tests.conftest import alembic_config, make_settings, recreate_postgres_database  # noqa: E402

@@ -5,6 +5,7 @@ so role changes, deletions and password changes apply on the very next request.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
@@ -93,8 +94,6 @@ class NexusSecurityPolicy:
         # Only the console remembers anyone: API clients hold tokens.
         from .models import User
 
-        import uuid
-
         user = request.dbsession.get(User, uuid.UUID(str(userid)))
         request.session.invalidate()
         request.session["uid"] = str(user.id)
@@ -108,8 +107,6 @@ class NexusSecurityPolicy:
 
 
 def session_user_id(request):
-    import uuid
-
     value = request.session.get("uid")
     try:
         return uuid.UUID(value) if value else None

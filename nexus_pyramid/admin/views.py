@@ -13,7 +13,7 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPFound
 from pyramid.security import forget, remember
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config, view_config
 
-from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC, UserResource
+from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import AppError, InvalidCredentials

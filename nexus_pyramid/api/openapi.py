@@ -13,7 +13,7 @@ from pyramid.view import view_config
 
 from ..authz import PUBLIC
 from .errors import HTTP_CODES
-from .schemas import StrictDate, StrictInt, StrictString
+from .schemas import StrictDate, StrictInt
 
 ERROR_DESCRIPTIONS = {
     400: "VALIDATION_ERROR: a field or parameter is missing or invalid, or the JSON is malformed",

@@ -47,15 +47,6 @@ class Result:
     source: str
 
 
-def combine(*sources: str) -> str:
-    """The cache fact of a response built from several lookups: the least fresh wins."""
-    if STALE in sources:
-        return STALE
-    if UPSTREAM in sources:
-        return UPSTREAM
-    return CACHE
-
-
 class CacheStats:
     def __init__(self):
         self._lock = threading.Lock()

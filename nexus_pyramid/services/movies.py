@@ -13,7 +13,7 @@ from ..errors import MovieNotFound, UpstreamUnavailable
 from ..models import Genre, Movie, movie_genres
 from ..models.meta import utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
-from ..movie_source.cache import UPSTREAM, CachedMovieSource, combine
+from ..movie_source.cache import UPSTREAM, CachedMovieSource
 
 MAX_CAST = 10
 # id(raw page) -> (raw page, allow_adult, shaped page); read-only once stored.
