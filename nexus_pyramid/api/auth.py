@@ -19,7 +19,7 @@ def _session_payload(request, user, pair: dict) -> dict:
     return {"user": user_json(user), **pair}
 
 
-@register.post(schema=schemas.request_schema(schemas.RegisterBody), permission=PUBLIC,
+@register.post(schema=schemas.request_schema(schemas.RegisterBody), returns="Session", permission=PUBLIC,
                response_status=201, error_codes=(409,))
 def register_view(request):
     body = request.validated["body"]
@@ -28,7 +28,7 @@ def register_view(request):
     return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Account created")
 
 
-@login.post(schema=schemas.request_schema(schemas.LoginBody), permission=PUBLIC, error_codes=(401, 429))
+@login.post(schema=schemas.request_schema(schemas.LoginBody), returns="Session", permission=PUBLIC, error_codes=(401, 429))
 def login_view(request):
     body = request.validated["body"]
     email = normalize_email(body["email"])
@@ -46,7 +46,7 @@ def login_view(request):
     return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Signed in")
 
 
-@refresh.post(schema=schemas.request_schema(schemas.RefreshBody), permission=PUBLIC, error_codes=(401,))
+@refresh.post(schema=schemas.request_schema(schemas.RefreshBody), returns="Session", permission=PUBLIC, error_codes=(401,))
 def refresh_view(request):
     user, pair = request.tokens.rotate(request.validated["body"]["refresh_token"])
     return success(_session_payload(request, user, pair), "Token refreshed")

@@ -17,12 +17,12 @@ recommendations = ApiService(name="user_recommendations", path="/api/user/recomm
                              description="Personalized recommendations")
 
 
-@preferences.get(permission=SELF, error_codes=(401,))
+@preferences.get(returns="Preferences", permission=SELF, error_codes=(401,))
 def get_preferences(request):
     return success(request.library.preferences_json(request.identity.user))
 
 
-@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), permission=SELF,
+@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns="Preferences", permission=SELF,
                   error_codes=(401, 503))
 def save_preferences(request):
     body = request.validated["body"]
@@ -38,7 +38,7 @@ def save_preferences(request):
     return success(request.library.preferences_json(user), "Preferences saved")
 
 
-@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), permission=SELF,
+@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), returns="InteractionPage", permission=SELF,
                   error_codes=(401,))
 def list_interactions(request):
     query = request.validated["querystring"]
@@ -47,7 +47,7 @@ def list_interactions(request):
                          page.total))
 
 
-@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), permission=SELF, response_status=201,
+@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns="Interaction", permission=SELF, response_status=201,
                    error_codes=(401, 404, 503))
 def add_interaction(request):
     body = request.validated["body"]
@@ -63,7 +63,7 @@ def delete_interaction(request):
     return success(None, "Interaction deleted")
 
 
-@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging), permission=SELF,
+@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging), returns="RecommendationPage", permission=SELF,
                      error_codes=(401, 503))
 def get_recommendations(request):
     query = request.validated["querystring"]

@@ -26,14 +26,14 @@ def cache_response(request, data, meta: dict):
     return success(data, meta=meta)
 
 
-@trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), permission=PUBLIC,
+@trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns="MoviePage", permission=PUBLIC,
               error_codes=MOVIE_ERRORS)
 def trending_view(request):
     query = request.validated["querystring"]
     return cache_response(request, *request.movies.trending(query["window"], query["page"]))
 
 
-@search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), permission=PUBLIC,
+@search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns="MoviePage", permission=PUBLIC,
             error_codes=MOVIE_ERRORS)
 def search_view(request):
     query = request.validated["querystring"]
@@ -44,6 +44,6 @@ def search_view(request):
                                                           allow_adult))
 
 
-@genres.get(permission=PUBLIC, error_codes=MOVIE_ERRORS)
+@genres.get(returns="GenreList", permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def genres_view(request):
     return cache_response(request, *request.movies.genres())

@@ -108,6 +108,71 @@ def _parameters(path: str, schema) -> list[dict]:
     return params
 
 
+def _nullable(schema: dict) -> dict:
+    return {**schema, "x-nullable": True}
+
+
+def _page(item_ref: str) -> dict:
+    return {"type": "object", "required": ["results", "page", "per_page", "total_pages", "total_results"],
+            "properties": {"results": {"type": "array", "items": {"$ref": item_ref}},
+                           "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                           "total_pages": {"type": "integer"}, "total_results": {"type": "integer"}}}
+
+
+STRING, INTEGER, NUMBER = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+DATE, DATETIME = {"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}
+USER = {"id": {"type": "string", "format": "uuid"}, "name": STRING, "email": STRING,
+        "date_of_birth": _nullable(DATE), "roles": {"type": "array", "items": STRING},
+        "created_at": DATETIME, "updated_at": DATETIME}
+MOVIE = {"tmdb_id": INTEGER, "title": STRING, "overview": _nullable(STRING), "release_date": _nullable(DATE),
+         "release_year": _nullable(INTEGER), "poster_path": _nullable(STRING), "poster_url": _nullable(STRING),
+         "popularity": NUMBER, "vote_average": NUMBER, "vote_count": INTEGER, "adult": {"type": "boolean"},
+         "genres": {"type": "array", "items": {"$ref": "#/definitions/Genre"}}}
+PERSON = {"type": "object", "properties": {"id": INTEGER, "name": _nullable(STRING)}}
+
+
+def _object(properties: dict, required=None) -> dict:
+    return {"type": "object", "required": list(required or properties), "properties": properties}
+
+
+DEFINITIONS = {
+    "Genre": _object({"id": INTEGER, "name": _nullable(STRING)}),
+    "User": _object(USER),
+    "Profile": _object({**USER, "preferences": {"$ref": "#/definitions/Preferences"}}),
+    "AdminUser": _object({**USER, "interaction_counts": {
+        "type": "object", "properties": {k: INTEGER for k in ("liked", "bookmarked", "watched")}}}),
+    "Session": _object({"user": {"$ref": "#/definitions/User"}, "access_token": STRING, "refresh_token": STRING,
+                        "token_type": {"type": "string", "enum": ["Bearer"]}, "expires_in": INTEGER}),
+    "Movie": _object(MOVIE),
+    "MovieDetail": _object({**MOVIE, "runtime": _nullable(INTEGER), "tagline": _nullable(STRING),
+                            "cast": _nullable({"type": "array", "items": {"type": "object", "properties": {
+                                "id": INTEGER, "name": STRING, "character": _nullable(STRING),
+                                "profile_path": _nullable(STRING)}}}),
+                            "directors": _nullable({"type": "array", "items": PERSON})}),
+    "Preferences": _object({"genres": {"type": "array", "items": {"$ref": "#/definitions/Genre"}},
+                            "actors": {"type": "array", "items": PERSON},
+                            "movies": {"type": "array", "items": {"$ref": "#/definitions/Movie"}}}),
+    "Interaction": _object({"id": INTEGER, "interaction_type": {"type": "string",
+                                                                 "enum": ["liked", "bookmarked", "watched"]},
+                            "created_at": DATETIME, "movie": {"$ref": "#/definitions/Movie"}}),
+    "Recommendation": _object({"movie": {"$ref": "#/definitions/Movie"}, "score": NUMBER,
+                               "reasons": {"type": "array", "items": STRING}}),
+    "MoviePage": _page("#/definitions/Movie"),
+    "UserPage": _page("#/definitions/User"),
+    "InteractionPage": _page("#/definitions/Interaction"),
+    "RecommendationPage": _page("#/definitions/Recommendation"),
+    "GenreList": {"type": "array", "items": {"$ref": "#/definitions/Genre"}},
+}
+
+
+def _success(data_ref: str | None) -> dict:
+    """The success envelope, with ``data`` typed when the operation says what it returns."""
+    data = {"$ref": f"#/definitions/{data_ref}"} if data_ref else {"x-nullable": True}
+    return {"type": "object", "required": ["status", "message", "data"],
+            "properties": {"status": {"type": "string", "enum": ["success"]}, "message": STRING, "data": data,
+                           "meta": {"type": "object"}}}
+
+
 def build_document(request) -> dict:
     paths: dict = {}
     for service in get_services():
@@ -121,7 +186,9 @@ def build_document(request) -> dict:
             info = docs.get(method, {})
             schema = args.get("schema")
             status = info.get("response_status", 200)
-            responses = {str(status): {"description": "Success envelope", "schema": {"$ref": "#/definitions/Success"}}}
+            responses = {str(status): {"description": "Success envelope", "schema": _success(info.get("returns"))}}
+            if method == "POST" and status == 201:  # idempotent creations answer 200 with the existing one
+                responses["200"] = responses[str(status)]
             codes = set(info.get("error_codes", ())) | {500}
             if schema is not None:
                 codes.add(400)
@@ -160,6 +227,7 @@ def build_document(request) -> dict:
         },
         "paths": dict(sorted(paths.items())),
         "definitions": {
+            **DEFINITIONS,
             "Success": {
                 "type": "object",
                 "required": ["status", "message", "data"],

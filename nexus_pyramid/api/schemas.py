@@ -126,8 +126,12 @@ def per_page_node():
                                description="Items per page (1..100)")
 
 
+# Local lists: pages past the end are empty; the cap keeps OFFSET inside PostgreSQL's range.
+MAX_PAGE_LOCAL = 1_000_000
+
+
 class LocalPaging(colander.MappingSchema):
-    page = page_node()
+    page = page_node(MAX_PAGE_LOCAL)
     per_page = per_page_node()
 
 
@@ -220,4 +224,4 @@ class InteractionBody(colander.MappingSchema):
 
 
 class InteractionPath(colander.MappingSchema):
-    interaction_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, 2**63 - 1))
+    interaction_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, 2**31 - 1))

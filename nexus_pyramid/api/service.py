@@ -57,6 +57,7 @@ class ApiService(Service):
             "response_status": kw.pop("response_status", 200),
             "error_codes": kw.pop("error_codes", ()),
             "summary": kw.pop("summary", None),
+            "returns": kw.pop("returns", None),  # the definition that describes ``data``
         }
         if "permission" not in kw:
             raise ValueError(f"{self.name} {method}: every API view must declare a permission")

@@ -17,12 +17,12 @@ def profile_json(request, user) -> dict:
     return data
 
 
-@profile.get(permission=SELF, error_codes=(401,))
+@profile.get(returns="Profile", permission=SELF, error_codes=(401,))
 def get_profile(request):
     return success(profile_json(request, request.identity.user))
 
 
-@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), permission=SELF, error_codes=(401, 409))
+@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns="User", permission=SELF, error_codes=(401, 409))
 def update_profile(request):
     user = request.identity.user
     password_changed = request.users.update_profile(user, request.validated["body"])

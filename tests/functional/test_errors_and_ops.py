@@ -84,3 +84,10 @@ def test_openapi_documents_every_api_operation(testapp):
     assert query["per_page"]["maximum"] == 100 and query["per_page"]["default"] == 20
     assert {"401", "403"} <= set(listing["responses"])
     assert "/healthz" in document["paths"] and "/readyz" in document["paths"]
+    # Success bodies are typed down to the data.
+    trending = document["paths"]["/api/movies/trending"]["get"]["responses"]["200"]["schema"]
+    assert trending["properties"]["data"] == {"$ref": "#/definitions/MoviePage"}
+    movie = document["definitions"]["Movie"]["properties"]
+    assert movie["poster_url"]["x-nullable"] is True and movie["genres"]["items"] == {"$ref": "#/definitions/Genre"}
+    interaction = document["paths"]["/api/user/interactions"]["post"]["responses"]
+    assert {"200", "201"} <= set(interaction) and "404" in interaction and "503" in interaction
