@@ -45,7 +45,9 @@ def _configure_sqlite(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work (e.g. the readiness probe) may ask for a deferred transaction.
+        read_only = connection.get_execution_options().get("nexus_read_only")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def get_session_factory(engine):

@@ -88,6 +88,10 @@ class NexusSecurityPolicy:
         return principals
 
     def permits(self, request, context, permission):
+        # What everyone may do needs no identity: public views never load the caller.
+        public = self.acl.permits(context, [Everyone], permission)
+        if public:
+            return public
         return self.acl.permits(context, self.effective_principals(request), permission)
 
     def remember(self, request, userid, **kw):

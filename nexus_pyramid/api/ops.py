@@ -20,7 +20,7 @@ def healthz(request):
 def readiness_checks(registry) -> dict:
     checks = {}
     try:
-        with registry["db_engine"].connect() as conn:
+        with registry["db_engine"].connect().execution_options(nexus_read_only=True) as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = {"ok": True}
     except Exception as exc:

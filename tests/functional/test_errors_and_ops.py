@@ -39,6 +39,13 @@ def test_request_id_is_accepted_and_returned(testapp):
     assert generated.headers["X-Request-ID"] != "bad id with spaces\n"
 
 
+def test_readyz_with_a_token_does_not_wait_for_its_own_request(api):
+    """A token on a public view loads no user, and the probe never waits for the request's lock."""
+    user = api.user()
+    ready = api.app.get("/readyz", headers=api.auth(user["token"]))
+    assert ready.json["checks"]["database"]["ok"] is True
+
+
 def test_healthz_and_readyz(testapp):
     assert testapp.get("/healthz").json == {"status": "ok"}
     ready = testapp.get("/readyz").json
