@@ -43,6 +43,10 @@ class CatalogSource(MovieSource):
         return {"movies": movies, "trending": raw["trending"], "neighbours": neighbours,
                 "by_popularity": by_popularity, "search_keys": search_keys}
 
+    def preload(self) -> None:
+        """Read the data file now rather than on the first request."""
+        self._data  # noqa: B018 (cached_property: reading it loads it)
+
     # -- shapes ------------------------------------------------------------------
     @staticmethod
     def _item(record: dict) -> dict:
