@@ -2,7 +2,7 @@
 
 Switches (``FakeTMDb.set_mode``): ``ok``, ``slow`` (delay, then answer), ``timeout``
 (sleep past the client's read timeout), ``error`` (HTTP 500/502/503 with TMDb's error
-body), ``rate_limited`` (429 with Retry-After, ``fail_times`` times, then ok),
+body; ``failing_paths`` limits it to those paths), ``rate_limited`` (429 with Retry-After, ``fail_times`` times, then ok),
 ``invalid_key``, ``malformed`` (200 with a body that is not JSON). Unknown movie ids
 answer 404 with status_code 34. ``calls`` counts requests per path; ``queries`` keeps
 the query strings received.
@@ -67,6 +67,7 @@ class FakeTMDb:
             self.delay = 0.0
             self.retry_after = "1"
             self.fail_times = 0
+            self.failing_paths = set()
             self.calls.clear()
             self.queries.clear()
             self.auth_headers.clear()
@@ -91,6 +92,8 @@ class FakeTMDb:
             self.queries.append(query)
             self.auth_headers.append(auth)
             mode = self.mode
+            if self.failing_paths:
+                mode = "error" if path in self.failing_paths else "ok"
             if mode == "rate_limited":
                 if self.fail_times > 0:
                     self.fail_times -= 1

@@ -38,23 +38,34 @@ def release_year(raw: dict) -> int | None:
 
 
 class GenreNames:
-    """Genre id -> name, refreshed from the source's genre list at most once per minute."""
+    """Genre id -> name, refreshed from the source's genre list at most once per minute.
 
-    def __init__(self, source: CachedMovieSource):
+    A failed refresh is not retried for ``retry_after`` seconds: while the source is down,
+    the names we have (possibly none) are used rather than asking again on every request.
+    """
+
+    def __init__(self, source: CachedMovieSource, refresh_after: float = 60, retry_after: float = 10):
         self.source = source
-        self._names: dict[int, str] = {}
-        self._loaded_at = 0.0
+        self.refresh_after = refresh_after
+        self.retry_after = retry_after
         self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self._names: dict[int, str] = {}
+        self._next_refresh = 0.0
 
     def get(self) -> dict[int, str]:
-        if time.monotonic() - self._loaded_at > 60 or not self._names:
+        if time.monotonic() >= self._next_refresh:
             with self._lock:
-                try:
-                    genres = self.source.genres().value
-                    self._names = {g["id"]: g["name"] for g in genres}
-                    self._loaded_at = time.monotonic()
-                except (SourceUnavailable, SourceNotFound):
-                    pass  # keep the names we have; ids without a name are shown without one
+                if time.monotonic() >= self._next_refresh:
+                    try:
+                        genres = self.source.genres().value
+                        self._names = {g["id"]: g["name"] for g in genres}
+                        self._next_refresh = time.monotonic() + self.refresh_after
+                    except (SourceUnavailable, SourceNotFound):
+                        # Keep what we have; ids without a name are shown without one.
+                        self._next_refresh = time.monotonic() + self.retry_after
         return self._names
 
 
@@ -81,9 +92,10 @@ class MovieService:
             return None
         return f"{self.image_base}{self.poster_size}/{poster_path.lstrip('/')}"
 
-    def item(self, raw: dict) -> dict:
+    def item(self, raw: dict, names: dict[int, str] | None = None) -> dict:
         """A TMDb-shaped movie (list item or detail) as the contract's Movie."""
-        names = self.genre_names.get()
+        if names is None:
+            names = self.genre_names.get()
         if isinstance(raw.get("genres"), list):
             genres = [{"id": g["id"], "name": g.get("name") or names.get(g["id"])} for g in raw["genres"]]
         else:
@@ -166,8 +178,9 @@ class MovieService:
         memo = _SHAPED.get(id(raw))
         if memo is not None and memo[0] is raw and memo[1] == allow_adult:
             return memo[2], {"source": result.source}
+        names = self.genre_names.get()
         page = {
-            "results": [self.item(r) for r in items],
+            "results": [self.item(r, names) for r in items],
             "page": raw.get("page", 1),
             "per_page": 20,
             "total_pages": raw.get("total_pages", 0),

@@ -86,7 +86,7 @@ def includeme(config):
         for region in (movie_source.region, registry["recs_region"]):
             region.backend.proxied.__dict__.get("_cache", {}).clear()
         movie_source.stats.reset()
-        registry["genre_names"]._names = {}
+        registry["genre_names"].reset()
         breaker = getattr(movie_source.source, "breaker", None)
         if breaker is not None:
             breaker.reset()

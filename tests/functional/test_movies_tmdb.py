@@ -225,3 +225,12 @@ def test_hot_keys_are_served_from_the_process_without_the_shared_cache(tmdb_test
     source._local.clear()
     assert tmdb_testapp.get("/api/movies/trending").headers["X-Cache"] == "HIT"
     assert fake_tmdb.calls[TRENDING] == 1
+
+
+def test_a_failing_genre_list_is_not_retried_for_every_movie(tmdb_testapp, fake_tmdb):
+    fake_tmdb.set_mode("error", status=500, failing_paths={"/3/genre/movie/list"})
+    for _ in range(2):
+        page = tmdb_testapp.get("/api/movies/trending").json["data"]
+        assert page["results"] and page["results"][0]["genres"][0] == {"id": 28, "name": None}
+    # One attempt, then a pause: not one attempt per movie on the page, nor per request.
+    assert fake_tmdb.calls["/3/genre/movie/list"] == 1
