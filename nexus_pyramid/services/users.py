@@ -48,6 +48,8 @@ class UserService:
         return user
 
     def by_email(self, email: str) -> User | None:
+        if "\x00" in email:  # never a real address, and PostgreSQL refuses NUL in text
+            return None
         return self.db.execute(select(User).where(User.email == normalize_email(email))).scalar_one_or_none()
 
     def role(self, name: str) -> Role:
@@ -128,7 +130,8 @@ class UserService:
     # -- administration ----------------------------------------------------------
     def search(self, q: str | None, page: int, per_page: int) -> Page:
         query = select(User)
-        if q:
+        q = (q or "").replace("\x00", "")
+        if q.strip():
             escaped = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = f"%{escaped.lower()}%"
             query = query.where(
