@@ -228,16 +228,6 @@ def build_document(request) -> dict:
         "paths": dict(sorted(paths.items())),
         "definitions": {
             **DEFINITIONS,
-            "Success": {
-                "type": "object",
-                "required": ["status", "message", "data"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["success"]},
-                    "message": {"type": "string"},
-                    "data": {},
-                    "meta": {"type": "object"},
-                },
-            },
             "Error": {
                 "type": "object",
                 "required": ["status", "message", "code", "details"],

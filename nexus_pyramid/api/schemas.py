@@ -144,7 +144,7 @@ def request_schema(body=None, querystring=None):
     """A Cornice request schema with the given body and query string schemas."""
     schema = colander.MappingSchema()
     if body is not None:
-        schema.add(body.clone() if isinstance(body, colander.SchemaNode) else body(name="body"))
+        schema.add(body(name="body"))
     if querystring is not None:
         schema.add(querystring(name="querystring"))
     return schema

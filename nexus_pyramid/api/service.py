@@ -40,8 +40,6 @@ class ApiService(Service):
     - bodies must be JSON (415 otherwise) for methods that take one.
     """
 
-    default_error_handler = staticmethod(validation_error_handler)
-
     def __init__(self, name, path, factory=Root, **kw):
         kw.setdefault("cors_enabled", False)
         # depth=2: venusian must attach the service to the module that creates it, not this one.

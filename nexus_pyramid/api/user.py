@@ -11,10 +11,7 @@ profile = ApiService(name="user_profile", path="/api/user/profile", description=
 
 
 def profile_json(request, user) -> dict:
-    data = user_json(user)
-    preferences = request.registry.get("preferences_json")
-    data["preferences"] = preferences(request, user) if preferences else {"genres": [], "actors": [], "movies": []}
-    return data
+    return {**user_json(user), "preferences": request.library.preferences_json(user)}
 
 
 @profile.get(returns="Profile", permission=SELF, error_codes=(401,))

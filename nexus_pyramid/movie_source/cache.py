@@ -171,6 +171,13 @@ def dumps(value) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=_json_default).encode("utf-8")
 
 
+def clear_memory_region(region) -> None:
+    """Empty a region on the in-process memory backend (a Redis region is flushed by its owner)."""
+    backend = getattr(region.backend, "proxied", region.backend)
+    if isinstance(getattr(backend, "_cache", None), dict):
+        backend._cache.clear()
+
+
 def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:movies:"):
     """A dogpile region from the settings: Redis when ``nexus.redis_url`` is set, else memory."""
     hard_limit = min(SIX_MONTHS, int(settings.get("cache.hard_limit", 30 * 24 * 3600)))
@@ -297,6 +304,15 @@ class CachedMovieSource:
 
     def genres(self) -> Result:
         return self.fetch("genres", "genres", self.source.genres)
+
+    def reset(self) -> None:
+        """Forget everything this process holds: first level, memory region, figures, breaker (tests)."""
+        self._local.clear()
+        clear_memory_region(self.region)
+        self.stats.reset()
+        breaker = getattr(self.source, "breaker", None)
+        if breaker is not None:
+            breaker.reset()
 
     def expire_all(self) -> None:
         """Mark every cached value as expired (kept for stale serving), e.g. after a data fix."""

@@ -297,4 +297,7 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
     dbsession.execute(delete(movie_genres).where(movie_genres.c.movie_id.in_(list(ids.values()))))
     for start in range(0, len(links), 5000):
         dbsession.execute(_insert(dbsession, movie_genres).values(links[start:start + 5000]).on_conflict_do_nothing())
-    dbsession.expire_all()
+    # The rows changed under the ORM: reload movies already in the session, and nothing else.
+    for obj in list(dbsession.identity_map.values()):
+        if isinstance(obj, Movie):
+            dbsession.expire(obj)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..movie_source import make_cached_source
-from ..movie_source.cache import CacheStats, make_cache_region
+from ..movie_source.cache import CacheStats, clear_memory_region, make_cache_region
 from .library import LibraryService
 from .movies import GenreNames, MovieService, upsert_genres, upsert_movies
 from .passwords import Passwords
@@ -79,17 +79,11 @@ def includeme(config):
     registry.setdefault("seed_steps", {}).update({"genres": seed_genres, "catalog": seed_catalog,
                                                   "similarities": seed_similarities})
     registry["recs_region"], _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:")
-    registry["preferences_json"] = lambda request, user: request.library.preferences_json(user)
 
     def reset_movie_cache():
-        movie_source._local.clear()
-        for region in (movie_source.region, registry["recs_region"]):
-            region.backend.proxied.__dict__.get("_cache", {}).clear()
-        movie_source.stats.reset()
+        movie_source.reset()
+        clear_memory_region(registry["recs_region"])
         registry["genre_names"].reset()
-        breaker = getattr(movie_source.source, "breaker", None)
-        if breaker is not None:
-            breaker.reset()
 
     registry.setdefault("test_reset_hooks", []).append(reset_movie_cache)
 
