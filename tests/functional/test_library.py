@@ -171,8 +171,8 @@ def test_recommendations_paging_and_auth(api, user):
     api.app.get("/api/user/recommendations", {"per_page": 500}, headers=user["headers"], status=400)
 
 
-def test_rebuilt_similarities_drive_recommendations(api, user, app, engine):
-    """Co-occurrence across users' interactions (the SQL rebuild), on top of the source."""
+def test_rebuild_similarities_pairs_movies_liked_together(api, user, app, engine):
+    """The SQL rebuild turns co-occurrence across users' interactions into neighbour rows."""
     from sqlalchemy.orm import Session
 
     from nexus_pyramid.services.recommender import SqlStore, rebuild_similarities
