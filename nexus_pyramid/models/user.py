@@ -38,6 +38,9 @@ class User(Base):
     date_of_birth: Mapped[date | None] = mapped_column(nullable=True)
     # Bumped when the password changes: access tokens carry it and older ones stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped in the same transaction as any change to the user's interactions or
+    # preferences; part of the recommendation cache key, so no invalidation can be lost.
+    recs_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..settings import ConfigurationError
 from .base import MovieSource, SourceNotFound, SourceUnavailable  # noqa: F401
-from .breaker import CircuitBreaker
+from ..dependencies.breaker import CircuitBreaker
 from .cache import TTL_KINDS, CachedMovieSource, CacheStats, make_cache_region
 
 

@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable
-from .breaker import CircuitBreaker
+from ..dependencies.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from nexus_pyramid.movie_source.base import SourceNotFound, SourceUnavailable
-from nexus_pyramid.movie_source.breaker import CircuitBreaker
+from nexus_pyramid.dependencies.breaker import CircuitBreaker
 from nexus_pyramid.movie_source.tmdb import TMDbSource
 from tests.fake_tmdb import API_KEY
 

@@ -1,4 +1,4 @@
-"""A circuit breaker: while TMDb is down, fail fast instead of waiting for each timeout."""
+"""A circuit breaker: while a dependency is down, fail fast instead of waiting for each timeout."""
 from __future__ import annotations
 
 import threading
