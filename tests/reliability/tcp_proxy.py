@@ -1,4 +1,9 @@
-"""A TCP proxy on loopback that a test can cut and restore, to simulate a server outage."""
+"""A TCP proxy on loopback that a test can cut, black-hole and restore.
+
+- ``stop()``: refuse new connections and cut the open ones, as a crashed server would.
+- ``blackhole()``: accept connections and keep them open, but forward nothing either way,
+  as a server that hangs (or a network that drops packets) would; ``restore()`` ends it.
+"""
 from __future__ import annotations
 
 import socket
@@ -12,12 +17,15 @@ class TcpProxy:
         self._server: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> "TcpProxy":
+        self._flowing.set()
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", self.port or 0))
-        server.listen(64)
+        server.listen(256)
         self.port = server.getsockname()[1]
         self._server = server
         threading.Thread(target=self._accept, args=(server,), daemon=True).start()
@@ -32,6 +40,19 @@ class TcpProxy:
                 pass
             self._server.close()
             self._server = None
+        self._flowing.set()  # wake held pumps so that they see their sockets closed
+        self._cut_all()
+
+    def blackhole(self) -> None:
+        """Keep accepting and keep every connection open, but let no byte through."""
+        self._flowing.clear()
+
+    def restore(self) -> None:
+        """End a black hole: connections opened during it are cut (their bytes are lost), new ones flow."""
+        self._cut_all()
+        self._flowing.set()
+
+    def _cut_all(self) -> None:
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
@@ -47,8 +68,13 @@ class TcpProxy:
                 client, _ = server.accept()
             except OSError:
                 return
+            if not self._flowing.is_set():
+                with self._lock:  # held open, never answered
+                    self._sockets.append(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
             except OSError:
                 client.close()
                 continue
@@ -57,12 +83,16 @@ class TcpProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
+                    break
+                if not self._flowing.is_set():
+                    # Black hole: the bytes are swallowed and this connection stays silent
+                    # until it is cut by restore() or stop().
+                    self._flowing.wait()
                     break
                 dst.sendall(data)
         except OSError:
