@@ -131,7 +131,7 @@ def validate(settings: dict) -> None:
             )
 
 
-def as_positive_float(settings: dict, key: str) -> float:
+def _positive_seconds(settings: dict, key: str) -> float:
     try:
         value = float(str(settings[key]).strip())
     except (KeyError, ValueError):
@@ -162,7 +162,7 @@ def validate_throttles(settings: dict) -> None:
         if as_int(settings, key) < 1:
             raise ConfigurationError(f"Setting {key!r} must be at least 1.")
     for key in ("auth.argon2.max_wait", "ratelimit.redis_timeout", "ratelimit.breaker_reset"):
-        as_positive_float(settings, key)
+        _positive_seconds(settings, key)
     try:
         parse_trusted_proxies(settings.get("nexus.trusted_proxies"))
     except TrustedProxiesError as exc:
