@@ -21,6 +21,8 @@ ENV_OVERRIDES = {
     "session.secret": "SESSION_SECRET",
     "jwt.access_token_ttl": "JWT_ACCESS_TOKEN_TTL",
     "jwt.refresh_token_ttl": "JWT_REFRESH_TOKEN_TTL",
+    # Throttles and client address (issue 11, item 4)
+    "nexus.trusted_proxies": "NEXUS_TRUSTED_PROXIES",
 }
 
 CACHE_TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres", "not_found")
@@ -37,9 +39,27 @@ DEFAULTS = {
     "auth.argon2.time_cost": "3",
     "auth.argon2.memory_cost": "65536",
     "auth.argon2.parallelism": "4",
-    "auth.login_limit_per_email": "5/5 minutes",
-    "auth.login_limit_per_address": "30/5 minutes",
-    "nexus.trust_x_forwarded_for": "false",
+    # -- Throttles, argon2 work and the client address (issue 11, item 4; see services/ratelimit.py) --
+    # Password guesses (sign-in and current_password checks), counted before they are evaluated:
+    "auth.login_limit_per_address_account": "5/5 minutes",
+    "auth.login_limit_per_address": "60/5 minutes",  # higher: one NAT address, many users
+    "auth.login_limit_per_account": "20/hour",  # from any address; see ratelimit.py for the trade-off
+    "auth.register_limit_per_address": "10/hour",
+    # Rate-limit counters on Redis: per-call timeout (s, no retry), then a cool-down on local counters.
+    "ratelimit.redis_timeout": "0.25",
+    "ratelimit.breaker_threshold": "3",
+    "ratelimit.breaker_reset": "5",
+    # argon2 hashes/verifications running at once per process, and the longest wait (s) for a turn (then 503).
+    "auth.argon2.max_concurrent": "2",
+    "auth.argon2.max_wait": "2",
+    # Peers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks; none by default.
+    "nexus.trusted_proxies": "",
+}
+
+# Settings that were renamed: refused at start-up rather than silently ignored.
+RENAMED_SETTINGS = {
+    "auth.login_limit_per_email": "auth.login_limit_per_account",
+    "nexus.trust_x_forwarded_for": "nexus.trusted_proxies",
 }
 
 
@@ -96,6 +116,7 @@ def validate(settings: dict) -> None:
     for key in ("jwt.access_token_ttl", "jwt.refresh_token_ttl"):
         if as_int(settings, key) <= 0:
             raise ConfigurationError(f"{key} must be positive.")
+    validate_throttles(settings)
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(
@@ -108,3 +129,41 @@ def validate(settings: dict) -> None:
                 "Refusing to start in production with a development or short session secret: "
                 "set SESSION_SECRET to a random value of at least 32 characters."
             )
+
+
+def _positive_seconds(settings: dict, key: str) -> float:
+    try:
+        value = float(str(settings[key]).strip())
+    except (KeyError, ValueError):
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"Setting {key!r} must be a positive number of seconds, got {settings.get(key)!r}")
+    return value
+
+
+def validate_throttles(settings: dict) -> None:
+    """Throttles, argon2 work and trusted proxies (issue 11, item 4)."""
+    from limits import parse
+
+    from .client_address import TrustedProxiesError, parse_trusted_proxies
+
+    for old, new in RENAMED_SETTINGS.items():
+        if old in settings:
+            raise ConfigurationError(f"Setting {old!r} was replaced by {new!r}; set that instead.")
+    for key in ("auth.login_limit_per_address_account", "auth.login_limit_per_address",
+                "auth.login_limit_per_account", "auth.register_limit_per_address"):
+        try:
+            parse(str(settings[key]))
+        except ValueError:
+            raise ConfigurationError(
+                f"Setting {key!r} must be a rate such as '5/5 minutes' or '20/hour', got {settings[key]!r}"
+            ) from None
+    for key in ("auth.argon2.max_concurrent", "ratelimit.breaker_threshold"):
+        if as_int(settings, key) < 1:
+            raise ConfigurationError(f"Setting {key!r} must be at least 1.")
+    for key in ("auth.argon2.max_wait", "ratelimit.redis_timeout", "ratelimit.breaker_reset"):
+        _positive_seconds(settings, key)
+    try:
+        parse_trusted_proxies(settings.get("nexus.trusted_proxies"))
+    except TrustedProxiesError as exc:
+        raise ConfigurationError(str(exc)) from None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..authz import PUBLIC
-from ..errors import InvalidCredentials, RateLimited
 from ..services.users import normalize_email
 from . import schemas
 from .envelope import success
@@ -20,29 +19,26 @@ def _session_payload(request, user, pair: dict) -> dict:
 
 
 @register.post(schema=schemas.request_schema(schemas.RegisterBody), returns="Session", permission=PUBLIC,
-               response_status=201, error_codes=(409,))
+               response_status=201, error_codes=(409, 429, 503))
 def register_view(request):
     body = request.validated["body"]
+    # Counted per client address before anything is looked up: the duplicate-email answer is an oracle.
+    request.registry["throttles"].register(request.client_address)
     user = request.users.register(body["name"], body["email"], body["password"], body.get("date_of_birth"))
     request.response.status_int = 201
     return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Account created")
 
 
-@login.post(schema=schemas.request_schema(schemas.LoginBody), returns="Session", permission=PUBLIC, error_codes=(401, 429))
+@login.post(schema=schemas.request_schema(schemas.LoginBody), returns="Session", permission=PUBLIC,
+            error_codes=(401, 429, 503))
 def login_view(request):
     body = request.validated["body"]
     email = normalize_email(body["email"])
-    address = request.remote_addr or ""
-    throttle = request.registry["login_throttle"]
-    wait = throttle.retry_after(email, address)
-    if wait is not None:
-        raise RateLimited(wait)
-    try:
-        user = request.users.authenticate(email, body["password"])
-    except InvalidCredentials:
-        throttle.failed(email, address)
-        raise
-    throttle.succeeded(email, address)
+    address = request.client_address
+    throttles = request.registry["throttles"]
+    throttles.attempt(email, address)  # counted before the password is evaluated; RateLimited when over
+    user = request.users.authenticate(email, body["password"])
+    throttles.succeeded(email, address)
     return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Signed in")
 
 

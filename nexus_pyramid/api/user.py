@@ -19,7 +19,7 @@ def get_profile(request):
     return success(profile_json(request, request.identity.user))
 
 
-@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns="User", permission=SELF, error_codes=(401, 409))
+@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns="User", permission=SELF, error_codes=(401, 409, 429, 503))
 def update_profile(request):
     user = request.identity.user
     password_changed = request.users.update_profile(user, request.validated["body"])

@@ -1,74 +1,222 @@
-"""Login throttling per email and per client address, using the ``limits`` library.
+"""Throttles for password guesses and registrations, on the ``limits`` library.
 
-With Redis configured the counters are shared by every worker process; otherwise they
-live in this process. If Redis fails, throttling falls back to in-process counters
-(logged) rather than failing the login.
+**Count first, then evaluate.** Every attempt takes its place in the counters before
+the password is looked at, and the password is evaluated only if every counter had
+room. ``limits``' moving-window ``hit()`` is one atomic step (a Lua script on Redis,
+and a lock here for the process-local counters), so however many guesses arrive at
+once, at most the allowed number are ever evaluated. A refused attempt is not
+recorded (the moving window keeps only accepted entries).
+
+**What is counted.** A password guess (a sign-in, or a ``current_password`` check) is
+counted three ways, and refused when any one is full:
+
+- per (client address, account): the limit a user meets when they mistype, 5 per 5
+  minutes by default. A successful sign-in clears it.
+- per client address: a higher cap (60 per 5 minutes), so that one address cannot spray
+  guesses over many accounts, yet one office behind one NAT address can sign in: its
+  failures lock nobody out of the accounts of another office, which has its own address.
+  Every attempt counts, successes too (the cap is sized for that).
+- per account, from anywhere: 20 per hour. This is the only bound on guesses spread over
+  many addresses, and it is also a lever to lock a victim out: anyone may spend an
+  account's budget. It is set well above the (address, account) limit so that one
+  address takes an hour's four windows to do so, and the window is an hour so that a
+  lock-out ends within an hour of the attack stopping. Operators facing such abuse raise
+  it (at the cost of more distributed guesses).
+
+They are hit in that order, stopping at the first full one, so that an address at its
+cap does not spend the budgets of the accounts it tries. Accounts are keyed by a digest
+of the normalized email (counters never hold an email in clear), IPv6 addresses by
+their /64 (one subscriber's allocation). Registrations are counted per address.
+
+**Redis.** With ``nexus.redis_url`` the counters are shared by every worker. Each Redis
+call has short timeouts and no retry; when one fails, the process-local counters
+decide (never "allow everything", never a 500); after repeated failures a breaker stops
+calling Redis for a cool-down, and ``OutageLog`` writes one line per outage interval.
+Once Redis answers again the shared counters are used again (what was counted locally
+during the outage stays local).
 """
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
+import threading
 import time
+from typing import Callable
 
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from ..dependencies.breaker import CircuitBreaker
+from ..dependencies.outage import OutageLog
+from ..errors import RateLimited
+
 log = logging.getLogger(__name__)
 
 
-class LoginThrottle:
-    def __init__(self, storage_url: str, per_email: str, per_address: str):
-        self.per_email = parse(per_email)
-        self.per_address = parse(per_address)
-        self._memory = MovingWindowRateLimiter(storage_from_string("memory://"))
+def account_key(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()[:32]
+
+
+def address_key(address: str) -> str:
+    """One key per client: an IPv4 address, or an IPv6 address's /64."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64] or "unknown"
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+class Counters:
+    """Moving-window counters on Redis, with process-local counters when Redis fails."""
+
+    def __init__(self, storage_url: str = "", timeout: float = 0.25, breaker: CircuitBreaker | None = None,
+                 outage: OutageLog | None = None):
+        self._local = MovingWindowRateLimiter(storage_from_string("memory://"))
+        # The memory storage locks per key but drops a key's lock when it clears or expires
+        # it; one lock over every local call keeps each hit atomic regardless (they take µs).
+        self._local_lock = threading.Lock()
         self._shared = None
         if storage_url and not storage_url.startswith("memory"):
-            options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
-            self._shared = MovingWindowRateLimiter(storage_from_string(storage_url, **options))
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
-    @classmethod
-    def from_settings(cls, settings: dict) -> "LoginThrottle":
-        return cls(
-            settings.get("nexus.redis_url") or "memory://",
-            settings["auth.login_limit_per_email"],
-            settings["auth.login_limit_per_address"],
-        )
+            # No retry: a Redis that does not answer within the timeout is down for this
+            # call, and the local counters answer instead of a second wait.
+            self._shared = MovingWindowRateLimiter(storage_from_string(
+                storage_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0), retry_on_error=[], health_check_interval=0,
+            ))
+        self.breaker = breaker or CircuitBreaker(failure_threshold=3, reset_timeout=5.0)
+        self.outage = outage or OutageLog("redis (rate limits)")
 
-    def _keys(self, email: str, address: str):
-        # Emails are hashed so that the cache never holds them in clear.
-        digest = hashlib.sha256(email.encode("utf-8")).hexdigest()[:32]
-        return ((self.per_email, "login-email", digest), (self.per_address, "login-addr", address or "unknown"))
+    @property
+    def shared(self) -> bool:
+        return self._shared is not None
 
-    def _call(self, method: str, *args):
+    def _call(self, operation: str, *args):
         if self._shared is not None:
-            try:
-                return getattr(self._shared, method)(*args)
-            except Exception as exc:  # Redis down: keep throttling in-process
-                log.warning("login throttle storage unavailable (%s); using in-process counters",
-                            type(exc).__name__)
-        return getattr(self._memory, method)(*args)
+            if self.breaker.allow():
+                try:
+                    result = getattr(self._shared, operation)(*args)
+                except Exception as exc:  # any Redis failure: the local counters decide
+                    self.breaker.failure()
+                    self.outage.failure(f"rate limit {operation}", exc)
+                else:
+                    self.breaker.success()
+                    self.outage.success()
+                    return result
+            else:
+                self.outage.failure(f"rate limit {operation} (cooling down)")
+        with self._local_lock:
+            return getattr(self._local, operation)(*args)
 
-    def retry_after(self, email: str, address: str) -> int | None:
-        """Seconds to wait if either limit is exhausted, else None."""
-        waits = []
-        for limit, *ids in self._keys(email, address):
-            if not self._call("test", limit, *ids):
-                stats = self._call("get_window_stats", limit, *ids)
-                waits.append(max(1, math.ceil(stats.reset_time - time.time())))
-        return max(waits) if waits else None
+    def hit(self, limit, *ids: str) -> bool:
+        """Take one place in the window; False (and nothing recorded) when it is full."""
+        return bool(self._call("hit", limit, *ids))
 
-    def failed(self, email: str, address: str) -> None:
-        for limit, *ids in self._keys(email, address):
-            self._call("hit", limit, *ids)
+    def retry_after(self, limit, *ids: str) -> int:
+        """Seconds until the full window has room again (at least 1)."""
+        stats = self._call("get_window_stats", limit, *ids)
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
-    def succeeded(self, email: str, address: str) -> None:
-        limit, *ids = self._keys(email, address)[0]
+    def clear(self, limit, *ids: str) -> None:
         self._call("clear", limit, *ids)
 
     def reset(self) -> None:
         """Forget every counter (tests)."""
-        self._memory.storage.reset()
+        with self._local_lock:
+            self._local.storage.reset()
         if self._shared is not None:
             self._shared.storage.reset()
+        self.breaker.reset()
+
+
+class Throttles:
+    """The application's throttles (``registry["throttles"]``)."""
+
+    def __init__(self, counters: Counters, per_address_account: str, per_address: str, per_account: str,
+                 register_per_address: str):
+        self.counters = counters
+        self.per_address_account = parse(per_address_account)
+        self.per_address = parse(per_address)
+        self.per_account = parse(per_account)
+        self.register_per_address = parse(register_per_address)
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "Throttles":
+        timeout = float(settings["ratelimit.redis_timeout"])
+        counters = Counters(
+            settings.get("nexus.redis_url") or "", timeout,
+            CircuitBreaker(int(settings["ratelimit.breaker_threshold"]), float(settings["ratelimit.breaker_reset"])),
+            OutageLog("redis (rate limits)"),
+        )
+        return cls(counters, settings["auth.login_limit_per_address_account"],
+                   settings["auth.login_limit_per_address"], settings["auth.login_limit_per_account"],
+                   settings["auth.register_limit_per_address"])
+
+    def _password_keys(self, email: str, address: str):
+        account, client = account_key(email), address_key(address)
+        return ((self.per_address_account, "pw-addr-account", client, account),
+                (self.per_address, "pw-addr", client),
+                (self.per_account, "pw-account", account))
+
+    # -- password guesses (sign-in, current_password) ---------------------------------
+    def attempt(self, email: str, address: str) -> None:
+        """Count one password guess; raise RateLimited (nothing evaluated) when a limit is full."""
+        for limit, *ids in self._password_keys(email, address):
+            if not self.counters.hit(limit, *ids):
+                raise RateLimited(self.counters.retry_after(limit, *ids))
+
+    def succeeded(self, email: str, address: str) -> None:
+        """The password was right: this address's count for this account starts again."""
+        limit, *ids = self._password_keys(email, address)[0]
+        self.counters.clear(limit, *ids)
+
+    def check_password(self, email: str, address: str, verify: Callable[[], bool]) -> bool:
+        """Count the guess, then run ``verify`` only if it was within every limit."""
+        self.attempt(email, address)
+        ok = verify()
+        if ok:
+            self.succeeded(email, address)
+        return ok
+
+    def guard(self, address: str) -> "PasswordGuard":
+        return PasswordGuard(self, address)
+
+    # -- registrations ------------------------------------------------------------------
+    def register(self, address: str) -> None:
+        """Count one registration from ``address``; RateLimited when the address is at its limit."""
+        client = address_key(address)
+        if not self.counters.hit(self.register_per_address, "register-addr", client):
+            raise RateLimited(self.counters.retry_after(self.register_per_address, "register-addr", client))
+
+    # -- the console's sign-in (admin/views.py) still calls these three ------------------
+    def retry_after(self, email: str, address: str) -> int | None:
+        """Count the attempt now (see ``attempt``); the seconds to wait if it is refused, else None."""
+        try:
+            self.attempt(email, address)
+        except RateLimited as exc:
+            return exc.details["retry_after"]
+        return None
+
+    def failed(self, email: str, address: str) -> None:
+        """Nothing to do: the attempt was counted before the password was evaluated."""
+
+    def reset(self) -> None:
+        self.counters.reset()
+
+
+class PasswordGuard:
+    """Throttles bound to one request's client address, for services that check a password."""
+
+    def __init__(self, throttles: Throttles, address: str):
+        self.throttles = throttles
+        self.address = address
+
+    def check(self, email: str, verify: Callable[[], bool]) -> bool:
+        return self.throttles.check_password(email, self.address, verify)

@@ -6,7 +6,7 @@ from ..movie_source.cache import CacheStats, clear_memory_region, make_cache_reg
 from .library import LibraryService
 from .movies import GenreNames, MovieService, upsert_genres, upsert_movies
 from .passwords import Passwords
-from .ratelimit import LoginThrottle
+from .ratelimit import Throttles
 from .tokens import TokenService, make_codec
 from .users import UserService
 
@@ -17,7 +17,9 @@ def _tokens(request) -> TokenService:
 
 
 def _users(request) -> UserService:
-    return UserService(request.dbsession, request.registry["passwords"], request.tokens)
+    registry = request.registry
+    return UserService(request.dbsession, registry["passwords"], request.tokens,
+                       registry["throttles"].guard(request.client_address))
 
 
 def _movies(request) -> MovieService:
@@ -73,7 +75,9 @@ def includeme(config):
     registry = config.registry
     registry["passwords"] = Passwords.from_settings(settings)
     registry["jwt_codec"] = make_codec(settings)
-    registry["login_throttle"] = LoginThrottle.from_settings(settings)
+    config.include("nexus_pyramid.client_address")  # request.client_address
+    # "login_throttle": the name the console's sign-in uses (same object).
+    registry["throttles"] = registry["login_throttle"] = Throttles.from_settings(settings)
     movie_source = registry["movie_source"] = make_cached_source(settings)
     registry["genre_names"] = GenreNames(movie_source)
     registry.setdefault("seed_steps", {}).update({"genres": seed_genres, "catalog": seed_catalog,

@@ -31,10 +31,12 @@ class Page:
 
 
 class UserService:
-    def __init__(self, dbsession, passwords: Passwords, tokens: TokenService):
+    def __init__(self, dbsession, passwords: Passwords, tokens: TokenService, guard=None):
         self.db = dbsession
         self.passwords = passwords
         self.tokens = tokens
+        # Throttles password checks like sign-in (ratelimit.PasswordGuard); None: unthrottled (scripts).
+        self.guard = guard
 
     # -- lookups -----------------------------------------------------------------
     def get(self, user_id) -> User:
@@ -91,6 +93,13 @@ class UserService:
             user.password_hash = self.passwords.hash(password)
         return user
 
+    def check_current_password(self, user: User, password: str) -> bool:
+        """Is ``password`` the user's? Throttled like sign-in (RateLimited when over a limit)."""
+        def verify():
+            return self.passwords.verify(user.password_hash, password)
+
+        return self.guard.check(user.email, verify) if self.guard is not None else verify()
+
     def update_profile(self, user: User, changes: dict) -> bool:
         """Apply profile changes. Returns True when the password changed."""
         wants_sensitive = "email" in changes or "password" in changes
@@ -101,7 +110,7 @@ class UserService:
                     "current_password", "Required to change email or password.",
                     "Changing email or password requires current_password.",
                 )
-            if not self.passwords.verify(user.password_hash, current):
+            if not self.check_current_password(user, current):
                 raise ValidationError.field("current_password", "Incorrect password.", "Current password is incorrect.")
         if "name" in changes:
             user.name = changes["name"].strip()

@@ -48,7 +48,8 @@ def envelope_check(ctx, response, case):
 def fuzz_app(database_url, redis_url):
     return make_app(make_settings(database_url, redis_url, **{
         # Generated logins must not lock each other out for the rest of the run.
-        "auth.login_limit_per_email": "10000/minute", "auth.login_limit_per_address": "10000/minute"}),
+        "auth.login_limit_per_account": "10000/minute", "auth.login_limit_per_address": "10000/minute",
+        "auth.login_limit_per_address_account": "10000/minute"}),
         environ={})
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from nexus_pyramid import settings as nexus_settings
 from nexus_pyramid.services.passwords import Passwords
-from nexus_pyramid.services.ratelimit import LoginThrottle
+from nexus_pyramid.errors import RateLimited
+from nexus_pyramid.services.ratelimit import Counters, Throttles
 from tests.conftest import TEST_REDIS_URL
 
 
@@ -19,14 +20,19 @@ def test_passwords_hash_and_verify():
     assert not passwords.verify("not a hash", "s3cret password")
 
 
-def test_throttle_counts_failures_per_email():
-    throttle = LoginThrottle("memory://", "3/minute", "100/minute")
+def make_throttles(url="", per_address_account="3/minute", per_address="100/minute", per_account="100/minute"):
+    return Throttles(Counters(url), per_address_account, per_address, per_account, "10/minute")
+
+
+def test_throttle_counts_attempts_per_address_and_account():
+    throttle = make_throttles()
     for _ in range(3):
-        assert throttle.retry_after("a@example.com", "1.1.1.1") is None
-        throttle.failed("a@example.com", "1.1.1.1")
-    wait = throttle.retry_after("a@example.com", "1.1.1.1")
-    assert 1 <= wait <= 60
-    assert throttle.retry_after("b@example.com", "1.1.1.1") is None
+        throttle.attempt("a@example.com", "1.1.1.1")
+    with pytest.raises(RateLimited) as refused:
+        throttle.attempt("a@example.com", "1.1.1.1")
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    throttle.attempt("b@example.com", "1.1.1.1")
+    throttle.attempt("a@example.com", "2.2.2.2")
 
 
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)")
@@ -35,20 +41,22 @@ def test_throttle_is_shared_through_redis():
 
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     # Two throttles stand for two worker processes.
-    one = LoginThrottle(TEST_REDIS_URL, "2/minute", "100/minute")
-    two = LoginThrottle(TEST_REDIS_URL, "2/minute", "100/minute")
-    one.failed("shared@example.com", "1.1.1.1")
-    two.failed("shared@example.com", "2.2.2.2")
-    assert one.retry_after("shared@example.com", "3.3.3.3") is not None
-    assert two.retry_after("shared@example.com", "3.3.3.3") is not None
+    one = make_throttles(TEST_REDIS_URL, per_address_account="100/minute", per_account="2/minute")
+    two = make_throttles(TEST_REDIS_URL, per_address_account="100/minute", per_account="2/minute")
+    one.attempt("shared@example.com", "1.1.1.1")
+    two.attempt("shared@example.com", "2.2.2.2")
+    for throttle in (one, two):
+        with pytest.raises(RateLimited):
+            throttle.attempt("shared@example.com", "3.3.3.3")
 
 
 def test_throttle_keeps_working_when_redis_is_down(caplog):
-    throttle = LoginThrottle("redis://127.0.0.1:1/0", "2/minute", "100/minute")
-    throttle.failed("down@example.com", "1.1.1.1")
-    throttle.failed("down@example.com", "1.1.1.1")
-    assert throttle.retry_after("down@example.com", "1.1.1.1") is not None
-    assert "in-process" in caplog.text
+    throttle = make_throttles("redis://127.0.0.1:1/0", per_address_account="2/minute")
+    throttle.attempt("down@example.com", "1.1.1.1")
+    throttle.attempt("down@example.com", "1.1.1.1")
+    with pytest.raises(RateLimited):
+        throttle.attempt("down@example.com", "1.1.1.1")
+    assert "redis (rate limits) unavailable" in caplog.text
 
 
 def test_settings_environment_overrides_and_validation():
