@@ -6,6 +6,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
+import jwt
 from pyramid_jwt import JWTAuthenticationPolicy
 from sqlalchemy import select, update
 
@@ -14,6 +15,9 @@ from ..models import RefreshToken, User
 from ..models.meta import utcnow
 
 ACCESS_TOKEN_TYPE = "access"
+# Clock differences between the issuing and the checking worker: a token may claim a
+# lifetime this much longer than jwt.access_token_ttl and still be accepted.
+ACCESS_LIFETIME_LEEWAY = 5
 
 
 def make_codec(settings: dict) -> JWTAuthenticationPolicy:
@@ -50,9 +54,24 @@ class TokenService:
         return self.codec.create_token(str(user.id), typ=ACCESS_TOKEN_TYPE, ver=user.token_version)
 
     def decode_access(self, request, token: str) -> dict | None:
-        """The claims of a valid access token, or None."""
-        claims = self.codec.jwt_decode(request, token)
-        if not claims or claims.get("typ") != ACCESS_TOKEN_TYPE:
+        """The claims of a valid access token, or None.
+
+        ``exp`` and ``iat`` are required, and a token may not claim a longer life than the
+        configured access-token TTL: a token minted with a far-away ``exp`` (a leaked
+        secret, an old build, a misconfigured issuer) is refused like any invalid token.
+        """
+        try:
+            claims = jwt.decode(token, self.codec.public_key, algorithms=[self.codec.algorithm],
+                                leeway=self.codec.leeway, options={"require": ["exp", "iat", "sub"]})
+        except jwt.InvalidTokenError:
+            return None
+        if not isinstance(claims, dict) or claims.get("typ") != ACCESS_TOKEN_TYPE:
+            return None
+        exp, iat = claims.get("exp"), claims.get("iat")
+        # PyJWT also takes numeric strings; a NumericDate is a JSON number.
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (exp, iat)):
+            return None
+        if exp - iat > self.access_ttl + ACCESS_LIFETIME_LEEWAY:
             return None
         try:
             claims["sub"] = uuid.UUID(claims["sub"])
