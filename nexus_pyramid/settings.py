@@ -40,7 +40,11 @@ DEFAULTS = {
     "auth.login_limit_per_email": "5/5 minutes",
     "auth.login_limit_per_address": "30/5 minutes",
     "nexus.trust_x_forwarded_for": "false",
+    # Tokens and sessions (issue 11, auth): a refresh token rotated at most this many seconds
+    # ago and presented again is a concurrent refresh (401, nothing revoked), not a theft.
+    "jwt.refresh_grace_seconds": "20",
 }
+MAX_REFRESH_GRACE_SECONDS = 300
 
 
 class ConfigurationError(Exception):
@@ -96,6 +100,9 @@ def validate(settings: dict) -> None:
     for key in ("jwt.access_token_ttl", "jwt.refresh_token_ttl"):
         if as_int(settings, key) <= 0:
             raise ConfigurationError(f"{key} must be positive.")
+    # Tokens and sessions: a long grace window would hide a stolen refresh token.
+    if not 0 <= as_int(settings, "jwt.refresh_grace_seconds") <= MAX_REFRESH_GRACE_SECONDS:
+        raise ConfigurationError(f"jwt.refresh_grace_seconds must be between 0 and {MAX_REFRESH_GRACE_SECONDS}.")
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(

@@ -13,7 +13,8 @@ from .users import UserService
 
 def _tokens(request) -> TokenService:
     registry = request.registry
-    return TokenService(request.dbsession, registry["jwt_codec"], int(registry.settings["jwt.refresh_token_ttl"]))
+    return TokenService(request.dbsession, registry["jwt_codec"], int(registry.settings["jwt.refresh_token_ttl"]),
+                        int(registry.settings["jwt.refresh_grace_seconds"]))
 
 
 def _users(request) -> UserService:

@@ -18,6 +18,7 @@ ACCESS_TOKEN_TYPE = "access"
 # Clock differences between the issuing and the checking worker: a token may claim a
 # lifetime this much longer than jwt.access_token_ttl and still be accepted.
 ACCESS_LIFETIME_LEEWAY = 5
+DEFAULT_REFRESH_GRACE = 20
 
 
 def make_codec(settings: dict) -> JWTAuthenticationPolicy:
@@ -41,10 +42,13 @@ def hash_refresh_token(token: str) -> str:
 
 
 class TokenService:
-    def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int):
+    def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int,
+                 refresh_grace: int = DEFAULT_REFRESH_GRACE):
         self.db = dbsession
         self.codec = codec
         self.refresh_ttl = refresh_ttl
+        # A rotated token presented again this soon is a concurrent refresh, not a theft.
+        self.refresh_grace = timedelta(seconds=refresh_grace)
 
     @property
     def access_ttl(self) -> int:
@@ -119,6 +123,10 @@ class TokenService:
             raise InvalidToken("The refresh token is invalid.")
         now = utcnow()
         if row.revoked_at is not None:
+            if row.replaced_by_id is not None and now - row.revoked_at <= self.refresh_grace:
+                # Rotated moments ago: another request with this token won the race (the row
+                # lock made this one wait for it). The winner's successor stays valid.
+                raise InvalidToken("The refresh token was just rotated by another request; use the newest one.")
             if row.replaced_by_id is not None:
                 # A rotated token came back: someone kept a copy. Revoke the whole family,
                 # and keep that revocation although the request fails.
