@@ -1,4 +1,4 @@
-"""Access tokens (JWT, via pyramid-jwt's codec) and rotating refresh tokens."""
+"""Access tokens (JWT, via pyramid-jwt's codec), rotating refresh tokens, console sessions."""
 from __future__ import annotations
 
 import hashlib
@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import jwt
 from pyramid_jwt import JWTAuthenticationPolicy
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ..errors import InvalidToken
-from ..models import RefreshToken, User
+from ..models import ConsoleSession, RefreshToken, User
 from ..models.meta import utcnow
 
 ACCESS_TOKEN_TYPE = "access"
@@ -19,6 +19,8 @@ ACCESS_TOKEN_TYPE = "access"
 # lifetime this much longer than jwt.access_token_ttl and still be accepted.
 ACCESS_LIFETIME_LEEWAY = 5
 DEFAULT_REFRESH_GRACE = 20
+# A console session's last_seen_at is written at most this often (not on every request).
+CONSOLE_TOUCH_INTERVAL = timedelta(seconds=60)
 
 
 def make_codec(settings: dict) -> JWTAuthenticationPolicy:
@@ -167,3 +169,53 @@ class TokenService:
             .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
+
+    # -- console sessions --------------------------------------------------------------
+    def start_console_session(self, user: User, max_age: int, address: str | None, agent: str | None) -> str:
+        """A new server-side console session; returns the key the cookie carries."""
+        now = utcnow()
+        # Sweep this user's expired sessions (the table holds admins and moderators only).
+        self.db.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id,
+                                                     ConsoleSession.expires_at <= now)
+                        .execution_options(synchronize_session=False))
+        key = secrets.token_urlsafe(32)
+        self.db.add(ConsoleSession(
+            id=uuid.uuid4(), user_id=user.id, key_hash=hash_refresh_token(key), created_at=now,
+            last_seen_at=now, expires_at=now + timedelta(seconds=max_age),
+            client_address=_clean(address, 64), user_agent=_clean(agent, 255),
+        ))
+        self.db.flush()
+        return key
+
+    def console_session(self, key: str, idle_timeout: int) -> ConsoleSession | None:
+        """The live session for ``key``, or None (unknown, ended, expired or idle too long)."""
+        row = self.db.execute(
+            select(ConsoleSession).where(ConsoleSession.key_hash == hash_refresh_token(key))
+        ).scalar_one_or_none()
+        now = utcnow()
+        if row is None or row.expires_at <= now or row.last_seen_at + timedelta(seconds=idle_timeout) <= now:
+            return None
+        if now - row.last_seen_at >= CONSOLE_TOUCH_INTERVAL:
+            # Conditional, so concurrent requests of one session write it once.
+            self.db.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.id == row.id, ConsoleSession.last_seen_at < now - CONSOLE_TOUCH_INTERVAL)
+                .values(last_seen_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return row
+
+    def end_console_session(self, key: str) -> None:
+        self.db.execute(delete(ConsoleSession).where(ConsoleSession.key_hash == hash_refresh_token(key))
+                        .execution_options(synchronize_session=False))
+
+    def end_console_sessions(self, user_id: uuid.UUID) -> None:
+        self.db.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id)
+                        .execution_options(synchronize_session=False))
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    """Client-supplied text made storable: no NUL (PostgreSQL refuses it), bounded length."""
+    if not value:
+        return None
+    return value.replace("\x00", "")[:limit] or None

@@ -78,3 +78,127 @@ def test_a_bad_grace_window_is_refused_at_start_up(value):
 
     with pytest.raises(ConfigurationError, match="refresh_grace_seconds"):
         load(make_settings("sqlite://", **{"jwt.refresh_grace_seconds": value}), environ={})
+
+
+# -- console sessions that end on the server --------------------------------------------------
+@pytest.fixture
+def people(api):
+    admin = api.user(email="admin@example.com", name="Ada Admin", roles=("user", "admin"))
+    moderator = api.user(email="mod@example.com", name="Mo Moderator", roles=("user", "moderator"))
+    return {"admin": admin, "moderator": moderator}
+
+
+def signed_in_cookie(testapp, email) -> str:
+    sign_in(testapp, email)
+    testapp.get("/admin", status=200)
+    return testapp.cookies[COOKIE]
+
+
+def replay(app, cookie: str, status: int):
+    """The captured cookie in a brand-new client, as an attacker who copied it would."""
+    client = TestApp(app, extra_environ={"REMOTE_ADDR": "198.51.100.7"})
+    client.set_cookie(COOKIE, cookie)
+    return client.get("/admin/users", status=status)
+
+
+def console_sessions(dbsession, email=None):
+    from nexus_pyramid.models import ConsoleSession, User
+
+    dbsession.rollback()
+    dbsession.expire_all()  # no stale copies from before the app's commits
+    query = dbsession.query(ConsoleSession)
+    if email:
+        query = query.join(User, User.id == ConsoleSession.user_id).filter(User.email == email)
+    return query.all()
+
+
+def assert_sent_to_sign_in(response):
+    assert response.location.startswith("/admin/login"), response.location
+
+
+def test_sign_in_stores_a_session_row_not_the_key(app, testapp, people, dbsession):
+    cookie = signed_in_cookie(testapp, "admin@example.com")
+    (row,) = console_sessions(dbsession)
+    assert str(row.user_id) == people["admin"]["id"]
+    assert row.client_address == "192.0.2.10"
+    assert len(row.key_hash) == 64 and row.key_hash not in cookie
+    assert row.expires_at - row.created_at == timedelta(hours=8)
+    # The control for the tests below: before anything ends it, the cookie works anywhere.
+    replay(app, cookie, 200)
+
+
+def test_a_cookie_replayed_after_sign_out_goes_to_sign_in(app, testapp, people, dbsession):
+    cookie = signed_in_cookie(testapp, "admin@example.com")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', testapp.get("/admin").text).group(1)
+    testapp.post("/admin/logout", {"csrf_token": token}, status=302)
+    assert console_sessions(dbsession) == []
+    assert_sent_to_sign_in(replay(app, cookie, 302))
+
+
+def test_a_cookie_replayed_after_a_password_change_goes_to_sign_in(app, testapp, api, people, dbsession):
+    cookie = signed_in_cookie(testapp, "admin@example.com")
+    api.app.put_json("/api/user/profile", {"password": "another password 9", "current_password": PASSWORD},
+                     headers=api.auth(people["admin"]["token"]))
+    assert console_sessions(dbsession) == []
+    assert_sent_to_sign_in(replay(app, cookie, 302))
+
+
+@pytest.mark.parametrize("channel", ["api", "console"])
+def test_a_cookie_replayed_after_role_removal_goes_to_sign_in(app, testapp, api, people, dbsession, channel):
+    moderator = TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.11"})
+    moderator_cookie = signed_in_cookie(moderator, "mod@example.com")
+    admin_cookie = signed_in_cookie(testapp, "admin@example.com")
+    if channel == "api":
+        api.app.post_json("/api/admin/roles/revoke", {"user_id": people["moderator"]["id"], "role": "moderator"},
+                          headers=api.auth(people["admin"]["token"]))
+    else:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', testapp.get("/admin").text).group(1)
+        testapp.post(f"/admin/users/{people['moderator']['id']}/roles",
+                     {"csrf_token": token, "role": "moderator", "action": "revoke"}, status=302)
+    assert console_sessions(dbsession, "mod@example.com") == []
+    assert_sent_to_sign_in(replay(app, moderator_cookie, 302))
+    # The administrator who made the change is still signed in.
+    replay(app, admin_cookie, 200)
+
+
+def test_a_cookie_replayed_after_deletion_goes_to_sign_in(app, testapp, api, people, dbsession):
+    moderator = TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.11"})
+    moderator_cookie = signed_in_cookie(moderator, "mod@example.com")
+    api.app.delete(f"/api/admin/users/{people['moderator']['id']}", headers=api.auth(people["admin"]["token"]))
+    assert console_sessions(dbsession) == []  # the rows went with the user (cascade)
+    assert_sent_to_sign_in(replay(app, moderator_cookie, 302))
+
+
+@pytest.mark.parametrize("column", ["expires_at", "last_seen_at"])
+def test_expired_and_idle_console_sessions_end(app, testapp, people, dbsession, column):
+    cookie = signed_in_cookie(testapp, "admin@example.com")
+    (row,) = console_sessions(dbsession)
+    setattr(row, column, getattr(row, column) - timedelta(hours=9))
+    dbsession.commit()
+    assert_sent_to_sign_in(replay(app, cookie, 302))
+
+
+def test_last_seen_is_written_at_most_once_a_minute(app, testapp, people, dbsession):
+    cookie = signed_in_cookie(testapp, "admin@example.com")
+    (row,) = console_sessions(dbsession)
+    recent = row.last_seen_at - timedelta(seconds=10)
+    row.last_seen_at = recent
+    dbsession.commit()
+    replay(app, cookie, 200)
+    (row,) = console_sessions(dbsession)
+    assert row.last_seen_at == recent  # seen 10 s ago: not written again
+    old = recent - timedelta(minutes=5)
+    row.last_seen_at = old
+    dbsession.commit()
+    replay(app, cookie, 200)
+    (row,) = console_sessions(dbsession)
+    assert row.last_seen_at > recent
+
+
+def test_signing_in_again_replaces_the_session(testapp, people, dbsession):
+    first = signed_in_cookie(testapp, "admin@example.com")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', testapp.get("/admin").text).group(1)
+    testapp.post("/admin/login", {"csrf_token": token, "email": "admin@example.com", "password": PASSWORD},
+                 status=302)
+    assert testapp.cookies[COOKIE] != first
+    assert len(console_sessions(dbsession)) == 1
