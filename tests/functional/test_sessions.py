@@ -80,6 +80,47 @@ def test_a_bad_grace_window_is_refused_at_start_up(value):
         load(make_settings("sqlite://", **{"jwt.refresh_grace_seconds": value}), environ={})
 
 
+# -- logout everywhere --------------------------------------------------------------------
+def test_logout_all_ends_every_session_of_the_user(api):
+    first = api.register().json["data"]
+    second = api.login().json["data"]
+    other = api.register(email="bob@example.com", name="Bob").json["data"]
+    response = api.app.post_json("/api/auth/logout", {"all": True}, headers=api.auth(first["access_token"]))
+    assert response.json["status"] == "success"
+    for data in (first, second):
+        assert_error(profile(api, data["access_token"], status=401), 401, "INVALID_TOKEN")
+        assert_error(refresh(api.app, data["refresh_token"], status=401), 401, "INVALID_TOKEN")
+    # Another user is untouched; signing in again works.
+    profile(api, other["access_token"])
+    refresh(api.app, other["refresh_token"])
+    profile(api, api.login().json["data"]["access_token"])
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+def test_logout_all_needs_a_valid_access_token(api, token):
+    data = api.register().json["data"]
+    headers = api.auth(token) if token else {}
+    body = {"all": True, "refresh_token": data["refresh_token"]}
+    response = api.app.post_json("/api/auth/logout", body, headers=headers, status=401)
+    assert_error(response, 401, "INVALID_TOKEN" if token else "AUTHENTICATION_REQUIRED")
+    # Nothing was ended.
+    profile(api, data["access_token"])
+    refresh(api.app, data["refresh_token"])
+
+
+def test_logout_body_is_validated(api):
+    data = api.register().json["data"]
+    headers = api.auth(data["access_token"])
+    for body in ({}, {"all": False}, {"all": "true"}, {"all": 1}):
+        response = api.app.post_json("/api/auth/logout", body, headers=headers, status=400)
+        assert_error(response, 400, "VALIDATION_ERROR")
+    profile(api, data["access_token"])
+    # Without "all" it is the single-token logout it always was.
+    api.app.post_json("/api/auth/logout", {"refresh_token": data["refresh_token"], "all": False})
+    refresh(api.app, data["refresh_token"], status=401)
+    profile(api, data["access_token"])
+
+
 # -- console sessions that end on the server --------------------------------------------------
 @pytest.fixture
 def people(api):
@@ -167,6 +208,13 @@ def test_a_cookie_replayed_after_deletion_goes_to_sign_in(app, testapp, api, peo
     api.app.delete(f"/api/admin/users/{people['moderator']['id']}", headers=api.auth(people["admin"]["token"]))
     assert console_sessions(dbsession) == []  # the rows went with the user (cascade)
     assert_sent_to_sign_in(replay(app, moderator_cookie, 302))
+
+
+def test_a_cookie_replayed_after_logout_all_goes_to_sign_in(app, testapp, api, people, dbsession):
+    cookie = signed_in_cookie(testapp, "admin@example.com")
+    api.app.post_json("/api/auth/logout", {"all": True}, headers=api.auth(people["admin"]["token"]))
+    assert console_sessions(dbsession) == []
+    assert_sent_to_sign_in(replay(app, cookie, 302))
 
 
 @pytest.mark.parametrize("column", ["expires_at", "last_seen_at"])
