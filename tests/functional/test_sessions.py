@@ -250,3 +250,53 @@ def test_signing_in_again_replaces_the_session(testapp, people, dbsession):
                  status=302)
     assert testapp.cookies[COOKIE] != first
     assert len(console_sessions(dbsession)) == 1
+
+
+# -- redirects that do not trust the Host header ------------------------------------------------
+EVIL_HOST = {"HTTP_HOST": "evil.example"}
+
+
+def test_redirects_never_carry_the_host_header(testapp, people):
+    response = testapp.get("/admin/users", extra_environ=EVIL_HOST, status=302)
+    assert response.headers["Location"] == "/admin/login?next=%2Fadmin%2Fusers"
+    page = testapp.get("/admin/login?next=/admin/audit", extra_environ=EVIL_HOST)
+    form = page.forms[0]
+    form["email"], form["password"] = "admin@example.com", PASSWORD
+    response = form.submit(extra_environ=EVIL_HOST, status=302)
+    assert response.headers["Location"] == "/admin/audit"
+    assert testapp.get("/admin/login", extra_environ=EVIL_HOST, status=302).headers["Location"] == "/admin"
+    dashboard = testapp.get("/admin", extra_environ=EVIL_HOST)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', dashboard.text).group(1)
+    response = testapp.post("/admin/logout", {"csrf_token": token}, extra_environ=EVIL_HOST, status=302)
+    assert response.headers["Location"] == "/admin/login"
+    assert "evil.example" not in response.text
+
+
+@pytest.mark.parametrize("next_url", [
+    "/admin\r\nSet-Cookie: x=1", "/admin/users\r\n", "/admin/users\nx", "/admin\tx",
+    "//evil.example/admin", "/\\evil.example", "/admin\\..\\x", "https://evil.example/admin",
+    "javascript:alert(1)", " /admin", "/administrator", "/api/user/profile", "/admin/caf\u00e9",
+    "/admin/\x00", "/" + "a" * 3000, "",
+])
+def test_unsafe_next_falls_back_to_the_dashboard(testapp, people, next_url):
+    page = testapp.get("/admin/login", {"next": next_url})
+    assert page.forms[0]["next"].value == "/admin"
+    token = page.forms[0]["csrf_token"].value
+    response = testapp.post("/admin/login", {"csrf_token": token, "email": "admin@example.com",
+                                             "password": PASSWORD, "next": next_url}, status=302)
+    assert response.headers["Location"] == "/admin"
+
+
+def test_raw_crlf_in_next_query_is_not_a_500(testapp, people):
+    page = testapp.get("/admin/login?next=/admin%0d%0aLocation:%20https://evil.example/")
+    assert page.forms[0]["next"].value == "/admin"
+    response = testapp.get("/admin/users?x=%0d%0a", status=302)
+    assert response.headers["Location"] == "/admin/login?next=%2Fadmin%2Fusers%3Fx%3D%250d%250a"
+
+
+@pytest.mark.parametrize("next_url", ["/admin", "/admin/users?q=mel&page=2", "/admin/audit"])
+def test_safe_next_is_followed(testapp, people, next_url):
+    page = testapp.get("/admin/login", {"next": next_url})
+    form = page.forms[0]
+    form["email"], form["password"] = "admin@example.com", PASSWORD
+    assert form.submit(status=302).headers["Location"] == next_url
