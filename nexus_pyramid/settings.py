@@ -102,7 +102,8 @@ def validate(settings: dict) -> None:
             raise ConfigurationError(f"{key} must be positive.")
     # Tokens and sessions: a long grace window would hide a stolen refresh token.
     if not 0 <= as_int(settings, "jwt.refresh_grace_seconds") <= MAX_REFRESH_GRACE_SECONDS:
-        raise ConfigurationError(f"jwt.refresh_grace_seconds must be between 0 and {MAX_REFRESH_GRACE_SECONDS}.")
+        raise ConfigurationError(
+            f"jwt.refresh_grace_seconds must be between 0 and {MAX_REFRESH_GRACE_SECONDS} seconds.")
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(

@@ -128,7 +128,8 @@ class TokenService:
             if row.replaced_by_id is not None and now - row.revoked_at <= self.refresh_grace:
                 # Rotated moments ago: another request with this token won the race (the row
                 # lock made this one wait for it). The winner's successor stays valid.
-                raise InvalidToken("The refresh token was just rotated by another request; use the newest one.")
+                raise InvalidToken("The refresh token was just rotated by another request; "
+                                   "use the newest one.")
             if row.replaced_by_id is not None:
                 # A rotated token came back: someone kept a copy. Revoke the whole family,
                 # and keep that revocation although the request fails.
@@ -197,9 +198,10 @@ class TokenService:
             return None
         if now - row.last_seen_at >= CONSOLE_TOUCH_INTERVAL:
             # Conditional, so concurrent requests of one session write it once.
+            stale = now - CONSOLE_TOUCH_INTERVAL
             self.db.execute(
                 update(ConsoleSession)
-                .where(ConsoleSession.id == row.id, ConsoleSession.last_seen_at < now - CONSOLE_TOUCH_INTERVAL)
+                .where(ConsoleSession.id == row.id, ConsoleSession.last_seen_at < stale)
                 .values(last_seen_at=now)
                 .execution_options(synchronize_session=False)
             )

@@ -190,8 +190,8 @@ def test_a_cookie_replayed_after_role_removal_goes_to_sign_in(app, testapp, api,
     moderator_cookie = signed_in_cookie(moderator, "mod@example.com")
     admin_cookie = signed_in_cookie(testapp, "admin@example.com")
     if channel == "api":
-        api.app.post_json("/api/admin/roles/revoke", {"user_id": people["moderator"]["id"], "role": "moderator"},
-                          headers=api.auth(people["admin"]["token"]))
+        body = {"user_id": people["moderator"]["id"], "role": "moderator"}
+        api.app.post_json("/api/admin/roles/revoke", body, headers=api.auth(people["admin"]["token"]))
     else:
         token = re.search(r'name="csrf_token" value="([^"]+)"', testapp.get("/admin").text).group(1)
         testapp.post(f"/admin/users/{people['moderator']['id']}/roles",
@@ -205,7 +205,8 @@ def test_a_cookie_replayed_after_role_removal_goes_to_sign_in(app, testapp, api,
 def test_a_cookie_replayed_after_deletion_goes_to_sign_in(app, testapp, api, people, dbsession):
     moderator = TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.11"})
     moderator_cookie = signed_in_cookie(moderator, "mod@example.com")
-    api.app.delete(f"/api/admin/users/{people['moderator']['id']}", headers=api.auth(people["admin"]["token"]))
+    api.app.delete(f"/api/admin/users/{people['moderator']['id']}",
+                   headers=api.auth(people["admin"]["token"]))
     assert console_sessions(dbsession) == []  # the rows went with the user (cascade)
     assert_sent_to_sign_in(replay(app, moderator_cookie, 302))
 

@@ -68,7 +68,8 @@ def test_bad_tokens_are_invalid(api, case):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("case", ["no_exp", "no_iat", "years_away", "just_over_ttl", "string_exp", "iat_in_future"])
+@pytest.mark.parametrize("case", ["no_exp", "no_iat", "years_away", "just_over_ttl", "string_exp",
+                                  "iat_in_future"])
 def test_tokens_without_a_bounded_lifetime_are_invalid(api, case):
     """exp and iat are required; a lifetime above jwt.access_token_ttl (900 s) is refused."""
     user = api.user()
