@@ -54,13 +54,20 @@ def resolve_auth_state(request) -> AuthState:
         if user is None or user.token_version != claims["ver"]:
             return AuthState(None, "invalid")
         return AuthState(Identity(user, BEARER, [role_principal(r) for r in user.role_names]), "valid")
-    session_user = request.session_user_id() if console else None
-    if session_user:
-        user = request.dbsession.get(User, session_user)
+    key = request.console_session_key() if console else None
+    if key:
+        # The cookie only names a server-side session: once that row is gone (sign-out,
+        # password change, role removal, deletion) or expired, a replayed cookie is worthless.
+        row = request.tokens.console_session(key, _session_setting(request, "session.timeout", 2 * 3600))
+        user = request.dbsession.get(User, row.user_id) if row is not None else None
         if user is None or user.token_version != request.session.get("ver"):
             return AuthState(None, "invalid")
         return AuthState(Identity(user, SESSION, [role_principal(r) for r in user.role_names]), "valid")
     return AuthState(None, "absent")
+
+
+def _session_setting(request, name: str, default: int) -> int:
+    return int(request.registry.settings.get(name, default))
 
 
 class NexusSecurityPolicy:
@@ -99,26 +106,35 @@ class NexusSecurityPolicy:
         from .models import User
 
         user = request.dbsession.get(User, uuid.UUID(str(userid)))
-        request.session.invalidate()
-        request.session["uid"] = str(user.id)
+        self._end_session(request)
+        key = request.tokens.start_console_session(
+            user, _session_setting(request, "session.max_age", 8 * 3600),
+            request.client_address, request.user_agent,
+        )
+        request.session["key"] = key
         request.session["ver"] = user.token_version
         request.session.new_csrf_token()
         return []
 
     def forget(self, request, **kw):
-        request.session.invalidate()
+        self._end_session(request)
         return []
 
+    @staticmethod
+    def _end_session(request):
+        key = request.console_session_key()
+        if key:
+            request.tokens.end_console_session(key)
+        request.session.invalidate()
 
-def session_user_id(request):
-    value = request.session.get("uid")
-    try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
-        return None
+
+def console_session_key(request) -> str | None:
+    """The console session key the signed cookie carries, if any."""
+    value = request.session.get("key")
+    return value if isinstance(value, str) and value else None
 
 
 def includeme(config):
     config.add_request_method(resolve_auth_state, "auth_state", reify=True)
-    config.add_request_method(session_user_id, "session_user_id")
+    config.add_request_method(console_session_key, "console_session_key")
     config.set_security_policy(NexusSecurityPolicy())

@@ -54,6 +54,9 @@ DEFAULTS = {
     "auth.argon2.max_wait": "2",
     # Peers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks; none by default.
     "nexus.trusted_proxies": "",
+    # Tokens and sessions (issue 11, auth): a refresh token rotated at most this many seconds
+    # ago and presented again is a concurrent refresh (401, nothing revoked), not a theft.
+    "jwt.refresh_grace_seconds": "20",
 }
 
 # Settings that were renamed: refused at start-up rather than silently ignored.
@@ -61,6 +64,7 @@ RENAMED_SETTINGS = {
     "auth.login_limit_per_email": "auth.login_limit_per_account",
     "nexus.trust_x_forwarded_for": "nexus.trusted_proxies",
 }
+MAX_REFRESH_GRACE_SECONDS = 300
 
 
 class ConfigurationError(Exception):
@@ -117,6 +121,10 @@ def validate(settings: dict) -> None:
         if as_int(settings, key) <= 0:
             raise ConfigurationError(f"{key} must be positive.")
     validate_throttles(settings)
+    # Tokens and sessions: a long grace window would hide a stolen refresh token.
+    if not 0 <= as_int(settings, "jwt.refresh_grace_seconds") <= MAX_REFRESH_GRACE_SECONDS:
+        raise ConfigurationError(
+            f"jwt.refresh_grace_seconds must be between 0 and {MAX_REFRESH_GRACE_SECONDS} seconds.")
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(

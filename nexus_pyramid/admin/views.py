@@ -16,7 +16,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import AppError, InvalidCredentials
+from ..errors import AppError, InvalidCredentials, RateLimited, ServiceUnavailable
 from ..models import ROLE_NAMES
 from ..services import stats
 from ..services.users import normalize_email
@@ -34,9 +34,32 @@ def _int_param(request, name: str, default: int, maximum: int | None = None) -> 
     return max(1, min(value, maximum) if maximum else value)
 
 
-def _safe_next(value: str | None) -> str:
-    """Only local console paths: never an open redirect."""
-    if value and value.startswith("/admin") and not value.startswith("//") and "\\" not in value:
+class Redirect(HTTPFound):
+    """A 302 whose Location is sent as the path given.
+
+    WebOb turns a relative Location into an absolute URL built from the request's Host
+    header, which a client controls; a relative reference is valid HTTP (RFC 9110) and
+    always stays on the site the browser is already on.
+    """
+
+    def _abs_headerlist(self, environ):
+        return list(self.headerlist)
+
+
+MAX_NEXT_LENGTH = 2000
+
+
+def _safe_next(value) -> str:
+    """Only local console paths: never an open redirect, never a header injection.
+
+    A path of printable ASCII under /admin (so a single leading "/", no scheme, no "//",
+    no backslash, no CR/LF or other control characters); anything else is /admin.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_NEXT_LENGTH:
+        return "/admin"
+    if any(not "!" <= ch <= "~" for ch in value) or "\\" in value:
+        return "/admin"
+    if value == "/admin" or value.startswith(("/admin/", "/admin?", "/admin#")):
         return value
     return "/admin"
 
@@ -45,7 +68,7 @@ def _safe_next(value: str | None) -> str:
 @view_config(route_name="console_login", request_method="GET", renderer="login.jinja2", permission=PUBLIC)
 def login_form(request):
     if request.identity is not None and request.identity.via == "session":
-        return HTTPFound("/admin")
+        return Redirect("/admin")
     return {"email": "", "error": None, "next": _safe_next(request.params.get("next"))}
 
 
@@ -56,33 +79,33 @@ def login_submit(request):
     password = request.POST.get("password", "")[:1024]
     next_url = _safe_next(request.POST.get("next"))
     form = {"email": email, "next": next_url}
-    address = request.remote_addr or ""
-    throttle = request.registry["login_throttle"]
-    wait = throttle.retry_after(email, address)
-    if wait is not None:
-        request.response.status_int = 429
-        request.response.headers["Retry-After"] = str(wait)
-        return {**form, "error": f"Too many attempts. Try again in {wait} seconds."}
+    address = request.client_address
+    throttles = request.registry["throttles"]
     try:
+        # The same rule as the API's sign-in: the guess is counted before it is evaluated.
+        throttles.attempt(email, address)
         user = request.users.authenticate(email, password)
+    except (RateLimited, ServiceUnavailable) as exc:
+        request.response.status_int = exc.status
+        request.response.headers.update(exc.headers)
+        return {**form, "error": exc.message}
     except InvalidCredentials as exc:
-        throttle.failed(email, address)
         request.response.status_int = 401
         return {**form, "error": exc.message}
-    throttle.succeeded(email, address)
+    throttles.succeeded(email, address)
     if not CONSOLE_ROLES & set(user.role_names):
         request.response.status_int = 403
         return {**form, "error": "This account cannot use the admin console."}
     headers = remember(request, str(user.id))
     request.session.flash(f"Signed in as {user.email}.", "success")
-    return HTTPFound(next_url, headers=headers)
+    return Redirect(next_url, headers=headers)
 
 
 @view_config(route_name="console_logout", request_method="POST", permission=ADMIN_READ, require_csrf=True)
 def logout(request):
     headers = forget(request)
     request.session.flash("Signed out.", "success")
-    return HTTPFound("/admin/login", headers=headers)
+    return Redirect("/admin/login", headers=headers)
 
 
 # -- pages ------------------------------------------------------------------------------
@@ -129,10 +152,10 @@ def change_role(request):
         change(user, role, actor=request.identity.user, channel="console")
     except AppError as exc:  # e.g. the last admin: shown to the administrator, nothing changed
         request.session.flash(exc.message, "error")
-        return HTTPFound(request.route_path("console_user", user_id=user.id))
+        return Redirect(request.route_path("console_user", user_id=user.id))
     verb = "now has" if action == "assign" else "no longer has"
     request.session.flash(f"{user.email} {verb} the role {role}.", "success")
-    return HTTPFound(request.route_path("console_user", user_id=user.id))
+    return Redirect(request.route_path("console_user", user_id=user.id))
 
 
 @view_config(route_name="console_user_delete", request_method="GET", renderer="confirm_delete.jinja2",
@@ -152,11 +175,11 @@ def delete_user(request):
         request.users.delete(user, actor=request.identity.user, channel="console")
     except AppError as exc:
         request.session.flash(exc.message, "error")
-        return HTTPFound(request.route_path("console_user", user_id=user.id))
+        return Redirect(request.route_path("console_user", user_id=user.id))
     request.session.flash(f"{email} was deleted.", "success")
     if user.id == request.identity.user.id:
-        return HTTPFound("/admin/login", headers=forget(request))
-    return HTTPFound(request.route_path("console_users"))
+        return Redirect("/admin/login", headers=forget(request))
+    return Redirect(request.route_path("console_users"))
 
 
 @view_config(route_name="console_audit", renderer="audit.jinja2", permission=ADMIN_READ, request_method="GET")
@@ -182,7 +205,7 @@ ADMIN_PATH = r"^/admin"
 @forbidden_view_config(path_info=ADMIN_PATH)
 def admin_forbidden(exc, request):
     if request.identity is None:
-        return HTTPFound("/admin/login?" + urlencode({"next": request.path_qs}))
+        return Redirect("/admin/login?" + urlencode({"next": request.path_qs}))
     return _error_page(request, 403, "Forbidden", "Your role does not allow this.")
 
 

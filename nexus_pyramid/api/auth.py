@@ -1,6 +1,9 @@
 """/api/auth/*: registration, login, refresh-token rotation, logout."""
 from __future__ import annotations
 
+import colander
+
+from .. import errors
 from ..authz import PUBLIC
 from ..services.users import normalize_email
 from . import schemas
@@ -48,7 +51,37 @@ def refresh_view(request):
     return success(_session_payload(request, user, pair), "Token refreshed")
 
 
-@logout.post(schema=schemas.request_schema(schemas.RefreshBody), permission=PUBLIC, error_codes=(401,))
+class StrictBoolean(colander.Boolean):
+    """A JSON true or false, nothing else ("false" as a string must not mean true)."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is None or cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, bool):
+            raise colander.Invalid(node, "Must be true or false")
+        return cstruct
+
+
+class LogoutBody(colander.MappingSchema):
+    refresh_token = colander.SchemaNode(schemas.StrictString(), validator=colander.Length(1, 512),
+                                        missing=colander.drop)
+    all = colander.SchemaNode(StrictBoolean(), missing=False,
+                              description="End every session of the user (needs a valid access token).")
+
+
+@logout.post(schema=schemas.request_schema(LogoutBody), permission=PUBLIC, error_codes=(401,))
 def logout_view(request):
-    request.tokens.revoke(request.validated["body"]["refresh_token"])
+    body = request.validated["body"]
+    if body["all"]:
+        # Every session of the caller: all refresh-token families, every access token
+        # (token_version), every console session.
+        state = request.auth_state
+        if state.identity is None:
+            raise errors.InvalidToken() if state.credentials == "invalid" else errors.AuthenticationRequired()
+        request.users.end_all_sessions(state.identity.user)
+        return success(None, "Signed out of every session")
+    if "refresh_token" not in body:
+        raise errors.ValidationError.field("refresh_token", "Required unless all is true.",
+                                           "refresh_token is required.")
+    request.tokens.revoke(body["refresh_token"])
     return success(None, "Signed out")

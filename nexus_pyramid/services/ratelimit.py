@@ -195,18 +195,6 @@ class Throttles:
         if not self.counters.hit(self.register_per_address, "register-addr", client):
             raise RateLimited(self.counters.retry_after(self.register_per_address, "register-addr", client))
 
-    # -- the console's sign-in (admin/views.py) still calls these three ------------------
-    def retry_after(self, email: str, address: str) -> int | None:
-        """Count the attempt now (see ``attempt``); the seconds to wait if it is refused, else None."""
-        try:
-            self.attempt(email, address)
-        except RateLimited as exc:
-            return exc.details["retry_after"]
-        return None
-
-    def failed(self, email: str, address: str) -> None:
-        """Nothing to do: the attempt was counted before the password was evaluated."""
-
     def reset(self) -> None:
         self.counters.reset()
 

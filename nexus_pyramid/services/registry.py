@@ -13,7 +13,9 @@ from .users import UserService
 
 def _tokens(request) -> TokenService:
     registry = request.registry
-    return TokenService(request.dbsession, registry["jwt_codec"], int(registry.settings["jwt.refresh_token_ttl"]))
+    settings = registry.settings
+    return TokenService(request.dbsession, registry["jwt_codec"], int(settings["jwt.refresh_token_ttl"]),
+                        int(settings["jwt.refresh_grace_seconds"]))
 
 
 def _users(request) -> UserService:

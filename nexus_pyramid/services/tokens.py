@@ -1,4 +1,4 @@
-"""Access tokens (JWT, via pyramid-jwt's codec) and rotating refresh tokens."""
+"""Access tokens (JWT, via pyramid-jwt's codec), rotating refresh tokens, console sessions."""
 from __future__ import annotations
 
 import hashlib
@@ -6,14 +6,21 @@ import secrets
 import uuid
 from datetime import timedelta
 
+import jwt
 from pyramid_jwt import JWTAuthenticationPolicy
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ..errors import InvalidToken
-from ..models import RefreshToken, User
+from ..models import ConsoleSession, RefreshToken, User
 from ..models.meta import utcnow
 
 ACCESS_TOKEN_TYPE = "access"
+# Clock differences between the issuing and the checking worker: a token may claim a
+# lifetime this much longer than jwt.access_token_ttl and still be accepted.
+ACCESS_LIFETIME_LEEWAY = 5
+DEFAULT_REFRESH_GRACE = 20
+# A console session's last_seen_at is written at most this often (not on every request).
+CONSOLE_TOUCH_INTERVAL = timedelta(seconds=60)
 
 
 def make_codec(settings: dict) -> JWTAuthenticationPolicy:
@@ -37,10 +44,13 @@ def hash_refresh_token(token: str) -> str:
 
 
 class TokenService:
-    def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int):
+    def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int,
+                 refresh_grace: int = DEFAULT_REFRESH_GRACE):
         self.db = dbsession
         self.codec = codec
         self.refresh_ttl = refresh_ttl
+        # A rotated token presented again this soon is a concurrent refresh, not a theft.
+        self.refresh_grace = timedelta(seconds=refresh_grace)
 
     @property
     def access_ttl(self) -> int:
@@ -50,9 +60,24 @@ class TokenService:
         return self.codec.create_token(str(user.id), typ=ACCESS_TOKEN_TYPE, ver=user.token_version)
 
     def decode_access(self, request, token: str) -> dict | None:
-        """The claims of a valid access token, or None."""
-        claims = self.codec.jwt_decode(request, token)
-        if not claims or claims.get("typ") != ACCESS_TOKEN_TYPE:
+        """The claims of a valid access token, or None.
+
+        ``exp`` and ``iat`` are required, and a token may not claim a longer life than the
+        configured access-token TTL: a token minted with a far-away ``exp`` (a leaked
+        secret, an old build, a misconfigured issuer) is refused like any invalid token.
+        """
+        try:
+            claims = jwt.decode(token, self.codec.public_key, algorithms=[self.codec.algorithm],
+                                leeway=self.codec.leeway, options={"require": ["exp", "iat", "sub"]})
+        except jwt.InvalidTokenError:
+            return None
+        if not isinstance(claims, dict) or claims.get("typ") != ACCESS_TOKEN_TYPE:
+            return None
+        exp, iat = claims.get("exp"), claims.get("iat")
+        # PyJWT also takes numeric strings; a NumericDate is a JSON number.
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (exp, iat)):
+            return None
+        if exp - iat > self.access_ttl + ACCESS_LIFETIME_LEEWAY:
             return None
         try:
             claims["sub"] = uuid.UUID(claims["sub"])
@@ -100,6 +125,11 @@ class TokenService:
             raise InvalidToken("The refresh token is invalid.")
         now = utcnow()
         if row.revoked_at is not None:
+            if row.replaced_by_id is not None and now - row.revoked_at <= self.refresh_grace:
+                # Rotated moments ago: another request with this token won the race (the row
+                # lock made this one wait for it). The winner's successor stays valid.
+                raise InvalidToken("The refresh token was just rotated by another request; "
+                                   "use the newest one.")
             if row.replaced_by_id is not None:
                 # A rotated token came back: someone kept a copy. Revoke the whole family,
                 # and keep that revocation although the request fails.
@@ -140,3 +170,54 @@ class TokenService:
             .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
+
+    # -- console sessions --------------------------------------------------------------
+    def start_console_session(self, user: User, max_age: int, address: str | None, agent: str | None) -> str:
+        """A new server-side console session; returns the key the cookie carries."""
+        now = utcnow()
+        # Sweep this user's expired sessions (the table holds admins and moderators only).
+        self.db.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id,
+                                                     ConsoleSession.expires_at <= now)
+                        .execution_options(synchronize_session=False))
+        key = secrets.token_urlsafe(32)
+        self.db.add(ConsoleSession(
+            id=uuid.uuid4(), user_id=user.id, key_hash=hash_refresh_token(key), created_at=now,
+            last_seen_at=now, expires_at=now + timedelta(seconds=max_age),
+            client_address=_clean(address, 64), user_agent=_clean(agent, 255),
+        ))
+        self.db.flush()
+        return key
+
+    def console_session(self, key: str, idle_timeout: int) -> ConsoleSession | None:
+        """The live session for ``key``, or None (unknown, ended, expired or idle too long)."""
+        row = self.db.execute(
+            select(ConsoleSession).where(ConsoleSession.key_hash == hash_refresh_token(key))
+        ).scalar_one_or_none()
+        now = utcnow()
+        if row is None or row.expires_at <= now or row.last_seen_at + timedelta(seconds=idle_timeout) <= now:
+            return None
+        if now - row.last_seen_at >= CONSOLE_TOUCH_INTERVAL:
+            # Conditional, so concurrent requests of one session write it once.
+            stale = now - CONSOLE_TOUCH_INTERVAL
+            self.db.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.id == row.id, ConsoleSession.last_seen_at < stale)
+                .values(last_seen_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return row
+
+    def end_console_session(self, key: str) -> None:
+        self.db.execute(delete(ConsoleSession).where(ConsoleSession.key_hash == hash_refresh_token(key))
+                        .execution_options(synchronize_session=False))
+
+    def end_console_sessions(self, user_id: uuid.UUID) -> None:
+        self.db.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id)
+                        .execution_options(synchronize_session=False))
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    """Client-supplied text made storable: no NUL (PostgreSQL refuses it), bounded length."""
+    if not value:
+        return None
+    return value.replace("\x00", "")[:limit] or None

@@ -13,6 +13,9 @@ from ..models.meta import utcnow
 from .passwords import Passwords
 from .tokens import TokenService
 
+# Roles that open the admin console; losing one ends the user's console sessions.
+CONSOLE_ROLES = ("admin", "moderator")
+
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
@@ -126,15 +129,23 @@ class UserService:
         password_changed = False
         if "password" in changes:
             user.password_hash = self.passwords.hash(changes["password"])
-            user.token_version = (user.token_version or 0) + 1
-            self.tokens.revoke_all(user.id)
             password_changed = True
         try:
             with self.db.begin_nested():
                 self.db.flush()
         except IntegrityError:
             raise EmailTaken()
+        if password_changed:  # after the flush above, which alone may meet the unique email
+            self.end_all_sessions(user)
         return password_changed
+
+    def end_all_sessions(self, user: User) -> None:
+        """Every session of the user ends now: refresh-token families, access tokens, console sessions."""
+        # In SQL, so that two concurrent calls both bump it; every token carrying the old value dies.
+        user.token_version = User.token_version + 1
+        self.tokens.revoke_all(user.id)
+        self.tokens.end_console_sessions(user.id)
+        self.db.flush()
 
     # -- administration ----------------------------------------------------------
     def search(self, q: str | None, page: int, per_page: int) -> Page:
@@ -197,6 +208,8 @@ class UserService:
             self._guard_last_admin(user, "remove the role admin from")
         if role_name in user.role_names:
             user.roles.remove(role)
+            if role_name in CONSOLE_ROLES:  # signed in to the console with a role now gone
+                self.tokens.end_console_sessions(user.id)
             self._touch(user)
             self.audit(actor, "role.revoke", user, role_name, channel)
         return user

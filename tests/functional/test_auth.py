@@ -121,10 +121,24 @@ def test_refresh_rotates_the_token(api):
     assert third["refresh_token"] not in (first["refresh_token"], second["refresh_token"])
 
 
-def test_reusing_a_rotated_refresh_token_revokes_the_family(api):
+def age_rotations(dbsession, seconds: int) -> None:
+    """Make every rotation look ``seconds`` older: past the grace window for concurrent refreshes."""
+    from datetime import timedelta
+
+    from nexus_pyramid.models import RefreshToken
+
+    dbsession.rollback()
+    dbsession.expire_all()  # no stale copies from before the app's commits
+    for row in dbsession.query(RefreshToken).filter(RefreshToken.replaced_by_id.is_not(None)):
+        row.revoked_at = row.revoked_at - timedelta(seconds=seconds)
+    dbsession.commit()
+
+
+def test_reusing_a_rotated_refresh_token_revokes_the_family(api, dbsession):
     first = api.register().json["data"]
     other_login = api.login().json["data"]
     second = api.app.post_json("/api/auth/refresh", {"refresh_token": first["refresh_token"]}).json["data"]
+    age_rotations(dbsession, 60)
     # The old token comes back (stolen): refused, and the newest of the family dies too.
     response = api.app.post_json("/api/auth/refresh", {"refresh_token": first["refresh_token"]}, status=401)
     assert_error(response, 401, "INVALID_TOKEN")

@@ -68,6 +68,38 @@ def test_bad_tokens_are_invalid(api, case):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+@pytest.mark.parametrize("case", ["no_exp", "no_iat", "years_away", "just_over_ttl", "string_exp",
+                                  "iat_in_future"])
+def test_tokens_without_a_bounded_lifetime_are_invalid(api, case):
+    """exp and iat are required; a lifetime above jwt.access_token_ttl (900 s) is refused."""
+    user = api.user()
+    now = datetime.now(timezone.utc)
+    claims = claims_for(user)
+    if case == "no_exp":
+        del claims["exp"]
+    elif case == "no_iat":
+        del claims["iat"]
+    elif case == "years_away":
+        claims["exp"] = now + timedelta(days=3650)
+    elif case == "just_over_ttl":
+        claims["iat"], claims["exp"] = now - timedelta(seconds=60), now + timedelta(seconds=900)
+    elif case == "string_exp":
+        claims = {**claims, "iat": int(now.timestamp()), "exp": str(int(now.timestamp()) + 300)}
+    else:
+        claims["iat"], claims["exp"] = now + timedelta(hours=1), now + timedelta(hours=1, seconds=600)
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    response = profile(api, token, status=401)
+    assert_error(response, 401, "INVALID_TOKEN")
+    # Public endpoints still treat an invalid token as no token at all.
+    api.app.get("/api/genres", headers=api.auth(token), status=200)
+
+
+def test_a_lifetime_of_exactly_the_ttl_is_accepted(api):
+    user = api.user()
+    now = datetime.now(timezone.utc)
+    profile(api, jwt.encode(claims_for(user, iat=now, exp=now + timedelta(seconds=900)), SECRET))
+
+
 def test_malformed_authorization_header_is_invalid(api):
     api.user()
     for header in ("Bearer", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Token abc"):
