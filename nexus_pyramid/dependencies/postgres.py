@@ -406,6 +406,22 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def optional(request, load, default=None):
+    """``load()``, or ``default`` while the database is unavailable.
+
+    For what a page can do without: a public movie search by a signed-in caller is answered
+    as for an anonymous one (no adult titles) rather than failing with the database.
+    """
+    try:
+        return load()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        if "dbsession" in request.__dict__:  # leave the request's session usable for its commit
+            request.dbsession.rollback()
+        return default
+
+
 def unavailable_for(request, exc: BaseException | None = None) -> DatabaseUnavailable:
     """The 503 to answer for a database failure in ``request``, with the breaker's ``Retry-After``."""
     if isinstance(exc, DatabaseUnavailable):

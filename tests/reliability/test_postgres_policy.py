@@ -174,6 +174,7 @@ def test_healthz_touches_no_database_even_with_a_token(proxied):
 def test_cached_movie_routes_answer_while_the_database_hangs(proxied):
     proxy, build = proxied
     app = build()
+    headers = register(app)
     first = app.get("/api/movies/trending").json["data"]["results"][0]["tmdb_id"]
     warm = ("/api/movies/trending", "/api/genres", f"/api/movies/{first}", f"/api/movies/{first}/recommendations")
     for path in warm:
@@ -189,6 +190,10 @@ def test_cached_movie_routes_answer_while_the_database_hangs(proxied):
         assert response.status_int == 200 and response.headers["X-Cache"] == "MISS"
         assert response.json["data"]["results"]
     assert app.app.registry["db_guard"].breaker.state != "closed"  # the failed mirror writes opened it
+    # A signed-in search cannot check the caller: answered as for an anonymous one.
+    response = bounded(lambda: app.get("/api/movies/search?query=alien", headers=headers))
+    assert response.status_int == 200 and response.json["data"]["results"]
+    assert not any(movie["adult"] for movie in response.json["data"]["results"])
 
 
 def test_mirror_writes_are_skipped_while_the_breaker_is_open_and_resume_after(proxied, dbsession):
@@ -244,15 +249,33 @@ def test_a_commit_that_hangs_answers_503(proxied, monkeypatch, caplog):
     assert app.get("/api/user/profile", headers=headers).json["data"]["name"] == "P"  # rolled back
 
 
-def test_server_side_timeouts_are_set(proxied):
+def test_server_side_timeouts_and_keepalives_are_set(proxied):
     from sqlalchemy import text
 
     _proxy, build = proxied
-    app = build(**{"db.statement_timeout": "3", "db.idle_in_transaction_timeout": "20"})
+    app = build(**{"db.statement_timeout": "3", "db.idle_in_transaction_timeout": "20", "db.tcp_user_timeout": "4",
+                   "db.keepalives_idle": "7"})
     with app.app.registry["db_engine"].connect() as conn:
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "3s"
         assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "20s"
-        assert conn.execute(text("SHOW tcp_user_timeout")).scalar() is not None
+        libpq = conn.connection.dbapi_connection.get_dsn_parameters()
+    assert (libpq["keepalives"], libpq["keepalives_idle"], libpq["tcp_user_timeout"]) == ("1", "7", "4000")
+
+
+def test_a_statement_slower_than_the_timeout_is_a_503(proxied, monkeypatch):
+    """The server ends the statement (statement_timeout) and the request answers 503, not 500."""
+    from sqlalchemy import text
+
+    from nexus_pyramid.services.users import UserService
+
+    _proxy, build = proxied
+    app = build(**{"db.statement_timeout": "0.5"})
+    headers = register(app)
+    monkeypatch.setattr(UserService, "update_profile",
+                        lambda self, user, changes: self.db.execute(text("SELECT pg_sleep(3)")))
+    response = bounded(lambda: app.put_json("/api/user/profile", {"name": "Slow"}, headers=headers, status=503))
+    assert_unavailable(response)
+    assert app.get("/api/user/profile", headers=headers).json["data"]["name"] == "P"
 
 
 def test_policy_defaults_and_validation():
@@ -269,3 +292,18 @@ def test_policy_defaults_and_validation():
         make_app(make_settings("sqlite://", **{"db.statement_timeout": "-5"}), environ={})
     error = DatabaseUnavailable(2.2)
     assert error.status == 503 and error.headers == {"Retry-After": "3"}
+
+
+def test_healthz_and_cached_movie_routes_check_out_no_connection(api, app):
+    """On any database: a token on /healthz or on a cached public route loads nobody."""
+    user = api.user()
+    api.app.get("/api/movies/trending")
+    checkouts = []
+    listener = lambda *args: checkouts.append(args)  # noqa: E731
+    event.listen(app.registry["db_engine"], "checkout", listener)
+    try:
+        assert api.app.get("/healthz", headers=api.auth(user["token"])).json == {"status": "ok"}
+        assert api.app.get("/api/movies/trending", headers=api.auth(user["token"])).headers["X-Cache"] == "HIT"
+    finally:
+        event.remove(app.registry["db_engine"], "checkout", listener)
+    assert checkouts == []
