@@ -130,6 +130,7 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 # -- bounded waits for psycopg2 -------------------------------------------------------------
 _CALLBACK_LOCK = threading.Lock()
+READ, WRITE = getattr(select, "POLLIN", 1), getattr(select, "POLLOUT", 4)
 
 
 def _wait(conn) -> None:
@@ -148,9 +149,9 @@ def _wait(conn) -> None:
         if state == POLL_OK:
             return
         if state == POLL_READ:
-            events = select.POLLIN
+            events = READ
         elif state == POLL_WRITE:
-            events = select.POLLOUT
+            events = WRITE
         else:  # pragma: no cover - psycopg2 reports its own errors from poll()
             raise psycopg2.OperationalError(f"unexpected poll state {state!r}")
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -160,9 +161,13 @@ def _wait(conn) -> None:
             raise psycopg2.OperationalError(
                 "the database did not answer within %.1f s while %s" % (timeout, "connecting" if connecting
                                                                          else "waiting for a result"))
-        poller = select.poll()
-        poller.register(conn.fileno(), events | select.POLLERR | select.POLLHUP)
-        poller.poll(None if remaining is None else max(1, math.ceil(remaining * 1000)))
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(conn.fileno(), events | select.POLLERR | select.POLLHUP)
+            poller.poll(None if remaining is None else max(1, math.ceil(remaining * 1000)))
+        else:  # e.g. under gevent's monkey-patching, whose select() cooperates
+            fd = [conn.fileno()]
+            select.select(fd if events == READ else [], fd if events == WRITE else [], fd, remaining)
 
 
 def _install_wait_callback() -> None:

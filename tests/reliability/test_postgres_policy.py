@@ -307,3 +307,29 @@ def test_healthz_and_cached_movie_routes_check_out_no_connection(api, app):
     finally:
         event.remove(app.registry["db_engine"], "checkout", listener)
     assert checkouts == []
+
+
+@pytest.mark.parametrize("wait", ["poll", "select"])
+def test_connecting_to_a_server_that_never_answers_gives_up_at_the_deadline(monkeypatch, wait):
+    """No PostgreSQL needed: a listening socket completes the TCP handshake and then says nothing."""
+    import select
+    import socket
+
+    import psycopg2
+
+    from nexus_pyramid.dependencies import postgres
+
+    if wait == "select":  # as under gevent's monkey-patching, which removes select.poll
+        monkeypatch.delattr(select, "poll")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    try:
+        policy = postgres.DatabasePolicy.from_settings({"db.connect_timeout": "0.3"})
+        url = make_url(f"postgresql://nobody@127.0.0.1:{server.getsockname()[1]}/none")
+        args = postgres._connect_args(url, policy, connect_timeout=0.3, statement_timeout=1, read_timeout=1)
+        with pytest.raises(psycopg2.OperationalError, match="did not answer within 0.3 s while connecting"):
+            bounded(lambda: psycopg2.connect(host="127.0.0.1", port=server.getsockname()[1], user="nobody",
+                                             dbname="none", **args))
+    finally:
+        server.close()
