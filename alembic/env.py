@@ -30,7 +30,8 @@ def run_migrations_online():
         return
     if config.config_file_name and not config.attributes.get("url"):
         setup_logging(config.config_file_name)
-    engine = get_engine({"sqlalchemy.url": _url()}, "sqlalchemy.")
+    # Migrations may run long: no statement timeout (the database policy still bounds connecting).
+    engine = get_engine({"sqlalchemy.url": _url(), "db.statement_timeout": "0"}, "sqlalchemy.")
     try:
         with engine.connect() as connection:
             _run(connection)

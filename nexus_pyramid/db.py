@@ -3,22 +3,16 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import engine_from_config, event
+from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 import zope.sqlalchemy
 
+from .dependencies import postgres
+
 
 def get_engine(settings: dict, prefix: str = "sqlalchemy."):
-    url = settings[prefix + "url"]
-    options = {"pool_pre_ping": True, "future": True}
-    if url.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 30, "check_same_thread": False}
-    else:
-        options.setdefault("pool_size", int(settings.get("sqlalchemy.pool_size", 5)))
-        options.setdefault("max_overflow", int(settings.get("sqlalchemy.max_overflow", 10)))
-        options["connect_args"] = {"connect_timeout": int(settings.get("sqlalchemy.connect_timeout", 5))}
-    config = {k: v for k, v in settings.items() if k.startswith(prefix) and k[len(prefix):] in ("url", "echo")}
-    engine = engine_from_config(config, prefix=prefix, **options)
+    """The engine, with the database failure policy of ``dependencies/postgres.py``."""
+    engine = postgres.get_engine(settings, prefix)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
@@ -76,12 +70,16 @@ def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
     settings["tm.commit_veto"] = "nexus_pyramid.db.commit_veto"
+    # pyramid_tm would otherwise ask for the user id on every request, loading the user from
+    # the database even for /healthz and public movie routes.
+    settings["tm.annotate_user"] = "false"
     config.include("pyramid_tm")
 
     engine = get_engine(settings)
     session_factory = get_session_factory(engine)
     config.registry["dbsession_factory"] = session_factory
     config.registry["db_engine"] = engine
+    config.registry["db_guard"] = postgres.guard_for(engine)
 
     def dbsession(request):
         # Tests may pass in their own session through the environ.

@@ -57,6 +57,25 @@ DEFAULTS = {
     # Tokens and sessions (issue 11, auth): a refresh token rotated at most this many seconds
     # ago and presented again is a concurrent refresh (401, nothing revoked), not a theft.
     "jwt.refresh_grace_seconds": "20",
+    # -- PostgreSQL failure policy (nexus_pyramid/dependencies/postgres.py; seconds; validated there at
+    # start-up; each may be set from the environment as NEXUS__DB__<NAME>, e.g. NEXUS__DB__STATEMENT_TIMEOUT=3)
+    "db.connect_timeout": "2",
+    "db.statement_timeout": "5",
+    "db.read_timeout": "",  # empty: statement_timeout + 0.5
+    "db.idle_in_transaction_timeout": "30",
+    "db.keepalives_idle": "10",
+    "db.keepalives_interval": "3",
+    "db.keepalives_count": "3",
+    "db.tcp_user_timeout": "6",
+    "db.pool_timeout": "2",
+    "db.ping_timeout": "1",
+    "db.breaker_threshold": "3",
+    "db.breaker_reset": "5",
+    "db.readiness_timeout": "1",
+    "db.best_effort_timeout": "1",
+    "db.outage_log_interval": "10",
+    "db.sqlite_busy_timeout": "5",
+    # -- end of the PostgreSQL block
 }
 
 # Settings that were renamed: refused at start-up rather than silently ignored.

@@ -7,6 +7,7 @@ import time
 import uuid
 
 from .api.errors import render_error
+from .dependencies.postgres import is_unavailable as is_database_unavailable
 
 access_log = logging.getLogger("nexus.access")
 error_log = logging.getLogger("nexus.errors")
@@ -23,9 +24,11 @@ def request_id_tween_factory(handler, registry):
             response = handler(request)
         except Exception as exc:
             # Reached only when something fails outside the exception views, e.g. the
-            # transaction commit itself. Still answer with the envelope.
-            error_log.error("unhandled error [request_id=%s] %s %s", request.request_id, request.method,
-                            request.path_info, exc_info=exc)
+            # transaction commit itself. Still answer with the envelope. A database outage is
+            # counted by its outage log (dependencies/postgres.py), not logged per request.
+            if not is_database_unavailable(exc):
+                error_log.error("unhandled error [request_id=%s] %s %s", request.request_id, request.method,
+                                request.path_info, exc_info=exc)
             try:
                 response = request.invoke_exception_view()
             except Exception:

@@ -16,6 +16,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from sqlalchemy.exc import DBAPIError
 
+from ..dependencies import postgres
 from ..errors import AppError, InvalidCredentials, RateLimited, ServiceUnavailable
 from ..models import ROLE_NAMES
 from ..services import stats
@@ -216,7 +217,9 @@ def admin_not_found(exc, request):
 
 @exception_view_config(AppError, path_info=ADMIN_PATH)
 def admin_app_error(exc, request):
-    return _error_page(request, exc.status, "Not found" if exc.status == 404 else "Error", exc.message)
+    response = _error_page(request, exc.status, "Not found" if exc.status == 404 else "Error", exc.message)
+    response.headers.update(exc.headers)  # e.g. Retry-After on a 503
+    return response
 
 
 @exception_view_config(HTTPBadRequest, path_info=ADMIN_PATH)
@@ -228,9 +231,15 @@ def admin_bad_request(exc, request):
 
 @exception_view_config(DBAPIError, path_info=ADMIN_PATH)
 def admin_database_error(exc, request):
+    if postgres.is_unavailable(exc):
+        # Counted by the database's outage log: no line per request.
+        unavailable = postgres.unavailable_for(request, exc)
+        response = _error_page(request, 503, "Unavailable", "The database is not answering. Try again shortly.")
+        response.headers.update(unavailable.headers)
+        return response
     log.error("database error in the console [request_id=%s]: %s", getattr(request, "request_id", "-"),
               type(exc).__name__)
-    return _error_page(request, 503, "Unavailable", "The database is not answering. Try again shortly.")
+    return _error_page(request, 500, "Something went wrong", "A database error occurred; it was logged.")
 
 
 @exception_view_config(Exception, path_info=ADMIN_PATH)

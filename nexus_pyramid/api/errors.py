@@ -7,12 +7,14 @@ end here. No traceback, SQL or secret ever reaches a client.
 from __future__ import annotations
 
 import logging
+import traceback
 
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.response import Response
-from sqlalchemy.exc import DBAPIError, OperationalError, InterfaceError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 
 from .. import errors
+from ..dependencies import postgres
 from . import envelope
 
 log = logging.getLogger("nexus.errors")
@@ -75,16 +77,24 @@ def http_exception_view(exc: HTTPException, request):
 
 
 def database_error_view(exc: DBAPIError, request):
-    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
-        log.error("database unavailable [request_id=%s]: %s", getattr(request, "request_id", "-"),
-                  type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
-        return app_error_view(errors.ServiceUnavailable(), request)
-    return unexpected_error_view(exc, request)
+    """The database is unavailable: 503 with ``Retry-After``, logged by the database's outage log.
+
+    Any other database error is a bug or bad data: a 500, logged without the driver's message,
+    which may quote the parameters (``DETAIL: Key (email)=(...)``).
+    """
+    if postgres.is_unavailable(exc):
+        return app_error_view(postgres.unavailable_for(request, exc), request)
+    origin = exc.orig if exc.orig is not None else exc
+    log.error("database error [request_id=%s] %s %s: %s (SQLSTATE %s)\n%s", getattr(request, "request_id", "-"),
+              request.method, request.path_info, type(origin).__name__, getattr(origin, "pgcode", None) or "-",
+              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+    return render_error(request, 500, "INTERNAL_ERROR", "An unexpected error occurred.",
+                        {"request_id": getattr(request, "request_id", None)})
 
 
 def pool_timeout_view(exc, request):
-    log.error("database pool exhausted [request_id=%s]", getattr(request, "request_id", "-"))
-    return app_error_view(errors.ServiceUnavailable(), request)
+    """No pooled connection in time (counted by the database's outage log)."""
+    return app_error_view(postgres.unavailable_for(request, exc), request)
 
 
 def unexpected_error_view(exc, request):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from pyramid.view import view_config
-from sqlalchemy import text
 
 from ..authz import PUBLIC
 from .errors import render_error
@@ -14,18 +13,15 @@ log = logging.getLogger(__name__)
 
 @view_config(route_name="healthz", renderer="json", permission=PUBLIC, request_method="GET")
 def healthz(request):
+    """Liveness: the process answers. Touches no dependency (no database session, no Redis)."""
     return {"status": "ok"}
 
 
 def readiness_checks(registry) -> dict:
-    checks = {}
-    try:
-        with registry["db_engine"].connect().execution_options(nexus_read_only=True) as conn:
-            conn.execute(text("SELECT 1"))
-        checks["database"] = {"ok": True}
-    except Exception as exc:
-        log.warning("readiness: database check failed (%s)", type(exc).__name__)
-        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    """Each dependency, checked with its own short timeouts (database: ``db.readiness_timeout``)."""
+    checks = {"database": registry["db_guard"].check()}
+    if not checks["database"]["ok"]:
+        log.warning("readiness: database check failed (%s)", checks["database"]["error"])
     for name, probe in registry.get("readiness_probes", {}).items():
         try:
             checks[name] = probe()
@@ -40,7 +36,9 @@ def readyz(request):
     checks = readiness_checks(request.registry)
     if all(check.get("ok", True) for check in checks.values()):
         return {"status": "ok", "checks": checks}
-    return render_error(request, 503, "SERVICE_UNAVAILABLE", "A dependency is not ready.", {"checks": checks})
+    retry_after = max(1, round(request.registry["db_guard"].retry_after()))
+    return render_error(request, 503, "SERVICE_UNAVAILABLE", "A dependency is not ready.", {"checks": checks},
+                        {"Retry-After": str(retry_after)})
 
 
 def includeme(config):

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..dependencies import postgres
 from ..errors import MovieNotFound, UpstreamUnavailable
 from ..models import Genre, Movie, movie_genres
 from ..models.meta import utcnow
@@ -173,7 +174,7 @@ class MovieService:
         raw = result.value
         items = [r for r in raw.get("results", []) if allow_adult or not r.get("adult")]
         if mirror and result.source == UPSTREAM:
-            self.mirror(items)
+            self.mirror_best_effort(items)
         # A value served again from the in-process cache is the same object: shape it once.
         memo = _SHAPED.get(id(raw))
         if memo is not None and memo[0] is raw and memo[1] == allow_adult:
@@ -206,7 +207,7 @@ class MovieService:
     def movie_detail(self, tmdb_id: int):
         result = self._call(self.source.movie, tmdb_id)
         if result.source == UPSTREAM:
-            self.mirror([result.value])
+            self.mirror_best_effort([result.value])
         meta = {"source": result.source}
         if result.value.get("notes"):
             meta["notes"] = list(result.value["notes"])
@@ -235,7 +236,23 @@ class MovieService:
 
     # -- the local mirror --------------------------------------------------------
     def mirror(self, raws: list[dict]) -> None:
+        """Store movies in the request's transaction (for work that needs the rows)."""
         upsert_movies(self.db, raws, self.genre_names.get())
+
+    def mirror_best_effort(self, raws: list[dict]) -> None:
+        """Store movies a public read route just fetched, without making the route depend on the database.
+
+        On PostgreSQL this is a short transaction of its own, bounded by ``db.best_effort_timeout``
+        and skipped while the database breaker is open (dependencies/postgres.py): a hung or
+        cut database never delays or fails a movie page. A mirror write that is skipped is
+        done again by the next fetch from upstream. SQLite (development) writes in the request.
+        """
+        guard = postgres.guard_for(self.db)
+        if guard is None or not guard.network:
+            self.mirror(raws)
+            return
+        names = self.genre_names.get()
+        guard.best_effort(lambda session: upsert_movies(session, raws, names), "movie mirror")
 
 
 def _insert(dbsession, table):

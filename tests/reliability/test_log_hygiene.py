@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from tests.conftest import PASSWORD
 
 
@@ -22,3 +24,82 @@ def test_credentials_never_reach_the_logs(api, caplog, settings):
     for secret in (PASSWORD, "a wrong password", "the next password", data["access_token"], data["refresh_token"],
                    login["access_token"], login["refresh_token"], settings["jwt.secret"]):
         assert secret not in text
+
+
+SECRET_PARAMETER = "s3cret-Parameter-value-0451"
+
+
+def test_sql_parameters_never_reach_logs_or_responses(api, caplog, monkeypatch):
+    """A statement that fails on its parameter: neither the log nor the answer quotes it.
+
+    PostgreSQL's message quotes the value (``DETAIL: Key (name)=(...) already exists``);
+    SQLAlchemy would add ``[parameters: ...]`` without ``hide_parameters``. The transaction
+    is rolled back (500), so the row never lands.
+    """
+    from sqlalchemy import text
+
+    from nexus_pyramid.services.users import UserService
+
+    def failing_statement(self, *args, **kwargs):
+        for _ in range(2):  # the second insert breaks the unique name
+            self.db.execute(text("INSERT INTO roles (name) VALUES (:p)"), {"p": SECRET_PARAMETER})
+
+    monkeypatch.setattr(UserService, "register", failing_statement)
+    with caplog.at_level(logging.DEBUG):
+        response = api.register(status=500)
+    assert response.json["code"] == "INTERNAL_ERROR"
+    assert SECRET_PARAMETER not in response.text
+    assert SECRET_PARAMETER not in caplog.text
+    assert any(r.name == "nexus.errors" and "database error" in r.getMessage() for r in caplog.records)
+
+
+def test_echoed_sql_hides_its_parameters(database_url, redis_url, clean, caplog):
+    from webtest import TestApp
+
+    from nexus_pyramid import make_app
+    from tests.conftest import make_settings
+
+    app = TestApp(make_app(make_settings(database_url, redis_url, **{"sqlalchemy.echo": "true"}), environ={}))
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        app.post_json("/api/auth/register", {"name": "E", "email": "echo-secret@example.com", "password": PASSWORD},
+                      status=201)
+    assert any(r.name.startswith("sqlalchemy.engine") and "INSERT" in r.getMessage() for r in caplog.records)
+    assert "echo-secret@example.com" not in caplog.text
+
+
+def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database_url, redis_url, clean, caplog):
+    """20 requests fail while the database is cut: at most a few warning lines, with a count."""
+    from sqlalchemy import make_url
+    from webtest import TestApp
+
+    from nexus_pyramid import make_app
+    from tests.conftest import TEST_DB_URL, make_settings
+    from tests.reliability.tcp_proxy import TcpProxy
+
+    if not TEST_DB_URL:
+        pytest.skip("needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    try:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        app = TestApp(make_app(make_settings(proxied, redis_url, **{"db.outage_log_interval": "60"}), environ={}))
+        body = {"name": "L", "email": "log@example.com", "password": PASSWORD}
+        token = app.post_json("/api/auth/register", body, status=201).json["data"]["access_token"]
+        proxy.stop()
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            for _ in range(20):
+                app.get("/api/user/profile", headers={"Authorization": f"Bearer {token}"}, status=503)
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert 1 <= len(warnings) <= 3, [r.getMessage() for r in warnings]
+        assert all(r.exc_info is None for r in caplog.records)
+        assert "Traceback" not in caplog.text
+        assert "database unavailable" in caplog.text
+        proxy.start()
+        app.app.registry["db_guard"].breaker.reset()
+        with caplog.at_level(logging.INFO):
+            app.get("/api/user/profile", headers={"Authorization": f"Bearer {token}"}, status=200)
+        recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+        assert len(recovered) == 1 and "operation(s) affected" in recovered[0]
+    finally:
+        proxy.stop()

@@ -1,0 +1,435 @@
+"""The database's failure policy: the one place that decides how long anything may wait for it.
+
+Every use of the database goes through the engine built here, so every caller gets:
+
+- bounded waits on every round trip. libpq's blocking calls wait forever for a server that
+  accepts a connection and never answers (a hung process, a black-holed network: the
+  kernel keeps acknowledging, so TCP keepalives and ``tcp_user_timeout`` never fire on a
+  loopback hang). psycopg2 is therefore driven through a wait callback that polls with a
+  deadline: ``db.connect_timeout`` while connecting, ``db.ping_timeout`` for the pool's
+  pre-ping, ``db.read_timeout`` for anything else. A connection that misses its deadline is
+  closed, which SQLAlchemy sees as a disconnect and drops from the pool.
+- server-side limits (``statement_timeout``, ``idle_in_transaction_session_timeout``) so the
+  server stops work nobody waits for any more, TCP keepalives and ``tcp_user_timeout`` so a
+  peer that vanished on a real network is noticed, and a bounded wait for a pooled
+  connection (``db.pool_timeout``).
+- a circuit breaker: after ``db.breaker_threshold`` consecutive connection failures, new
+  checkouts fail at once for ``db.breaker_reset`` seconds (503 with ``Retry-After``), then one
+  trial checkout decides; recovery needs no restart.
+- one log line per outage per interval (``OutageLog``), never a traceback per request; SQL
+  parameters are hidden from every error message and log line (``hide_parameters``).
+
+SQLite (the development database) gets the same shape with what it has: a bounded busy wait
+and a bounded pool wait; nothing there can hang on a network.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import select
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool, QueuePool
+
+from ..errors import ServiceUnavailable
+from ..settings import ConfigurationError
+from .breaker import CLOSED, CircuitBreaker
+from .outage import OutageLog
+
+log = logging.getLogger(__name__)
+
+# setting -> (default, minimum, meaning); seconds unless said otherwise. 0 disables a server-side timeout.
+SETTINGS = {
+    "db.connect_timeout": (2.0, 0.1, "wait for a new connection (TCP, TLS, authentication)"),
+    "db.statement_timeout": (5.0, 0.0, "server-side statement_timeout; 0 = none (maintenance scripts)"),
+    "db.read_timeout": (None, 0.1, "client-side wait for one answer; default statement_timeout + 0.5"),
+    "db.idle_in_transaction_timeout": (30.0, 0.0, "server-side idle_in_transaction_session_timeout"),
+    "db.keepalives_idle": (10.0, 1.0, "TCP keepalive: idle seconds before the first probe"),
+    "db.keepalives_interval": (3.0, 1.0, "TCP keepalive: seconds between probes"),
+    "db.keepalives_count": (3.0, 1.0, "TCP keepalive: unanswered probes before the connection is dead"),
+    "db.tcp_user_timeout": (6.0, 0.0, "TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection"),
+    "db.pool_timeout": (2.0, 0.1, "wait for a free pooled connection"),
+    "db.ping_timeout": (1.0, 0.1, "the pool's pre-ping of an idle connection"),
+    "db.breaker_threshold": (3.0, 1.0, "consecutive connection failures that open the breaker"),
+    "db.breaker_reset": (5.0, 0.1, "seconds the breaker stays open before one trial"),
+    "db.readiness_timeout": (1.0, 0.1, "/readyz: connect and statement timeout of its own probe"),
+    "db.best_effort_timeout": (1.0, 0.1, "optional writes (the movie mirror): statement, lock and read timeout"),
+    "db.outage_log_interval": (10.0, 0.1, "at most one outage line per this many seconds"),
+    "db.sqlite_busy_timeout": (5.0, 0.0, "SQLite: wait for the write lock"),
+}
+INTEGER_SETTINGS = ("db.keepalives_idle", "db.keepalives_interval", "db.keepalives_count", "db.breaker_threshold")
+
+
+@dataclass(frozen=True)
+class DatabasePolicy:
+    connect_timeout: float = 2.0
+    statement_timeout: float = 5.0
+    read_timeout: float | None = None
+    idle_in_transaction_timeout: float = 30.0
+    keepalives_idle: int = 10
+    keepalives_interval: int = 3
+    keepalives_count: int = 3
+    tcp_user_timeout: float = 6.0
+    pool_timeout: float = 2.0
+    ping_timeout: float = 1.0
+    breaker_threshold: int = 3
+    breaker_reset: float = 5.0
+    readiness_timeout: float = 1.0
+    best_effort_timeout: float = 1.0
+    outage_log_interval: float = 10.0
+    sqlite_busy_timeout: float = 5.0
+    pool_size: int = 5
+    max_overflow: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "DatabasePolicy":
+        """Read and validate the ``db.*`` settings; a bad value stops the start-up."""
+        values = {}
+        for key, (default, minimum, meaning) in SETTINGS.items():
+            raw = settings.get(key)
+            if raw is None or str(raw).strip() == "":
+                value = default
+            else:
+                try:
+                    value = float(str(raw).strip())
+                except ValueError:
+                    raise ConfigurationError(f"Setting {key!r} ({meaning}) must be a number, got {raw!r}.")
+                if not math.isfinite(value) or value < minimum:
+                    raise ConfigurationError(f"Setting {key!r} ({meaning}) must be at least {minimum}, got {raw!r}.")
+            values[key[3:]] = int(value) if key in INTEGER_SETTINGS and value is not None else value
+        for key, name in (("sqlalchemy.pool_size", "pool_size"), ("sqlalchemy.max_overflow", "max_overflow")):
+            raw = settings.get(key)
+            if raw is not None and str(raw).strip() != "":
+                try:
+                    values[name] = int(str(raw).strip())
+                except ValueError:
+                    raise ConfigurationError(f"Setting {key!r} must be an integer, got {raw!r}.")
+                if values[name] < (1 if name == "pool_size" else 0):
+                    raise ConfigurationError(f"Setting {key!r} is out of range: {raw!r}.")
+        if values["read_timeout"] is None:
+            # A slow statement is ended by the server first, with a clear error; the client-side
+            # deadline is only for a server that does not answer at all.
+            values["read_timeout"] = values["statement_timeout"] + 0.5 if values["statement_timeout"] else None
+        return cls(**values)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be used now: a 503 envelope with ``Retry-After``."""
+
+    def __init__(self, retry_after: float = 5):
+        retry_after = max(1, math.ceil(retry_after))
+        super().__init__(details={"retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
+
+
+# -- bounded waits for psycopg2 -------------------------------------------------------------
+_CALLBACK_LOCK = threading.Lock()
+READ, WRITE = getattr(select, "POLLIN", 1), getattr(select, "POLLOUT", 4)
+
+
+def _wait(conn) -> None:
+    """psycopg2's wait callback: poll the connection until done or until its deadline.
+
+    Connections made by other code (no deadline attributes) wait as long as they always did.
+    """
+    import psycopg2
+    from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE, STATUS_SETUP
+
+    connecting = conn.status == STATUS_SETUP
+    timeout = getattr(conn, "nexus_connect_timeout" if connecting else "nexus_read_timeout", None)
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        state = conn.poll()
+        if state == POLL_OK:
+            return
+        if state == POLL_READ:
+            events = READ
+        elif state == POLL_WRITE:
+            events = WRITE
+        else:  # pragma: no cover - psycopg2 reports its own errors from poll()
+            raise psycopg2.OperationalError(f"unexpected poll state {state!r}")
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            # psycopg2 closes the connection when the callback fails: SQLAlchemy then sees a
+            # disconnect and throws the connection away.
+            raise psycopg2.OperationalError(
+                "the database did not answer within %.1f s while %s" % (timeout, "connecting" if connecting
+                                                                         else "waiting for a result"))
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(conn.fileno(), events | select.POLLERR | select.POLLHUP)
+            poller.poll(None if remaining is None else max(1, math.ceil(remaining * 1000)))
+        else:  # e.g. under gevent's monkey-patching, whose select() cooperates
+            fd = [conn.fileno()]
+            select.select(fd if events == READ else [], fd if events == WRITE else [], fd, remaining)
+
+
+def _install_wait_callback() -> None:
+    import psycopg2.extensions
+
+    with _CALLBACK_LOCK:
+        current = psycopg2.extensions.get_wait_callback()
+        if current is not _wait:
+            if current is not None:
+                log.warning("replacing psycopg2's wait callback %r: database waits are bounded here", current)
+            psycopg2.extensions.set_wait_callback(_wait)
+
+
+def _connection_class(connect_timeout: float, read_timeout: float | None):
+    """A psycopg2 connection class that carries the deadlines ``_wait`` applies."""
+    import psycopg2.extensions
+
+    return type("NexusConnection", (psycopg2.extensions.connection,), {
+        "nexus_connect_timeout": connect_timeout,
+        "nexus_read_timeout": read_timeout,
+        "nexus_default_read_timeout": read_timeout,
+    })
+
+
+def set_read_timeout(dbapi_connection, seconds: float | None) -> None:
+    """Bound the waits of the next round trips on this connection (until it returns to the pool)."""
+    if hasattr(dbapi_connection, "nexus_default_read_timeout"):
+        dbapi_connection.nexus_read_timeout = seconds
+
+
+# -- the engine ------------------------------------------------------------------------------
+_GUARDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def guard_for(bind) -> "DatabaseGuard | None":
+    """The guard of an engine, or of the engine a session is bound to (None for foreign engines)."""
+    if hasattr(bind, "get_bind"):
+        bind = bind.get_bind()
+    engine = getattr(bind, "engine", bind)
+    return _GUARDS.get(engine)
+
+
+def _is_network(url) -> bool:
+    return url.get_backend_name() == "postgresql"
+
+
+def _server_options(policy: DatabasePolicy, statement_timeout: float, existing: str | None) -> str:
+    options = [existing] if existing else []
+    options.append(f"-c statement_timeout={int(statement_timeout * 1000)}")
+    options.append(f"-c idle_in_transaction_session_timeout={int(policy.idle_in_transaction_timeout * 1000)}")
+    return " ".join(options)
+
+
+def _connect_args(url, policy: DatabasePolicy, *, connect_timeout: float, statement_timeout: float,
+                  read_timeout: float | None) -> dict:
+    if not _is_network(url):
+        return {"timeout": policy.sqlite_busy_timeout, "check_same_thread": False}
+    args = {
+        # libpq's own limit (whole seconds, at least 2); the wait callback enforces the exact one.
+        "connect_timeout": max(2, math.ceil(connect_timeout)),
+        "keepalives": 1,
+        "keepalives_idle": policy.keepalives_idle,
+        "keepalives_interval": policy.keepalives_interval,
+        "keepalives_count": policy.keepalives_count,
+        "tcp_user_timeout": int(policy.tcp_user_timeout * 1000),
+        "options": _server_options(policy, statement_timeout, url.query.get("options")),
+    }
+    if url.get_driver_name() == "psycopg2":
+        _install_wait_callback()
+        args["connection_factory"] = _connection_class(connect_timeout, read_timeout)
+    return args
+
+
+def _guarded_pool_class(base, guard: "DatabaseGuard"):
+    """A pool whose checkout goes through the breaker (a subclass, so ``recreate()`` keeps it)."""
+
+    def connect(self):
+        return guard.checkout(lambda: base.connect(self))
+
+    return type("Guarded" + base.__name__, (base,), {"connect": connect})
+
+
+def get_engine(settings: dict, prefix: str = "sqlalchemy.", policy: DatabasePolicy | None = None):
+    """The application's engine, with the policy's bounded waits and its guard attached."""
+    policy = policy or DatabasePolicy.from_settings(settings)
+    url = make_url(settings[prefix + "url"])
+    echo = str(settings.get(prefix + "echo", "false")).lower() in ("1", "true", "yes", "on")
+    options = {"pool_pre_ping": True, "hide_parameters": True, "echo": echo}
+    memory = not _is_network(url) and url.database in (None, "", ":memory:")
+    guard = DatabaseGuard(policy, url)
+    if _is_network(url):
+        options.update(pool_size=policy.pool_size, max_overflow=policy.max_overflow, pool_timeout=policy.pool_timeout,
+                       poolclass=_guarded_pool_class(QueuePool, guard))
+    elif not memory:
+        options["pool_timeout"] = policy.pool_timeout
+    options["connect_args"] = _connect_args(url, policy, connect_timeout=policy.connect_timeout,
+                                            statement_timeout=policy.statement_timeout,
+                                            read_timeout=policy.read_timeout)
+    engine = create_engine(url, **options)
+    guard.attach(engine)
+    return engine
+
+
+# -- the guard: breaker, outage log, readiness, best-effort writes ------------------------------
+class DatabaseGuard:
+    def __init__(self, policy: DatabasePolicy, url):
+        self.policy = policy
+        self.url = url
+        self.breaker = CircuitBreaker(policy.breaker_threshold, policy.breaker_reset)
+        self.outage = OutageLog("database", interval=policy.outage_log_interval)
+        self.engine = None
+        self.session_factory = None
+        self._probe_engine = None
+
+    @property
+    def network(self) -> bool:
+        return _is_network(self.url)
+
+    def attach(self, engine) -> None:
+        self.engine = engine
+        self.session_factory = sessionmaker(bind=engine, expire_on_commit=False)
+        _GUARDS[engine] = self
+        event.listen(engine, "handle_error", self._on_error)
+        if self.network:
+            event.listen(engine, "checkout", self._on_checkout)
+            event.listen(engine, "checkin", self._on_checkin)
+
+    def retry_after(self) -> float:
+        remaining = self.breaker.reset_timeout
+        if self.breaker.state != CLOSED:
+            remaining = self.breaker.reset_timeout - (self.breaker.clock() - self.breaker._opened_at)
+        return max(1.0, remaining)
+
+    # pool events: the pre-ping of an idle connection gets the short deadline, work the long one
+    def _on_checkout(self, dbapi_connection, record, proxy) -> None:
+        set_read_timeout(dbapi_connection, getattr(dbapi_connection, "nexus_default_read_timeout", None))
+
+    def _on_checkin(self, dbapi_connection, record) -> None:
+        if dbapi_connection is not None:
+            set_read_timeout(dbapi_connection, self.policy.ping_timeout)
+
+    def checkout(self, connect):
+        """Take a connection from the pool, through the breaker."""
+        if not self.breaker.allow():
+            error = DatabaseUnavailable(self.retry_after())
+            self.outage.failure("checkout refused, breaker open", error)
+            raise error
+        try:
+            connection = connect()
+        except BaseException as exc:
+            # Any failed checkout (refused, timed out, pool exhausted) counts: consecutive ones
+            # mean that waiting for the database is pointless for a while.
+            self.breaker.failure()
+            if isinstance(exc, Exception):
+                self.outage.failure("pool wait" if isinstance(exc, PoolTimeout) else "connect", exc)
+            raise
+        self.breaker.success()
+        self.outage.success()
+        return connection
+
+    def _on_error(self, context) -> None:
+        """Failures on a connection already checked out (connect failures are counted in ``checkout``)."""
+        exc = context.original_exception
+        if context.is_pre_ping:
+            return
+        if context.connection is None:
+            if not self.network:  # a network database's connect failures went through checkout()
+                self.outage.failure("connect", exc)
+            return
+        if context.is_disconnect:
+            if self.network:
+                self.breaker.failure()
+            self.outage.failure("query", exc)
+        elif _is_operational(exc) and not context.connection.get_execution_options().get("nexus_best_effort"):
+            # The server answered, but gave up (statement timeout, too many connections...).
+            self.outage.failure("query", exc)
+
+    def is_open(self) -> bool:
+        return self.breaker.state != CLOSED
+
+    # /readyz
+    def check(self) -> dict:
+        """Can a new connection run a statement within ``db.readiness_timeout``? Never raises."""
+        try:
+            if self.network:
+                with self._probe().connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            else:
+                with self.engine.connect().execution_options(nexus_read_only=True) as conn:
+                    conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return {"ok": False, "error": type(exc).__name__, "breaker": self.breaker.state}
+        return {"ok": True, "breaker": self.breaker.state}
+
+    def _probe(self):
+        if self._probe_engine is None:
+            timeout = self.policy.readiness_timeout
+            self._probe_engine = create_engine(
+                self.url, poolclass=NullPool, hide_parameters=True,
+                connect_args=_connect_args(self.url, self.policy, connect_timeout=timeout, statement_timeout=timeout,
+                                           read_timeout=timeout + 0.25))
+        return self._probe_engine
+
+    # optional writes
+    def best_effort(self, work, operation: str) -> bool:
+        """Run ``work(session)`` in its own short transaction, if the database can take it now.
+
+        For writes nobody waits for (the local movie mirror): skipped while the breaker is not
+        closed, bounded by ``db.best_effort_timeout`` for statements, locks and answers, and
+        never raising. Returns whether the work was committed.
+        """
+        if self.breaker.state != CLOSED:
+            return False
+        timeout = self.policy.best_effort_timeout
+        try:
+            with self.session_factory() as session, session.begin():
+                connection = session.connection(execution_options={"nexus_best_effort": True})
+                set_read_timeout(connection.connection.dbapi_connection, timeout + 0.25)
+                if self.network:
+                    millis = int(timeout * 1000)
+                    session.execute(text(f"SET LOCAL statement_timeout = {millis}"))
+                    session.execute(text(f"SET LOCAL lock_timeout = {millis}"))
+                work(session)
+            return True
+        except (DBAPIError, PoolTimeout, DatabaseUnavailable) as exc:
+            log.debug("best-effort %s skipped (%s)", operation, type(exc).__name__)
+            return False
+
+
+def _is_operational(exc) -> bool:
+    return type(exc).__name__ in ("OperationalError", "InterfaceError") or any(
+        cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being unavailable (as opposed to a bug or bad data)?"""
+    if isinstance(exc, (DatabaseUnavailable, PoolTimeout)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or _is_operational(exc) or _is_operational(exc.orig)
+    return False
+
+
+def optional(request, load, default=None):
+    """``load()``, or ``default`` while the database is unavailable.
+
+    For what a page can do without: a public movie search by a signed-in caller is answered
+    as for an anonymous one (no adult titles) rather than failing with the database.
+    """
+    try:
+        return load()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        if "dbsession" in request.__dict__:  # leave the request's session usable for its commit
+            request.dbsession.rollback()
+        return default
+
+
+def unavailable_for(request, exc: BaseException | None = None) -> DatabaseUnavailable:
+    """The 503 to answer for a database failure in ``request``, with the breaker's ``Retry-After``."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    guard = request.registry.get("db_guard") if request is not None else None
+    return DatabaseUnavailable(guard.retry_after() if guard is not None else 5)
