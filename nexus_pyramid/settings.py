@@ -40,6 +40,15 @@ DEFAULTS = {
     "auth.login_limit_per_email": "5/5 minutes",
     "auth.login_limit_per_address": "30/5 minutes",
     "nexus.trust_x_forwarded_for": "false",
+    # Redis failure policy and cache locks (dependencies/redis.py, movie_source/cache.py);
+    # validated when the app starts. From the environment: NEXUS__REDIS__SOCKET_TIMEOUT etc.
+    "redis.socket_timeout": "0.25",  # seconds per Redis call (read/write); redis-py retries are off
+    "redis.connect_timeout": "0.25",  # seconds to open a connection
+    "redis.breaker_threshold": "3",  # consecutive failures that stop calls to Redis ...
+    "redis.cooldown": "5",  # ... for this many seconds (at most 25), then one trial call
+    "cache.lock_wait": "3",  # longest wait for a key being regenerated elsewhere: then stale or 503
+    "cache.lock_timeout": "15",  # a dead holder's Redis lock expires after this many seconds
+    "cache.local_copies": "1000",  # values kept in-process for when Redis is unavailable (0: none)
 }
 
 
