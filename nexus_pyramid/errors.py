@@ -110,7 +110,8 @@ class UpstreamUnavailable(AppError):
     message = "The movie service is unavailable right now. Try again shortly."
 
     def __init__(self, message=None, details=None, headers=None, commit=False, retry_after: int = 5):
-        super().__init__(message, details, {"Retry-After": str(max(1, int(retry_after))), **(headers or {})}, commit)
+        retry = {"Retry-After": str(max(1, int(retry_after)))}
+        super().__init__(message, details, {**retry, **(headers or {})}, commit)
 
 
 class ServiceUnavailable(AppError):

@@ -50,7 +50,6 @@ counters as the fallback).
 """
 from __future__ import annotations
 
-import logging
 import time
 from typing import Callable, TypeVar
 
@@ -61,8 +60,6 @@ from redis.retry import Retry
 from ..settings import ConfigurationError
 from .breaker import OPEN, CircuitBreaker
 from .outage import OutageLog
-
-log = logging.getLogger("nexus.dependencies")
 
 T = TypeVar("T")
 
@@ -93,7 +90,8 @@ class RedisDependency:
         }
         self.pool = redis_py.ConnectionPool.from_url(url, **self.connection_options)
         self.client = redis_py.Redis(connection_pool=self.pool)
-        self.breaker = CircuitBreaker(failure_threshold=breaker_threshold, reset_timeout=cooldown, clock=clock)
+        self.breaker = CircuitBreaker(failure_threshold=breaker_threshold, reset_timeout=cooldown,
+                                      clock=clock)
         self.outage = OutageLog("redis", interval=log_interval, clock=clock)
 
     @classmethod
@@ -132,7 +130,8 @@ class RedisDependency:
             self.client.ping()
         except REDIS_ERRORS as exc:
             self._failed("ping", exc)
-            return {"ok": False, "backend": "redis", "error": type(exc).__name__, "breaker": self.breaker.state}
+            return {"ok": False, "backend": "redis", "error": type(exc).__name__,
+                    "breaker": self.breaker.state}
         self._succeeded()
         return {"ok": True, "backend": "redis"}
 
@@ -167,7 +166,8 @@ def number_setting(settings: dict, key: str, default: float, low: float, high: f
     except (TypeError, ValueError):
         raise ConfigurationError(f"Setting {key!r} must be a number, got {raw!r}.") from None
     if not low < value <= high:
-        raise ConfigurationError(f"Setting {key!r} must be more than {low:g} and at most {high:g}, got {raw!r}.")
+        raise ConfigurationError(
+            f"Setting {key!r} must be more than {low:g} and at most {high:g}, got {raw!r}.")
     return value
 
 

@@ -239,8 +239,8 @@ class ResilientBackend(ProxyBackend):
             except Exception as exc:
                 self._error(operation, exc)
                 return default
-        result = self.redis.call(lambda _client: getattr(self.proxied, operation)(*args), lambda: _UNAVAILABLE,
-                                 "cache " + operation)
+        result = self.redis.call(lambda _client: getattr(self.proxied, operation)(*args),
+                                 lambda: _UNAVAILABLE, "cache " + operation)
         if result is _UNAVAILABLE:
             self.stats.count("bypassed")
             return default
@@ -337,7 +337,8 @@ def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:mo
         if redis is None:
             raise ConfigurationError("cache.backend = dogpile.cache.redis needs nexus.redis_url (REDIS_URL).")
         # The locks are ours (KeyLock), not dogpile's: see ResilientBackend.get_mutex.
-        arguments = {"connection_pool": redis.pool, "redis_expiration_time": hard_limit, "distributed_lock": False}
+        arguments = {"connection_pool": redis.pool, "redis_expiration_time": hard_limit,
+                     "distributed_lock": False}
     else:
         redis = None
     region = make_region(

@@ -87,7 +87,8 @@ def repair(proxy: TcpProxy, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["cut", "black hole"])
 def test_breaker_opens_after_failures_and_closes_once_redis_is_back(redis_proxy, kind):
     proxy, url = redis_proxy
-    redis = RedisDependency(url, socket_timeout=0.2, connect_timeout=0.2, breaker_threshold=2, cooldown=COOLDOWN)
+    redis = RedisDependency(url, socket_timeout=0.2, connect_timeout=0.2, breaker_threshold=2,
+                            cooldown=COOLDOWN)
     clock = use_clock(redis)
     pings = []
 
@@ -189,8 +190,9 @@ def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url
     fake_tmdb.reset()
 
 
-def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(database_url, redis_url, direct, clean):
-    app = make_app(make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.3"}), environ={})
+def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(database_url, direct, clean):
+    settings = make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.3"})
+    app = make_app(settings, environ={})
     web = TestApp(app)
     source = app.registry["movie_source"]
     assert web.get("/api/movies/trending?window=week").headers["X-Cache"] == "MISS"
@@ -218,20 +220,24 @@ def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, 
     clock = use_clock(app.registry["redis"])
     web = TestApp(app)
     body = {"name": "Rex", "email": "rex@example.com", "password": PASSWORD}
-    headers = {"Authorization": "Bearer " + web.post_json("/api/auth/register", body).json["data"]["access_token"]}
+    token = web.post_json("/api/auth/register", body).json["data"]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
 
     def recommended():
         data = web.get("/api/user/recommendations", {"per_page": 100}, headers=headers).json["data"]
         return [r["movie"]["tmdb_id"] for r in data["results"]]
 
-    web.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "liked"}, headers=headers)
+    def like(tmdb_id):
+        web.post_json("/api/user/interactions", {"tmdb_id": tmdb_id, "interaction_type": "liked"}, headers=headers)
+
+    like(MATRIX)
     before = recommended()
     assert recommended() == before  # cached in Redis
     target = before[0]
 
     proxy.stop()
-    web.post_json("/api/user/interactions", {"tmdb_id": target, "interaction_type": "liked"}, headers=headers)
-    web.post_json("/api/user/interactions", {"tmdb_id": TOY_STORY, "interaction_type": "liked"}, headers=headers)
+    like(target)  # with Redis down: the cached list cannot be deleted
+    like(TOY_STORY)
     proxy.start()
     clock.advance(COOLDOWN)
 

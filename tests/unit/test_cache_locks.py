@@ -13,7 +13,8 @@ import redis as redis_py
 from sqlalchemy import make_url
 
 from nexus_pyramid.dependencies.redis import RedisDependency, RedisUnavailable, redis_options
-from nexus_pyramid.movie_source.cache import CacheBusy, CacheStats, KeyLock, cache_lock_options, make_cache_region
+from nexus_pyramid.movie_source.cache import (CacheBusy, CacheStats, KeyLock, cache_lock_options,
+                                              make_cache_region)
 from nexus_pyramid.settings import ConfigurationError
 from tests.conftest import TEST_REDIS_URL
 from tests.reliability.tcp_proxy import TcpProxy
@@ -44,8 +45,8 @@ def proxied_redis_url():
 
 def test_a_fallback_lock_taken_while_redis_was_down_is_released_by_its_holder(proxied_redis_url):
     proxy, redis_url = proxied_redis_url
-    region, _ = make_cache_region({"nexus.redis_url": redis_url, "redis.breaker_threshold": "5"}, CacheStats(),
-                                  prefix="test:mutex:")
+    settings = {"nexus.redis_url": redis_url, "redis.breaker_threshold": "5"}
+    region, _ = make_cache_region(settings, CacheStats(), prefix="test:mutex:")
     mutex = region.backend.get_mutex("test:mutex:key")  # the one object dogpile shares per key
     a, b, c = Actor(), Actor(), Actor()
     try:
@@ -145,7 +146,8 @@ def test_a_non_redis_error_ends_a_half_open_trial():
 
 
 def test_the_client_has_short_timeouts_and_no_retries():
-    redis = RedisDependency.from_settings({"nexus.redis_url": "redis://127.0.0.1:1/0", "redis.socket_timeout": "0.1"})
+    settings = {"nexus.redis_url": "redis://127.0.0.1:1/0", "redis.socket_timeout": "0.1"}
+    redis = RedisDependency.from_settings(settings)
     kwargs = redis.pool.connection_kwargs
     assert kwargs["socket_timeout"] == 0.1 and kwargs["socket_connect_timeout"] == 0.25
     assert kwargs["retry"].get_retries() == 0
