@@ -244,3 +244,13 @@ def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, 
     after = recommended()
     assert app.registry["redis"].breaker.state == "closed"  # answered with Redis back in use
     assert target not in after and TOY_STORY not in after and after != before
+
+
+def test_recommendations_are_computed_rather_than_waited_for_past_lock_wait(database_url, direct, clean):
+    settings = make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.2"})
+    web = TestApp(make_app(settings, environ={}))
+    body = {"name": "Sue", "email": "sue@example.com", "password": PASSWORD}
+    data = web.post_json("/api/auth/register", body).json["data"]
+    direct.set(f"_locknexus:recs:recs:{data['user']['id']}:0", "another-request", px=60_000)
+    response = web.get("/api/user/recommendations", headers={"Authorization": f"Bearer {data['access_token']}"})
+    assert response.status_int == 200 and response.json["data"]["results"]
