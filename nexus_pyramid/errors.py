@@ -109,6 +109,10 @@ class UpstreamUnavailable(AppError):
     code = "UPSTREAM_UNAVAILABLE"
     message = "The movie service is unavailable right now. Try again shortly."
 
+    def __init__(self, message=None, details=None, headers=None, commit=False, retry_after: int = 5):
+        retry = {"Retry-After": str(max(1, int(retry_after)))}
+        super().__init__(message, details, {**retry, **(headers or {})}, commit)
+
 
 class ServiceUnavailable(AppError):
     status = 503

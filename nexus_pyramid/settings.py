@@ -45,10 +45,6 @@ DEFAULTS = {
     "auth.login_limit_per_address": "60/5 minutes",  # higher: one NAT address, many users
     "auth.login_limit_per_account": "20/hour",  # from any address; see ratelimit.py for the trade-off
     "auth.register_limit_per_address": "10/hour",
-    # Rate-limit counters on Redis: per-call timeout (s, no retry), then a cool-down on local counters.
-    "ratelimit.redis_timeout": "0.25",
-    "ratelimit.breaker_threshold": "3",
-    "ratelimit.breaker_reset": "5",
     # argon2 hashes/verifications running at once per process, and the longest wait (s) for a turn (then 503).
     "auth.argon2.max_concurrent": "2",
     "auth.argon2.max_wait": "2",
@@ -76,6 +72,15 @@ DEFAULTS = {
     "db.outage_log_interval": "10",
     "db.sqlite_busy_timeout": "5",
     # -- end of the PostgreSQL block
+    # Redis failure policy and cache locks (dependencies/redis.py, movie_source/cache.py);
+    # validated when the app starts. From the environment: NEXUS__REDIS__SOCKET_TIMEOUT etc.
+    "redis.socket_timeout": "0.25",  # seconds per Redis call (read/write); redis-py retries are off
+    "redis.connect_timeout": "0.25",  # seconds to open a connection
+    "redis.breaker_threshold": "3",  # consecutive failures that stop calls to Redis ...
+    "redis.cooldown": "5",  # ... for this many seconds (at most 25), then one trial call
+    "cache.lock_wait": "3",  # longest wait for a key being regenerated elsewhere: then stale or 503
+    "cache.lock_timeout": "15",  # a dead holder's Redis lock expires after this many seconds
+    "cache.local_copies": "1000",  # values kept in-process for when Redis is unavailable (0: none)
 }
 
 # Settings that were renamed: refused at start-up rather than silently ignored.
@@ -185,10 +190,10 @@ def validate_throttles(settings: dict) -> None:
             raise ConfigurationError(
                 f"Setting {key!r} must be a rate such as '5/5 minutes' or '20/hour', got {settings[key]!r}"
             ) from None
-    for key in ("auth.argon2.max_concurrent", "ratelimit.breaker_threshold"):
+    for key in ("auth.argon2.max_concurrent",):
         if as_int(settings, key) < 1:
             raise ConfigurationError(f"Setting {key!r} must be at least 1.")
-    for key in ("auth.argon2.max_wait", "ratelimit.redis_timeout", "ratelimit.breaker_reset"):
+    for key in ("auth.argon2.max_wait",):
         _positive_seconds(settings, key)
     try:
         parse_trusted_proxies(settings.get("nexus.trusted_proxies"))

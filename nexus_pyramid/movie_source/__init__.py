@@ -41,9 +41,10 @@ def make_source(settings: dict) -> MovieSource:
     raise ConfigurationError(f"nexus.movie_source must be 'catalog' or 'tmdb', got {kind!r}.")
 
 
-def make_cached_source(settings: dict) -> CachedMovieSource:
+def make_cached_source(settings: dict, redis=None) -> CachedMovieSource:
+    """The movie source behind its cache; ``redis`` is the app's ``RedisDependency`` (or None)."""
     stats = CacheStats()
-    region, hard_limit = make_cache_region(settings, stats)
+    region, hard_limit = make_cache_region(settings, stats, redis=redis)
     ttls = {kind: int(settings[f"cache.ttl.{kind}"]) for kind in TTL_KINDS if settings.get(f"cache.ttl.{kind}")}
     return CachedMovieSource(make_source(settings), region, ttls, hard_limit,
                              not_found_ttl=int(settings.get("cache.ttl.not_found", 60)), stats=stats,

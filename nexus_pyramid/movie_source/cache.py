@@ -3,19 +3,25 @@
 - A value is fresh for its kind's TTL (``cache.ttl.<kind>``) and is kept beyond it, up to
   ``cache.hard_limit`` (at most six months, TMDb's terms), so that when a refresh fails
   the old value is served and marked ``stale``.
-- dogpile lets one caller per key regenerate at a time: a per-key mutex in the process,
-  and with Redis a distributed lock across processes. Others wait for the value (cold
-  key) or get the previous one meanwhile (expired key).
+- dogpile lets one caller per key regenerate at a time (``KeyLock``): a per-key lock in
+  the process, and with Redis a lock across processes. Others wait for the value (cold
+  key; at most ``cache.lock_wait`` seconds, then a stale copy or ``CacheBusy``, a 503
+  with ``Retry-After``) or get the previous one meanwhile (expired key).
 - Failures are never cached; "not found" is remembered briefly (``cache.ttl.not_found``).
-- If Redis fails, the cache is bypassed (logged) and requests go on.
+- Redis is reached only through ``dependencies.redis.RedisDependency`` (timeouts,
+  breaker). While it is unavailable the cache uses a bounded copy of recent values in
+  this process (``cache.local_copies``) and requests go on; once it is back the shared
+  cache and locks are used again.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
-from collections import defaultdict
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -23,6 +29,8 @@ from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
+from ..dependencies.redis import RedisDependency, number_setting
+from ..settings import ConfigurationError
 from .base import MovieSource, SourceNotFound, SourceUnavailable
 
 log = logging.getLogger(__name__)
@@ -53,7 +61,7 @@ class CacheStats:
         self.reset()
 
     def reset(self):
-        self.hits = self.misses = self.stale = self.errors = self.bypassed = 0
+        self.hits = self.misses = self.stale = self.errors = self.bypassed = self.busy = 0
 
     def count(self, name: str):
         with self._lock:
@@ -61,48 +69,155 @@ class CacheStats:
 
     def as_dict(self) -> dict:
         return {"hits": self.hits, "misses": self.misses, "stale": self.stale, "errors": self.errors,
-                "bypassed": self.bypassed}
+                "bypassed": self.bypassed, "busy": self.busy}
 
 
-class _FallbackMutex:
-    """The distributed lock, or a process-local one while Redis is unreachable."""
+class CacheBusy(SourceUnavailable):
+    """A regeneration waited ``cache.lock_wait`` seconds for the key's lock and gave up.
 
-    def __init__(self, remote, local: threading.Lock, on_error):
-        self.remote = remote
-        self.local = local
-        self.on_error = on_error
-        self.using_local = False
+    A ``SourceUnavailable``: callers serve a stale copy if there is one, else the API
+    answers 503 with ``Retry-After``.
+    """
 
-    def acquire(self, wait=True):
+    def __init__(self, key: str, retry_after: float):
+        super().__init__(f"the cache key {key} is being regenerated elsewhere")
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+_UNAVAILABLE = object()
+
+# Deletes the lock only if it still holds this acquirer's token (it may have expired and
+# been taken by someone else since).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class KeyLock:
+    """The regeneration lock of one cache key: process-local, plus Redis across processes.
+
+    dogpile hands this same object to every thread regenerating the key, so what one
+    acquire took (a Redis token, or only the local lock) is kept per thread, never on the
+    object. The local lock is taken first: within a process one thread per key goes on to
+    Redis. While Redis is unavailable (breaker open, or the call fails) the local lock
+    alone is held. A blocking acquire waits at most ``lock_wait`` seconds in all, then
+    raises ``CacheBusy``; the Redis lock expires after ``lock_timeout`` seconds if its
+    holder dies. Release happens in the acquiring thread (no async creation runner).
+    """
+
+    def __init__(self, name: str, redis: RedisDependency | None, lock_wait: float, lock_timeout: float,
+                 sleep: float = 0.02):
+        self.name = name
+        self.redis = redis
+        self.lock_wait = lock_wait
+        self.lock_timeout_ms = max(1, int(lock_timeout * 1000))
+        self.sleep = sleep
+        self._local = threading.Lock()
+        self._held = threading.local()  # .token: this thread's Redis token, None if local only
+
+    def acquire(self, wait: bool = True) -> bool:
+        deadline = time.monotonic() + self.lock_wait
+        if not (self._local.acquire(timeout=self.lock_wait) if wait else self._local.acquire(False)):
+            if wait:
+                raise CacheBusy(self.name, self.lock_wait)
+            return False
         try:
-            self.using_local = False
-            return self.remote.acquire(wait)
-        except Exception as exc:
-            self.on_error("lock", exc)
-            self.using_local = True
-            return self.local.acquire(wait)
+            token = self._acquire_remote(wait, deadline)
+        except BaseException:
+            self._local.release()
+            raise
+        if token is False:
+            self._local.release()
+            return False
+        self._held.token = token
+        return True
 
-    def release(self):
-        if self.using_local:
-            self.local.release()
+    def _acquire_remote(self, wait: bool, deadline: float):
+        """This acquire's token, None to go on with the local lock only, False if taken."""
+        if self.redis is None:
+            return None
+        token = uuid.uuid4().hex
+        while True:
+            taken = self.redis.call(
+                lambda client: client.set(self.name, token, nx=True, px=self.lock_timeout_ms),
+                lambda: _UNAVAILABLE, "cache lock")
+            if taken is _UNAVAILABLE:
+                return None
+            if taken:
+                return token
+            left = deadline - time.monotonic()
+            if not wait:
+                return False
+            if left <= 0:
+                raise CacheBusy(self.name, self.lock_wait)
+            time.sleep(min(self.sleep, left))
+
+    def release(self) -> None:
+        token, self._held.token = getattr(self._held, "token", None), None
+        try:
+            if token is not None:
+                self.redis.call(lambda client: client.eval(_RELEASE, 1, self.name, token),
+                                lambda: None, "cache unlock")  # if it fails, the lock expires
+        finally:
+            self._local.release()
+
+    def locked(self) -> bool:
+        return self._local.locked()
+
+
+class LocalCopies:
+    """A bounded, least-recently-used copy of the values this process read or wrote.
+
+    While Redis is unavailable the cache reads and writes these instead, so hot keys stay
+    cached and a stale copy can still be served when the source fails too.
+    """
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._values: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._values.get(key, NO_VALUE)
+            if value is not NO_VALUE:
+                self._values.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        if self.max_entries <= 0:
             return
-        try:
-            self.remote.release()
-        except Exception as exc:
-            self.on_error("unlock", exc)
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.max_entries:
+                self._values.popitem(last=False)
 
-    def locked(self):
-        return self.local.locked()
+    def pop(self, key) -> None:
+        with self._lock:
+            self._values.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
 
 
 class ResilientBackend(ProxyBackend):
-    """Turns backend (Redis) failures into cache misses instead of request failures."""
+    """The cache backend's failure policy.
 
-    def __init__(self, stats: CacheStats):
+    With Redis, every call goes through the ``RedisDependency`` (short timeouts, breaker):
+    while the breaker is open Redis is not called at all and the process-local copies
+    are used; a failed call is a miss (or a local copy), never a request failure. The
+    per-key locks are ``KeyLock``s. Without Redis (memory backend) only the locks and the
+    error guard apply.
+    """
+
+    def __init__(self, stats: CacheStats, redis: RedisDependency | None = None, lock_wait: float = 3.0,
+                 lock_timeout: float = 15.0, local_entries: int = 1000):
         super().__init__()
         self.stats = stats
-        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
+        self.redis = redis
+        self.lock_wait = lock_wait
+        self.lock_timeout = lock_timeout
+        self.copies = LocalCopies(local_entries if redis is not None else 0)
         self._last_logged = 0.0
 
     def _error(self, operation: str, exc: Exception):
@@ -113,52 +228,70 @@ class ResilientBackend(ProxyBackend):
             log.warning("cache backend unavailable during %s (%s); bypassing the cache", operation,
                         type(exc).__name__)
 
-    def _local_lock(self, key) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[key]
-
     def get_mutex(self, key):
-        remote = self.proxied.get_mutex(key)
-        if remote is None:
-            return None
-        return _FallbackMutex(remote, self._local_lock(key), self._error)
+        return KeyLock("_lock" + key, self.redis, self.lock_wait, self.lock_timeout)
 
-    def _guard(self, operation, default, *args):
-        try:
-            return getattr(self.proxied, operation)(*args)
-        except Exception as exc:
-            self._error(operation, exc)
+    def _call(self, operation, default, *args):
+        """The proxied backend's ``operation``, or ``default`` when it is unavailable."""
+        if self.redis is None:
+            try:
+                return getattr(self.proxied, operation)(*args)
+            except Exception as exc:
+                self._error(operation, exc)
+                return default
+        result = self.redis.call(lambda _client: getattr(self.proxied, operation)(*args),
+                                 lambda: _UNAVAILABLE, "cache " + operation)
+        if result is _UNAVAILABLE:
+            self.stats.count("bypassed")
             return default
+        return result
 
     def get(self, key):
-        return self._guard("get", NO_VALUE, key)
-
-    def get_serialized(self, key):
-        return self._guard("get_serialized", NO_VALUE, key)
+        return self._call("get", NO_VALUE, key)
 
     def get_multi(self, keys):
-        return self._guard("get_multi", [NO_VALUE] * len(keys), keys)
-
-    def get_serialized_multi(self, keys):
-        return self._guard("get_serialized_multi", [NO_VALUE] * len(keys), keys)
+        return self._call("get_multi", [NO_VALUE] * len(keys), keys)
 
     def set(self, key, value):
-        self._guard("set", None, key, value)
-
-    def set_serialized(self, key, value):
-        self._guard("set_serialized", None, key, value)
+        self._call("set", None, key, value)
 
     def set_multi(self, mapping):
-        self._guard("set_multi", None, mapping)
+        self._call("set_multi", None, mapping)
+
+    def get_serialized(self, key):
+        value = self._call("get_serialized", _UNAVAILABLE, key)
+        if value is _UNAVAILABLE:
+            return self.copies.get(key)
+        if value is not NO_VALUE:
+            self.copies.put(key, value)
+        return value
+
+    def get_serialized_multi(self, keys):
+        values = self._call("get_serialized_multi", _UNAVAILABLE, keys)
+        if values is _UNAVAILABLE:
+            return [self.copies.get(key) for key in keys]
+        for key, value in zip(keys, values):
+            if value is not NO_VALUE:
+                self.copies.put(key, value)
+        return values
+
+    def set_serialized(self, key, value):
+        self.copies.put(key, value)
+        self._call("set_serialized", None, key, value)
 
     def set_serialized_multi(self, mapping):
-        self._guard("set_serialized_multi", None, mapping)
+        for key, value in mapping.items():
+            self.copies.put(key, value)
+        self._call("set_serialized_multi", None, mapping)
 
     def delete(self, key):
-        self._guard("delete", None, key)
+        self.copies.pop(key)
+        self._call("delete", None, key)
 
     def delete_multi(self, keys):
-        self._guard("delete_multi", None, keys)
+        for key in keys:
+            self.copies.pop(key)
+        self._call("delete_multi", None, keys)
 
 
 def _json_default(value):
@@ -173,34 +306,48 @@ def dumps(value) -> bytes:
 
 def clear_memory_region(region) -> None:
     """Empty a region on the in-process memory backend (a Redis region is flushed by its owner)."""
+    copies = getattr(region.backend, "copies", None)
+    if copies is not None:
+        copies.clear()
     backend = getattr(region.backend, "proxied", region.backend)
     if isinstance(getattr(backend, "_cache", None), dict):
         backend._cache.clear()
 
 
-def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:movies:"):
-    """A dogpile region from the settings: Redis when ``nexus.redis_url`` is set, else memory."""
+def cache_lock_options(settings: dict) -> dict:
+    """``cache.lock_wait``, ``cache.lock_timeout`` and ``cache.local_copies``, validated."""
+    return {"lock_wait": number_setting(settings, "cache.lock_wait", 3, 0, 30),
+            "lock_timeout": number_setting(settings, "cache.lock_timeout", 15, 0, 300),
+            "local_entries": int(number_setting(settings, "cache.local_copies", 1000, -1, 1_000_000))}
+
+
+def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:movies:",
+                      redis: RedisDependency | None = None):
+    """A dogpile region from the settings: Redis when ``nexus.redis_url`` is set, else memory.
+
+    Redis is reached through ``redis`` (the app's one ``RedisDependency``; built from the
+    settings when not given), so its timeouts and breaker apply to every cache call.
+    """
     hard_limit = min(SIX_MONTHS, int(settings.get("cache.hard_limit", 30 * 24 * 3600)))
     backend = settings.get("cache.backend") or (
         "dogpile.cache.redis" if settings.get("nexus.redis_url") else "dogpile.cache.memory")
     arguments = {}
     if backend == "dogpile.cache.redis":
-        arguments = {
-            "url": settings["nexus.redis_url"],
-            "redis_expiration_time": hard_limit,
-            "distributed_lock": True,
-            "thread_local_lock": False,
-            "lock_timeout": int(settings.get("cache.lock_timeout", 30)),
-            "lock_sleep": 0.02,
-            "socket_timeout": float(settings.get("cache.socket_timeout", 0.5)),
-            "connection_kwargs": {"socket_connect_timeout": float(settings.get("cache.socket_timeout", 0.5))},
-        }
+        redis = redis or RedisDependency.from_settings(settings)
+        if redis is None:
+            raise ConfigurationError("cache.backend = dogpile.cache.redis needs nexus.redis_url (REDIS_URL).")
+        # The locks are ours (KeyLock), not dogpile's: see ResilientBackend.get_mutex.
+        arguments = {"connection_pool": redis.pool, "redis_expiration_time": hard_limit,
+                     "distributed_lock": False}
+    else:
+        redis = None
     region = make_region(
         serializer=dumps,
         deserializer=lambda data: json.loads(data),
         key_mangler=lambda key: prefix + key,
     )
-    region.configure(backend, arguments=arguments, wrap=[ResilientBackend(stats)])
+    region.configure(backend, arguments=arguments,
+                     wrap=[ResilientBackend(stats, redis, **cache_lock_options(settings))])
     return region, hard_limit
 
 
@@ -255,13 +402,14 @@ class CachedMovieSource:
         except SourceNotFound:
             self.region.set(missing_key, True)
             raise
-        except SourceUnavailable:
-            self.stats.count("errors")
+        except SourceUnavailable as exc:
+            self.stats.count("busy" if isinstance(exc, CacheBusy) else "errors")
             stale = self._stale(key)
             if stale is NO_VALUE:
                 raise
             self.stats.count("stale")
-            log.info("serving a stale copy of %s: the movie source failed", key)
+            log.info("serving a stale copy of %s: %s", key,
+                     "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
             return Result(stale, STALE)
         if self.local_ttl:
             if len(self._local) > 2000:

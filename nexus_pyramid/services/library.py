@@ -4,14 +4,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import InteractionNotFound, MovieNotFound, ValidationError
 from ..models.meta import utcnow
-from ..models import (Genre, Movie, UserActorPreference, UserGenrePreference, UserMovieInteraction,
+from ..models import (Genre, Movie, User, UserActorPreference, UserGenrePreference, UserMovieInteraction,
                       UserMoviePreference)
+from ..movie_source.cache import CacheBusy
 from .movies import MovieService
 from .recommender import Recommender, SqlStore, user_signal
 from .users import Page
@@ -132,18 +133,27 @@ class LibraryService:
 
     # -- recommendations ---------------------------------------------------------
     def _recs_key(self, user) -> str:
-        return f"recs:{user.id}"
+        # The version is kept in PostgreSQL and bumped with every change to the user's
+        # data, so a change can never be lost to a cache that was down: the old entry is
+        # simply never asked for again (and expires).
+        return f"recs:{user.id}:{user.recs_version}"
 
     def forget_recommendations(self, user) -> None:
-        if self.recs_region is not None:
-            self.recs_region.delete(self._recs_key(user))
+        """Call in the same transaction as any change to the user's interactions or preferences."""
+        self.db.execute(update(User).where(User.id == user.id).values(recs_version=User.recs_version + 1)
+                        .execution_options(synchronize_session=False))
+        if user in self.db:
+            self.db.expire(user, ["recs_version"])
 
     def recommendations(self, user) -> list[dict]:
         """The user's ranked recommendations (cached until their data changes)."""
         if self.recs_region is None:
             return self._compute(user)
-        return self.recs_region.get_or_create(self._recs_key(user), lambda: self._compute(user),
-                                              expiration_time=self.recs_ttl)
+        try:
+            return self.recs_region.get_or_create(self._recs_key(user), lambda: self._compute(user),
+                                                  expiration_time=self.recs_ttl)
+        except CacheBusy:  # another request of this user is computing them: don't wait longer
+            return self._compute(user)
 
     def _compute(self, user) -> list[dict]:
         signal = user_signal(self.db, user, self.preferences(user))

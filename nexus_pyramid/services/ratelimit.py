@@ -28,10 +28,10 @@ cap does not spend the budgets of the accounts it tries. Accounts are keyed by a
 of the normalized email (counters never hold an email in clear), IPv6 addresses by
 their /64 (one subscriber's allocation). Registrations are counted per address.
 
-**Redis.** With ``nexus.redis_url`` the counters are shared by every worker. Each Redis
-call has short timeouts and no retry; when one fails, the process-local counters
-decide (never "allow everything", never a 500); after repeated failures a breaker stops
-calling Redis for a cool-down, and ``OutageLog`` writes one line per outage interval.
+**Redis.** With ``nexus.redis_url`` the counters are shared by every worker, through the
+app's Redis policy (``dependencies/redis.py``: short timeouts, no retry, a cool-down
+breaker, one outage line per interval); when a call fails or the breaker is open, the
+process-local counters decide (never "allow everything", never a 500).
 Once Redis answers again the shared counters are used again (what was counted locally
 during the outage stays local).
 """
@@ -49,8 +49,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from ..dependencies.breaker import CircuitBreaker
-from ..dependencies.outage import OutageLog
+from ..dependencies.redis import RedisDependency
 from ..errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -72,48 +71,36 @@ def address_key(address: str) -> str:
 
 
 class Counters:
-    """Moving-window counters on Redis, with process-local counters when Redis fails."""
+    """Moving-window counters on Redis, with process-local counters when Redis fails.
 
-    def __init__(self, storage_url: str = "", timeout: float = 0.25, breaker: CircuitBreaker | None = None,
-                 outage: OutageLog | None = None):
+    Redis is reached only through the app's ``RedisDependency`` (its timeouts, no
+    retries, its breaker and its outage log): the local counters are the fallback.
+    """
+
+    def __init__(self, redis: RedisDependency | None = None):
         self._local = MovingWindowRateLimiter(storage_from_string("memory://"))
         # The memory storage locks per key but drops a key's lock when it clears or expires
         # it; one lock over every local call keeps each hit atomic regardless (they take µs).
         self._local_lock = threading.Lock()
+        self._redis = redis
         self._shared = None
-        if storage_url and not storage_url.startswith("memory"):
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            # No retry: a Redis that does not answer within the timeout is down for this
-            # call, and the local counters answer instead of a second wait.
-            self._shared = MovingWindowRateLimiter(storage_from_string(
-                storage_url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0), retry_on_error=[], health_check_interval=0,
-            ))
-        self.breaker = breaker or CircuitBreaker(failure_threshold=3, reset_timeout=5.0)
-        self.outage = outage or OutageLog("redis (rate limits)")
+        if redis is not None:
+            # limits builds its own client from the URL: give it the policy's timeouts (no retry).
+            self._shared = MovingWindowRateLimiter(storage_from_string(redis.url, **redis.connection_options))
 
     @property
     def shared(self) -> bool:
         return self._shared is not None
 
     def _call(self, operation: str, *args):
-        if self._shared is not None:
-            if self.breaker.allow():
-                try:
-                    result = getattr(self._shared, operation)(*args)
-                except Exception as exc:  # any Redis failure: the local counters decide
-                    self.breaker.failure()
-                    self.outage.failure(f"rate limit {operation}", exc)
-                else:
-                    self.breaker.success()
-                    self.outage.success()
-                    return result
-            else:
-                self.outage.failure(f"rate limit {operation} (cooling down)")
-        with self._local_lock:
-            return getattr(self._local, operation)(*args)
+        def local():
+            with self._local_lock:
+                return getattr(self._local, operation)(*args)
+
+        if self._shared is None:
+            return local()
+        return self._redis.call(lambda _client: getattr(self._shared, operation)(*args), local,
+                                operation=f"rate limit {operation}")
 
     def hit(self, limit, *ids: str) -> bool:
         """Take one place in the window; False (and nothing recorded) when it is full."""
@@ -133,7 +120,6 @@ class Counters:
             self._local.storage.reset()
         if self._shared is not None:
             self._shared.storage.reset()
-        self.breaker.reset()
 
 
 class Throttles:
@@ -148,14 +134,8 @@ class Throttles:
         self.register_per_address = parse(register_per_address)
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "Throttles":
-        timeout = float(settings["ratelimit.redis_timeout"])
-        counters = Counters(
-            settings.get("nexus.redis_url") or "", timeout,
-            CircuitBreaker(int(settings["ratelimit.breaker_threshold"]), float(settings["ratelimit.breaker_reset"])),
-            OutageLog("redis (rate limits)"),
-        )
-        return cls(counters, settings["auth.login_limit_per_address_account"],
+    def from_settings(cls, settings: dict, redis: RedisDependency | None = None) -> "Throttles":
+        return cls(Counters(redis), settings["auth.login_limit_per_address_account"],
                    settings["auth.login_limit_per_address"], settings["auth.login_limit_per_account"],
                    settings["auth.register_limit_per_address"])
 

@@ -1,6 +1,7 @@
 """Wires the services into the registry (singletons) and the request (per-request objects)."""
 from __future__ import annotations
 
+from ..dependencies.redis import RedisDependency
 from ..movie_source import make_cached_source
 from ..movie_source.cache import CacheStats, clear_memory_region, make_cache_region
 from .library import LibraryService
@@ -37,18 +38,6 @@ def _library(request) -> LibraryService:
                           int(registry.settings.get("cache.ttl.recommendations_user", 600)))
 
 
-def _cache_probe(redis_url: str):
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-    def probe():
-        client.ping()
-        return {"ok": True, "backend": "redis"}
-
-    return probe
-
-
 def seed_genres(request) -> str:
     """Fill ``genres`` from the active movie source (idempotent)."""
     genres = request.registry["movie_source"].source.genres()
@@ -75,27 +64,31 @@ def seed_similarities(request) -> str:
 def includeme(config):
     settings = config.get_settings()
     registry = config.registry
+    # The one RedisDependency of the process (None without nexus.redis_url): every Redis
+    # call of the app goes through it (see its module for the interface).
+    redis = registry["redis"] = RedisDependency.from_settings(settings)
     registry["passwords"] = Passwords.from_settings(settings)
     registry["jwt_codec"] = make_codec(settings)
     config.include("nexus_pyramid.client_address")  # request.client_address
-    # "login_throttle": the name the console's sign-in uses (same object).
-    registry["throttles"] = registry["login_throttle"] = Throttles.from_settings(settings)
-    movie_source = registry["movie_source"] = make_cached_source(settings)
+    registry["throttles"] = Throttles.from_settings(settings, redis)
+    movie_source = registry["movie_source"] = make_cached_source(settings, redis)
     registry["genre_names"] = GenreNames(movie_source)
     registry.setdefault("seed_steps", {}).update({"genres": seed_genres, "catalog": seed_catalog,
                                                   "similarities": seed_similarities})
-    registry["recs_region"], _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:")
+    registry["recs_region"], _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
 
     def reset_movie_cache():
         movie_source.reset()
         clear_memory_region(registry["recs_region"])
         registry["genre_names"].reset()
+        if redis is not None:
+            redis.reset()
 
     registry.setdefault("test_reset_hooks", []).append(reset_movie_cache)
 
     probes = registry.setdefault("readiness_probes", {})
-    if settings.get("nexus.redis_url"):
-        probes["cache"] = _cache_probe(settings["nexus.redis_url"])
+    if redis is not None:
+        probes["cache"] = redis.probe
     else:
         probes["cache"] = lambda: {"ok": True, "backend": "memory"}
     # Reported, not required: with the source down, cached and stale data still serve.

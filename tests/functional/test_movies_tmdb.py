@@ -199,16 +199,16 @@ def test_tmdb_source_refuses_to_start_without_credentials(database_url):
         make_app(settings, environ={})
 
 
-def test_redis_down_bypasses_the_cache(database_url, fake_tmdb, clean, caplog):
+def test_redis_down_uses_the_process_local_copies(database_url, fake_tmdb, clean, caplog):
     # Without the in-process first level, so that the Redis level alone is under test.
     settings = tmdb_settings(database_url, "redis://127.0.0.1:1/0", fake_tmdb.base_url, **{"cache.local_ttl": "0"})
     app = TestApp(make_app(settings, environ={}))
     fake_tmdb.reset()
     response = app.get("/api/movies/trending")
     assert response.status_int == 200 and response.json["data"]["results"]
-    app.get("/api/movies/trending")
-    assert fake_tmdb.calls[TRENDING] == 2  # no cache, but answers
-    assert "bypassing the cache" in caplog.text
+    assert app.get("/api/movies/trending").headers["X-Cache"] == "HIT"  # from this process's copy
+    assert fake_tmdb.calls[TRENDING] == 1
+    assert "redis unavailable (ConnectionError" in caplog.text
 
 
 def test_hot_keys_are_served_from_the_process_without_the_shared_cache(tmdb_testapp, tmdb_app, fake_tmdb):

@@ -72,7 +72,7 @@ def register(base: str, email: str) -> None:
 
 def wait_until_shared(app, base: str, deadline: float = 20.0) -> None:
     """Sign-in attempts (on a throwaway account) until this worker's limits are on Redis again."""
-    breaker = app.registry["throttles"].counters.breaker
+    breaker = app.registry["redis"].breaker
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         login(base, "probe@example.com", "probe password")
@@ -86,7 +86,7 @@ def test_throttles_hold_through_redis_outages_and_are_shared_again(database_url,
     proxy, redis_url = redis_proxy
     settings = make_settings(database_url, redis_url, **{
         "auth.login_limit_per_address": "1000/5 minutes",  # the probes must not reach it
-        "ratelimit.breaker_reset": "0.3",
+        "redis.cooldown": "0.3",
     })
     worker_one, worker_two = make_app(settings, environ={}), make_app(settings, environ={})
     caplog.set_level(logging.WARNING, logger="nexus.dependencies")
@@ -114,6 +114,6 @@ def test_throttles_hold_through_redis_outages_and_are_shared_again(database_url,
         assert statuses == [401] * 5, statuses
         assert login(two, "back@example.com", PASSWORD) == 429
 
-    outage_lines = [r for r in caplog.records if "redis (rate limits) unavailable" in r.getMessage()]
+    outage_lines = [r for r in caplog.records if "redis unavailable" in r.getMessage()]
     assert 1 <= len(outage_lines) < 14  # one line per interval, not one per affected request
-    assert any("redis (rate limits) recovered" in r.getMessage() for r in caplog.records)
+    assert any("redis recovered" in r.getMessage() for r in caplog.records)

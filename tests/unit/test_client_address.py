@@ -61,7 +61,6 @@ BASE = {"sqlalchemy.url": "sqlite://", "jwt.secret": "development-only-x"}
     ("auth.register_limit_per_address", "10 per fortnight", "auth.register_limit_per_address"),
     ("auth.argon2.max_concurrent", "0", "auth.argon2.max_concurrent"),
     ("auth.argon2.max_wait", "-1", "auth.argon2.max_wait"),
-    ("ratelimit.redis_timeout", "soon", "ratelimit.redis_timeout"),
     ("auth.login_limit_per_email", "5/minute", "replaced by 'auth.login_limit_per_account'"),
     ("nexus.trust_x_forwarded_for", "true", "replaced by 'nexus.trusted_proxies'"),
 ])

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import socket
 
-from nexus_pyramid.dependencies.breaker import CircuitBreaker
-from nexus_pyramid.dependencies.outage import OutageLog
+from nexus_pyramid.dependencies.redis import RedisDependency
 from nexus_pyramid.services.ratelimit import Counters
 from limits import parse
 
@@ -25,9 +24,8 @@ def closed_port() -> int:
 
 def test_an_open_breaker_keeps_calls_away_from_redis_and_the_local_counters_decide(caplog):
     clock = FakeClock()
-    counters = Counters(f"redis://127.0.0.1:{closed_port()}/0", 0.25,
-                        CircuitBreaker(failure_threshold=2, reset_timeout=5, clock=clock),
-                        OutageLog("redis (rate limits)", clock=clock))
+    redis = RedisDependency(f"redis://127.0.0.1:{closed_port()}/0", breaker_threshold=2, cooldown=5, clock=clock)
+    counters = Counters(redis)
     calls = []
     shared_hit = counters._shared.hit
 
@@ -42,5 +40,5 @@ def test_an_open_breaker_keeps_calls_away_from_redis_and_the_local_counters_deci
     clock.now += 5
     counters.hit(limit, "k")
     assert len(calls) == 3  # one trial after the cool-down
-    lines = [r for r in caplog.records if "redis (rate limits) unavailable" in r.getMessage()]
+    lines = [r for r in caplog.records if "redis unavailable" in r.getMessage()]
     assert len(lines) == 1
