@@ -21,6 +21,8 @@ ENV_OVERRIDES = {
     "session.secret": "SESSION_SECRET",
     "jwt.access_token_ttl": "JWT_ACCESS_TOKEN_TTL",
     "jwt.refresh_token_ttl": "JWT_REFRESH_TOKEN_TTL",
+    # Request limits (request_limits.py)
+    "nexus.max_body_size": "NEXUS_MAX_BODY_SIZE",
 }
 
 CACHE_TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres", "not_found")
@@ -40,6 +42,9 @@ DEFAULTS = {
     "auth.login_limit_per_email": "5/5 minutes",
     "auth.login_limit_per_address": "30/5 minutes",
     "nexus.trust_x_forwarded_for": "false",
+    # Request limits (request_limits.py): bytes of body read at most; JSON nesting depth.
+    "nexus.max_body_size": str(1024 * 1024),
+    "nexus.json_max_depth": "32",
 }
 
 
@@ -96,6 +101,9 @@ def validate(settings: dict) -> None:
     for key in ("jwt.access_token_ttl", "jwt.refresh_token_ttl"):
         if as_int(settings, key) <= 0:
             raise ConfigurationError(f"{key} must be positive.")
+    from .request_limits import validate_settings as validate_request_limits
+
+    validate_request_limits(settings)
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(
