@@ -165,3 +165,13 @@ def test_utf8_charset_in_any_spelling_is_accepted(api):
 def test_the_console_refuses_malformed_forms_with_a_page(testapp, content_type):
     response = testapp.post("/admin/login", b"email=a", headers={"Content-Type": content_type}, status=415)
     assert response.content_type == "text/html"
+
+
+def test_an_overlong_list_is_refused_before_its_items_are_checked():
+    import colander
+
+    from nexus_pyramid.api import schemas
+
+    with pytest.raises(colander.Invalid) as exc:
+        schemas.PreferencesBody().deserialize({"genre_ids": ["not an id"] * 31})
+    assert exc.value.asdict() == {"genre_ids": "Longer than maximum length 30"}
