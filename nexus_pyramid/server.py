@@ -172,20 +172,32 @@ class WaitressWorker(Worker):
             wasyncore.close_all(self.socket_map)
 
     def finish_in_flight(self):
-        """Stop accepting; answer the requests already received; close the rest."""
+        """Stop accepting; answer what was received or is arriving; then close the connections.
+
+        A connection with a request, or output still to send, is waited for until
+        ``graceful_timeout``; one still receiving a request gets a few seconds to complete it;
+        one just opened or just answered gets a second to send its next request (the client
+        may have connected just before the listener closed). Idle ones are closed.
+        """
         for listener in self.servers:
             listener.accepting = False
             listener.del_channel()
             listener.socket.close()
-        deadline = time.monotonic() + max(self.cfg.graceful_timeout - 1, 0)
+        started = time.monotonic()
+        deadline = started + max(self.cfg.graceful_timeout - 1, 0)
+        receiving_deadline = started + min(5, max(self.cfg.graceful_timeout - 1, 0))
         while time.monotonic() < deadline:
-            busy = False
+            busy, now, wall = False, time.monotonic(), time.time()
             for channel in list(self.socket_map.values()):
                 if not isinstance(channel, HTTPChannel):
                     continue
                 if channel.requests or channel.total_outbufs_len:
                     busy = True
-                else:  # idle, or still receiving a request: it will not be served
+                elif channel.request is not None and now < receiving_deadline:
+                    busy = True
+                elif channel.request is None and wall - channel.last_activity < 1.0:
+                    busy = True
+                else:
                     channel.will_close = True
             if not busy:
                 break

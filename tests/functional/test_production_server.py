@@ -30,10 +30,12 @@ PSERVE = Path(sys.executable).with_name("pserve")
 
 
 class ProductionServer:
-    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, fake: FakeTMDb):
+    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, fake: FakeTMDb, **server_options):
         ini = (ROOT / "production.ini").read_text()
         # The ini names a Redis; the tests use theirs, or none (process-local cache).
         ini = re.sub(r"(?m)^nexus\.redis_url = .*$", f"nexus.redis_url = {redis_url}", ini)
+        for key, value in server_options.items():
+            ini = ini.replace("[server:main]\n", f"[server:main]\n{key} = {value}\n")
         (tmp_path / "production.ini").write_text(ini)
         self.log_path = tmp_path / "server.log"
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
@@ -203,3 +205,15 @@ def test_sigterm_answers_every_request_received_then_exits(own_server, fake_tmdb
         client.join(timeout=40)
     assert statuses == [200] * count
     assert server.proc.wait(timeout=30) == 0
+
+
+def test_a_worker_restarts_after_max_requests_and_no_request_fails(tmp_path, database_url, redis_url, fake_tmdb):
+    server = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb, max_requests=5)
+    try:
+        statuses = [get(server.url + "/healthz") for _ in range(30)]
+        assert statuses == [200] * 30
+        log = server.log()
+        assert "Autorestarting worker" in log
+        assert log.count("Booting worker") > 2  # the arbiter replaced the workers that stopped
+    finally:
+        server.stop()
