@@ -145,11 +145,16 @@ class WaitressWorker(Worker):
         server = create_server(
             counted, map=self.socket_map, sockets=[listener.sock for listener in self.sockets],
             threads=self.cfg.threads, connection_limit=self.cfg.worker_connections, backlog=self.cfg.backlog,
-            channel_timeout=max(self.cfg.timeout, 1), cleanup_interval=max(min(self.cfg.timeout, 30), 1),
+            # gunicorn's timeout = 0 means no heartbeat limit; connections then get waitress's 120 s.
+            channel_timeout=self.cfg.timeout if self.cfg.timeout > 0 else 120,
+            cleanup_interval=min(self.cfg.timeout, 30) if self.cfg.timeout > 0 else 30,
             # Raw bytes, chunk framing included: the exact limit is the parser's (decoded bytes).
             max_request_body_size=2 * body_limit + 64 * 1024,
             # Bodies above this wait in a temporary file, not in memory.
             inbuf_overflow=64 * 1024, ident="", asyncore_use_poll=True,
+            # X-Forwarded-* reach the app untouched, as with gunicorn: the app decides which
+            # peers it trusts (waitress would otherwise delete them for every peer).
+            clear_untrusted_proxy_headers=False,
         )
         channel_class = make_channel_class(body_limit)
         self.servers = [d for d in self.socket_map.values() if isinstance(d, BaseWSGIServer)]
