@@ -1,4 +1,4 @@
-# Nexus production image: gunicorn workers via `pserve production.ini`.
+# Nexus production image: gunicorn processes serving with waitress, via `pserve production.ini`.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -24,6 +24,6 @@ USER nexus
 EXPOSE 6543
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import os, urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '6543'), timeout=2); sys.exit(0)" || exit 1
-# SIGTERM makes gunicorn stop accepting and finish in-flight requests (graceful_timeout).
+# SIGTERM makes gunicorn stop accepting and answer the requests already received (graceful_timeout).
 STOPSIGNAL SIGTERM
 CMD ["pserve", "production.ini"]

@@ -62,6 +62,7 @@ def configure(config: Configurator):
     # Our exception views render every error; Cornice's own would bypass the envelope.
     settings["handle_exceptions"] = False
     config.include("cornice")
+    config.include(".request_limits")
     config.include(".db")
     config.include(".security")
     config.include(".services.registry")

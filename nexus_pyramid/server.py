@@ -1,12 +1,41 @@
-"""PasteDeploy server runner for production: gunicorn, with environment overrides.
+"""Production server: gunicorn processes, each serving its sockets with waitress.
 
 ``use = egg:nexus_pyramid#gunicorn`` in production.ini. The ini gives the defaults;
 ``WEB_CONCURRENCY`` (workers), ``PORT`` and ``BIND`` override them, as container
 platforms expect.
+
+The worker model, ``worker_class = nexus_pyramid.server.WaitressWorker``: gunicorn keeps
+what it is good at (several processes, so the GIL is not one for all; the arbiter that
+restarts dead or stuck workers; graceful reloads and shutdowns; ``max_requests``), and each
+worker serves the listening sockets it inherited with waitress. Waitress reads every
+request, headers and body, in its asynchronous loop and hands it to a thread only when it
+is complete, so a client that sends its body at one byte per second costs a file
+descriptor, not a thread. gunicorn's own ``gthread`` worker gives the connection to a
+thread as soon as it is readable, and a few dozen slow clients hold every thread.
+
+How gunicorn's settings map: ``threads`` -> waitress threads, ``worker_connections`` ->
+waitress ``connection_limit``, ``backlog`` -> ``backlog``, ``timeout`` -> the seconds an
+idle or silent connection is kept (``channel_timeout``); the heartbeat comes from the loop
+below. The body size limit is the application's own setting (``nexus.max_body_size``),
+read from the loaded app, so the server refuses the same bodies before it buffers them,
+with the API's error envelope.
 """
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import time
+
+from gunicorn.workers.base import Worker
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
+
+from .request_limits import DEFAULT_MAX_BODY_SIZE
 
 
 def serve(app, global_conf, **local_conf):
@@ -20,3 +49,162 @@ def serve(app, global_conf, **local_conf):
         host = local_conf.get("bind", "0.0.0.0:6543").rsplit(":", 1)[0]
         local_conf["bind"] = f"{host}:{os.environ['PORT']}"
     return gunicorn_serve(app, global_conf, **local_conf)
+
+
+# -- waitress, made to answer in the envelope and to count decoded body bytes -----------------
+_CODES = {400: "VALIDATION_ERROR", 413: "PAYLOAD_TOO_LARGE", 431: "HEADERS_TOO_LARGE", 501: "NOT_IMPLEMENTED"}
+_MESSAGES = {400: "The request is not valid HTTP.", 413: "The request body is too large.",
+             431: "The request headers are too large."}
+
+
+class EnvelopeErrorTask(ErrorTask):
+    """Errors found while reading a request (bad HTTP, too large) in the API's error envelope."""
+
+    def execute(self):
+        error = self.request.error
+        details = {"max_bytes": self.channel.parser_class.body_limit} if error.code == 413 else {}
+        body = json.dumps({"status": "error", "code": _CODES.get(error.code, "INTERNAL_ERROR"),
+                           "message": _MESSAGES.get(error.code, f"{error.reason}."), "details": details}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _BodyLimit:
+    """Wraps a chunked body receiver: an error once the decoded body passes the limit."""
+
+    def __init__(self, receiver, limit: int):
+        self.receiver, self.limit, self.error = receiver, limit, None
+
+    def received(self, data):
+        consumed = self.receiver.received(data)
+        if len(self.receiver) > self.limit:
+            self.error = RequestEntityTooLarge(f"exceeds {self.limit} bytes")
+        return consumed
+
+    def __getattr__(self, name):
+        return getattr(self.receiver, name)
+
+    def __len__(self):
+        return len(self.receiver)
+
+
+class LimitedRequestParser(HTTPRequestParser):
+    """Refuses a Content-Length above the limit at once; counts chunked bodies once decoded.
+
+    waitress's own ``max_request_body_size`` counts raw bytes, chunk framing included, and
+    refuses a body of exactly the limit; it is kept only as a loose bound on the framing.
+    The wrapped receiver's ``error`` ends the request (waitress checks it after each read).
+    """
+
+    body_limit = DEFAULT_MAX_BODY_SIZE
+
+    def parse_header(self, header_plus):
+        super().parse_header(header_plus)
+        if self.chunked:
+            self.body_rcv = _BodyLimit(self.body_rcv, self.body_limit)
+        elif self.content_length > self.body_limit:
+            self.error = RequestEntityTooLarge(f"exceeds {self.body_limit} bytes")
+            self.completed = True
+
+
+def make_channel_class(body_limit: int):
+    parser = type("LimitedRequestParser", (LimitedRequestParser,), {"body_limit": body_limit})
+    return type("NexusChannel", (HTTPChannel,), {"parser_class": parser, "error_task_class": EnvelopeErrorTask})
+
+
+class _SignalWakeup(wasyncore.file_dispatcher):
+    """Drains gunicorn's signal wake-up pipe, so that a signal ends the loop's wait at once."""
+
+    def writable(self):
+        return False
+
+    def handle_read(self):
+        try:
+            self.recv(4096)
+        except OSError:
+            pass
+
+
+class WaitressWorker(Worker):
+    """A gunicorn worker whose HTTP server is waitress (see the module's docstring)."""
+
+    def run(self):
+        settings = getattr(getattr(self.wsgi, "registry", None), "settings", None) or {}
+        body_limit = int(settings.get("nexus.max_body_size", DEFAULT_MAX_BODY_SIZE))
+        counter = itertools.count(1)
+        application = self.wsgi
+
+        def counted(environ, start_response):
+            self.nr = next(counter)
+            return application(environ, start_response)
+
+        self.socket_map: dict = {}
+        server = create_server(
+            counted, map=self.socket_map, sockets=[listener.sock for listener in self.sockets],
+            threads=self.cfg.threads, connection_limit=self.cfg.worker_connections, backlog=self.cfg.backlog,
+            # gunicorn's timeout = 0 means no heartbeat limit; connections then get waitress's 120 s.
+            channel_timeout=self.cfg.timeout if self.cfg.timeout > 0 else 120,
+            cleanup_interval=min(self.cfg.timeout, 30) if self.cfg.timeout > 0 else 30,
+            # Raw bytes, chunk framing included: the exact limit is the parser's (decoded bytes).
+            max_request_body_size=2 * body_limit + 64 * 1024,
+            # Bodies above this wait in a temporary file, not in memory.
+            inbuf_overflow=64 * 1024, ident="", asyncore_use_poll=True,
+            # X-Forwarded-* reach the app untouched, as with gunicorn: the app decides which
+            # peers it trusts (waitress would otherwise delete them for every peer).
+            clear_untrusted_proxy_headers=False,
+        )
+        channel_class = make_channel_class(body_limit)
+        self.servers = [d for d in self.socket_map.values() if isinstance(d, BaseWSGIServer)]
+        for listener in self.servers:
+            listener.channel_class = channel_class
+        _SignalWakeup(self.PIPE[0], map=self.socket_map)
+        try:
+            while self.alive:
+                self.notify()
+                wasyncore.loop(timeout=1.0, map=self.socket_map, use_poll=True, count=1)
+                if self.nr >= self.max_requests:
+                    self.log.info("Autorestarting worker after current request.")
+                    self.alive = False
+                if self.ppid != os.getppid():
+                    self.log.info("Parent changed, shutting down: %s", self)
+                    self.alive = False
+            self.finish_in_flight()
+        finally:
+            server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+            wasyncore.close_all(self.socket_map)
+
+    def finish_in_flight(self):
+        """Stop accepting; answer what was received or is arriving; then close the connections.
+
+        A connection with a request, or output still to send, is waited for until
+        ``graceful_timeout``; one still receiving a request gets a few seconds to complete it;
+        one just opened or just answered gets a second to send its next request (the client
+        may have connected just before the listener closed). Idle ones are closed.
+        """
+        for listener in self.servers:
+            listener.accepting = False
+            listener.del_channel()
+            listener.socket.close()
+        started = time.monotonic()
+        deadline = started + max(self.cfg.graceful_timeout - 1, 0)
+        receiving_deadline = started + min(5, max(self.cfg.graceful_timeout - 1, 0))
+        while time.monotonic() < deadline:
+            busy, now, wall = False, time.monotonic(), time.time()
+            for channel in list(self.socket_map.values()):
+                if not isinstance(channel, HTTPChannel):
+                    continue
+                if channel.requests or channel.total_outbufs_len:
+                    busy = True
+                elif channel.request is not None and now < receiving_deadline:
+                    busy = True
+                elif channel.request is None and wall - channel.last_activity < 1.0:
+                    busy = True
+                else:
+                    channel.will_close = True
+            if not busy:
+                break
+            self.notify()
+            wasyncore.loop(timeout=0.2, map=self.socket_map, use_poll=True, count=1)

@@ -23,6 +23,8 @@ ENV_OVERRIDES = {
     "jwt.refresh_token_ttl": "JWT_REFRESH_TOKEN_TTL",
     # Throttles and client address (issue 11, item 4)
     "nexus.trusted_proxies": "NEXUS_TRUSTED_PROXIES",
+    # Request limits (request_limits.py)
+    "nexus.max_body_size": "NEXUS_MAX_BODY_SIZE",
 }
 
 CACHE_TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres", "not_found")
@@ -81,6 +83,9 @@ DEFAULTS = {
     "cache.lock_wait": "3",  # longest wait for a key being regenerated elsewhere: then stale or 503
     "cache.lock_timeout": "15",  # a dead holder's Redis lock expires after this many seconds
     "cache.local_copies": "1000",  # values kept in-process for when Redis is unavailable (0: none)
+    # Request limits (request_limits.py): bytes of body read at most; JSON nesting depth.
+    "nexus.max_body_size": str(1024 * 1024),
+    "nexus.json_max_depth": "32",
 }
 
 # Settings that were renamed: refused at start-up rather than silently ignored.
@@ -149,6 +154,9 @@ def validate(settings: dict) -> None:
     if not 0 <= as_int(settings, "jwt.refresh_grace_seconds") <= MAX_REFRESH_GRACE_SECONDS:
         raise ConfigurationError(
             f"jwt.refresh_grace_seconds must be between 0 and {MAX_REFRESH_GRACE_SECONDS} seconds.")
+    from .request_limits import validate_settings as validate_request_limits
+
+    validate_request_limits(settings)
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(

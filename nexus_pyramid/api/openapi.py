@@ -22,7 +22,8 @@ ERROR_DESCRIPTIONS = {
     404: "NOT_FOUND, MOVIE_NOT_FOUND, USER_NOT_FOUND or INTERACTION_NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "EMAIL_TAKEN or CONFLICT",
-    415: "UNSUPPORTED_MEDIA_TYPE: the body is not application/json",
+    413: "PAYLOAD_TOO_LARGE: the body is above the configured limit (1 MiB by default)",
+    415: "UNSUPPORTED_MEDIA_TYPE: the body is not application/json in UTF-8",
     429: "RATE_LIMITED: see the Retry-After header",
     500: "INTERNAL_ERROR",
     503: "UPSTREAM_UNAVAILABLE or SERVICE_UNAVAILABLE",
@@ -193,7 +194,7 @@ def build_document(request) -> dict:
             if schema is not None:
                 codes.add(400)
             if method in ("POST", "PUT", "PATCH"):
-                codes.add(415)
+                codes |= {413, 415}
             if args.get("permission") != PUBLIC:
                 codes |= {401, 403} if "admin" in str(args.get("permission")) else {401}
             for code in sorted(codes):

@@ -189,6 +189,10 @@ class StrictSequence(colander.Sequence):
     def deserialize(self, node, cstruct):
         if cstruct is None or not isinstance(cstruct, list):
             raise colander.Invalid(node, "Must be a list")
+        # Refuse an over-long list before deserializing its items: a 1 MiB body holds some
+        # 200,000 ids, and checking each one first costs a worker 100+ ms for a certain 400.
+        if getattr(node.validator, "max", None) is not None and len(cstruct) > node.validator.max:
+            node.validator(node, cstruct)
         return super().deserialize(node, cstruct)
 
 

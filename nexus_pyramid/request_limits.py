@@ -1,0 +1,202 @@
+"""Request limits: how much of a body is read, which content types are parsed, what JSON is accepted.
+
+One tween, below the exception views so that its errors become the API envelope (or a
+console page under /admin), checks every request before any view reads its body:
+
+- a ``Content-Length`` above ``nexus.max_body_size`` is refused at once (413), unread;
+- a body without ``Content-Length`` (chunked) is read up to the limit + 1 byte and refused
+  past it, else handed on as a plain body of known length;
+- a ``Content-Type`` naming a charset that does not exist, or a multipart type without a
+  valid boundary, is refused (415) before WebOb's form parser trips over it.
+
+``request.json_body`` (what Cornice's validators read) is replaced by a parser that wants
+UTF-8, refuses NaN/Infinity, unpaired surrogates and nesting deeper than
+``nexus.json_max_depth``, and answers every failure with a 4xx envelope. The body size
+limit bounds the JSON size.
+
+The production server (``server.py``) enforces the same size limit while it buffers the
+request, before the application sees it; this tween is what holds for every other server
+(development, tests) and for the console's forms.
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import re
+
+from pyramid.tweens import EXCVIEW
+
+from . import errors
+from . import settings as nexus_settings
+
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+DEFAULT_JSON_MAX_DEPTH = 32
+_READ_CHUNK = 64 * 1024
+# RFC 2046 boundary: 1 to 70 characters, not ending in a space.
+_BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
+_METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+class PayloadTooLarge(errors.AppError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "The request body is too large."
+
+
+class UnsupportedMediaType(errors.AppError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "Request bodies must be application/json."
+
+
+def max_body_size(settings) -> int:
+    return int(settings.get("nexus.max_body_size", DEFAULT_MAX_BODY_SIZE))
+
+
+def validate_settings(settings: dict) -> None:
+    """Called by ``settings.validate``: refuse limits that would break or disarm the checks."""
+    size = nexus_settings.as_int(settings, "nexus.max_body_size")
+    if not 1024 <= size <= 1024 ** 3:
+        raise nexus_settings.ConfigurationError(
+            f"nexus.max_body_size (NEXUS_MAX_BODY_SIZE) must be between 1024 and {1024 ** 3} bytes, got {size}.")
+    depth = nexus_settings.as_int(settings, "nexus.json_max_depth")
+    if not 1 <= depth <= 256:
+        raise nexus_settings.ConfigurationError(f"nexus.json_max_depth must be between 1 and 256, got {depth}.")
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {limit} bytes.", {"max_bytes": limit})
+
+
+# -- the tween ------------------------------------------------------------------------
+def body_limits_tween_factory(handler, registry):
+    limit = max_body_size(registry.settings)
+
+    def tween(request):
+        check_body_size(request.environ, limit)
+        if request.method not in _METHODS_WITHOUT_BODY:
+            check_content_type(request.environ.get("CONTENT_TYPE", ""))
+        return handler(request)
+
+    return tween
+
+
+def check_body_size(environ: dict, limit: int) -> None:
+    declared = (environ.get("CONTENT_LENGTH") or "").strip()
+    if declared:
+        if not declared.isdigit():
+            raise errors.ValidationError("The Content-Length header is not valid.",
+                                         {"Content-Length": ["Must be a number of bytes"]})
+        if int(declared) > limit:
+            raise too_large(limit)
+        return
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not (chunked or environ.get("wsgi.input_terminated")):
+        return  # no Content-Length and no way to find the end: WSGI says there is no body
+    # Read at most limit + 1 bytes: enough to know it is too large, never more.
+    stream, parts, received = environ["wsgi.input"], [], 0
+    while received <= limit:
+        part = stream.read(min(_READ_CHUNK, limit + 1 - received))
+        if not part:
+            break
+        parts.append(part)
+        received += len(part)
+    if received > limit:
+        raise too_large(limit)
+    body = b"".join(parts)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ["webob.is_body_seekable"] = True
+
+
+def _media_type(header: str) -> tuple[str, dict[str, str]]:
+    kind, _, rest = header.partition(";")
+    params = {}
+    for item in rest.split(";"):
+        name, sep, value = item.partition("=")
+        if sep:
+            params.setdefault(name.strip().lower(), value.strip().strip('"'))
+    return kind.strip().lower(), params
+
+
+def check_content_type(header: str) -> None:
+    if not header:
+        return
+    kind, params = _media_type(header)
+    charset = params.get("charset")
+    if charset is not None:
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            raise UnsupportedMediaType(f"Unknown charset {charset[:40]!r} in Content-Type.",
+                                       {"Content-Type": ["Unknown charset"]})
+    if kind.startswith("multipart/") and not _BOUNDARY.match(params.get("boundary", "")):
+        raise UnsupportedMediaType(f"{kind[:60]} needs a valid boundary parameter.",
+                                   {"Content-Type": ["Missing or invalid multipart boundary"]})
+
+
+# -- JSON bodies ----------------------------------------------------------------------
+def _invalid_json(problem: str = "Malformed JSON.", message: str = "The request body is not valid JSON."):
+    return errors.ValidationError(message, {"body": [problem]})
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_structure(value, max_depth: int) -> None:
+    """Depth and text checks over the parsed value, without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > max_depth:
+                raise _invalid_json(f"Nested deeper than {max_depth} levels.")
+            children = item.items() if isinstance(item, dict) else ((None, child) for child in item)
+            for key, child in children:
+                if key is not None:
+                    _check_text(key)
+                stack.append((child, depth + 1))
+        elif isinstance(item, str):
+            _check_text(item)
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _invalid_json("Contains an unpaired UTF-16 surrogate escape.")
+
+
+def parse_json_body(request):
+    """``request.json_body``: the body as JSON, or a 4xx ``AppError``."""
+    charset = _media_type(request.environ.get("CONTENT_TYPE", ""))[1].get("charset")
+    if charset is not None:
+        try:
+            utf8 = codecs.lookup(charset).name == "utf-8"
+        except LookupError:
+            utf8 = False
+        if not utf8:
+            raise UnsupportedMediaType("JSON bodies must be UTF-8.", {"Content-Type": ["Charset must be utf-8"]})
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid_json("Not valid UTF-8.", "The request body is not valid UTF-8.")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise _invalid_json(f"Nested deeper than {request.registry.settings['nexus.json_max_depth']} levels.")
+    except ValueError:
+        raise _invalid_json()
+    _check_structure(value, int(request.registry.settings["nexus.json_max_depth"]))
+    return value
+
+
+def includeme(config):
+    # Below the exception views: what this raises is rendered like any other error.
+    config.add_tween("nexus_pyramid.request_limits.body_limits_tween_factory", under=EXCVIEW)
+    config.add_request_method(parse_json_body, "json_body", reify=True)
+    config.add_request_method(parse_json_body, "json", reify=True)

@@ -1,0 +1,219 @@
+"""The production server (`pserve production.ini`, server.py) over real HTTP.
+
+Each test runs a real gunicorn master with two workers as a subprocess, on a free port, on
+the test database (PostgreSQL and Redis when the test environment names them) with the
+fake TMDb as the movie source.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nexus_pyramid.request_limits import DEFAULT_MAX_BODY_SIZE
+from tests.conftest import ROOT
+from tests.fake_tmdb import API_KEY, FakeTMDb
+
+PSERVE = Path(sys.executable).with_name("pserve")
+
+
+class ProductionServer:
+    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, fake: FakeTMDb, **server_options):
+        ini = (ROOT / "production.ini").read_text()
+        # The ini names a Redis; the tests use theirs, or none (process-local cache).
+        ini = re.sub(r"(?m)^nexus\.redis_url = .*$", f"nexus.redis_url = {redis_url}", ini)
+        for key, value in server_options.items():
+            ini = ini.replace("[server:main]\n", f"[server:main]\n{key} = {value}\n")
+        (tmp_path / "production.ini").write_text(ini)
+        self.log_path = tmp_path / "server.log"
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+               "JWT_SECRET": secrets.token_urlsafe(40), "SESSION_SECRET": secrets.token_urlsafe(40),
+               "NEXUS_MOVIE_SOURCE": "tmdb", "TMDB_BASE_URL": fake.base_url, "TMDB_API_KEY": API_KEY,
+               "WEB_CONCURRENCY": "2", "BIND": "127.0.0.1:0"}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([str(PSERVE), "production.ini"], cwd=tmp_path, env=env, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        self.port = self._wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._wait_for(r"Booting worker", count=2)
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("the server does not answer:\n" + self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def _wait_for(self, pattern: str, count: int = 1, timeout: float = 60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.findall(pattern, self.log())
+            if len(found) >= count:
+                return int(found[0]) if found[0].isdigit() else found[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"server log never showed {pattern!r}:\n{self.log()}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fake_tmdb():
+    fake = FakeTMDb()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, database_url, redis_url, fake_tmdb):
+    """One server for the tests that leave it running."""
+    running = ProductionServer(tmp_path_factory.mktemp("server"), database_url, redis_url, fake_tmdb)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path, database_url, redis_url, fake_tmdb):
+    running = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb)
+    yield running
+    running.stop()
+    fake_tmdb.reset()
+
+
+def get(url: str, timeout: float = 5.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError as exc:
+        return repr(exc)
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, dict]:
+    """Send raw bytes; the status and JSON body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while True:
+            head, sep, body = received.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: (\d+)", head) if sep else None
+            if length and len(body) >= int(length.group(1)):
+                break
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_64_clients_trickling_bodies_do_not_starve_the_others(server):
+    """gthread gave every thread to slow bodies; now waitress buffers them outside the threads."""
+    slow = []
+    for _ in range(64):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"POST /api/auth/login HTTP/1.1\r\nHost: nexus\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n")
+        slow.append(sock)
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(1.0):
+            for sock in slow:
+                try:
+                    sock.send(b" ")
+                except OSError:
+                    pass
+
+    trickler = threading.Thread(target=trickle, daemon=True)
+    trickler.start()
+    try:
+        time.sleep(1.5)  # every slow request is now being received
+        answers = []
+        for _ in range(15):
+            for path in ("/healthz", "/api/movies/trending"):
+                answers.append((path, get(server.url + path, timeout=5)))
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        trickler.join(timeout=5)
+        for sock in slow:
+            sock.close()
+    assert [a for a in answers if a[1] != 200] == []
+
+
+def test_the_server_refuses_a_large_body_before_receiving_it(server):
+    status, body = raw_exchange(server.port, b"POST /api/auth/login HTTP/1.1\r\nHost: nexus\r\n"
+                                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                                % (DEFAULT_MAX_BODY_SIZE + 1))
+    assert status == 413
+    assert body["code"] == "PAYLOAD_TOO_LARGE" and body["details"]["max_bytes"] == DEFAULT_MAX_BODY_SIZE
+
+
+@pytest.mark.parametrize("extra, status", [(0, 401), (1, 413)], ids=["exactly-the-limit", "one-byte-more"])
+def test_chunked_bodies_are_counted_once_decoded(server, extra, status):
+    head = b'{"email": "nobody@example.com", "password": "wrong password", "pad": "'
+    body = head + b"a" * (DEFAULT_MAX_BODY_SIZE + extra - len(head) - 2) + b'"}'
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000]) for i in range(0, len(body), 1000))
+    answer = raw_exchange(server.port, b"POST /api/auth/login HTTP/1.1\r\nHost: nexus\r\n"
+                          b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+    assert answer[0] == status
+
+
+def test_sigterm_answers_every_request_received_then_exits(own_server, fake_tmdb):
+    """Graceful shutdown: requests in flight and requests waiting for a thread are all answered."""
+    server = own_server
+    fake_tmdb.reset()
+    fake_tmdb.set_mode("slow", delay=2.0)
+    count = 16  # two workers of four threads: some requests wait in a worker's queue
+    statuses = [None] * count
+
+    def fetch(index):
+        statuses[index] = get(f"{server.url}/api/movies/trending?page={index + 1}", timeout=30)
+
+    clients = [threading.Thread(target=fetch, args=(index,)) for index in range(count)]
+    for client in clients:
+        client.start()
+    deadline = time.monotonic() + 15
+    while fake_tmdb.total_calls() < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_tmdb.total_calls() >= 6, "the requests never reached TMDb"
+    time.sleep(1.0)  # the rest are received and queued by now (TMDb answers after 2 s)
+    server.proc.send_signal(signal.SIGTERM)
+    for client in clients:
+        client.join(timeout=40)
+    assert statuses == [200] * count
+    assert server.proc.wait(timeout=30) == 0
+
+
+def test_a_worker_restarts_after_max_requests_and_no_request_fails(tmp_path, database_url, redis_url, fake_tmdb):
+    server = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb, max_requests=5)
+    try:
+        statuses = [get(server.url + "/healthz") for _ in range(30)]
+        assert statuses == [200] * 30
+        log = server.log()
+        assert "Autorestarting worker" in log
+        assert log.count("Booting worker") > 2  # the arbiter replaced the workers that stopped
+    finally:
+        server.stop()
