@@ -21,6 +21,8 @@ ENV_OVERRIDES = {
     "session.secret": "SESSION_SECRET",
     "jwt.access_token_ttl": "JWT_ACCESS_TOKEN_TTL",
     "jwt.refresh_token_ttl": "JWT_REFRESH_TOKEN_TTL",
+    # responses (issue 11 item 5): CORS
+    "nexus.cors_origins": "NEXUS_CORS_ORIGINS",
 }
 
 CACHE_TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres", "not_found")
@@ -40,6 +42,15 @@ DEFAULTS = {
     "auth.login_limit_per_email": "5/5 minutes",
     "auth.login_limit_per_address": "30/5 minutes",
     "nexus.trust_x_forwarded_for": "false",
+    # -- responses (issue 11 item 5): CORS and bounded upstream fetches --------------------
+    # Origins allowed to call /api/* from a browser: comma-separated scheme://host[:port]; none by default.
+    "nexus.cors_origins": "",
+    # How long a browser may reuse a preflight answer (seconds, 0..86400).
+    "nexus.cors_max_age": "600",
+    # Movies of an id list missing from the local mirror are fetched from the source with at most
+    # this many calls at once, within this many seconds in all (then 503).
+    "library.fetch_concurrency": "4",
+    "library.fetch_budget": "4",
 }
 
 
@@ -96,6 +107,7 @@ def validate(settings: dict) -> None:
     for key in ("jwt.access_token_ttl", "jwt.refresh_token_ttl"):
         if as_int(settings, key) <= 0:
             raise ConfigurationError(f"{key} must be positive.")
+    _validate_responses(settings)
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(
@@ -108,3 +120,19 @@ def validate(settings: dict) -> None:
                 "Refusing to start in production with a development or short session secret: "
                 "set SESSION_SECRET to a random value of at least 32 characters."
             )
+
+
+def _validate_responses(settings: dict) -> None:
+    """Issue 11 item 5: CORS origins and the bounded fetch of id lists."""
+    from .cors import parse_max_age, parse_origins
+
+    parse_origins(settings.get("nexus.cors_origins"))
+    parse_max_age(settings.get("nexus.cors_max_age"))
+    if not 1 <= as_int(settings, "library.fetch_concurrency") <= 32:
+        raise ConfigurationError("library.fetch_concurrency must be from 1 to 32.")
+    try:
+        budget = float(str(settings["library.fetch_budget"]).strip())
+    except (KeyError, ValueError):
+        budget = -1.0
+    if not 0 < budget <= 60:
+        raise ConfigurationError("library.fetch_budget must be seconds above 0 and at most 60.")
