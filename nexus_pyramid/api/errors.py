@@ -10,7 +10,7 @@ import logging
 
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.response import Response
-from sqlalchemy.exc import DBAPIError, OperationalError, InterfaceError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, InterfaceError, TimeoutError as PoolTimeout
 
 from .. import errors
 from . import envelope
@@ -82,6 +82,28 @@ def database_error_view(exc: DBAPIError, request):
     return unexpected_error_view(exc, request)
 
 
+# SQLSTATEs of a row that refers to one just deleted, or that duplicates one just written.
+CONFLICT_SQLSTATES = {"23503": "foreign key", "23505": "unique"}
+SQLITE_CONFLICTS = {"FOREIGN KEY constraint failed": "foreign key", "UNIQUE constraint failed": "unique"}
+
+
+def integrity_error_view(exc: IntegrityError, request):
+    """A write that lost a race (e.g. against a deletion) is a 409, not a 500.
+
+    The services prevent the races they know of (see services.users.lock_user); this is the
+    net under the ones they do not. Only the kind of violation is logged, never the statement.
+    """
+    orig = exc.orig
+    sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    kind = CONFLICT_SQLSTATES.get(sqlstate) if sqlstate else next(
+        (k for text, k in SQLITE_CONFLICTS.items() if str(orig).startswith(text)), None)
+    if kind is None:
+        return unexpected_error_view(exc, request)
+    log.warning("write conflict (%s violation) [request_id=%s] %s %s", kind, getattr(request, "request_id", "-"),
+                request.method, request.path_info)
+    return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)
+
+
 def pool_timeout_view(exc, request):
     log.error("database pool exhausted [request_id=%s]", getattr(request, "request_id", "-"))
     return app_error_view(errors.ServiceUnavailable(), request)
@@ -99,5 +121,6 @@ def includeme(config):
     config.add_exception_view(forbidden_view, context=HTTPForbidden)
     config.add_exception_view(http_exception_view, context=HTTPException)
     config.add_exception_view(database_error_view, context=DBAPIError)
+    config.add_exception_view(integrity_error_view, context=IntegrityError)
     config.add_exception_view(pool_timeout_view, context=PoolTimeout)
     config.add_exception_view(unexpected_error_view, context=Exception)

@@ -14,7 +14,7 @@ from ..models import (Genre, Movie, UserActorPreference, UserGenrePreference, Us
                       UserMoviePreference)
 from .movies import MovieService
 from .recommender import Recommender, SqlStore, user_signal
-from .users import Page
+from .users import Page, lock_user
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class LibraryService:
             if unknown:
                 raise ValidationError("Unknown movie ids.", details={
                     "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})
+        # Replacements of one user's preferences run one at a time: the last one wins whole.
+        lock_user(self.db, user)
         if genre_ids is not None:
             self.db.execute(delete(UserGenrePreference).where(UserGenrePreference.user_id == user.id))
             self.db.add_all(UserGenrePreference(user_id=user.id, genre_id=g) for g in genre_ids)
@@ -106,6 +108,7 @@ class LibraryService:
     def add_interaction(self, user, tmdb_id: int, kind: str) -> tuple[UserMovieInteraction, bool]:
         """Record an interaction. Returns (interaction, created); never a duplicate row."""
         movie = self.movies.ensure_movie(tmdb_id)
+        lock_user(self.db, user)  # a deletion of the user in flight finishes first (then 401)
         insert = pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert
         inserted = self.db.execute(
             insert(UserMovieInteraction)
@@ -123,6 +126,7 @@ class LibraryService:
         return interaction, inserted is not None
 
     def remove_interaction(self, user, interaction_id: int) -> None:
+        lock_user(self.db, user)
         interaction = self.db.get(UserMovieInteraction, interaction_id)
         if interaction is None or interaction.user_id != user.id:
             raise InteractionNotFound()
