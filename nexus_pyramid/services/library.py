@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..errors import InteractionNotFound, MovieNotFound, ValidationError
+from ..errors import InteractionNotFound, ValidationError
 from ..models.meta import utcnow
 from ..models import (Genre, Movie, UserActorPreference, UserGenrePreference, UserMovieInteraction,
                       UserMoviePreference)
@@ -27,11 +27,14 @@ class Preferences:
 
 
 class LibraryService:
-    def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600):
+    def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600,
+                 fetch_concurrency: int = 4, fetch_budget: float = 4.0):
         self.db = dbsession
         self.movies = movies
         self.recs_region = recs_region
         self.recs_ttl = recs_ttl
+        self.fetch_concurrency = fetch_concurrency
+        self.fetch_budget = fetch_budget
 
     # -- preferences -------------------------------------------------------------
     def preferences(self, user) -> Preferences:
@@ -66,12 +69,8 @@ class LibraryService:
                     "genre_ids": [f"Unknown genre id: {g}" for g in unknown]})
         movie_rows = None
         if movie_ids is not None:
-            movie_rows, unknown = [], []
-            for tmdb_id in dict.fromkeys(movie_ids):
-                try:
-                    movie_rows.append(self.movies.ensure_movie(tmdb_id))
-                except MovieNotFound:
-                    unknown.append(tmdb_id)
+            # The local mirror first; only the missing ones from the source, with bounded calls.
+            movie_rows, unknown = self.movies.ensure_movies(movie_ids, self.fetch_concurrency, self.fetch_budget)
             if unknown:
                 raise ValidationError("Unknown movie ids.", details={
                     "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})
