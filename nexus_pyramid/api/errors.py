@@ -11,6 +11,7 @@ import logging
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.response import Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, InterfaceError, TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
 
 from .. import errors
 from . import envelope
@@ -104,6 +105,13 @@ def integrity_error_view(exc: IntegrityError, request):
     return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)
 
 
+def stale_data_view(exc: StaleDataError, request):
+    """A row changed by the request was deleted meanwhile (e.g. the user it belongs to): 409, not 500."""
+    log.warning("write conflict (row deleted meanwhile) [request_id=%s] %s %s", getattr(request, "request_id", "-"),
+                request.method, request.path_info)
+    return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)
+
+
 def pool_timeout_view(exc, request):
     log.error("database pool exhausted [request_id=%s]", getattr(request, "request_id", "-"))
     return app_error_view(errors.ServiceUnavailable(), request)
@@ -122,5 +130,6 @@ def includeme(config):
     config.add_exception_view(http_exception_view, context=HTTPException)
     config.add_exception_view(database_error_view, context=DBAPIError)
     config.add_exception_view(integrity_error_view, context=IntegrityError)
+    config.add_exception_view(stale_data_view, context=StaleDataError)
     config.add_exception_view(pool_timeout_view, context=PoolTimeout)
     config.add_exception_view(unexpected_error_view, context=Exception)

@@ -184,3 +184,24 @@ def test_a_write_that_loses_a_race_is_a_409_not_a_500(api, monkeypatch, caplog):
     assert "INSERT" not in caplog.text and user["id"] not in caplog.text
     # Any other integrity error is a bug: 500, as before.
     assert_error(insert_for(uuid.UUID(user["id"]), movie_id, kind="loved"), 500, "INTERNAL_ERROR")
+
+
+def test_a_profile_change_for_a_user_deleted_meanwhile_is_a_409(api, engine, monkeypatch):
+    from sqlalchemy import text
+
+    from nexus_pyramid.services.users import UserService
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes the request and the deletion (needs NEXUS_TEST_DATABASE_URL; set in CI)")
+    user = api.user()
+    original = UserService.update_profile
+
+    def deleted_meanwhile(self, target, changes):
+        with engine.begin() as conn:  # another transaction deletes the user and commits
+            conn.execute(text("DELETE FROM users WHERE id = :id"), {"id": target.id})
+        return original(self, target, changes)
+
+    monkeypatch.setattr(UserService, "update_profile", deleted_meanwhile)
+    response = api.app.put_json("/api/user/profile", {"name": "Renamed"}, headers=api.auth(user["token"]),
+                                expect_errors=True)
+    assert_error(response, 409, "CONFLICT")
