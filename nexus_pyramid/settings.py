@@ -25,6 +25,8 @@ ENV_OVERRIDES = {
     "nexus.trusted_proxies": "NEXUS_TRUSTED_PROXIES",
     # Request limits (request_limits.py)
     "nexus.max_body_size": "NEXUS_MAX_BODY_SIZE",
+    # responses (issue 11 item 5): CORS
+    "nexus.cors_origins": "NEXUS_CORS_ORIGINS",
 }
 
 CACHE_TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres", "not_found")
@@ -86,6 +88,15 @@ DEFAULTS = {
     # Request limits (request_limits.py): bytes of body read at most; JSON nesting depth.
     "nexus.max_body_size": str(1024 * 1024),
     "nexus.json_max_depth": "32",
+    # -- responses (issue 11 item 5): CORS and bounded upstream fetches --------------------
+    # Origins allowed to call /api/* from a browser: comma-separated scheme://host[:port]; none by default.
+    "nexus.cors_origins": "",
+    # How long a browser may reuse a preflight answer (seconds, 0..86400).
+    "nexus.cors_max_age": "600",
+    # Movies of an id list missing from the local mirror are fetched from the source with at most
+    # this many calls at once, within this many seconds in all (then 503).
+    "library.fetch_concurrency": "4",
+    "library.fetch_budget": "4",
 }
 
 # Settings that were renamed: refused at start-up rather than silently ignored.
@@ -157,6 +168,7 @@ def validate(settings: dict) -> None:
     from .request_limits import validate_settings as validate_request_limits
 
     validate_request_limits(settings)
+    _validate_responses(settings)
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(
@@ -207,3 +219,14 @@ def validate_throttles(settings: dict) -> None:
         parse_trusted_proxies(settings.get("nexus.trusted_proxies"))
     except TrustedProxiesError as exc:
         raise ConfigurationError(str(exc)) from None
+def _validate_responses(settings: dict) -> None:
+    """Issue 11 item 5: CORS origins and the bounded fetch of id lists."""
+    from .cors import parse_max_age, parse_origins
+    parse_origins(settings.get("nexus.cors_origins"))
+    parse_max_age(settings.get("nexus.cors_max_age"))
+    if not 1 <= as_int(settings, "library.fetch_concurrency") <= 32:
+        raise ConfigurationError("library.fetch_concurrency must be from 1 to 32.")
+        budget = float(str(settings["library.fetch_budget"]).strip())
+        budget = -1.0
+    if not 0 < budget <= 60:
+        raise ConfigurationError("library.fetch_budget must be seconds above 0 and at most 60.")

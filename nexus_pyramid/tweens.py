@@ -1,4 +1,5 @@
-"""The outermost tween: request ids, access log, and a last-resort error envelope."""
+"""The outermost tween: request ids, access log, a last-resort error envelope, and the
+headers every response carries (security headers, Cache-Control for private data, CORS)."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +8,7 @@ import time
 import uuid
 
 from .api.errors import render_error
+from .cors import Cors, is_api, is_preflight
 from .dependencies.postgres import is_unavailable as is_database_unavailable
 
 access_log = logging.getLogger("nexus.access")
@@ -16,12 +18,18 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id_tween_factory(handler, registry):
+    cors = Cors(registry)
+
     def tween(request):
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         started = time.perf_counter()
         try:
-            response = handler(request)
+            if is_api(request) and is_preflight(request):
+                # Answered here: no authentication, no transaction, no database.
+                response = cors.preflight(request)
+            else:
+                response = handler(request)
         except Exception as exc:
             # Reached only when something fails outside the exception views, e.g. the
             # transaction commit itself. Still answer with the envelope. A database outage is
@@ -35,11 +43,56 @@ def request_id_tween_factory(handler, registry):
                 response = render_error(request, 500, "INTERNAL_ERROR", "An unexpected error occurred.",
                                         {"request_id": request.request_id})
         response.headers["X-Request-ID"] = request.request_id
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        add_security_headers(request, response)
+        if is_api(request):
+            cors.decorate(request, response)
         # The path only, never the query string: it may carry search terms or keys.
-        access_log.info('%s "%s %s" %s %.1fms request_id=%s', request.remote_addr or "-", request.method,
+        access_log.info('%s "%s %s" %s %.1fms request_id=%s', request.client_address or "-", request.method,
                         request.path_info, response.status_int, (time.perf_counter() - started) * 1000,
                         request.request_id)
         return response
 
     return tween
+
+
+# -- headers on every response -------------------------------------------------------------
+# The console and the API docs page load only their own files; the JSON API loads nothing.
+# Nothing may frame any page (clickjacking), in browsers old (X-Frame-Options) or new (CSP).
+CONSOLE_CSP = "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+# Swagger UI (its own files and ours, no inline script) draws some icons from data: URLs.
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; "
+            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PATH = "/api/docs"
+# Public, cacheable data (movie routes keep their own caching) and the static documentation.
+PUBLIC_API_PREFIXES = ("/api/movies", "/api/genres", "/api/docs", "/api/openapi.json")
+
+
+def is_console(path: str) -> bool:
+    return path == "/admin" or path.startswith("/admin/")
+
+
+def carries_private_data(path: str) -> bool:
+    """Token responses, a user's own data, admin data, console pages: never stored by any cache."""
+    if is_console(path):
+        return not path.startswith("/admin/static/")
+    if path.startswith("/api/"):
+        return not any(path == p or path.startswith(p + "/") for p in PUBLIC_API_PREFIXES)
+    return False
+
+
+def add_security_headers(request, response) -> None:
+    path = request.path_info
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if is_console(path):
+        csp, referrer = CONSOLE_CSP, "same-origin"  # same-origin: POSTs keep their Origin (CSRF check)
+    elif path == DOCS_PATH:
+        csp, referrer = DOCS_CSP, "same-origin"
+    else:
+        csp, referrer = API_CSP, "no-referrer"
+    headers.setdefault("Content-Security-Policy", csp)
+    headers.setdefault("Referrer-Policy", referrer)
+    if carries_private_data(path):
+        headers["Cache-Control"] = "no-store"

@@ -11,7 +11,8 @@ import traceback
 
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.response import Response
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, IntegrityError, TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
 
 from .. import errors
 from ..dependencies import postgres
@@ -92,6 +93,35 @@ def database_error_view(exc: DBAPIError, request):
                         {"request_id": getattr(request, "request_id", None)})
 
 
+# SQLSTATEs of a row that refers to one just deleted, or that duplicates one just written.
+CONFLICT_SQLSTATES = {"23503": "foreign key", "23505": "unique"}
+SQLITE_CONFLICTS = {"FOREIGN KEY constraint failed": "foreign key", "UNIQUE constraint failed": "unique"}
+
+
+def integrity_error_view(exc: IntegrityError, request):
+    """A write that lost a race (e.g. against a deletion) is a 409, not a 500.
+
+    The services prevent the races they know of (see services.users.lock_user); this is the
+    net under the ones they do not. Only the kind of violation is logged, never the statement.
+    """
+    orig = exc.orig
+    sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    kind = CONFLICT_SQLSTATES.get(sqlstate) if sqlstate else next(
+        (k for text, k in SQLITE_CONFLICTS.items() if str(orig).startswith(text)), None)
+    if kind is None:
+        return unexpected_error_view(exc, request)
+    log.warning("write conflict (%s violation) [request_id=%s] %s %s", kind, getattr(request, "request_id", "-"),
+                request.method, request.path_info)
+    return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)
+
+
+def stale_data_view(exc: StaleDataError, request):
+    """A row changed by the request was deleted meanwhile (e.g. the user it belongs to): 409, not 500."""
+    log.warning("write conflict (row deleted meanwhile) [request_id=%s] %s %s", getattr(request, "request_id", "-"),
+                request.method, request.path_info)
+    return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)
+
+
 def pool_timeout_view(exc, request):
     """No pooled connection in time (counted by the database's outage log)."""
     return app_error_view(postgres.unavailable_for(request, exc), request)
@@ -109,5 +139,7 @@ def includeme(config):
     config.add_exception_view(forbidden_view, context=HTTPForbidden)
     config.add_exception_view(http_exception_view, context=HTTPException)
     config.add_exception_view(database_error_view, context=DBAPIError)
+    config.add_exception_view(integrity_error_view, context=IntegrityError)
+    config.add_exception_view(stale_data_view, context=StaleDataError)
     config.add_exception_view(pool_timeout_view, context=PoolTimeout)
     config.add_exception_view(unexpected_error_view, context=Exception)

@@ -53,7 +53,11 @@ def node_schema(node) -> dict:
             schema["required"] = required
         return schema
     if isinstance(typ, (colander.Sequence, colander.List)):
-        return {"type": "array", "items": node_schema(node.children[0])}
+        schema = {"type": "array", "items": node_schema(node.children[0])}
+        for validator in _validators(node):
+            if isinstance(validator, colander.Length) and validator.max is not None:
+                schema["maxItems"] = validator.max
+        return schema
     if isinstance(typ, (StrictDate, colander.Date)):
         schema = {"type": "string", "format": "date"}
     elif isinstance(typ, (StrictInt, colander.Int)):

@@ -181,6 +181,8 @@ def path_request_schema(path, querystring=None):
 
 # -- preferences, interactions, recommendations ----------------------------------
 INTERACTION_TYPES = ("liked", "bookmarked", "watched")
+# Any list of ids in a request: beyond this, 400 (each id may cost an upstream call).
+MAX_IDS_PER_LIST = 50
 
 
 class StrictSequence(colander.Sequence):
@@ -209,12 +211,12 @@ class ActorNode(colander.MappingSchema):
 
 
 class PreferencesBody(colander.MappingSchema):
-    genre_ids = id_list_node("genre_ids", 30, description="Replaces the favorite genres (TMDb genre ids)")
-    actor_ids = id_list_node("actor_ids", 50, description="Replaces the favorite actors (TMDb person ids)")
+    genre_ids = id_list_node("genre_ids", MAX_IDS_PER_LIST, description="Replaces the favorite genres (TMDb genre ids)")
+    actor_ids = id_list_node("actor_ids", MAX_IDS_PER_LIST, description="Replaces the favorite actors (TMDb person ids)")
     actors = colander.SchemaNode(StrictSequence(), ActorNode(name="actor"), missing=colander.drop,
-                                 validator=colander.Length(0, 50),
+                                 validator=colander.Length(0, MAX_IDS_PER_LIST),
                                  description="Alternative to actor_ids that also names them: [{id, name}]")
-    movie_ids = id_list_node("movie_ids", 100, description="Replaces the favorite movies (tmdb ids)")
+    movie_ids = id_list_node("movie_ids", MAX_IDS_PER_LIST, description="Replaces the favorite movies (tmdb ids)")
 
 
 class InteractionsQuery(LocalPaging):

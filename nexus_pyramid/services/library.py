@@ -8,14 +8,14 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..errors import InteractionNotFound, MovieNotFound, ValidationError
+from ..errors import InteractionNotFound, ValidationError
 from ..models.meta import utcnow
 from ..models import (Genre, Movie, User, UserActorPreference, UserGenrePreference, UserMovieInteraction,
                       UserMoviePreference)
 from ..movie_source.cache import CacheBusy
 from .movies import MovieService
 from .recommender import Recommender, SqlStore, user_signal
-from .users import Page
+from .users import Page, lock_user
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,14 @@ class Preferences:
 
 
 class LibraryService:
-    def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600):
+    def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600,
+                 fetch_concurrency: int = 4, fetch_budget: float = 4.0):
         self.db = dbsession
         self.movies = movies
         self.recs_region = recs_region
         self.recs_ttl = recs_ttl
+        self.fetch_concurrency = fetch_concurrency
+        self.fetch_budget = fetch_budget
 
     # -- preferences -------------------------------------------------------------
     def preferences(self, user) -> Preferences:
@@ -67,15 +70,13 @@ class LibraryService:
                     "genre_ids": [f"Unknown genre id: {g}" for g in unknown]})
         movie_rows = None
         if movie_ids is not None:
-            movie_rows, unknown = [], []
-            for tmdb_id in dict.fromkeys(movie_ids):
-                try:
-                    movie_rows.append(self.movies.ensure_movie(tmdb_id))
-                except MovieNotFound:
-                    unknown.append(tmdb_id)
+            # The local mirror first; only the missing ones from the source, with bounded calls.
+            movie_rows, unknown = self.movies.ensure_movies(movie_ids, self.fetch_concurrency, self.fetch_budget)
             if unknown:
                 raise ValidationError("Unknown movie ids.", details={
                     "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})
+        # Replacements of one user's preferences run one at a time: the last one wins whole.
+        lock_user(self.db, user)
         if genre_ids is not None:
             self.db.execute(delete(UserGenrePreference).where(UserGenrePreference.user_id == user.id))
             self.db.add_all(UserGenrePreference(user_id=user.id, genre_id=g) for g in genre_ids)
@@ -107,6 +108,7 @@ class LibraryService:
     def add_interaction(self, user, tmdb_id: int, kind: str) -> tuple[UserMovieInteraction, bool]:
         """Record an interaction. Returns (interaction, created); never a duplicate row."""
         movie = self.movies.ensure_movie(tmdb_id)
+        lock_user(self.db, user)  # a deletion of the user in flight finishes first (then 401)
         insert = pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert
         inserted = self.db.execute(
             insert(UserMovieInteraction)
@@ -124,6 +126,7 @@ class LibraryService:
         return interaction, inserted is not None
 
     def remove_interaction(self, user, interaction_id: int) -> None:
+        lock_user(self.db, user)
         interaction = self.db.get(UserMovieInteraction, interaction_id)
         if interaction is None or interaction.user_id != user.id:
             raise InteractionNotFound()

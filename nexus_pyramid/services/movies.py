@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import date
 
 from sqlalchemy import delete, select
@@ -234,6 +235,31 @@ class MovieService:
         self.mirror([result.value])
         return self.db.execute(select(Movie).where(Movie.tmdb_id == tmdb_id)).scalar_one()
 
+    def ensure_movies(self, tmdb_ids, concurrency: int = 4, budget: float = 4.0) -> tuple[list[Movie], list[int]]:
+        """The local rows of these movies (given order, no duplicates) and the ids the source does not know.
+
+        One query finds those already mirrored; only the missing ones are asked of the source,
+        at most ``concurrency`` at a time and all within ``budget`` seconds, then stored in one
+        batch. If the source fails or runs out of time for any of them: UpstreamUnavailable.
+        """
+        ids = list(dict.fromkeys(tmdb_ids))
+        rows = self._rows(ids)
+        missing = [t for t in ids if t not in rows]
+        unknown: list[int] = []
+        if missing:
+            found, unknown = fetch_movies(self.source, missing, concurrency, budget)
+            if found:
+                self.mirror(found)
+                rows.update(self._rows(missing))
+            # A source that answers for an id with another movie: that id is not known as such.
+            unknown += [t for t in missing if t not in rows and t not in unknown]
+        return [rows[t] for t in ids if t in rows], [t for t in ids if t in unknown]
+
+    def _rows(self, tmdb_ids: list[int]) -> dict[int, Movie]:
+        if not tmdb_ids:
+            return {}
+        return {m.tmdb_id: m for m in self.db.execute(select(Movie).where(Movie.tmdb_id.in_(tmdb_ids))).scalars()}
+
     # -- the local mirror --------------------------------------------------------
     def mirror(self, raws: list[dict]) -> None:
         """Store movies in the request's transaction (for work that needs the rows)."""
@@ -253,6 +279,38 @@ class MovieService:
             return
         names = self.genre_names.get()
         guard.best_effort(lambda session: upsert_movies(session, raws, names), "movie mirror")
+
+
+def fetch_movies(source: CachedMovieSource, tmdb_ids: list[int], concurrency: int,
+                 budget: float) -> tuple[list[dict], list[int]]:
+    """Details of several movies from the (cached) source: (found, unknown ids).
+
+    At most ``concurrency`` calls at once, and the caller waits ``budget`` seconds at most in
+    all: a list of ids never turns into a long queue of upstream calls. Calls still running
+    then finish in the background (each has the source's own timeout) and warm the cache.
+    """
+    if not tmdb_ids:
+        return [], []
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tmdb_ids))), thread_name_prefix="nexus-fetch")
+    try:
+        futures = {pool.submit(source.movie, tmdb_id): tmdb_id for tmdb_id in tmdb_ids}
+        done, not_done = wait(futures, timeout=budget)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if not_done:
+        raise UpstreamUnavailable()
+    found, unknown = [], []
+    for future in done:
+        error = future.exception()
+        if isinstance(error, SourceNotFound):
+            unknown.append(futures[future])
+        elif isinstance(error, SourceUnavailable):
+            raise UpstreamUnavailable()
+        elif error is not None:
+            raise error
+        else:
+            found.append(future.result().value)
+    return found, unknown
 
 
 def _insert(dbsession, table):

@@ -35,7 +35,9 @@ def _movies(request) -> MovieService:
 def _library(request) -> LibraryService:
     registry = request.registry
     return LibraryService(request.dbsession, request.movies, registry["recs_region"],
-                          int(registry.settings.get("cache.ttl.recommendations_user", 600)))
+                          int(registry.settings.get("cache.ttl.recommendations_user", 600)),
+                          fetch_concurrency=int(registry.settings["library.fetch_concurrency"]),
+                          fetch_budget=float(registry.settings["library.fetch_budget"]))
 
 
 def seed_genres(request) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import Conflict, EmailTaken, InvalidCredentials, UserNotFound, ValidationError
+from ..errors import Conflict, EmailTaken, InvalidCredentials, InvalidToken, UserNotFound, ValidationError
 from ..models import INTERACTION_TYPES, AuditLogEntry, Role, User, UserMovieInteraction, user_roles
 from ..models.meta import utcnow
 from .passwords import Passwords
@@ -31,6 +31,20 @@ class Page:
     @property
     def total_pages(self) -> int:
         return (self.total + self.per_page - 1) // self.per_page if self.total else 0
+
+
+def lock_user(dbsession, user: User, exclusive: bool = False, gone=InvalidToken) -> None:
+    """Lock the user's row until the transaction ends; raise ``gone()`` if the user no longer exists.
+
+    Writes of a user's own data (interactions, preferences) take the row FOR NO KEY UPDATE: they
+    serialize per user, and an UPDATE of the row in the same transaction needs no stronger lock.
+    Deleting the user takes it FOR UPDATE, which waits for those writes and blocks new ones; once
+    the deletion commits, the blocked writers find no row. So a foreign-key violation between a
+    deletion and a write cannot happen. SQLite needs none of this (BEGIN IMMEDIATE serializes).
+    """
+    lock = select(User.id).where(User.id == user.id).with_for_update(key_share=not exclusive)
+    if dbsession.execute(lock).scalar_one_or_none() is None:
+        raise gone()
 
 
 class UserService:
@@ -182,14 +196,18 @@ class UserService:
             select(func.count()).select_from(user_roles).where(user_roles.c.role_id == admin_role.id)
         ).scalar_one()
 
-    def _guard_last_admin(self, user: User, action: str) -> None:
+    def _guard_last_admin(self, user: User, action: str, lock_target: bool = False) -> None:
         admin_role = self._lock_admins()
+        if lock_target:  # always after the admin role: one lock order, no deadlock with role changes
+            lock_user(self.db, user, exclusive=True, gone=UserNotFound)
         self.db.refresh(user, ["roles"])
         if "admin" in user.role_names and self._admin_count(admin_role) <= 1:
             raise Conflict(f"Cannot {action} the last admin.")
 
     def delete(self, user: User, actor: User | None = None, channel: str = "api") -> None:
-        self._guard_last_admin(user, "delete")
+        # Locking the user's row waits for their own writes in flight (see lock_user) and keeps new
+        # ones out until the deletion commits: they then find no user and answer 401.
+        self._guard_last_admin(user, "delete", lock_target=True)
         self.audit(actor, "user.delete", user, None, channel)
         self.db.delete(user)
         self.db.flush()
