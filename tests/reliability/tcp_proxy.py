@@ -78,6 +78,8 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            for sock in (client, upstream):  # small request/answer round trips: no Nagle delay
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets += [client, upstream]
             for src, dst in ((client, upstream), (upstream, client)):
