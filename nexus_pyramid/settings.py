@@ -219,14 +219,19 @@ def validate_throttles(settings: dict) -> None:
         parse_trusted_proxies(settings.get("nexus.trusted_proxies"))
     except TrustedProxiesError as exc:
         raise ConfigurationError(str(exc)) from None
+
+
 def _validate_responses(settings: dict) -> None:
     """Issue 11 item 5: CORS origins and the bounded fetch of id lists."""
     from .cors import parse_max_age, parse_origins
+
     parse_origins(settings.get("nexus.cors_origins"))
     parse_max_age(settings.get("nexus.cors_max_age"))
     if not 1 <= as_int(settings, "library.fetch_concurrency") <= 32:
         raise ConfigurationError("library.fetch_concurrency must be from 1 to 32.")
+    try:
         budget = float(str(settings["library.fetch_budget"]).strip())
+    except (KeyError, ValueError):
         budget = -1.0
     if not 0 < budget <= 60:
         raise ConfigurationError("library.fetch_budget must be seconds above 0 and at most 60.")
