@@ -108,8 +108,8 @@ def integrity_error_view(exc: IntegrityError, request):
     sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
     kind = CONFLICT_SQLSTATES.get(sqlstate) if sqlstate else next(
         (k for text, k in SQLITE_CONFLICTS.items() if str(orig).startswith(text)), None)
-    if kind is None:
-        return unexpected_error_view(exc, request)
+    if kind is None:  # another constraint: a bug or bad data, logged without the driver's message
+        return database_error_view(exc, request)
     log.warning("write conflict (%s violation) [request_id=%s] %s %s", kind, getattr(request, "request_id", "-"),
                 request.method, request.path_info)
     return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)

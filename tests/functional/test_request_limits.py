@@ -173,5 +173,5 @@ def test_an_overlong_list_is_refused_before_its_items_are_checked():
     from nexus_pyramid.api import schemas
 
     with pytest.raises(colander.Invalid) as exc:
-        schemas.PreferencesBody().deserialize({"genre_ids": ["not an id"] * 31})
-    assert exc.value.asdict() == {"genre_ids": "Longer than maximum length 30"}
+        schemas.PreferencesBody().deserialize({"genre_ids": ["not an id"] * (schemas.MAX_IDS_PER_LIST + 1)})
+    assert exc.value.asdict() == {"genre_ids": f"Longer than maximum length {schemas.MAX_IDS_PER_LIST}"}

@@ -143,7 +143,7 @@ def cors_app(database_url, redis_url):
 
 @pytest.fixture
 def cors(cors_app, clean) -> TestApp:
-    cors_app.registry["login_throttle"].reset()
+    cors_app.registry["throttles"].reset()
     return TestApp(cors_app, extra_environ={"REMOTE_ADDR": "192.0.2.30"})
 
 

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, TEST_DB_URL
 
 
 def test_credentials_never_reach_the_logs(api, caplog, settings):
@@ -43,6 +43,25 @@ def test_sql_parameters_never_reach_logs_or_responses(api, caplog, monkeypatch):
     def failing_statement(self, *args, **kwargs):
         for _ in range(2):  # the second insert breaks the unique name
             self.db.execute(text("INSERT INTO roles (name) VALUES (:p)"), {"p": SECRET_PARAMETER})
+
+    monkeypatch.setattr(UserService, "register", failing_statement)
+    with caplog.at_level(logging.DEBUG):
+        response = api.register(status=409)  # a unique violation is a write conflict (api/errors.py)
+    assert response.json["code"] == "CONFLICT"
+    assert SECRET_PARAMETER not in response.text
+    assert SECRET_PARAMETER not in caplog.text
+    assert any("write conflict (unique violation)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(not TEST_DB_URL, reason="needs NEXUS_TEST_DATABASE_URL (PostgreSQL quotes the value)")
+def test_a_database_error_that_quotes_its_value_is_a_500_without_it(api, caplog, monkeypatch):
+    """PostgreSQL's message for a bad cast quotes the value: the 500's log line must not."""
+    from sqlalchemy import text
+
+    from nexus_pyramid.services.users import UserService
+
+    def failing_statement(self, *args, **kwargs):
+        self.db.execute(text("SELECT CAST(:p AS integer)"), {"p": SECRET_PARAMETER})
 
     monkeypatch.setattr(UserService, "register", failing_statement)
     with caplog.at_level(logging.DEBUG):
