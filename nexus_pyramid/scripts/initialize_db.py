@@ -8,7 +8,7 @@ import sys
 from alembic import command
 from alembic.config import Config
 
-from .common import bootstrap_app
+from .common import bootstrap_app, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def seed(env) -> None:
     request = env["request"]
     for name, step in request.registry.get("seed_steps", {}).items():
         try:
-            with request.tm:
+            with write_transaction(request):
                 result = step(request)
         except SourceUnavailable as exc:
             # The schema is ready; only this seed waits for the movie source.
