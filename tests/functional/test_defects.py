@@ -103,7 +103,7 @@ def test_rebuild_similarities_script_replaces_the_old_rows(api, database_url, en
 
 
 def test_initialize_db_commits_its_seeds(fresh_database_url):
-    """nexus-initialize-db in a process of its own: schema, genres, catalog and similarities stay."""
+    """nexus-initialize-db in a process of its own: schema, catalog and the id-space label stay."""
     done = run_script("nexus-initialize-db", fresh_database_url)
     assert done.returncode == 0, done.stderr
     fresh = create_engine(fresh_database_url)
@@ -112,6 +112,7 @@ def test_initialize_db_commits_its_seeds(fresh_database_url):
             assert session.execute(select(func.count()).select_from(Movie)).scalar_one() > 9000
     finally:
         fresh.dispose()
+    assert id_space(fresh_database_url) == "movielens"
 
 
 # -- 2. recommendations never contain an interacted movie ----------------------------------
@@ -201,3 +202,93 @@ def fresh_database_url(tmp_path):
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}_defects" WITH (FORCE)'))
     admin.dispose()
+
+
+# -- 3. the database's movie id space ---------------------------------------------------------
+def migrated(url: str) -> str:
+    from alembic import command
+
+    from tests.conftest import alembic_config
+
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
+def start_app(url: str, source: str):
+    from nexus_pyramid import make_app
+    from tests.conftest import make_settings
+    from tests.fake_tmdb import API_KEY
+
+    extra = {"nexus.movie_source": source}
+    if source == "tmdb":  # nothing is fetched at start-up: an address where nothing listens will do
+        extra.update({"tmdb.base_url": "http://127.0.0.1:9/3", "tmdb.api_key": API_KEY})
+    return make_app(make_settings(url, **extra), environ={})
+
+
+def id_space(url: str):
+    from nexus_pyramid.models.app_meta import AppMeta
+
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            return session.execute(select(AppMeta.value).where(AppMeta.key == "movie_id_space")).scalar_one_or_none()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("first, other, names", [
+    ("catalog", "tmdb", ("MovieLens ids", "'tmdb'", "back to 'catalog'")),
+    ("tmdb", "catalog", ("TMDb ids", "'catalog'", "back to 'tmdb'")),
+])
+def test_the_app_labels_its_database_and_refuses_the_other_source(fresh_database_url, first, other, names):
+    from nexus_pyramid.models.app_meta import MovieIdSpaceConflict
+    from nexus_pyramid.settings import ConfigurationError
+
+    url = migrated(fresh_database_url)
+    assert id_space(url) is None
+    start_app(url, first)
+    assert id_space(url) == {"catalog": "movielens", "tmdb": "tmdb"}[first]
+    start_app(url, first)  # and starts again with the same source
+
+    with pytest.raises(MovieIdSpaceConflict) as refused:
+        start_app(url, other)
+    assert isinstance(refused.value, ConfigurationError)
+    message = str(refused.value)
+    for part in (*names, "fresh database", "NEXUS_MOVIE_SOURCE", "nexus-initialize-db"):
+        assert part in message, (part, message)
+    assert id_space(url) == {"catalog": "movielens", "tmdb": "tmdb"}[first]  # the label never changes
+
+
+def test_initialize_db_labels_and_refuses_the_other_source(fresh_database_url):
+    done = run_script("nexus-initialize-db", fresh_database_url, NEXUS_MOVIE_SOURCE="tmdb",
+                      TMDB_BASE_URL="http://127.0.0.1:9/3", TMDB_API_KEY="0" * 32)
+    assert done.returncode == 0, done.stderr  # the genre seed waits for TMDb; the label does not
+    assert id_space(fresh_database_url) == "tmdb"
+
+    refused = run_script("nexus-initialize-db", fresh_database_url)  # the catalog
+    assert refused.returncode != 0
+    assert "error:" in refused.stderr and "TMDb ids" in refused.stderr and "'catalog'" in refused.stderr
+    assert "NEXUS_MOVIE_SOURCE" in refused.stderr
+    engine = create_engine(fresh_database_url)
+    try:
+        with Session(engine) as session:  # the catalog was not loaded into the TMDb database
+            assert session.execute(select(func.count()).select_from(Movie)).scalar_one() == 0
+    finally:
+        engine.dispose()
+    assert id_space(fresh_database_url) == "tmdb"
+
+
+def test_the_app_starts_when_the_database_is_unreachable_at_start_up(caplog):
+    """Not refused, not hung: logged once; requests then meet the database's failure policy."""
+    import logging
+    import socket
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with caplog.at_level(logging.WARNING, logger="nexus_pyramid.models.app_meta"):
+        app = start_app(f"postgresql://nexus@127.0.0.1:{port}/nexus", "catalog")
+    assert app is not None
+    warnings = [r.getMessage() for r in caplog.records if r.name == "nexus_pyramid.models.app_meta"]
+    assert len(warnings) == 1 and "could not check" in warnings[0]
+    assert str(port) not in warnings[0]  # the error's class, not its text (no addresses or secrets)
