@@ -102,6 +102,21 @@ def test_rebuild_similarities_script_replaces_the_old_rows(api, database_url, en
         assert session.execute(select(func.count()).select_from(MovieSimilarity)).scalar_one() == 0
 
 
+def test_seed_genres_script_commits(database_url, clean):
+    from nexus_pyramid.models import Genre
+    from nexus_pyramid.movie_source.genres import TMDB_GENRES
+
+    done = run_script("nexus-seed-genres", database_url)
+    assert done.returncode == 0, done.stderr
+    fresh = create_engine(database_url)
+    try:
+        with Session(fresh) as session:
+            names = set(session.execute(select(Genre.name)).scalars())
+    finally:
+        fresh.dispose()
+    assert names == {g["name"] for g in TMDB_GENRES}
+
+
 def test_initialize_db_commits_its_seeds(fresh_database_url):
     """nexus-initialize-db in a process of its own: schema, catalog and the id-space label stay."""
     done = run_script("nexus-initialize-db", fresh_database_url)
