@@ -78,11 +78,13 @@ def _label_movie_id_space(bind):
     catalog = {m["id"]: m["title"] for m in CatalogSource().all_movies()}
     matches = sum(1 for tmdb_id, title in movies if tmdb_id in catalog and same(title, catalog[tmdb_id]))
     space = "movielens" if 2 * matches > len(movies) else "tmdb"
-    bind.execute(sa.text("INSERT INTO app_meta (key, value) VALUES ('movie_id_space', :space)"), {"space": space})
+    bind.execute(sa.text("INSERT INTO app_meta (key, value) VALUES ('movie_id_space', :space)"),
+                 {"space": space})
     mixed = 0 < matches < len(movies) and min(matches, len(movies) - matches) > len(movies) // 20
     (log.warning if mixed else log.info)(
         "movie ids: labelled %r: %d of %d stored movies carry the offline catalog's title for their id%s",
-        space, matches, len(movies), " (a mix: the movie source was switched before; check the data)" if mixed else "")
+        space, matches, len(movies),
+        " (a mix: the movie source was switched before; check the data)" if mixed else "")
 
 
 def downgrade():

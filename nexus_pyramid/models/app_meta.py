@@ -70,7 +70,8 @@ def _limit_statement_time(connection, timeout: float) -> None:
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
 
 
-def check_movie_id_space(engine, source_name: str, *, timeout: float = 3.0, strict: bool = False) -> str | None:
+def check_movie_id_space(engine, source_name: str, *, timeout: float = 3.0,
+                         strict: bool = False) -> str | None:
     """Refuse a database whose movies come from another id space than ``source_name``'s.
 
     An unlabelled database is labelled with the configured source's id space (it holds no
@@ -92,7 +93,8 @@ def check_movie_id_space(engine, source_name: str, *, timeout: float = 3.0, stri
                 _limit_statement_time(connection, timeout)
                 stored = claim_id_space(connection, wanted)
             if stored == wanted:
-                log.info("movie ids: this database is now labelled %r (nexus.movie_source = %s)", wanted, source_name)
+                log.info("movie ids: this database is now labelled %r (nexus.movie_source = %s)",
+                         wanted, source_name)
     except DBAPIError as exc:
         if strict:
             raise

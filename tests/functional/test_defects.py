@@ -49,7 +49,8 @@ def load_catalog(engine) -> list[dict]:
 def add_interactions(engine, user_id, tmdb_ids, kind="liked", newest_last=True) -> None:
     """Interactions written straight to the table, oldest first (``tmdb_ids[0]`` is the oldest)."""
     with Session(engine) as session, session.begin():
-        ids = dict(session.execute(select(Movie.tmdb_id, Movie.id).where(Movie.tmdb_id.in_(list(tmdb_ids)))).all())
+        ids = dict(session.execute(
+            select(Movie.tmdb_id, Movie.id).where(Movie.tmdb_id.in_(list(tmdb_ids)))).all())
         start = utcnow() - timedelta(days=30)
         session.execute(insert(UserMovieInteraction), [
             {"user_id": user_id, "movie_id": ids[t], "interaction_type": kind,
@@ -175,7 +176,8 @@ def test_cold_start_fallback_excludes_the_whole_history(api, engine, clean):
     by_popularity = [m["id"] for m in sorted(movies, key=lambda m: (-m["popularity"], m["id"]))]
     ann = api.user(email="ann@example.com")
     add_interactions(engine, uuid.UUID(ann["id"]), by_popularity[:260], kind="bookmarked")
-    data = api.app.get("/api/user/recommendations", {"per_page": 100}, headers=api.auth(ann["token"])).json["data"]
+    data = api.app.get("/api/user/recommendations", {"per_page": 100},
+                       headers=api.auth(ann["token"])).json["data"]
     recommended = [r["movie"]["tmdb_id"] for r in data["results"]]
     assert len(recommended) == 100
     assert not set(recommended) & set(by_popularity[:260])
@@ -246,7 +248,8 @@ def id_space(url: str):
     engine = create_engine(url)
     try:
         with Session(engine) as session:
-            return session.execute(select(AppMeta.value).where(AppMeta.key == "movie_id_space")).scalar_one_or_none()
+            return session.execute(
+                select(AppMeta.value).where(AppMeta.key == "movie_id_space")).scalar_one_or_none()
     finally:
         engine.dispose()
 

@@ -15,15 +15,19 @@ from tests.conftest import TEST_DB_URL, alembic_config, make_settings, recreate_
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 # (id, title) as the previous release stored them: from the catalog (MovieLens ids) or TMDb.
-CATALOG_FILLED = [(1, "Toy Story"), (2571, "The Matrix"), (3114, "Toy Story 2"), (260, "Star Wars: Episode IV - A New Hope")]
+CATALOG_FILLED = [(1, "Toy Story"), (2571, "The Matrix"), (3114, "Toy Story 2"),
+                  (260, "Star Wars: Episode IV - A New Hope")]
 TMDB_FILLED = [(862, "Toy Story"), (603, "The Matrix"), (863, "Toy Story 2"), (11, "Star Wars")]
 
 users = sa.table("users", sa.column("id", sa.Uuid), sa.column("name"), sa.column("email"),
                  sa.column("password_hash"), sa.column("date_of_birth", sa.Date), sa.column("token_version"),
-                 sa.column("created_at", sa.DateTime(timezone=True)), sa.column("updated_at", sa.DateTime(timezone=True)))
-movies = sa.table("movies", sa.column("id"), sa.column("tmdb_id"), sa.column("title"), sa.column("popularity"),
+                 sa.column("created_at", sa.DateTime(timezone=True)),
+                 sa.column("updated_at", sa.DateTime(timezone=True)))
+movies = sa.table("movies", sa.column("id"), sa.column("tmdb_id"), sa.column("title"),
+                  sa.column("popularity"),
                   sa.column("vote_average"), sa.column("vote_count"), sa.column("adult", sa.Boolean),
-                  sa.column("created_at", sa.DateTime(timezone=True)), sa.column("updated_at", sa.DateTime(timezone=True)))
+                  sa.column("created_at", sa.DateTime(timezone=True)),
+                  sa.column("updated_at", sa.DateTime(timezone=True)))
 interactions = sa.table("user_movie_interactions", sa.column("user_id", sa.Uuid), sa.column("movie_id"),
                         sa.column("interaction_type"), sa.column("created_at", sa.DateTime(timezone=True)))
 movie_preferences = sa.table("user_movie_preferences", sa.column("user_id", sa.Uuid), sa.column("movie_id"),
@@ -65,7 +69,8 @@ def fill_as_previous_release(url: str, stored_movies) -> list[uuid.UUID]:
                 conn.execute(sa.insert(interactions), [
                     {"user_id": user_id, "movie_id": movie_id, "interaction_type": "liked", "created_at": NOW}
                     for user_id in ids for movie_id in range(1, len(stored_movies) + 1)])
-                conn.execute(sa.insert(movie_preferences), [{"user_id": ids[0], "movie_id": 1, "created_at": NOW}])
+                conn.execute(sa.insert(movie_preferences),
+                             [{"user_id": ids[0], "movie_id": 1, "created_at": NOW}])
     finally:
         engine.dispose()
     return ids
