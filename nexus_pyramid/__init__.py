@@ -8,6 +8,7 @@ from pyramid.session import SignedCookieSessionFactory
 
 from . import settings as nexus_settings
 from .authz import Root
+from .models.app_meta import check_movie_id_space
 
 
 def main(global_config, **ini_settings):
@@ -20,6 +21,8 @@ def make_app(ini_settings: dict, environ=None):
     with Configurator(settings=settings, root_factory=Root) as config:
         config.include(configure)
     app = config.make_wsgi_app()
+    # Refuses a database filled from the other movie source (MovieIdSpaceConflict).
+    check_movie_id_space(app.registry["db_engine"], settings["nexus.movie_source"])
     warm_up(app.registry)
     return app
 

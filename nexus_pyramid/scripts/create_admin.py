@@ -14,7 +14,7 @@ import sys
 import colander
 
 from ..api.schemas import PASSWORD_MAX, PASSWORD_MIN, email_node
-from .common import bootstrap_app
+from .common import bootstrap_app, write_transaction
 
 
 def read_password() -> str:
@@ -46,7 +46,7 @@ def main(argv=None):
 
     with bootstrap_app(args.config_uri) as env:
         request = env["request"]
-        with request.tm:
+        with write_transaction(request):
             users = request.users
             existing = users.by_email(email)
             if existing is not None:

@@ -8,7 +8,9 @@ import sys
 from alembic import command
 from alembic.config import Config
 
-from .common import bootstrap_app
+from ..models.app_meta import check_movie_id_space
+from ..settings import ConfigurationError
+from .common import bootstrap_app, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ def seed(env) -> None:
     request = env["request"]
     for name, step in request.registry.get("seed_steps", {}).items():
         try:
-            with request.tm:
+            with write_transaction(request):
                 result = step(request)
         except SourceUnavailable as exc:
             # The schema is ready; only this seed waits for the movie source.
@@ -40,6 +42,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     migrate(args.config_uri)
     with bootstrap_app(args.config_uri) as env:
+        # The app's own start-up check lets an unreachable database pass; here it must not.
+        registry = env["registry"]
+        try:
+            check_movie_id_space(registry["db_engine"], registry.settings["nexus.movie_source"], strict=True)
+        except ConfigurationError as exc:
+            sys.exit(f"error: {exc}")
         seed(env)
     print("database ready")
     return 0

@@ -10,7 +10,7 @@ import sys
 import time
 
 from ..services.recommender import rebuild_similarities
-from .common import bootstrap_app
+from .common import bootstrap_app, write_transaction
 
 
 def main(argv=None):
@@ -20,8 +20,8 @@ def main(argv=None):
     with bootstrap_app(args.config_uri) as env:
         request = env["request"]
         started = time.perf_counter()
-        with request.tm:
-            count = rebuild_similarities(request.dbsession)
+        with write_transaction(request) as dbsession:
+            count = rebuild_similarities(dbsession)
         print(f"{count} movie similarities in {time.perf_counter() - started:.1f}s")
     return 0
 

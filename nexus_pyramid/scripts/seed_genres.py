@@ -6,7 +6,7 @@ import sys
 
 from ..movie_source import SourceUnavailable
 from ..services.registry import seed_genres
-from .common import bootstrap_app
+from .common import bootstrap_app, write_transaction
 
 
 def main(argv=None):
@@ -16,7 +16,7 @@ def main(argv=None):
     with bootstrap_app(args.config_uri) as env:
         request = env["request"]
         try:
-            with request.tm:
+            with write_transaction(request):
                 print(seed_genres(request))
         except SourceUnavailable as exc:
             sys.exit(f"error: the movie source is unavailable ({exc})")

@@ -10,9 +10,11 @@ Candidates come from
   3. movies of the user's favourite genres and actors;
 and are scored as a weighted sum of those signals, a popularity prior and a quality term
 (the vote average shrunk towards the global mean by the vote count), then re-ranked for
-diversity (not a page of one genre or one franchise). Everything the user already
-interacted with, and their favourite movies, are excluded. A user with no signal gets
-popular movies with a reason saying so.
+diversity (not a page of one genre or one franchise). Everything the user ever
+interacted with (any type, however long ago), and their favourite movies, are excluded:
+the candidate queries filter against the user's interactions in the database (an
+anti-join), so no request loads the whole history. A user with no signal gets popular
+movies with a reason saying so.
 """
 from __future__ import annotations
 
@@ -23,11 +25,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, exists, func, select, text
 
 from ..models import Movie, MovieSimilarity, UserMovieInteraction, movie_genres
 from ..movie_source import SourceNotFound, SourceUnavailable
 
+# The interaction types that say "more like this": only they seed recommendations and
+# count in the co-occurrence rebuild. Every type (these and any other, e.g. a future
+# "not_interested") excludes the movie from the user's recommendations.
 TYPE_WEIGHTS = {"liked": 1.0, "watched": 0.8, "bookmarked": 0.4}
 VERBS = {"liked": "liked", "watched": "watched", "bookmarked": "saved", "favorite": "added to your favorites"}
 MAX_SEEDS = 50
@@ -52,6 +57,9 @@ class UserSignal:
     favorite_actors: dict = field(default_factory=dict)  # {person_id: name or None}
     favorite_movies: list = field(default_factory=list)  # [(tmdb_id, title)]
     allow_adult: bool = False
+    # Set when the user is stored: candidates are then filtered against all of their
+    # interactions in the database, not only the (recent) ones listed above.
+    user_id: object = None
 
     @property
     def empty(self) -> bool:
@@ -94,24 +102,41 @@ def franchise_key(title: str) -> str:
     return " ".join(words[:1]) if words else title.lower()
 
 
+def _not_interacted(user_id, movie_id_column):
+    """SQL condition: the user has no interaction (of any type) with this movie.
+
+    NOT EXISTS on the (user_id, movie_id, ...) unique index: one index probe per candidate
+    (or a hashed anti-join of the user's rows, as the planner sees fit), never the whole
+    history in Python.
+    """
+    return ~exists().where(UserMovieInteraction.user_id == user_id,
+                           UserMovieInteraction.movie_id == movie_id_column)
+
+
 class SqlStore:
-    """The recommender's data, read from the database (movies, similarities, popularity)."""
+    """The recommender's data, read from the database (movies, similarities, popularity).
+
+    The candidate queries take ``exclude_user``: movies that user interacted with are
+    filtered out in the database.
+    """
 
     def __init__(self, dbsession):
         self.db = dbsession
 
-    def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED) -> dict[int, list]:
+    def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED,
+                   exclude_user=None) -> dict[int, list]:
         if not tmdb_ids:
             return {}
         seed = Movie.__table__.alias("seed")
         other = Movie.__table__.alias("other")
-        rows = self.db.execute(
-            select(seed.c.tmdb_id, other.c.tmdb_id, MovieSimilarity.score)
-            .join(seed, seed.c.id == MovieSimilarity.movie_id)
-            .join(other, other.c.id == MovieSimilarity.other_movie_id)
-            .where(seed.c.tmdb_id.in_(tmdb_ids))
-            .order_by(seed.c.tmdb_id, MovieSimilarity.score.desc())
-        ).all()
+        query = (select(seed.c.tmdb_id, other.c.tmdb_id, MovieSimilarity.score)
+                 .join(seed, seed.c.id == MovieSimilarity.movie_id)
+                 .join(other, other.c.id == MovieSimilarity.other_movie_id)
+                 .where(seed.c.tmdb_id.in_(tmdb_ids))
+                 .order_by(seed.c.tmdb_id, MovieSimilarity.score.desc()))
+        if exclude_user is not None:
+            query = query.where(_not_interacted(exclude_user, other.c.id))
+        rows = self.db.execute(query).all()
         result: dict[int, list] = defaultdict(list)
         for seed_id, other_id, score in rows:
             if len(result[seed_id]) < per_movie:
@@ -134,19 +159,33 @@ class SqlStore:
         return {r.tmdb_id: MovieInfo(r.tmdb_id, r.title, r.popularity or 0.0, r.vote_average or 0.0,
                                      r.vote_count or 0, bool(r.adult), sorted(genres[r.id])) for r in rows}
 
-    def by_genres(self, genre_ids, limit: int) -> list[int]:
+    def by_genres(self, genre_ids, limit: int, exclude_user=None) -> list[int]:
         if not genre_ids:
             return []
+        query = (select(Movie.tmdb_id).join(movie_genres, movie_genres.c.movie_id == Movie.id)
+                 .where(movie_genres.c.genre_id.in_(list(genre_ids))))
+        if exclude_user is not None:
+            query = query.where(_not_interacted(exclude_user, Movie.id))
         return list(self.db.execute(
-            select(Movie.tmdb_id).join(movie_genres, movie_genres.c.movie_id == Movie.id)
-            .where(movie_genres.c.genre_id.in_(list(genre_ids)))
-            .group_by(Movie.id, Movie.tmdb_id, Movie.popularity)
+            query.group_by(Movie.id, Movie.tmdb_id, Movie.popularity)
             .order_by(func.count().desc(), Movie.popularity.desc()).limit(limit)
         ).scalars())
 
-    def popular(self, limit: int) -> list[int]:
-        return list(self.db.execute(select(Movie.tmdb_id).order_by(Movie.popularity.desc(), Movie.id).limit(limit))
-                    .scalars())
+    def popular(self, limit: int, exclude_user=None) -> list[int]:
+        query = select(Movie.tmdb_id)
+        if exclude_user is not None:
+            query = query.where(_not_interacted(exclude_user, Movie.id))
+        return list(self.db.execute(query.order_by(Movie.popularity.desc(), Movie.id).limit(limit)).scalars())
+
+    def interacted(self, user_id, tmdb_ids) -> set[int]:
+        """Which of ``tmdb_ids`` the user interacted with (a bounded, indexed lookup)."""
+        ids = list(tmdb_ids)
+        if user_id is None or not ids:
+            return set()
+        return set(self.db.execute(
+            select(Movie.tmdb_id).join(UserMovieInteraction, UserMovieInteraction.movie_id == Movie.id)
+            .where(UserMovieInteraction.user_id == user_id, Movie.tmdb_id.in_(ids))
+        ).scalars())
 
     # The catalogue-wide vote mean moves slowly: one computation per process every 10 minutes.
     _prior_cache: tuple[float, float, float] | None = None
@@ -212,13 +251,16 @@ class Recommender:
 
     def recommend(self, user: UserSignal, limit: int = RESULT_SIZE) -> list[Recommendation]:
         seen = {tmdb_id for tmdb_id, _title, _type in user.interactions} | {m for m, _t in user.favorite_movies}
+        exclude = user.user_id
         if user.empty:
             return self._popular(seen, user, limit, COLD_START_REASON)
 
         # Seeds: interactions newest first (recency-decayed), then favourite movies.
         seeds: dict[int, tuple[float, str, str]] = {}
         for rank, (tmdb_id, title, kind) in enumerate(user.interactions[:MAX_SEEDS]):
-            weight = TYPE_WEIGHTS.get(kind, 0.5) / (1.0 + self.weights["recency"] * rank)
+            if kind not in TYPE_WEIGHTS:
+                continue  # e.g. "not interested": excluded, never a seed
+            weight = TYPE_WEIGHTS[kind] / (1.0 + self.weights["recency"] * rank)
             if tmdb_id not in seeds or seeds[tmdb_id][0] < weight:
                 seeds[tmdb_id] = (weight, title, kind)
         for tmdb_id, title in user.favorite_movies:
@@ -227,7 +269,7 @@ class Recommender:
         cooc: dict[int, float] = defaultdict(float)
         src: dict[int, float] = defaultdict(float)
         because: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-        for seed, neighbours in self.store.neighbours(list(seeds)).items():
+        for seed, neighbours in self.store.neighbours(list(seeds), exclude_user=exclude).items():
             weight = seeds[seed][0]
             for other, score in neighbours:
                 cooc[other] += weight * score
@@ -240,7 +282,7 @@ class Recommender:
                 src[other] += value
                 because[other][seed] += 0.5 * value
 
-        genre_hits = self.store.by_genres(user.favorite_genres, 200)
+        genre_hits = self.store.by_genres(user.favorite_genres, 200, exclude_user=exclude)
         actor_hits = set(self._actor_candidates(user.favorite_actors))
         max_cooc = max(cooc.values(), default=0.0) or 1.0
         max_src = max(src.values(), default=0.0) or 1.0
@@ -251,6 +293,8 @@ class Recommender:
 
         pool = sorted((set(cooc) | set(src)) - seen, key=lambda m: (-collaborative(m), m))[:CANDIDATE_POOL]
         candidates = (set(pool) | set(genre_hits) | actor_hits) - seen
+        # The source's suggestions did not go through the database's filter.
+        candidates -= self.store.interacted(exclude, candidates - set(cooc) - set(genre_hits))
         if not candidates:
             return self._popular(seen, user, limit, POPULAR_REASON)
         info = self.store.movies(candidates)
@@ -304,8 +348,10 @@ class Recommender:
 
     def _popular(self, seen, user: UserSignal, limit: int, reason: str) -> list[Recommendation]:
         """Trending movies from the source, then the most popular stored ones."""
-        ids = list(dict.fromkeys(self._trending_ids() + self.store.popular(limit + len(seen) + 20)))
-        ids = [m for m in ids if m not in seen]
+        trending = self._trending_ids()
+        exclude = seen | self.store.interacted(user.user_id, trending)
+        popular = self.store.popular(limit + len(seen) + 20, exclude_user=user.user_id)
+        ids = [m for m in dict.fromkeys(trending + popular) if m not in exclude]
         info = self.store.movies(ids)
         for tmdb_id in set(ids) - set(info):
             if tmdb_id in self.source_items:
@@ -343,13 +389,16 @@ class Recommender:
 
 
 def user_signal(dbsession, user, preferences) -> UserSignal:
-    """The recommender's view of a user: interactions newest first, favourites, age gate."""
+    """The recommender's view of a user: latest interactions (the seeds), favourites, age gate.
+
+    Only the seeds are loaded; exclusion covers the whole history through ``user_id``.
+    """
     rows = dbsession.execute(
         select(Movie.tmdb_id, Movie.title, UserMovieInteraction.interaction_type)
         .join(Movie, Movie.id == UserMovieInteraction.movie_id)
         .where(UserMovieInteraction.user_id == user.id)
         .order_by(UserMovieInteraction.created_at.desc(), UserMovieInteraction.id.desc())
-        .limit(200)
+        .limit(MAX_SEEDS)
     ).all()
     return UserSignal(
         interactions=[(r.tmdb_id, r.title, r.interaction_type) for r in rows],
@@ -357,6 +406,7 @@ def user_signal(dbsession, user, preferences) -> UserSignal:
         favorite_actors={a.person_id: a.name for a in preferences.actors},
         favorite_movies=[(m.tmdb_id, m.title) for m in preferences.movies],
         allow_adult=can_see_adult(user.date_of_birth),
+        user_id=user.id,
     )
 
 
@@ -369,7 +419,9 @@ SELECT user_id, movie_id, w FROM (
                MAX(CASE WHEN interaction_type = 'bookmarked' THEN CAST(0.5 AS DOUBLE PRECISION)
                         ELSE CAST(1.0 AS DOUBLE PRECISION) END) AS w,
                MAX(created_at) AS at
-        FROM user_movie_interactions GROUP BY user_id, movie_id
+        FROM user_movie_interactions
+        WHERE interaction_type IN ('liked', 'watched', 'bookmarked')
+        GROUP BY user_id, movie_id
     ) weighted
 ) numbered
 WHERE rn <= :per_user
@@ -406,7 +458,10 @@ def rebuild_similarities(dbsession, keep: int = NEIGHBOURS_PER_SEED, per_user: i
     Only each user's ``per_user`` most recent interactions count, so that a handful of
     heavy users cannot make the pair count explode.
     """
-    dbsession.execute(MovieSimilarity.__table__.delete())
+    # An ORM statement (not ``MovieSimilarity.__table__.delete()``): a session joined to a
+    # transaction manager (zope.sqlalchemy) then knows it wrote. Core and text() statements
+    # do not tell it, and it would roll the whole rebuild back at "commit".
+    dbsession.execute(delete(MovieSimilarity))
     # Staged in an indexed temporary table: the self-join on user_id needs the index.
     dbsession.execute(text("DROP TABLE IF EXISTS nexus_recent_weights"))
     dbsession.execute(text(REBUILD_STAGE_SQL), {"per_user": per_user})

@@ -16,18 +16,21 @@ class Store:
         self._movies = {m.tmdb_id: m for m in movies}
         self._neighbours = neighbours
 
-    def neighbours(self, ids, per_movie=50):
+    def neighbours(self, ids, per_movie=50, exclude_user=None):
         return {i: self._neighbours.get(i, [])[:per_movie] for i in ids if i in self._neighbours}
 
     def movies(self, ids):
         return {i: self._movies[i] for i in ids if i in self._movies}
 
-    def by_genres(self, genre_ids, limit):
+    def by_genres(self, genre_ids, limit, exclude_user=None):
         hits = [m for m in self._movies.values() if set(genre_ids) & set(m.genre_ids)]
         return [m.tmdb_id for m in sorted(hits, key=lambda m: -m.popularity)][:limit]
 
-    def popular(self, limit):
+    def popular(self, limit, exclude_user=None):
         return [m.tmdb_id for m in sorted(self._movies.values(), key=lambda m: -m.popularity)][:limit]
+
+    def interacted(self, user_id, ids):
+        return set()  # users here exist only as their UserSignal
 
     def vote_prior(self):
         return 6.0, 10.0
