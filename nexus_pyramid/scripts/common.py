@@ -1,6 +1,7 @@
 """Helpers shared by the console scripts."""
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 
@@ -10,9 +11,16 @@ from pyramid.paster import bootstrap, setup_logging
 from ..settings import ConfigurationError
 
 
+# Maintenance work (a similarity rebuild over a million interactions, a catalog load) runs
+# for minutes: the web requests' statement timeout does not apply to it unless the operator
+# sets one for the script (NEXUS__DB__STATEMENT_TIMEOUT).
+SCRIPT_STATEMENT_TIMEOUT = "0"
+
+
 def bootstrap_app(config_uri: str):
     """Load the app from an ini file; exit with a clear message if it cannot start."""
     setup_logging(config_uri)
+    os.environ.setdefault("NEXUS__DB__STATEMENT_TIMEOUT", SCRIPT_STATEMENT_TIMEOUT)
     try:
         return bootstrap(config_uri)
     except ConfigurationError as exc:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from nexus_pyramid.models import Movie, MovieSimilarity, UserMovieInteraction
 from nexus_pyramid.models.meta import utcnow
+from tests.conftest import TEST_DB_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_INI = str(ROOT / "development.ini")
@@ -310,3 +311,19 @@ def test_the_app_starts_when_the_database_is_unreachable_at_start_up(caplog):
     warnings = [r.getMessage() for r in caplog.records if r.name == "nexus_pyramid.models.app_meta"]
     assert len(warnings) == 1 and "could not check" in warnings[0]
     assert str(port) not in warnings[0]  # the error's class, not its text (no addresses or secrets)
+
+
+@pytest.mark.skipif(not TEST_DB_URL, reason="needs NEXUS_TEST_DATABASE_URL (PostgreSQL statement timeouts)")
+def test_console_scripts_are_not_cut_by_the_requests_statement_timeout(database_url, clean):
+    """A rebuild runs for minutes at scale: scripts get no statement timeout unless the operator sets one."""
+    code = ("import sys; from sqlalchemy import text; from nexus_pyramid.scripts.common import bootstrap_app\n"
+            "with bootstrap_app(sys.argv[1]) as env, env['request'].tm:\n"
+            "    print(env['request'].dbsession.execute(text('SHOW statement_timeout')).scalar())\n")
+    env = script_env(database_url)
+    default = subprocess.run([sys.executable, "-c", code, DEV_INI], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip() == "0"
+    chosen = subprocess.run([sys.executable, "-c", code, DEV_INI], env={**env, "NEXUS__DB__STATEMENT_TIMEOUT": "600"},
+                            capture_output=True, text=True, timeout=120)
+    assert chosen.stdout.strip() == "10min", chosen.stderr
