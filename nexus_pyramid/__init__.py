@@ -24,6 +24,8 @@ def make_app(ini_settings: dict, environ=None):
     # Refuses a database filled from the other movie source (MovieIdSpaceConflict).
     check_movie_id_space(app.registry["db_engine"], settings["nexus.movie_source"])
     warm_up(app.registry)
+    # pserve builds the app in gunicorn's master, which serves nothing: keep no connection there.
+    app.registry["db_engine"].dispose()
     return app
 
 
@@ -35,8 +37,8 @@ def warm_up(registry) -> None:
     waits 100 ms or more (see bench/recs_latency.py). ``gc.freeze()`` moves everything
     alive at start-up to a generation the collector ignores, and a larger first-generation
     threshold makes collections rarer (a request allocates tens of thousands of short-lived
-    objects). Each worker process builds its own app (preload_app = false), so each does
-    this for itself.
+    objects). ``pserve`` builds the app once, in gunicorn's master, and the workers are
+    forked from it: they share these pages copy-on-write.
     """
     source = registry["movie_source"].source
     if hasattr(source, "preload"):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import os
+import weakref
 
 from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
@@ -66,6 +68,25 @@ def commit_veto(request, response) -> bool:
     return response.status_int >= 400
 
 
+def forget_connections_after_fork(engine) -> None:
+    """A forked process (a gunicorn worker) opens connections of its own.
+
+    ``pserve`` loads the app in the master before gunicorn forks the workers, so any pooled
+    connection the master holds would be inherited by every worker: two processes talking on
+    one socket, and a worker killed mid-transaction whose transaction (and row locks) never
+    ends, because the socket stays open in the others. In the child the inherited pool is
+    dropped without closing its sockets (they are the parent's).
+    """
+    ref = weakref.ref(engine)
+
+    def in_child():
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=in_child)
+
+
 def includeme(config):
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
@@ -76,6 +97,7 @@ def includeme(config):
     config.include("pyramid_tm")
 
     engine = get_engine(settings)
+    forget_connections_after_fork(engine)
     session_factory = get_session_factory(engine)
     config.registry["dbsession_factory"] = session_factory
     config.registry["db_engine"] = engine
