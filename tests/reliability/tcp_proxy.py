@@ -100,7 +100,14 @@ class TcpProxy:
         except OSError:
             pass
         finally:
+            # shutdown() first: close() alone does not end a socket that the opposite pump is
+            # blocked reading, so the far end would never see the connection go (a killed
+            # client's transaction would stay open on the server, holding its locks).
             for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 try:
                     sock.close()
                 except OSError:
