@@ -94,14 +94,17 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     recreate_postgres_database(DB_URL)
+    fake = FakeTMDb()
+    # The server runs on the (fake) TMDb source: the database is initialized from the same
+    # source, since a database records which movie id space filled it and refuses the other.
     env = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "JWT_SECRET": secrets.token_urlsafe(40),
-           "SESSION_SECRET": secrets.token_urlsafe(40), "NEXUS_MOVIE_SOURCE": "catalog"}
+           "SESSION_SECRET": secrets.token_urlsafe(40), "NEXUS_MOVIE_SOURCE": "tmdb",
+           "TMDB_BASE_URL": fake.base_url, "TMDB_API_KEY": API_KEY}
     subprocess.run([str(BIN / "nexus-initialize-db"), "production.ini"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    fake = FakeTMDb()
     rows = []
     try:
         # (a) and (e): 4 workers; cached trending vs /healthz.
