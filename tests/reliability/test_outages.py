@@ -6,21 +6,12 @@ from sqlalchemy import make_url
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from tests.conftest import PASSWORD, TEST_DB_URL, TEST_REDIS_URL, assert_error, make_settings
+from tests.conftest import PASSWORD, TEST_DB_URL, assert_error, make_settings
+from tests.faults import redis_proxy  # noqa: F401 (a fixture)
 from tests.reliability.tcp_proxy import TcpProxy
 
 
-@pytest.fixture
-def redis_proxy(clean):
-    if not TEST_REDIS_URL:
-        pytest.skip("needs NEXUS_TEST_REDIS_URL (set in CI)")
-    url = make_url(TEST_REDIS_URL.replace("redis://", "postgresql://", 1))
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 6379).start()
-    yield proxy, f"redis://127.0.0.1:{proxy.port}/{url.database or 0}"
-    proxy.stop()
-
-
-def test_redis_outage_bypasses_the_cache_and_recovers(database_url, redis_proxy, caplog):
+def test_redis_outage_bypasses_the_cache_and_recovers(database_url, redis_proxy, clean, caplog):
     proxy, redis_url = redis_proxy
     app = TestApp(make_app(make_settings(database_url, redis_url), environ={}))
     assert app.get("/api/movies/trending").headers["X-Cache"] == "MISS"

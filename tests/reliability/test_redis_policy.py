@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 import redis as redis_py
-from sqlalchemy import make_url
 from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.dependencies.redis import RedisDependency
 from nexus_pyramid.movie_source.cache import CacheBusy, KeyLock, clear_memory_region
 from tests.conftest import PASSWORD, TEST_REDIS_URL, assert_error, make_settings, tmdb_settings
+from tests.faults import FakeClock, redis_proxy  # noqa: F401 (a fixture)
 from tests.reliability.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)")
@@ -27,17 +27,6 @@ POLICY = {
     "cache.local_ttl": "0",  # no first level: every read goes to the shared cache (or its fallback)
 }
 MATRIX, TOY_STORY = 2571, 1  # catalog (MovieLens) ids
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
 
 
 def use_clock(redis: RedisDependency) -> FakeClock:
@@ -67,14 +56,6 @@ def direct():
     client.close()
 
 
-@pytest.fixture
-def redis_proxy(clean):
-    url = make_url(TEST_REDIS_URL.replace("redis://", "postgresql://", 1))
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 6379).start()
-    yield proxy, f"redis://127.0.0.1:{proxy.port}/{url.database or 0}"
-    proxy.stop()
-
-
 def fault(proxy: TcpProxy, kind: str) -> None:
     proxy.stop() if kind == "cut" else proxy.blackhole()
 
@@ -85,7 +66,7 @@ def repair(proxy: TcpProxy, kind: str) -> None:
 
 # -- the dependency alone ----------------------------------------------------------
 @pytest.mark.parametrize("kind", ["cut", "black hole"])
-def test_breaker_opens_after_failures_and_closes_once_redis_is_back(redis_proxy, kind):
+def test_breaker_opens_after_failures_and_closes_once_redis_is_back(redis_proxy, clean, kind):
     proxy, url = redis_proxy
     redis = RedisDependency(url, socket_timeout=0.2, connect_timeout=0.2, breaker_threshold=2,
                             cooldown=COOLDOWN)
@@ -138,7 +119,7 @@ def test_the_redis_lock_is_per_acquirer_expires_and_bounds_waits(direct):
 
 # -- the app -----------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["cut", "black hole"])
-def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url, redis_proxy, direct, kind):
+def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url, redis_proxy, clean, direct, kind):
     proxy, url = redis_proxy
     app = make_app(make_settings(database_url, url, **POLICY), environ={})
     redis = app.registry["redis"]
@@ -170,7 +151,7 @@ def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url
     assert app.registry["movie_source"].region.get(f"catalog:movie:{MATRIX}")["id"] == MATRIX
 
 
-def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url, redis_proxy, fake_tmdb):
+def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url, redis_proxy, clean, fake_tmdb):
     proxy, url = redis_proxy
     fake_tmdb.reset()
     app = make_app(tmdb_settings(database_url, url, fake_tmdb.base_url, **POLICY), environ={})
@@ -214,7 +195,7 @@ def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(datab
     assert web.get("/api/movies/trending?window=week").headers["X-Cache"] == "MISS"
 
 
-def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, redis_proxy):
+def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, redis_proxy, clean):
     proxy, url = redis_proxy
     app = make_app(make_settings(database_url, url, **POLICY), environ={})
     clock = use_clock(app.registry["redis"])

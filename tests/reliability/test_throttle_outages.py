@@ -15,23 +15,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
-from sqlalchemy import make_url
 
 from nexus_pyramid import make_app
-from tests.conftest import PASSWORD, TEST_REDIS_URL, make_settings
-from tests.reliability.tcp_proxy import TcpProxy
+from tests.conftest import PASSWORD, make_settings
+from tests.faults import redis_proxy  # noqa: F401 (a fixture)
 
 CLIENT_TIMEOUT = (2, 6)  # connect, read: the "no request waits more than 6 s"
-
-
-@pytest.fixture
-def redis_proxy(clean):
-    if not TEST_REDIS_URL:
-        pytest.skip("needs NEXUS_TEST_REDIS_URL (set in CI)")
-    url = make_url(TEST_REDIS_URL.replace("redis://", "postgresql://", 1))
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 6379).start()
-    yield proxy, f"redis://127.0.0.1:{proxy.port}/{url.database or 0}"
-    proxy.stop()
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -82,7 +71,7 @@ def wait_until_shared(app, base: str, deadline: float = 20.0) -> None:
     pytest.fail("the rate limits did not return to Redis")
 
 
-def test_throttles_hold_through_redis_outages_and_are_shared_again(database_url, redis_proxy, caplog):
+def test_throttles_hold_through_redis_outages_and_are_shared_again(database_url, redis_proxy, clean, caplog):
     proxy, redis_url = redis_proxy
     settings = make_settings(database_url, redis_url, **{
         "auth.login_limit_per_address": "1000/5 minutes",  # the probes must not reach it

@@ -10,14 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis as redis_py
-from sqlalchemy import make_url
 
 from nexus_pyramid.dependencies.redis import RedisDependency, RedisUnavailable, redis_options
 from nexus_pyramid.movie_source.cache import (CacheBusy, CacheStats, KeyLock, cache_lock_options,
                                               make_cache_region)
 from nexus_pyramid.settings import ConfigurationError
-from tests.conftest import TEST_REDIS_URL
-from tests.reliability.tcp_proxy import TcpProxy
+from tests.faults import FakeClock, redis_proxy  # noqa: F401 (a fixture)
 
 
 class Actor:
@@ -33,18 +31,8 @@ class Actor:
         self._pool.shutdown(wait=False)
 
 
-@pytest.fixture
-def proxied_redis_url():
-    if not TEST_REDIS_URL:
-        pytest.skip("needs NEXUS_TEST_REDIS_URL (set in CI)")
-    url = make_url(TEST_REDIS_URL.replace("redis://", "postgresql://", 1))
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 6379).start()
-    yield proxy, f"redis://127.0.0.1:{proxy.port}/{url.database or 0}"
-    proxy.stop()
-
-
-def test_a_fallback_lock_taken_while_redis_was_down_is_released_by_its_holder(proxied_redis_url):
-    proxy, redis_url = proxied_redis_url
+def test_a_fallback_lock_taken_while_redis_was_down_is_released_by_its_holder(redis_proxy):
+    proxy, redis_url = redis_proxy
     settings = {"nexus.redis_url": redis_url, "redis.breaker_threshold": "5"}
     region, _ = make_cache_region(settings, CacheStats(), prefix="test:mutex:")
     mutex = region.backend.get_mutex("test:mutex:key")  # the one object dogpile shares per key
@@ -72,17 +60,6 @@ def test_a_fallback_lock_taken_while_redis_was_down_is_released_by_its_holder(pr
 
 
 # -- without Redis: the lock's own rules, and the Redis policy's breaker -----------------
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
 
 
 def test_a_waiter_gives_up_after_lock_wait_and_only_the_holder_releases():

@@ -7,13 +7,7 @@ from nexus_pyramid.dependencies.redis import RedisDependency
 from nexus_pyramid.services.ratelimit import Counters
 from limits import parse
 
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from tests.faults import FakeClock
 
 
 def closed_port() -> int:
