@@ -29,15 +29,15 @@ from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
-from ..dependencies.redis import RedisDependency, number_setting
+from .. import settings as nexus_settings
+from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
 from .base import MovieSource, SourceNotFound, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
-SIX_MONTHS = 183 * 24 * 3600
+SIX_MONTHS = nexus_settings.SIX_MONTHS
 TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres")
-DEFAULT_TTLS = {"trending": 3600, "movie": 86400, "recommendations": 21600, "search": 3600, "genres": 604800}
 
 CACHE = "cache"
 UPSTREAM = "upstream"
@@ -316,9 +316,9 @@ def clear_memory_region(region) -> None:
 
 def cache_lock_options(settings: dict) -> dict:
     """``cache.lock_wait``, ``cache.lock_timeout`` and ``cache.local_copies``, validated."""
-    return {"lock_wait": number_setting(settings, "cache.lock_wait", 3, 0, 30),
-            "lock_timeout": number_setting(settings, "cache.lock_timeout", 15, 0, 300),
-            "local_entries": int(number_setting(settings, "cache.local_copies", 1000, -1, 1_000_000))}
+    return {"lock_wait": nexus_settings.value(settings, "cache.lock_wait"),
+            "lock_timeout": nexus_settings.value(settings, "cache.lock_timeout"),
+            "local_entries": nexus_settings.value(settings, "cache.local_copies")}
 
 
 def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:movies:",
@@ -328,8 +328,8 @@ def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:mo
     Redis is reached through ``redis`` (the app's one ``RedisDependency``; built from the
     settings when not given), so its timeouts and breaker apply to every cache call.
     """
-    hard_limit = min(SIX_MONTHS, int(settings.get("cache.hard_limit", 30 * 24 * 3600)))
-    backend = settings.get("cache.backend") or (
+    hard_limit = nexus_settings.value(settings, "cache.hard_limit")
+    backend = nexus_settings.value(settings, "cache.backend") or (
         "dogpile.cache.redis" if settings.get("nexus.redis_url") else "dogpile.cache.memory")
     arguments = {}
     if backend == "dogpile.cache.redis":
@@ -362,7 +362,7 @@ class CachedMovieSource:
         # skip the Redis round trip and the decoding. Bounded; never holds stale copies.
         self.local_ttl = local_ttl
         self._local: dict[str, tuple[float, object]] = {}
-        self.ttls = {**DEFAULT_TTLS, **ttls}
+        self.ttls = {**{kind: nexus_settings.DEFAULTS["cache.ttl." + kind] for kind in TTL_KINDS}, **ttls}
         self.hard_limit = hard_limit
         self.not_found_ttl = not_found_ttl
         self.stats = stats or CacheStats()
