@@ -57,7 +57,8 @@ def configure(config: Configurator):
         cookie_name="nexus_admin",
         httponly=True,
         samesite="Lax",
-        secure=settings["nexus.env"] == "production" if settings["session.secure"] is None else settings["session.secure"],
+        secure=(settings["nexus.env"] == "production" if settings["session.secure"] is None
+                else settings["session.secure"]),
         max_age=settings["session.max_age"],
         timeout=settings["session.timeout"],
         reissue_time=300,

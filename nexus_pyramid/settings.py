@@ -196,13 +196,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sqlalchemy.url", Text(), "", "database URL (required)", "DATABASE_URL", secret=True),
     Setting("sqlalchemy.echo", Boolean(), False, "log every SQL statement (development only)"),
     Setting("sqlalchemy.pool_size", Integer(1, 1000), 5, "PostgreSQL connections kept per process"),
-    Setting("sqlalchemy.max_overflow", Integer(0, 1000), 10, "extra connections opened under load, per process"),
+    Setting("sqlalchemy.max_overflow", Integer(0, 1000), 10,
+            "extra connections opened under load, per process"),
     Setting("nexus.redis_url", Text(), "", "cache, locks and rate limits; empty = in-process", "REDIS_URL",
             secret=True),
     Setting("nexus.movie_source", Choice("catalog", "tmdb"), "catalog", "`catalog` (offline) or `tmdb`",
             "NEXUS_MOVIE_SOURCE"),
     Setting("catalog.path", Text(), "", "the offline catalog file; empty = the one in the package"),
-    Setting("nexus.gc_freeze", Boolean(), True, "freeze start-up objects out of the garbage collector's sight"),
+    Setting("nexus.gc_freeze", Boolean(), True,
+            "freeze start-up objects out of the garbage collector's sight"),
     # Tokens and the console session
     Setting("jwt.secret", Text(), "", "signing key (required); production refuses a development or short one",
             "JWT_SECRET", secret=True),
@@ -212,12 +214,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jwt.refresh_token_ttl", Integer(1, unit="seconds"), 30 * 24 * 3600, "refresh token lifetime",
             "JWT_REFRESH_TOKEN_TTL"),
     Setting("jwt.refresh_grace_seconds", Integer(0, MAX_REFRESH_GRACE_SECONDS, unit="seconds"), 20,
-            "a refresh token rotated this recently and presented again is a concurrent refresh (401), not a theft"),
+            "a refresh token rotated this recently and presented again is a concurrent refresh (401), "
+            "not a theft"),
     Setting("session.secret", Text(), "", "admin console cookie signing key; empty = derived from jwt.secret",
             "SESSION_SECRET", secret=True),
-    Setting("session.secure", OrEmpty(Boolean()), None, "console cookie sent over HTTPS only; empty = in production"),
+    Setting("session.secure", OrEmpty(Boolean()), None,
+            "console cookie sent over HTTPS only; empty = in production"),
     Setting("session.max_age", Integer(1, unit="seconds"), 8 * 3600, "console session: longest life"),
-    Setting("session.timeout", Integer(1, unit="seconds"), 2 * 3600, "console session: idle time that ends it"),
+    Setting("session.timeout", Integer(1, unit="seconds"), 2 * 3600,
+            "console session: idle time that ends it"),
     # Passwords and throttles (services/passwords.py, services/ratelimit.py)
     Setting("auth.argon2.time_cost", Integer(1, 100), 3, "argon2 passes"),
     Setting("auth.argon2.memory_cost", Integer(8, 4 * 1024 * 1024), 65536, "argon2 memory, KiB"),
@@ -238,7 +243,8 @@ SETTINGS: tuple[Setting, ...] = (
             "largest request body read", "NEXUS_MAX_BODY_SIZE"),
     Setting("nexus.json_max_depth", Integer(1, 256), 32, "deepest JSON nesting accepted"),
     Setting("nexus.cors_origins", Text(_cors_origins, "origins"), "",
-            "origins (`scheme://host[:port]`, comma-separated) whose browser apps may call `/api/*`; `*` refused",
+            "origins (`scheme://host[:port]`, comma-separated) whose browser apps may call `/api/*`; "
+            "`*` refused",
             "NEXUS_CORS_ORIGINS"),
     Setting("nexus.cors_max_age", Integer(0, 86400, unit="seconds"), 600,
             "how long a browser may reuse a CORS preflight answer"),
@@ -247,7 +253,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("library.fetch_budget", Seconds(0, 60), 4.0,
             "movies of an id list missing locally: total wait, then 503"),
     # PostgreSQL failure policy (dependencies/postgres.py); 0 disables a server-side timeout
-    Setting("db.connect_timeout", Seconds(0.1, above=False), 2.0, "wait for a new connection (TCP, TLS, auth)"),
+    Setting("db.connect_timeout", Seconds(0.1, above=False), 2.0,
+            "wait for a new connection (TCP, TLS, auth)"),
     Setting("db.statement_timeout", Seconds(0, above=False), 5.0,
             "server-side statement_timeout; 0 = none (maintenance scripts)"),
     Setting("db.read_timeout", OrEmpty(Seconds(0.1, above=False)), None,
@@ -256,23 +263,27 @@ SETTINGS: tuple[Setting, ...] = (
             "server-side idle_in_transaction_session_timeout"),
     Setting("db.keepalives_idle", Integer(1), 10, "TCP keepalive: idle seconds before the first probe"),
     Setting("db.keepalives_interval", Integer(1), 3, "TCP keepalive: seconds between probes"),
-    Setting("db.keepalives_count", Integer(1), 3, "TCP keepalive: unanswered probes before the connection is dead"),
+    Setting("db.keepalives_count", Integer(1), 3,
+            "TCP keepalive: unanswered probes before the connection is dead"),
     Setting("db.tcp_user_timeout", Seconds(0, above=False), 6.0,
             "TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection"),
     Setting("db.pool_timeout", Seconds(0.1, above=False), 2.0, "wait for a free pooled connection"),
     Setting("db.ping_timeout", Seconds(0.1, above=False), 1.0, "the pool's pre-ping of an idle connection"),
     Setting("db.breaker_threshold", Integer(1), 3, "consecutive connection failures that open the breaker"),
-    Setting("db.breaker_reset", Seconds(0.1, above=False), 5.0, "seconds the breaker stays open before one trial"),
+    Setting("db.breaker_reset", Seconds(0.1, above=False), 5.0,
+            "seconds the breaker stays open before one trial"),
     Setting("db.readiness_timeout", Seconds(0.1, above=False), 1.0,
             "/readyz: connect and statement timeout of its own probe"),
     Setting("db.best_effort_timeout", Seconds(0.1, above=False), 1.0,
             "optional writes (the movie mirror): statement, lock and read timeout"),
-    Setting("db.outage_log_interval", Seconds(0.1, above=False), 10.0, "at most one outage line per this long"),
+    Setting("db.outage_log_interval", Seconds(0.1, above=False), 10.0,
+            "at most one outage line per this long"),
     Setting("db.sqlite_busy_timeout", Seconds(0, above=False), 5.0, "SQLite: wait for the write lock"),
     # Redis failure policy (dependencies/redis.py)
     Setting("redis.socket_timeout", Seconds(0, 5), 0.25, "each Redis call (read/write); no retries"),
     Setting("redis.connect_timeout", Seconds(0, 5), 0.25, "opening a Redis connection"),
-    Setting("redis.breaker_threshold", Integer(1, 1000), 3, "consecutive failures that stop calls to Redis ..."),
+    Setting("redis.breaker_threshold", Integer(1, 1000), 3,
+            "consecutive failures that stop calls to Redis ..."),
     Setting("redis.cooldown", Seconds(0, MAX_REDIS_COOLDOWN), 5.0, "... for this long, then one trial call"),
     # The movie cache (movie_source/cache.py)
     Setting("cache.backend", Choice("", "dogpile.cache.redis", "dogpile.cache.memory"), "",
@@ -290,12 +301,14 @@ SETTINGS: tuple[Setting, ...] = (
             "fresh values kept in the process (memory region in front of Redis); 0 = none"),
     Setting("cache.lock_wait", Seconds(0, 30), 3.0,
             "longest wait for a key being regenerated elsewhere: then stale or 503"),
-    Setting("cache.lock_timeout", Seconds(0, 300), 15.0, "a dead holder's Redis lock expires after this long"),
+    Setting("cache.lock_timeout", Seconds(0, 300), 15.0,
+            "a dead holder's Redis lock expires after this long"),
     Setting("cache.local_copies", Integer(0, 1_000_000), 1000,
             "values kept in the process for when Redis is unavailable; 0 = none"),
     # TMDb (movie_source/tmdb.py)
     Setting("tmdb.base_url", Text(), "https://api.themoviedb.org/3", "TMDb API root", "TMDB_BASE_URL"),
-    Setting("tmdb.api_key", Text(), "", "TMDb v3 key (or tmdb.read_token) when the source is tmdb", "TMDB_API_KEY",
+    Setting("tmdb.api_key", Text(), "", "TMDb v3 key (or tmdb.read_token) when the source is tmdb",
+            "TMDB_API_KEY",
             secret=True),
     Setting("tmdb.read_token", Text(), "", "TMDb v4 read token, sent as a Bearer header", "TMDB_READ_TOKEN",
             secret=True),
@@ -306,10 +319,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tmdb.read_timeout", Seconds(0, 60), 5.0, "waiting for one TMDb answer"),
     Setting("tmdb.budget", Seconds(0, 120), 8.0, "total time of one lookup, retries included"),
     Setting("tmdb.max_retries", Integer(0, 10), 3, "retries of a 429/502/503/504 answer"),
-    Setting("tmdb.backoff_base", Seconds(0, 60, above=False), 0.25, "first retry's backoff (then doubled, jittered)"),
+    Setting("tmdb.backoff_base", Seconds(0, 60, above=False), 0.25,
+            "first retry's backoff (then doubled, jittered)"),
     Setting("tmdb.backoff_cap", Seconds(0, 60, above=False), 4.0, "longest backoff between retries"),
     Setting("tmdb.breaker_threshold", Integer(1, 1000), 5, "consecutive TMDb failures that open its breaker"),
-    Setting("tmdb.breaker_reset", Seconds(0, 3600), 30.0, "seconds the TMDb breaker stays open before one trial"),
+    Setting("tmdb.breaker_reset", Seconds(0, 3600), 30.0,
+            "seconds the TMDb breaker stays open before one trial"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -347,7 +362,7 @@ def _parse(setting: Setting, raw, origin: str | None = None):
 
 
 def value(settings: dict, key: str):
-    """The typed value of ``key`` in ``settings``: loaded settings as they are, raw text parsed, else the default."""
+    """The typed value of ``key``: a loaded value as it is, raw text parsed, else the table's default."""
     return _parse(BY_NAME[key], settings.get(key))
 
 

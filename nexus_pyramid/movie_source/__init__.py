@@ -19,10 +19,12 @@ def make_source(settings: dict) -> MovieSource:
     read_token = value(settings, "tmdb.read_token") or None
     if not (api_key or read_token):
         raise ConfigurationError(
-            "nexus.movie_source = tmdb needs TMDB_API_KEY (tmdb.api_key) or TMDB_READ_TOKEN (tmdb.read_token)."
+            "nexus.movie_source = tmdb needs TMDB_API_KEY (tmdb.api_key) "
+            "or TMDB_READ_TOKEN (tmdb.read_token)."
         )
-    tmdb = {key: value(settings, "tmdb." + key) for key in (
-        "connect_timeout", "read_timeout", "budget", "max_retries", "backoff_base", "backoff_cap", "language")}
+    keys = ("connect_timeout", "read_timeout", "budget", "max_retries", "backoff_base", "backoff_cap",
+            "language")
+    tmdb = {key: value(settings, "tmdb." + key) for key in keys}
     return TMDbSource(
         value(settings, "tmdb.base_url"), api_key=api_key, read_token=read_token, **tmdb,
         breaker=CircuitBreaker(failure_threshold=value(settings, "tmdb.breaker_threshold"),

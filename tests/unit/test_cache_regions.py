@@ -19,8 +19,8 @@ class CountingSource(MovieSource):
 
     def trending(self, window, page):
         self.calls["trending"] += 1
-        return page_of([{"id": 1, "title": "One", "genre_ids": [28]}, {"id": 2, "title": "Two", "genre_ids": []}],
-                       page)
+        return page_of([{"id": 1, "title": "One", "genre_ids": [28]},
+                        {"id": 2, "title": "Two", "genre_ids": []}], page)
 
     def genres(self):
         self.calls["genres"] += 1

@@ -54,7 +54,8 @@ def test_every_named_variable_and_the_generic_form_set_their_setting():
 
 
 @pytest.mark.parametrize("key, value", [
-    ("tmdb.budget", "soon"), ("tmdb.max_retries", "2.5"), ("cache.ttl.movie", "0"), ("nexus.gc_freeze", "maybe"),
+    ("tmdb.budget", "soon"), ("tmdb.max_retries", "2.5"), ("cache.ttl.movie", "0"),
+    ("nexus.gc_freeze", "maybe"),
     ("cache.hard_limit", str(200 * 24 * 3600)), ("session.max_age", "-1"), ("tmdb.breaker_threshold", "0"),
     ("cache.backend", "dogpile.cache.nowhere"), ("nexus.movie_source", "imdb"), ("cache.local_ttl", "-1"),
 ])
