@@ -43,7 +43,7 @@ def warm_up(registry) -> None:
     source = registry["movie_source"].source
     if hasattr(source, "preload"):
         source.preload()
-    if nexus_settings.as_bool(registry.settings.get("nexus.gc_freeze", True)):
+    if registry.settings["nexus.gc_freeze"]:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
@@ -59,9 +59,10 @@ def configure(config: Configurator):
         cookie_name="nexus_admin",
         httponly=True,
         samesite="Lax",
-        secure=nexus_settings.as_bool(settings.get("session.secure", settings["nexus.env"] == "production")),
-        max_age=int(settings.get("session.max_age", 8 * 3600)),
-        timeout=int(settings.get("session.timeout", 2 * 3600)),
+        secure=(settings["nexus.env"] == "production" if settings["session.secure"] is None
+                else settings["session.secure"]),
+        max_age=settings["session.max_age"],
+        timeout=settings["session.timeout"],
         reissue_time=300,
     ))
     # Our exception views render every error; Cornice's own would bypass the envelope.

@@ -94,8 +94,8 @@ class Cors:
     def __init__(self, registry):
         settings = registry.settings
         self.registry = registry
-        self.origins = parse_origins(settings.get("nexus.cors_origins", ""))
-        self.max_age = str(parse_max_age(settings.get("nexus.cors_max_age", 600)))
+        self.origins = parse_origins(settings["nexus.cors_origins"])
+        self.max_age = str(parse_max_age(settings["nexus.cors_max_age"]))
         self._methods: dict[str, str] = {}
 
     def allowed_origin(self, request) -> str | None:

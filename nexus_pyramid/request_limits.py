@@ -30,7 +30,7 @@ from pyramid.tweens import EXCVIEW
 from . import errors
 from . import settings as nexus_settings
 
-DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+DEFAULT_MAX_BODY_SIZE = nexus_settings.DEFAULTS["nexus.max_body_size"]
 DEFAULT_JSON_MAX_DEPTH = 32
 _READ_CHUNK = 64 * 1024
 # RFC 2046 boundary: 1 to 70 characters, not ending in a space.
@@ -51,18 +51,8 @@ class UnsupportedMediaType(errors.AppError):
 
 
 def max_body_size(settings) -> int:
-    return int(settings.get("nexus.max_body_size", DEFAULT_MAX_BODY_SIZE))
-
-
-def validate_settings(settings: dict) -> None:
-    """Called by ``settings.validate``: refuse limits that would break or disarm the checks."""
-    size = nexus_settings.as_int(settings, "nexus.max_body_size")
-    if not 1024 <= size <= 1024 ** 3:
-        raise nexus_settings.ConfigurationError(
-            f"nexus.max_body_size (NEXUS_MAX_BODY_SIZE) must be between 1024 and {1024 ** 3} bytes, got {size}.")
-    depth = nexus_settings.as_int(settings, "nexus.json_max_depth")
-    if not 1 <= depth <= 256:
-        raise nexus_settings.ConfigurationError(f"nexus.json_max_depth must be between 1 and 256, got {depth}.")
+    """``nexus.max_body_size`` (its bounds are checked at start-up by nexus_pyramid.settings)."""
+    return nexus_settings.value(settings, "nexus.max_body_size")
 
 
 def too_large(limit: int) -> PayloadTooLarge:

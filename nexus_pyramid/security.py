@@ -58,7 +58,7 @@ def resolve_auth_state(request) -> AuthState:
     if key:
         # The cookie only names a server-side session: once that row is gone (sign-out,
         # password change, role removal, deletion) or expired, a replayed cookie is worthless.
-        row = request.tokens.console_session(key, _session_setting(request, "session.timeout", 2 * 3600))
+        row = request.tokens.console_session(key, _session_setting(request, "session.timeout"))
         user = request.dbsession.get(User, row.user_id) if row is not None else None
         if user is None or user.token_version != request.session.get("ver"):
             return AuthState(None, "invalid")
@@ -66,8 +66,8 @@ def resolve_auth_state(request) -> AuthState:
     return AuthState(None, "absent")
 
 
-def _session_setting(request, name: str, default: int) -> int:
-    return int(request.registry.settings.get(name, default))
+def _session_setting(request, name: str) -> int:
+    return request.registry.settings[name]
 
 
 class NexusSecurityPolicy:
@@ -108,7 +108,7 @@ class NexusSecurityPolicy:
         user = request.dbsession.get(User, uuid.UUID(str(userid)))
         self._end_session(request)
         key = request.tokens.start_console_session(
-            user, _session_setting(request, "session.max_age", 8 * 3600),
+            user, _session_setting(request, "session.max_age"),
             request.client_address, request.user_agent,
         )
         request.session["key"] = key

@@ -35,7 +35,7 @@ from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
-from .request_limits import DEFAULT_MAX_BODY_SIZE
+from .request_limits import DEFAULT_MAX_BODY_SIZE, max_body_size
 
 
 def serve(app, global_conf, **local_conf):
@@ -133,7 +133,7 @@ class WaitressWorker(Worker):
 
     def run(self):
         settings = getattr(getattr(self.wsgi, "registry", None), "settings", None) or {}
-        body_limit = int(settings.get("nexus.max_body_size", DEFAULT_MAX_BODY_SIZE))
+        body_limit = max_body_size(settings)
         counter = itertools.count(1)
         application = self.wsgi
 

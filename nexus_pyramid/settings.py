@@ -1,116 +1,338 @@
-"""One source of truth for configuration: the ini file, overridden by the environment.
+"""Every setting of the application, named once: its type, default, environment variable and meaning.
 
-Every setting the operators may need to change without editing an ini file has an
-environment variable. The environment wins over the ini so that containers and CI can
-configure the same ini file.
+``SETTINGS`` below is the one table. ``load()`` reads the ini's app section, applies the
+environment and returns typed values (int, float, bool, str), checked once at start-up: a
+bad value, or a key the table does not know, stops the start-up with a message naming the
+setting. Modules read ``settings["name"]`` from the loaded settings and hold no defaults of
+their own (``value()`` serves code handed a partial, unparsed dict, e.g. a test).
+
+The environment wins over the ini, so that containers and CI can configure the same ini:
+
+- a setting with a named variable in the table (``DATABASE_URL``, ``CACHE_TTL_TRENDING``, ...)
+  is set by it;
+- any setting may be set as ``NEXUS__<SECTION>__<KEY>`` (dots become double underscores,
+  e.g. ``NEXUS__TMDB__BREAKER_THRESHOLD=3``); it wins over the named variable.
+
+Keys of other libraries pass through unchecked when they start with one of ``PASSTHROUGH``
+(``pyramid.*``, ``pyramid_tm``'s ``tm.*``, ``jinja2.*``). ``python -m nexus_pyramid.settings
+--markdown`` prints the README's configuration table.
 """
 from __future__ import annotations
 
+import math
 import os
+import sys
+from dataclasses import dataclass
+from typing import Callable
 
-# setting name -> environment variable that overrides it
-ENV_OVERRIDES = {
-    "sqlalchemy.url": "DATABASE_URL",
-    "nexus.redis_url": "REDIS_URL",
-    "jwt.secret": "JWT_SECRET",
-    "nexus.env": "NEXUS_ENV",
-    "nexus.movie_source": "NEXUS_MOVIE_SOURCE",
-    "tmdb.base_url": "TMDB_BASE_URL",
-    "tmdb.api_key": "TMDB_API_KEY",
-    "tmdb.read_token": "TMDB_READ_TOKEN",
-    "session.secret": "SESSION_SECRET",
-    "jwt.access_token_ttl": "JWT_ACCESS_TOKEN_TTL",
-    "jwt.refresh_token_ttl": "JWT_REFRESH_TOKEN_TTL",
-    # Throttles and client address (issue 11, item 4)
-    "nexus.trusted_proxies": "NEXUS_TRUSTED_PROXIES",
-    # Request limits (request_limits.py)
-    "nexus.max_body_size": "NEXUS_MAX_BODY_SIZE",
-    # responses (issue 11 item 5): CORS
-    "nexus.cors_origins": "NEXUS_CORS_ORIGINS",
-}
-
-CACHE_TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres", "not_found")
 DEV_SECRET_MARKER = "development-only"
 ALLOWED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
-
-DEFAULTS = {
-    "nexus.env": "development",
-    "nexus.redis_url": "",
-    "nexus.movie_source": "catalog",
-    "jwt.algorithm": "HS256",
-    "jwt.access_token_ttl": "900",
-    "jwt.refresh_token_ttl": str(30 * 24 * 3600),
-    "auth.argon2.time_cost": "3",
-    "auth.argon2.memory_cost": "65536",
-    "auth.argon2.parallelism": "4",
-    # -- Throttles, argon2 work and the client address (issue 11, item 4; see services/ratelimit.py) --
-    # Password guesses (sign-in and current_password checks), counted before they are evaluated:
-    "auth.login_limit_per_address_account": "5/5 minutes",
-    "auth.login_limit_per_address": "60/5 minutes",  # higher: one NAT address, many users
-    "auth.login_limit_per_account": "20/hour",  # from any address; see ratelimit.py for the trade-off
-    "auth.register_limit_per_address": "10/hour",
-    # argon2 hashes/verifications running at once per process, and the longest wait (s) for a turn (then 503).
-    "auth.argon2.max_concurrent": "2",
-    "auth.argon2.max_wait": "2",
-    # Peers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks; none by default.
-    "nexus.trusted_proxies": "",
-    # Tokens and sessions (issue 11, auth): a refresh token rotated at most this many seconds
-    # ago and presented again is a concurrent refresh (401, nothing revoked), not a theft.
-    "jwt.refresh_grace_seconds": "20",
-    # -- PostgreSQL failure policy (nexus_pyramid/dependencies/postgres.py; seconds; validated there at
-    # start-up; each may be set from the environment as NEXUS__DB__<NAME>, e.g. NEXUS__DB__STATEMENT_TIMEOUT=3)
-    "db.connect_timeout": "2",
-    "db.statement_timeout": "5",
-    "db.read_timeout": "",  # empty: statement_timeout + 0.5
-    "db.idle_in_transaction_timeout": "30",
-    "db.keepalives_idle": "10",
-    "db.keepalives_interval": "3",
-    "db.keepalives_count": "3",
-    "db.tcp_user_timeout": "6",
-    "db.pool_timeout": "2",
-    "db.ping_timeout": "1",
-    "db.breaker_threshold": "3",
-    "db.breaker_reset": "5",
-    "db.readiness_timeout": "1",
-    "db.best_effort_timeout": "1",
-    "db.outage_log_interval": "10",
-    "db.sqlite_busy_timeout": "5",
-    # -- end of the PostgreSQL block
-    # Redis failure policy and cache locks (dependencies/redis.py, movie_source/cache.py);
-    # validated when the app starts. From the environment: NEXUS__REDIS__SOCKET_TIMEOUT etc.
-    "redis.socket_timeout": "0.25",  # seconds per Redis call (read/write); redis-py retries are off
-    "redis.connect_timeout": "0.25",  # seconds to open a connection
-    "redis.breaker_threshold": "3",  # consecutive failures that stop calls to Redis ...
-    "redis.cooldown": "5",  # ... for this many seconds (at most 25), then one trial call
-    "cache.lock_wait": "3",  # longest wait for a key being regenerated elsewhere: then stale or 503
-    "cache.lock_timeout": "15",  # a dead holder's Redis lock expires after this many seconds
-    "cache.local_copies": "1000",  # values kept in-process for when Redis is unavailable (0: none)
-    # Request limits (request_limits.py): bytes of body read at most; JSON nesting depth.
-    "nexus.max_body_size": str(1024 * 1024),
-    "nexus.json_max_depth": "32",
-    # -- responses (issue 11 item 5): CORS and bounded upstream fetches --------------------
-    # Origins allowed to call /api/* from a browser: comma-separated scheme://host[:port]; none by default.
-    "nexus.cors_origins": "",
-    # How long a browser may reuse a preflight answer (seconds, 0..86400).
-    "nexus.cors_max_age": "600",
-    # Movies of an id list missing from the local mirror are fetched from the source with at most
-    # this many calls at once, within this many seconds in all (then 503).
-    "library.fetch_concurrency": "4",
-    "library.fetch_budget": "4",
-}
+MAX_REFRESH_GRACE_SECONDS = 300
+SIX_MONTHS = 183 * 24 * 3600  # TMDb's terms: no copy kept longer
+MAX_REDIS_COOLDOWN = 25.0  # keeps "shared state used again within 30 s of Redis returning"
+PASSTHROUGH = ("pyramid.", "tm.", "jinja2.")
+GENERIC_PREFIX = "NEXUS__"
 
 # Settings that were renamed: refused at start-up rather than silently ignored.
 RENAMED_SETTINGS = {
     "auth.login_limit_per_email": "auth.login_limit_per_account",
     "nexus.trust_x_forwarded_for": "nexus.trusted_proxies",
 }
-MAX_REFRESH_GRACE_SECONDS = 300
 
 
 class ConfigurationError(Exception):
     """Raised at startup when the configuration cannot run safely."""
 
 
+# -- value types -----------------------------------------------------------------
+class Kind:
+    """How one setting's text becomes its typed value; ``problem`` says what is wrong, or None."""
+
+    label = "text"
+
+    def convert(self, raw):
+        return raw
+
+    def __call__(self, raw):
+        return self.convert(raw)
+
+
+class Text(Kind):
+    def __init__(self, check: Callable | None = None, label: str = "text"):
+        self.check = check
+        self.label = label
+
+    def convert(self, raw):
+        value = "" if raw is None else str(raw).strip()
+        if self.check is not None:
+            self.check(value)
+        return value
+
+
+class Choice(Kind):
+    def __init__(self, *choices: str):
+        self.choices = choices
+        self.label = " \\| ".join(f"`{c}`" if c else "(empty)" for c in choices)
+
+    def convert(self, raw):
+        value = str(raw).strip()
+        if value not in self.choices:
+            raise ValueError("must be one of " + ", ".join(repr(c) for c in self.choices))
+        return value
+
+
+class Boolean(Kind):
+    label = "boolean"
+
+    def convert(self, raw):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("must be true or false")
+
+
+class Number(Kind):
+    """A finite number in [low, high] (or (low, high] with ``above``); ``whole`` for integers."""
+
+    def __init__(self, low: float | None = None, high: float | None = None, *, above: bool = False,
+                 whole: bool = False, unit: str = ""):
+        self.low, self.high, self.above, self.whole = low, high, above, whole
+        parts = [unit] if unit else []
+        if low is not None:
+            parts.append(f"{'>' if above else '≥'} {low:g}")
+        if high is not None:
+            parts.append(f"≤ {high:g}")
+        self.label = ("integer" if whole else "number") + (f" ({', '.join(parts)})" if parts else "")
+
+    def convert(self, raw):
+        if isinstance(raw, bool):
+            raise ValueError("must be a number")
+        try:
+            value = int(str(raw).strip()) if self.whole else float(str(raw).strip())
+        except ValueError:
+            raise ValueError("must be " + ("a whole number" if self.whole else "a number")) from None
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            raise ValueError(f"must be {'more than' if self.above else 'at least'} {self.low:g}")
+        if self.high is not None and value > self.high:
+            raise ValueError(f"must be at most {self.high:g}")
+        return value
+
+
+def Integer(low=None, high=None, **kw) -> Number:  # noqa: N802 (reads like a type in the table)
+    return Number(low, high, whole=True, **kw)
+
+
+def Seconds(low=0.0, high=None, *, above=True) -> Number:  # noqa: N802
+    return Number(low, high, above=above, unit="seconds")
+
+
+class OrEmpty(Kind):
+    """Empty means None (the meaning column says what None stands for)."""
+
+    def __init__(self, inner: Kind):
+        self.inner = inner
+        self.label = inner.label + " or empty"
+
+    def convert(self, raw):
+        if raw is None or str(raw).strip() == "":
+            return None
+        return self.inner(raw)
+
+
+def _rate(value: str) -> None:
+    from limits import parse
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ValueError("must be a rate such as '5/5 minutes' or '20/hour'") from None
+
+
+def _trusted_proxies(value: str) -> None:
+    from .client_address import TrustedProxiesError, parse_trusted_proxies
+
+    try:
+        parse_trusted_proxies(value)
+    except TrustedProxiesError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _cors_origins(value: str) -> None:
+    from .cors import parse_origins
+
+    parse_origins(value)  # raises ConfigurationError naming nexus.cors_origins
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: Kind
+    default: object
+    meaning: str
+    env: str | None = None
+    secret: bool = False  # never shown in a message
+
+    @property
+    def generic_env(self) -> str:
+        return GENERIC_PREFIX + self.name.replace(".", "__").upper()
+
+
+def _ttl(kind: str, default: int, meaning: str) -> Setting:
+    return Setting(f"cache.ttl.{kind}", Integer(1, SIX_MONTHS, unit="seconds"), default, meaning,
+                   "CACHE_TTL_" + kind.upper())
+
+
+# -- the table ---------------------------------------------------------------------
+SETTINGS: tuple[Setting, ...] = (
+    # The application
+    Setting("nexus.env", Text(), "development", "`production` turns on the secret checks and secure cookies",
+            "NEXUS_ENV"),
+    Setting("sqlalchemy.url", Text(), "", "database URL (required)", "DATABASE_URL", secret=True),
+    Setting("sqlalchemy.echo", Boolean(), False, "log every SQL statement (development only)"),
+    Setting("sqlalchemy.pool_size", Integer(1, 1000), 5, "PostgreSQL connections kept per process"),
+    Setting("sqlalchemy.max_overflow", Integer(0, 1000), 10,
+            "extra connections opened under load, per process"),
+    Setting("nexus.redis_url", Text(), "", "cache, locks and rate limits; empty = in-process", "REDIS_URL",
+            secret=True),
+    Setting("nexus.movie_source", Choice("catalog", "tmdb"), "catalog", "`catalog` (offline) or `tmdb`",
+            "NEXUS_MOVIE_SOURCE"),
+    Setting("catalog.path", Text(), "", "the offline catalog file; empty = the one in the package"),
+    Setting("nexus.gc_freeze", Boolean(), True,
+            "freeze start-up objects out of the garbage collector's sight"),
+    # Tokens and the console session
+    Setting("jwt.secret", Text(), "", "signing key (required); production refuses a development or short one",
+            "JWT_SECRET", secret=True),
+    Setting("jwt.algorithm", Choice(*ALLOWED_JWT_ALGORITHMS), "HS256", "token signature algorithm"),
+    Setting("jwt.access_token_ttl", Integer(1, unit="seconds"), 900, "access token lifetime",
+            "JWT_ACCESS_TOKEN_TTL"),
+    Setting("jwt.refresh_token_ttl", Integer(1, unit="seconds"), 30 * 24 * 3600, "refresh token lifetime",
+            "JWT_REFRESH_TOKEN_TTL"),
+    Setting("jwt.refresh_grace_seconds", Integer(0, MAX_REFRESH_GRACE_SECONDS, unit="seconds"), 20,
+            "a refresh token rotated this recently and presented again is a concurrent refresh (401), "
+            "not a theft"),
+    Setting("session.secret", Text(), "", "admin console cookie signing key; empty = derived from jwt.secret",
+            "SESSION_SECRET", secret=True),
+    Setting("session.secure", OrEmpty(Boolean()), None,
+            "console cookie sent over HTTPS only; empty = in production"),
+    Setting("session.max_age", Integer(1, unit="seconds"), 8 * 3600, "console session: longest life"),
+    Setting("session.timeout", Integer(1, unit="seconds"), 2 * 3600,
+            "console session: idle time that ends it"),
+    # Passwords and throttles (services/passwords.py, services/ratelimit.py)
+    Setting("auth.argon2.time_cost", Integer(1, 100), 3, "argon2 passes"),
+    Setting("auth.argon2.memory_cost", Integer(8, 4 * 1024 * 1024), 65536, "argon2 memory, KiB"),
+    Setting("auth.argon2.parallelism", Integer(1, 64), 4, "argon2 lanes"),
+    Setting("auth.argon2.max_concurrent", Integer(1, 1000), 2, "argon2 hashes running at once per process"),
+    Setting("auth.argon2.max_wait", Seconds(), 2.0, "longest wait for an argon2 turn, then 503"),
+    Setting("auth.login_limit_per_address_account", Text(_rate, "rate"), "5/5 minutes",
+            "password guesses per address and account"),
+    Setting("auth.login_limit_per_address", Text(_rate, "rate"), "60/5 minutes",
+            "password guesses per address (one NAT address, many users)"),
+    Setting("auth.login_limit_per_account", Text(_rate, "rate"), "20/hour", "password guesses per account"),
+    Setting("auth.register_limit_per_address", Text(_rate, "rate"), "10/hour", "registrations per address"),
+    Setting("nexus.trusted_proxies", Text(_trusted_proxies, "addresses"), "",
+            "peers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks",
+            "NEXUS_TRUSTED_PROXIES"),
+    # Requests and responses (request_limits.py, cors.py)
+    Setting("nexus.max_body_size", Integer(1024, 1024 ** 3, unit="bytes"), 1024 * 1024,
+            "largest request body read", "NEXUS_MAX_BODY_SIZE"),
+    Setting("nexus.json_max_depth", Integer(1, 256), 32, "deepest JSON nesting accepted"),
+    Setting("nexus.cors_origins", Text(_cors_origins, "origins"), "",
+            "origins (`scheme://host[:port]`, comma-separated) whose browser apps may call `/api/*`; "
+            "`*` refused",
+            "NEXUS_CORS_ORIGINS"),
+    Setting("nexus.cors_max_age", Integer(0, 86400, unit="seconds"), 600,
+            "how long a browser may reuse a CORS preflight answer"),
+    Setting("library.fetch_concurrency", Integer(1, 32), 4,
+            "movies of an id list missing locally: upstream calls at once"),
+    Setting("library.fetch_budget", Seconds(0, 60), 4.0,
+            "movies of an id list missing locally: total wait, then 503"),
+    # PostgreSQL failure policy (dependencies/postgres.py); 0 disables a server-side timeout
+    Setting("db.connect_timeout", Seconds(0.1, above=False), 2.0,
+            "wait for a new connection (TCP, TLS, auth)"),
+    Setting("db.statement_timeout", Seconds(0, above=False), 5.0,
+            "server-side statement_timeout; 0 = none (maintenance scripts)"),
+    Setting("db.read_timeout", OrEmpty(Seconds(0.1, above=False)), None,
+            "client-side wait for one answer; empty = statement_timeout + 0.5"),
+    Setting("db.idle_in_transaction_timeout", Seconds(0, above=False), 30.0,
+            "server-side idle_in_transaction_session_timeout"),
+    Setting("db.keepalives_idle", Integer(1), 10, "TCP keepalive: idle seconds before the first probe"),
+    Setting("db.keepalives_interval", Integer(1), 3, "TCP keepalive: seconds between probes"),
+    Setting("db.keepalives_count", Integer(1), 3,
+            "TCP keepalive: unanswered probes before the connection is dead"),
+    Setting("db.tcp_user_timeout", Seconds(0, above=False), 6.0,
+            "TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection"),
+    Setting("db.pool_timeout", Seconds(0.1, above=False), 2.0, "wait for a free pooled connection"),
+    Setting("db.ping_timeout", Seconds(0.1, above=False), 1.0, "the pool's pre-ping of an idle connection"),
+    Setting("db.breaker_threshold", Integer(1), 3, "consecutive connection failures that open the breaker"),
+    Setting("db.breaker_reset", Seconds(0.1, above=False), 5.0,
+            "seconds the breaker stays open before one trial"),
+    Setting("db.readiness_timeout", Seconds(0.1, above=False), 1.0,
+            "/readyz: connect and statement timeout of its own probe"),
+    Setting("db.best_effort_timeout", Seconds(0.1, above=False), 1.0,
+            "optional writes (the movie mirror): statement, lock and read timeout"),
+    Setting("db.outage_log_interval", Seconds(0.1, above=False), 10.0,
+            "at most one outage line per this long"),
+    Setting("db.sqlite_busy_timeout", Seconds(0, above=False), 5.0, "SQLite: wait for the write lock"),
+    # Redis failure policy (dependencies/redis.py)
+    Setting("redis.socket_timeout", Seconds(0, 5), 0.25, "each Redis call (read/write); no retries"),
+    Setting("redis.connect_timeout", Seconds(0, 5), 0.25, "opening a Redis connection"),
+    Setting("redis.breaker_threshold", Integer(1, 1000), 3,
+            "consecutive failures that stop calls to Redis ..."),
+    Setting("redis.cooldown", Seconds(0, MAX_REDIS_COOLDOWN), 5.0, "... for this long, then one trial call"),
+    # The movie cache (movie_source/cache.py)
+    Setting("cache.backend", Choice("", "dogpile.cache.redis", "dogpile.cache.memory"), "",
+            "dogpile backend; empty = Redis when nexus.redis_url is set, else memory"),
+    _ttl("trending", 3600, "freshness of trending and discover pages"),
+    _ttl("movie", 86400, "freshness of a movie's details"),
+    _ttl("recommendations", 21600, "freshness of TMDb's recommendations and similar movies"),
+    _ttl("search", 3600, "freshness of search results"),
+    _ttl("genres", 604800, "freshness of the genre list"),
+    _ttl("not_found", 60, "how long a \"not found\" answer is remembered"),
+    _ttl("recommendations_user", 600, "freshness of a user's personal recommendations"),
+    Setting("cache.hard_limit", Integer(0, SIX_MONTHS, unit="seconds"), 30 * 24 * 3600,
+            "stale copies are kept this long, to serve when the source fails"),
+    Setting("cache.local_ttl", Seconds(0, 60, above=False), 2.0,
+            "fresh values kept in the process (memory region in front of Redis); 0 = none"),
+    Setting("cache.lock_wait", Seconds(0, 30), 3.0,
+            "longest wait for a key being regenerated elsewhere: then stale or 503"),
+    Setting("cache.lock_timeout", Seconds(0, 300), 15.0,
+            "a dead holder's Redis lock expires after this long"),
+    Setting("cache.local_copies", Integer(0, 1_000_000), 1000,
+            "values kept in the process for when Redis is unavailable; 0 = none"),
+    # TMDb (movie_source/tmdb.py)
+    Setting("tmdb.base_url", Text(), "https://api.themoviedb.org/3", "TMDb API root", "TMDB_BASE_URL"),
+    Setting("tmdb.api_key", Text(), "", "TMDb v3 key (or tmdb.read_token) when the source is tmdb",
+            "TMDB_API_KEY",
+            secret=True),
+    Setting("tmdb.read_token", Text(), "", "TMDb v4 read token, sent as a Bearer header", "TMDB_READ_TOKEN",
+            secret=True),
+    Setting("tmdb.language", Text(), "en-US", "language of titles and overviews"),
+    Setting("tmdb.image_base_url", Text(), "https://image.tmdb.org/t/p/", "root of poster URLs"),
+    Setting("tmdb.poster_size", Text(), "w500", "poster size in poster URLs"),
+    Setting("tmdb.connect_timeout", Seconds(0, 60), 3.05, "opening a connection to TMDb"),
+    Setting("tmdb.read_timeout", Seconds(0, 60), 5.0, "waiting for one TMDb answer"),
+    Setting("tmdb.budget", Seconds(0, 120), 8.0, "total time of one lookup, retries included"),
+    Setting("tmdb.max_retries", Integer(0, 10), 3, "retries of a 429/502/503/504 answer"),
+    Setting("tmdb.backoff_base", Seconds(0, 60, above=False), 0.25,
+            "first retry's backoff (then doubled, jittered)"),
+    Setting("tmdb.backoff_cap", Seconds(0, 60, above=False), 4.0, "longest backoff between retries"),
+    Setting("tmdb.breaker_threshold", Integer(1, 1000), 5, "consecutive TMDb failures that open its breaker"),
+    Setting("tmdb.breaker_reset", Seconds(0, 3600), 30.0,
+            "seconds the TMDb breaker stays open before one trial"),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+DEFAULTS = {s.name: s.default for s in SETTINGS}
+ENV_OVERRIDES = {s.name: s.env for s in SETTINGS if s.env}
+CACHE_TTL_KINDS = tuple(s.name[len("cache.ttl."):] for s in SETTINGS if s.name.startswith("cache.ttl."))
+
+
+# -- loading -------------------------------------------------------------------------
 def as_bool(value) -> bool:
     if isinstance(value, bool):
         return value
@@ -118,57 +340,81 @@ def as_bool(value) -> bool:
 
 
 def as_int(settings: dict, key: str) -> int:
+    return int(value(settings, key))
+
+
+def _parse(setting: Setting, raw, origin: str | None = None):
+    if raw is None:
+        return setting.default
+    if isinstance(raw, str) and raw.strip() == "" and not isinstance(setting.kind, (Text, OrEmpty)):
+        return setting.default  # an empty ini line means "the default"
     try:
-        return int(str(settings[key]).strip())
-    except (KeyError, ValueError):
-        raise ConfigurationError(f"Setting {key!r} must be an integer, got {settings.get(key)!r}")
+        return setting.kind(raw)
+    except ConfigurationError as exc:
+        if origin and origin not in str(exc):
+            raise ConfigurationError(f"{exc} (set by {origin})") from None
+        raise
+    except ValueError as exc:
+        shown = "" if setting.secret else f", got {raw!r}"
+        source = f" (set by {origin})" if origin else ""
+        raise ConfigurationError(
+            f"Setting {setting.name!r}{source} ({setting.meaning}) {exc}{shown}.") from None
+
+
+def value(settings: dict, key: str):
+    """The typed value of ``key``: a loaded value as it is, raw text parsed, else the table's default."""
+    return _parse(BY_NAME[key], settings.get(key))
+
+
+def environment_overrides(environ) -> dict[str, tuple[str, str]]:
+    """setting -> (value, variable) from the environment: named variables, then NEXUS__SECTION__KEY."""
+    found = {}
+    for setting in SETTINGS:
+        if setting.env and environ.get(setting.env):
+            found[setting.name] = (environ[setting.env], setting.env)
+    generic = {s.generic_env: s for s in SETTINGS}
+    for var, text in environ.items():
+        if var.startswith(GENERIC_PREFIX) and text:
+            if var not in generic:
+                raise ConfigurationError(
+                    f"Unknown setting in the environment: {var} names no setting "
+                    f"(see `python -m nexus_pyramid.settings --markdown`).")
+            found[generic[var].name] = (text, var)
+    return found
 
 
 def load(settings: dict, environ=None, check: bool = True) -> dict:
-    """Return a validated copy of ``settings`` with defaults and environment overrides."""
+    """The typed settings: the table's defaults, the ini's values, then the environment."""
     environ = os.environ if environ is None else environ
-    result = dict(DEFAULTS)
-    result.update({k: v for k, v in settings.items() if v is not None})
-    for key, var in ENV_OVERRIDES.items():
-        value = environ.get(var)
-        if value:
-            result[key] = value
-    # Any other setting: NEXUS__<SECTION>__<KEY>, e.g. NEXUS__TMDB__BREAKER_THRESHOLD=3 -> tmdb.breaker_threshold.
-    for var, value in environ.items():
-        if var.startswith("NEXUS__") and value:
-            result[var[len("NEXUS__"):].lower().replace("__", ".")] = value
-    # Each cache TTL may be overridden as CACHE_TTL_<KIND>, whether or not the ini sets it.
-    for kind in CACHE_TTL_KINDS:
-        if environ.get("CACHE_TTL_" + kind.upper()):
-            result[f"cache.ttl.{kind}"] = environ["CACHE_TTL_" + kind.upper()]
+    for old, new in RENAMED_SETTINGS.items():
+        if old in settings:
+            raise ConfigurationError(f"Setting {old!r} was replaced by {new!r}; set that instead.")
+    unknown = sorted(k for k, v in settings.items() if k not in BY_NAME and not k.startswith(PASSTHROUGH))
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown setting{'s' if len(unknown) > 1 else ''} in the app section: {', '.join(unknown)} "
+            f"(known: `python -m nexus_pyramid.settings --markdown`; passed through: "
+            f"{', '.join(p + '*' for p in PASSTHROUGH)}).")
+    result = {k: v for k, v in settings.items() if k.startswith(PASSTHROUGH)}
+    overrides = environment_overrides(environ)
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            raw, origin = overrides[setting.name]
+        else:
+            raw, origin = settings.get(setting.name), None
+        result[setting.name] = _parse(setting, raw, origin)
     if check:
         validate(result)
     return result
 
 
 def validate(settings: dict) -> None:
+    """The rules that involve more than one setting, or the deployment."""
     if not settings.get("sqlalchemy.url"):
         raise ConfigurationError("No database configured: set sqlalchemy.url or DATABASE_URL.")
     secret = settings.get("jwt.secret") or ""
     if not secret:
         raise ConfigurationError("No JWT secret configured: set jwt.secret or JWT_SECRET.")
-    algorithm = settings["jwt.algorithm"]
-    if algorithm not in ALLOWED_JWT_ALGORITHMS:
-        raise ConfigurationError(
-            f"jwt.algorithm must be one of {', '.join(ALLOWED_JWT_ALGORITHMS)}, got {algorithm!r}."
-        )
-    for key in ("jwt.access_token_ttl", "jwt.refresh_token_ttl"):
-        if as_int(settings, key) <= 0:
-            raise ConfigurationError(f"{key} must be positive.")
-    validate_throttles(settings)
-    # Tokens and sessions: a long grace window would hide a stolen refresh token.
-    if not 0 <= as_int(settings, "jwt.refresh_grace_seconds") <= MAX_REFRESH_GRACE_SECONDS:
-        raise ConfigurationError(
-            f"jwt.refresh_grace_seconds must be between 0 and {MAX_REFRESH_GRACE_SECONDS} seconds.")
-    from .request_limits import validate_settings as validate_request_limits
-
-    validate_request_limits(settings)
-    _validate_responses(settings)
     if settings["nexus.env"] == "production":
         if DEV_SECRET_MARKER in secret or len(secret) < 32:
             raise ConfigurationError(
@@ -183,55 +429,35 @@ def validate(settings: dict) -> None:
             )
 
 
-def _positive_seconds(settings: dict, key: str) -> float:
-    try:
-        value = float(str(settings[key]).strip())
-    except (KeyError, ValueError):
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise ConfigurationError(f"Setting {key!r} must be a positive number of seconds, got {settings.get(key)!r}")
-    return value
+# -- the README's table ---------------------------------------------------------------
+def _shown_default(setting: Setting) -> str:
+    default = setting.default
+    if default is None or default == "":
+        return "(empty)"
+    if isinstance(default, bool):
+        return "`true`" if default else "`false`"
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)
+    return f"`{default}`"
 
 
-def validate_throttles(settings: dict) -> None:
-    """Throttles, argon2 work and trusted proxies (issue 11, item 4)."""
-    from limits import parse
-
-    from .client_address import TrustedProxiesError, parse_trusted_proxies
-
-    for old, new in RENAMED_SETTINGS.items():
-        if old in settings:
-            raise ConfigurationError(f"Setting {old!r} was replaced by {new!r}; set that instead.")
-    for key in ("auth.login_limit_per_address_account", "auth.login_limit_per_address",
-                "auth.login_limit_per_account", "auth.register_limit_per_address"):
-        try:
-            parse(str(settings[key]))
-        except ValueError:
-            raise ConfigurationError(
-                f"Setting {key!r} must be a rate such as '5/5 minutes' or '20/hour', got {settings[key]!r}"
-            ) from None
-    for key in ("auth.argon2.max_concurrent",):
-        if as_int(settings, key) < 1:
-            raise ConfigurationError(f"Setting {key!r} must be at least 1.")
-    for key in ("auth.argon2.max_wait",):
-        _positive_seconds(settings, key)
-    try:
-        parse_trusted_proxies(settings.get("nexus.trusted_proxies"))
-    except TrustedProxiesError as exc:
-        raise ConfigurationError(str(exc)) from None
+def markdown_table() -> str:
+    """The configuration table of README.md, generated from ``SETTINGS``."""
+    lines = ["| setting | type | default | environment | meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        env = f"`{s.env}`" if s.env else ""
+        lines.append(f"| `{s.name}` | {s.kind.label} | {_shown_default(s)} | {env} | {s.meaning} |")
+    return "\n".join(lines) + "\n"
 
 
-def _validate_responses(settings: dict) -> None:
-    """Issue 11 item 5: CORS origins and the bounded fetch of id lists."""
-    from .cors import parse_max_age, parse_origins
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["--markdown"]:
+        print("usage: python -m nexus_pyramid.settings --markdown", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown_table())
+    return 0
 
-    parse_origins(settings.get("nexus.cors_origins"))
-    parse_max_age(settings.get("nexus.cors_max_age"))
-    if not 1 <= as_int(settings, "library.fetch_concurrency") <= 32:
-        raise ConfigurationError("library.fetch_concurrency must be from 1 to 32.")
-    try:
-        budget = float(str(settings["library.fetch_budget"]).strip())
-    except (KeyError, ValueError):
-        budget = -1.0
-    if not 0 < budget <= 60:
-        raise ConfigurationError("library.fetch_budget must be seconds above 0 and at most 60.")
+
+if __name__ == "__main__":
+    sys.exit(main())

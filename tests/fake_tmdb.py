@@ -3,7 +3,8 @@
 Switches (``FakeTMDb.set_mode``): ``ok``, ``slow`` (delay, then answer), ``timeout``
 (sleep past the client's read timeout), ``error`` (HTTP 500/502/503 with TMDb's error
 body; ``failing_paths`` limits it to those paths), ``rate_limited`` (429 with Retry-After, ``fail_times`` times, then ok),
-``invalid_key``, ``malformed`` (200 with a body that is not JSON). Unknown movie ids
+``invalid_key``, ``malformed`` (200 with a body that is not JSON), ``garbage`` (200 with JSON
+of the wrong shape). Unknown movie ids
 answer 404 with status_code 34. ``calls`` counts requests per path; ``queries`` keeps
 the query strings received.
 """
@@ -112,6 +113,8 @@ class FakeTMDb:
                 "Retry-After": self.retry_after}
         if mode == "malformed":
             return 200, "<html>not json", {}
+        if mode == "garbage":
+            return 200, {"unexpected": True}, {}
         key = query.get("api_key", [None])[0]
         if mode == "invalid_key" or (key != API_KEY and auth != f"Bearer {READ_TOKEN}"):
             return 401, {"success": False, "status_code": 7, "status_message": "Invalid API key."}, {}

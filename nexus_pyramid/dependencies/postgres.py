@@ -39,80 +39,45 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
 from ..errors import ServiceUnavailable
-from ..settings import ConfigurationError
+from .. import settings as nexus_settings
 from .breaker import CLOSED, CircuitBreaker
 from .outage import OutageLog
 
 log = logging.getLogger(__name__)
 
-# setting -> (default, minimum, meaning); seconds unless said otherwise. 0 disables a server-side timeout.
-SETTINGS = {
-    "db.connect_timeout": (2.0, 0.1, "wait for a new connection (TCP, TLS, authentication)"),
-    "db.statement_timeout": (5.0, 0.0, "server-side statement_timeout; 0 = none (maintenance scripts)"),
-    "db.read_timeout": (None, 0.1, "client-side wait for one answer; default statement_timeout + 0.5"),
-    "db.idle_in_transaction_timeout": (30.0, 0.0, "server-side idle_in_transaction_session_timeout"),
-    "db.keepalives_idle": (10.0, 1.0, "TCP keepalive: idle seconds before the first probe"),
-    "db.keepalives_interval": (3.0, 1.0, "TCP keepalive: seconds between probes"),
-    "db.keepalives_count": (3.0, 1.0, "TCP keepalive: unanswered probes before the connection is dead"),
-    "db.tcp_user_timeout": (6.0, 0.0, "TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection"),
-    "db.pool_timeout": (2.0, 0.1, "wait for a free pooled connection"),
-    "db.ping_timeout": (1.0, 0.1, "the pool's pre-ping of an idle connection"),
-    "db.breaker_threshold": (3.0, 1.0, "consecutive connection failures that open the breaker"),
-    "db.breaker_reset": (5.0, 0.1, "seconds the breaker stays open before one trial"),
-    "db.readiness_timeout": (1.0, 0.1, "/readyz: connect and statement timeout of its own probe"),
-    "db.best_effort_timeout": (1.0, 0.1, "optional writes (the movie mirror): statement, lock and read timeout"),
-    "db.outage_log_interval": (10.0, 0.1, "at most one outage line per this many seconds"),
-    "db.sqlite_busy_timeout": (5.0, 0.0, "SQLite: wait for the write lock"),
-}
-INTEGER_SETTINGS = ("db.keepalives_idle", "db.keepalives_interval", "db.keepalives_count", "db.breaker_threshold")
+# The db.* settings (their defaults, bounds and meanings are in nexus_pyramid/settings.py).
+SETTINGS = tuple(s.name for s in nexus_settings.SETTINGS if s.name.startswith("db."))
 
 
 @dataclass(frozen=True)
 class DatabasePolicy:
-    connect_timeout: float = 2.0
-    statement_timeout: float = 5.0
-    read_timeout: float | None = None
-    idle_in_transaction_timeout: float = 30.0
-    keepalives_idle: int = 10
-    keepalives_interval: int = 3
-    keepalives_count: int = 3
-    tcp_user_timeout: float = 6.0
-    pool_timeout: float = 2.0
-    ping_timeout: float = 1.0
-    breaker_threshold: int = 3
-    breaker_reset: float = 5.0
-    readiness_timeout: float = 1.0
-    best_effort_timeout: float = 1.0
-    outage_log_interval: float = 10.0
-    sqlite_busy_timeout: float = 5.0
-    pool_size: int = 5
-    max_overflow: int = 10
+    """The db.* settings (and the pool's size), as loaded by nexus_pyramid.settings."""
+
+    connect_timeout: float
+    statement_timeout: float
+    read_timeout: float | None
+    idle_in_transaction_timeout: float
+    keepalives_idle: int
+    keepalives_interval: int
+    keepalives_count: int
+    tcp_user_timeout: float
+    pool_timeout: float
+    ping_timeout: float
+    breaker_threshold: int
+    breaker_reset: float
+    readiness_timeout: float
+    best_effort_timeout: float
+    outage_log_interval: float
+    sqlite_busy_timeout: float
+    pool_size: int
+    max_overflow: int
 
     @classmethod
     def from_settings(cls, settings: dict) -> "DatabasePolicy":
         """Read and validate the ``db.*`` settings; a bad value stops the start-up."""
-        values = {}
-        for key, (default, minimum, meaning) in SETTINGS.items():
-            raw = settings.get(key)
-            if raw is None or str(raw).strip() == "":
-                value = default
-            else:
-                try:
-                    value = float(str(raw).strip())
-                except ValueError:
-                    raise ConfigurationError(f"Setting {key!r} ({meaning}) must be a number, got {raw!r}.")
-                if not math.isfinite(value) or value < minimum:
-                    raise ConfigurationError(f"Setting {key!r} ({meaning}) must be at least {minimum}, got {raw!r}.")
-            values[key[3:]] = int(value) if key in INTEGER_SETTINGS and value is not None else value
-        for key, name in (("sqlalchemy.pool_size", "pool_size"), ("sqlalchemy.max_overflow", "max_overflow")):
-            raw = settings.get(key)
-            if raw is not None and str(raw).strip() != "":
-                try:
-                    values[name] = int(str(raw).strip())
-                except ValueError:
-                    raise ConfigurationError(f"Setting {key!r} must be an integer, got {raw!r}.")
-                if values[name] < (1 if name == "pool_size" else 0):
-                    raise ConfigurationError(f"Setting {key!r} is out of range: {raw!r}.")
+        values = {key[3:]: nexus_settings.value(settings, key) for key in SETTINGS}
+        values["pool_size"] = nexus_settings.value(settings, "sqlalchemy.pool_size")
+        values["max_overflow"] = nexus_settings.value(settings, "sqlalchemy.max_overflow")
         if values["read_timeout"] is None:
             # A slow statement is ended by the server first, with a clear error; the client-side
             # deadline is only for a server that does not answer at all.
@@ -254,7 +219,7 @@ def get_engine(settings: dict, prefix: str = "sqlalchemy.", policy: DatabasePoli
     """The application's engine, with the policy's bounded waits and its guard attached."""
     policy = policy or DatabasePolicy.from_settings(settings)
     url = make_url(settings[prefix + "url"])
-    echo = str(settings.get(prefix + "echo", "false")).lower() in ("1", "true", "yes", "on")
+    echo = nexus_settings.value(settings, "sqlalchemy.echo") if prefix == "sqlalchemy." else False
     options = {"pool_pre_ping": True, "hide_parameters": True, "echo": echo}
     memory = not _is_network(url) and url.database in (None, "", ":memory:")
     guard = DatabaseGuard(policy, url)

@@ -57,7 +57,7 @@ import redis as redis_py
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..settings import ConfigurationError
+from .. import settings as nexus_settings
 from .breaker import OPEN, CircuitBreaker
 from .outage import OutageLog
 
@@ -66,7 +66,7 @@ T = TypeVar("T")
 # What a Redis that is down, hanging or refusing raises (socket errors can leak through).
 REDIS_ERRORS = (redis_py.RedisError, OSError)
 
-MAX_COOLDOWN = 25.0  # keeps "shared state used again within 30 s of Redis returning"
+MAX_COOLDOWN = nexus_settings.MAX_REDIS_COOLDOWN  # bound of redis.cooldown
 
 
 class RedisUnavailable(Exception):
@@ -158,27 +158,11 @@ class RedisDependency:
         return f"<RedisDependency breaker={self.breaker.state}>"
 
 
-def number_setting(settings: dict, key: str, default: float, low: float, high: float) -> float:
-    """A numeric setting in (low, high], or ConfigurationError naming it."""
-    raw = settings.get(key)
-    try:
-        value = float(default if raw in (None, "") else raw)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"Setting {key!r} must be a number, got {raw!r}.") from None
-    if not low < value <= high:
-        raise ConfigurationError(
-            f"Setting {key!r} must be more than {low:g} and at most {high:g}, got {raw!r}.")
-    return value
-
-
 def redis_options(settings: dict) -> dict:
     """The policy's settings, validated (ConfigurationError at start-up on a bad value)."""
-    threshold = number_setting(settings, "redis.breaker_threshold", 3, 0, 1000)
-    if threshold != int(threshold):
-        raise ConfigurationError("Setting 'redis.breaker_threshold' must be a whole number.")
     return {
-        "socket_timeout": number_setting(settings, "redis.socket_timeout", 0.25, 0, 5),
-        "connect_timeout": number_setting(settings, "redis.connect_timeout", 0.25, 0, 5),
-        "breaker_threshold": int(threshold),
-        "cooldown": number_setting(settings, "redis.cooldown", 5, 0, MAX_COOLDOWN),
+        "socket_timeout": nexus_settings.value(settings, "redis.socket_timeout"),
+        "connect_timeout": nexus_settings.value(settings, "redis.connect_timeout"),
+        "breaker_threshold": nexus_settings.value(settings, "redis.breaker_threshold"),
+        "cooldown": nexus_settings.value(settings, "redis.cooldown"),
     }

@@ -29,15 +29,16 @@ from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
-from ..dependencies.redis import RedisDependency, number_setting
+from .. import settings as nexus_settings
+from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
 from .base import MovieSource, SourceNotFound, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
-SIX_MONTHS = 183 * 24 * 3600
+SIX_MONTHS = nexus_settings.SIX_MONTHS
+LOCAL_ENTRIES = 2000  # values in each in-process region in front of the shared one
 TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres")
-DEFAULT_TTLS = {"trending": 3600, "movie": 86400, "recommendations": 21600, "search": 3600, "genres": 604800}
 
 CACHE = "cache"
 UPSTREAM = "upstream"
@@ -53,6 +54,7 @@ class _RememberedNotFound(SourceNotFound):
 class Result:
     value: object
     source: str
+    key: str = ""  # the cache key: values derived from this one are cached under it
 
 
 class CacheStats:
@@ -163,26 +165,22 @@ class KeyLock:
         return self._local.locked()
 
 
-class LocalCopies:
-    """A bounded, least-recently-used copy of the values this process read or wrote.
-
-    While Redis is unavailable the cache reads and writes these instead, so hot keys stay
-    cached and a stale copy can still be served when the source fails too.
-    """
+class BoundedDict:
+    """The dictionary of an in-process region: at most ``max_entries``, the least recently used go first."""
 
     def __init__(self, max_entries: int):
         self.max_entries = max_entries
         self._values: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):
+    def get(self, key, default=None):
         with self._lock:
-            value = self._values.get(key, NO_VALUE)
-            if value is not NO_VALUE:
+            value = self._values.get(key, default)
+            if value is not default:
                 self._values.move_to_end(key)
             return value
 
-    def put(self, key, value) -> None:
+    def __setitem__(self, key, value) -> None:
         if self.max_entries <= 0:
             return
         with self._lock:
@@ -191,13 +189,25 @@ class LocalCopies:
             while len(self._values) > self.max_entries:
                 self._values.popitem(last=False)
 
-    def pop(self, key) -> None:
+    def pop(self, key, default=None):
         with self._lock:
-            self._values.pop(key, None)
+            return self._values.pop(key, default)
 
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def memory_region(expiration_time: float | None, max_entries: int):
+    """A dogpile region in this process: values kept as they are (no encoding), bounded, expiring
+    after ``expiration_time`` seconds (None: never); invalidated like any region."""
+    region = make_region()
+    region.configure("dogpile.cache.memory", expiration_time=expiration_time,
+                     arguments={"cache_dict": BoundedDict(max_entries)})
+    return region
 
 
 class ResilientBackend(ProxyBackend):
@@ -217,7 +227,9 @@ class ResilientBackend(ProxyBackend):
         self.redis = redis
         self.lock_wait = lock_wait
         self.lock_timeout = lock_timeout
-        self.copies = LocalCopies(local_entries if redis is not None else 0)
+        # What this process read or wrote, for while Redis is unavailable: serialized values
+        # under their mangled keys, with no expiry of their own (the value's metadata decides).
+        self.copies = memory_region(None, local_entries if redis is not None else 0)
         self._last_logged = 0.0
 
     def _error(self, operation: str, exc: Exception):
@@ -263,7 +275,7 @@ class ResilientBackend(ProxyBackend):
         if value is _UNAVAILABLE:
             return self.copies.get(key)
         if value is not NO_VALUE:
-            self.copies.put(key, value)
+            self.copies.set(key, value)
         return value
 
     def get_serialized_multi(self, keys):
@@ -272,25 +284,23 @@ class ResilientBackend(ProxyBackend):
             return [self.copies.get(key) for key in keys]
         for key, value in zip(keys, values):
             if value is not NO_VALUE:
-                self.copies.put(key, value)
+                self.copies.set(key, value)
         return values
 
     def set_serialized(self, key, value):
-        self.copies.put(key, value)
+        self.copies.set(key, value)
         self._call("set_serialized", None, key, value)
 
     def set_serialized_multi(self, mapping):
-        for key, value in mapping.items():
-            self.copies.put(key, value)
+        self.copies.set_multi(mapping)
         self._call("set_serialized_multi", None, mapping)
 
     def delete(self, key):
-        self.copies.pop(key)
+        self.copies.delete(key)
         self._call("delete", None, key)
 
     def delete_multi(self, keys):
-        for key in keys:
-            self.copies.pop(key)
+        self.copies.delete_multi(keys)
         self._call("delete_multi", None, keys)
 
 
@@ -305,20 +315,24 @@ def dumps(value) -> bytes:
 
 
 def clear_memory_region(region) -> None:
-    """Empty a region on the in-process memory backend (a Redis region is flushed by its owner)."""
+    """Empty a region on the in-process memory backend (a Redis region is flushed by its owner),
+    and the in-process copies of a region in front of Redis."""
+    if region is None:
+        return
     copies = getattr(region.backend, "copies", None)
     if copies is not None:
-        copies.clear()
+        clear_memory_region(copies)
     backend = getattr(region.backend, "proxied", region.backend)
-    if isinstance(getattr(backend, "_cache", None), dict):
-        backend._cache.clear()
+    cache = getattr(backend, "_cache", None)
+    if isinstance(cache, (dict, BoundedDict)):
+        cache.clear()
 
 
 def cache_lock_options(settings: dict) -> dict:
     """``cache.lock_wait``, ``cache.lock_timeout`` and ``cache.local_copies``, validated."""
-    return {"lock_wait": number_setting(settings, "cache.lock_wait", 3, 0, 30),
-            "lock_timeout": number_setting(settings, "cache.lock_timeout", 15, 0, 300),
-            "local_entries": int(number_setting(settings, "cache.local_copies", 1000, -1, 1_000_000))}
+    return {"lock_wait": nexus_settings.value(settings, "cache.lock_wait"),
+            "lock_timeout": nexus_settings.value(settings, "cache.lock_timeout"),
+            "local_entries": nexus_settings.value(settings, "cache.local_copies")}
 
 
 def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:movies:",
@@ -328,8 +342,8 @@ def make_cache_region(settings: dict, stats: CacheStats, prefix: str = "nexus:mo
     Redis is reached through ``redis`` (the app's one ``RedisDependency``; built from the
     settings when not given), so its timeouts and breaker apply to every cache call.
     """
-    hard_limit = min(SIX_MONTHS, int(settings.get("cache.hard_limit", 30 * 24 * 3600)))
-    backend = settings.get("cache.backend") or (
+    hard_limit = nexus_settings.value(settings, "cache.hard_limit")
+    backend = nexus_settings.value(settings, "cache.backend") or (
         "dogpile.cache.redis" if settings.get("nexus.redis_url") else "dogpile.cache.memory")
     arguments = {}
     if backend == "dogpile.cache.redis":
@@ -359,10 +373,14 @@ class CachedMovieSource:
         self.source = source
         self.region = region
         # A first level in this process for fresh values, for ``local_ttl`` seconds: hot keys
-        # skip the Redis round trip and the decoding. Bounded; never holds stale copies.
+        # skip the Redis round trip and the decoding. A memory region, bounded; never holds
+        # stale copies; invalidated with the shared region (``expire_all``).
         self.local_ttl = local_ttl
-        self._local: dict[str, tuple[float, object]] = {}
-        self.ttls = {**DEFAULT_TTLS, **ttls}
+        self.local = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
+        # Values derived from a first-level value (e.g. a page shaped for the API), under its
+        # key, as long as it: callers check that the value they derived from is the same object.
+        self.derived = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
+        self.ttls = {**{kind: nexus_settings.DEFAULTS["cache.ttl." + kind] for kind in TTL_KINDS}, **ttls}
         self.hard_limit = hard_limit
         self.not_found_ttl = not_found_ttl
         self.stats = stats or CacheStats()
@@ -378,11 +396,11 @@ class CachedMovieSource:
 
     def fetch(self, kind: str, key: str, creator) -> Result:
         key = f"{self.prefix}:{key}"
-        if self.local_ttl:
-            hit = self._local.get(key)
-            if hit is not None and hit[0] > time.monotonic():
+        if self.local is not None:
+            hit = self.local.get(key)
+            if hit is not NO_VALUE:
                 self.stats.count("hits")
-                return Result(hit[1], CACHE)
+                return Result(hit, CACHE, key)
         missing_key = "404:" + key
         produced = []
 
@@ -410,16 +428,14 @@ class CachedMovieSource:
             self.stats.count("stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
-            return Result(stale, STALE)
-        if self.local_ttl:
-            if len(self._local) > 2000:
-                self._local.clear()
-            self._local[key] = (time.monotonic() + self.local_ttl, value)
+            return Result(stale, STALE, key)
+        if self.local is not None:
+            self.local.set(key, value)
         if produced:
             self.stats.count("misses")
-            return Result(value, UPSTREAM)
+            return Result(value, UPSTREAM, key)
         self.stats.count("hits")
-        return Result(value, CACHE)
+        return Result(value, CACHE, key)
 
     # -- the lookups -------------------------------------------------------------
     def trending(self, window: str, page: int) -> Result:
@@ -455,7 +471,8 @@ class CachedMovieSource:
 
     def reset(self) -> None:
         """Forget everything this process holds: first level, memory region, figures, breaker (tests)."""
-        self._local.clear()
+        clear_memory_region(self.local)
+        clear_memory_region(self.derived)
         clear_memory_region(self.region)
         self.stats.reset()
         breaker = getattr(self.source, "breaker", None)
@@ -463,8 +480,12 @@ class CachedMovieSource:
             breaker.reset()
 
     def expire_all(self) -> None:
-        """Mark every cached value as expired (kept for stale serving), e.g. after a data fix."""
-        self._local.clear()
+        """Mark every cached value as expired (kept for stale serving), e.g. after a data fix.
+
+        The first level never serves stale values: its regions are invalidated outright."""
+        for region in (self.local, self.derived):
+            if region is not None:
+                region.invalidate(hard=True)
         self.region.invalidate(hard=False)
 
     def state(self) -> dict:

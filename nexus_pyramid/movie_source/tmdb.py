@@ -1,10 +1,18 @@
-"""The TMDb v3 client: one pooled session, timeouts, bounded retries, a circuit breaker.
+"""The TMDb v3 client, in three parts, each in one place:
 
-- retries only 429 (honouring Retry-After) and 502/503/504, with capped exponential
-  backoff and full jitter, inside a total time budget; never other 4xx;
-- TMDb's not-found codes become ``SourceNotFound``; everything else that prevents an
-  answer (invalid key, 5xx, timeouts, malformed JSON) becomes ``SourceUnavailable``;
-- the API key or read token never appears in a log line or an error message.
+- ``Transport``: one pooled HTTP session, the credentials, per-attempt timeouts. It turns
+  one GET into a ``requests.Response`` or ``SourceUnavailable`` (connection refused, timeout).
+- ``RetryPolicy`` (tenacity): retries only 429 (honouring Retry-After) and 502/503/504,
+  with capped exponential backoff and full jitter, at most ``max_retries`` times and only
+  while the next attempt still starts inside the total time budget; never other 4xx.
+- the breaker (``dependencies.breaker.CircuitBreaker``) around the one call site,
+  ``TMDbSource._call``: a call is a success only when TMDb answered in a well-formed way
+  (the expected shape, or TMDb's own "not found"/"bad request" answer); a garbage answer is
+  a failure, so it cannot close a half-open breaker.
+
+TMDb's not-found codes become ``SourceNotFound``; everything else that prevents an answer
+(invalid key, 5xx, timeouts, malformed JSON, an unexpected shape) becomes
+``SourceUnavailable``. The API key or read token never appears in a log line or an error message.
 """
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ import time
 
 import requests
 from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable
 from ..dependencies.breaker import CircuitBreaker
@@ -42,6 +51,109 @@ _redactor = _RedactSecrets()
 logging.getLogger("urllib3.connectionpool").addFilter(_redactor)
 
 
+class Transport:
+    """One pooled session to TMDb with its credentials; one GET per call, bounded by timeouts."""
+
+    def __init__(self, base_url: str, api_key: str | None, read_token: str | None, connect_timeout: float,
+                 read_timeout: float, pool_size: int = 20):
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key if not read_token else None
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["Accept"] = "application/json"
+        if read_token:
+            self.session.headers["Authorization"] = f"Bearer {read_token}"
+
+    def get(self, path: str, params: dict, time_left: float) -> requests.Response:
+        params = {k: v for k, v in params.items() if v is not None}
+        if self._api_key:
+            params["api_key"] = self._api_key
+        left = max(time_left, 0.01)
+        try:
+            return self.session.get(self.base_url + path, params=params,
+                                    timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)))
+        except requests.RequestException as exc:
+            log.warning("TMDb %s failed: %s", path, type(exc).__name__)
+            raise SourceUnavailable(f"TMDb request failed ({type(exc).__name__})") from None
+
+
+class RetryPolicy:
+    """When to ask TMDb again: 429 and 502/503/504 only, within ``max_retries`` and ``budget`` seconds."""
+
+    def __init__(self, budget: float = 8.0, max_retries: int = 3, backoff_base: float = 0.25,
+                 backoff_cap: float = 4.0, sleep=time.sleep):
+        self.budget = budget
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._retrying = Retrying(
+            retry=retry_if_result(lambda response: response.status_code in RETRY_STATUSES),
+            wait=self._wait,
+            # Stop when retries are used up, or when waiting would start the next attempt past the budget.
+            stop=stop_after_attempt(max_retries + 1) | self._past_budget,
+            sleep=sleep,
+            before_sleep=self._log_retry,
+            retry_error_callback=lambda state: state.outcome.result(),  # the last answer is handled as is
+        )
+
+    def _wait(self, state) -> float:
+        response = state.outcome.result()
+        retry_after = response.headers.get("Retry-After")
+        if retry_after:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                pass
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** (state.attempt_number - 1))))
+
+    def _past_budget(self, state) -> bool:
+        return state.seconds_since_start + (state.upcoming_sleep or 0) >= self.budget
+
+    @staticmethod
+    def _log_retry(state) -> None:
+        log.info("TMDb answered %s; retrying in %.2fs", state.outcome.result().status_code, state.upcoming_sleep)
+
+    def run(self, attempt) -> requests.Response:
+        """``attempt(time_left)`` until its answer is final; exceptions are never retried."""
+        started = time.monotonic()
+        return self._retrying.copy()(lambda: attempt(self.budget - (time.monotonic() - started)))
+
+
+class _Unusable(Exception):
+    """TMDb answered 200 with something we cannot use."""
+
+
+def _body(response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _page(data) -> dict:
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise _Unusable("an unexpected page")
+    data["total_pages"] = min(MAX_PAGE, int(data.get("total_pages") or 0))
+    data["results"] = [r for r in data["results"] if isinstance(r, dict) and isinstance(r.get("id"), int)]
+    return data
+
+
+def _movie(data) -> dict:
+    if not isinstance(data, dict) or not isinstance(data.get("id"), int):
+        raise _Unusable("an unexpected movie")
+    return data
+
+
+def _genres(data) -> list[dict]:
+    genres = data.get("genres") if isinstance(data, dict) else None
+    if not isinstance(genres, list):
+        raise _Unusable("an unexpected genre list")
+    return [{"id": g["id"], "name": g["name"]} for g in genres if isinstance(g, dict) and "id" in g]
+
+
 class TMDbSource(MovieSource):
     name = "tmdb"
 
@@ -52,146 +164,95 @@ class TMDbSource(MovieSource):
                  pool_size: int = 20):
         if not (api_key or read_token):
             raise ValueError("The TMDb source needs tmdb.api_key (TMDB_API_KEY) or tmdb.read_token (TMDB_READ_TOKEN).")
-        self.base_url = base_url.rstrip("/")
-        self._api_key = api_key
-        self._read_token = read_token
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.budget = budget
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.transport = Transport(base_url, api_key, read_token, connect_timeout, read_timeout, pool_size)
+        self.retry = RetryPolicy(budget, max_retries, backoff_base, backoff_cap, sleep)
         self.breaker = breaker or CircuitBreaker()
         self.language = language
-        self._sleep = sleep
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["Accept"] = "application/json"
-        if read_token:
-            self.session.headers["Authorization"] = f"Bearer {read_token}"
+
+    @property
+    def base_url(self) -> str:
+        return self.transport.base_url
 
     def __repr__(self):  # never show the credentials
         return f"<TMDbSource {self.base_url}>"
 
-    # -- transport ---------------------------------------------------------------
-    def _backoff(self, attempt: int, response) -> float:
-        retry_after = response.headers.get("Retry-After") if response is not None else None
-        if retry_after:
-            try:
-                return max(0.0, float(retry_after))
-            except ValueError:
-                pass
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** attempt)))
-
-    def _get(self, path: str, **params) -> dict:
+    # -- the one call site ---------------------------------------------------------
+    def _call(self, path: str, shape, **params):
+        """GET ``path`` through the retry policy, inside the breaker; ``shape`` checks a 200's body."""
         if not self.breaker.allow():
             raise SourceUnavailable("TMDb circuit breaker is open")
-        params = {k: v for k, v in params.items() if v is not None}
-        if self._api_key and not self._read_token:
-            params["api_key"] = self._api_key
-        deadline = time.monotonic() + self.budget
-        attempt = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            response = None
-            try:
-                response = self.session.get(
-                    self.base_url + path, params=params,
-                    timeout=(min(self.connect_timeout, max(remaining, 0.01)), min(self.read_timeout, max(remaining, 0.01))),
-                )
-            except requests.RequestException as exc:
-                self.breaker.failure()
-                log.warning("TMDb %s failed: %s", path, type(exc).__name__)
-                raise SourceUnavailable(f"TMDb request failed ({type(exc).__name__})") from None
-            status = response.status_code
-            if status in RETRY_STATUSES and attempt < self.max_retries:
-                wait = self._backoff(attempt, response)
-                if time.monotonic() + wait < deadline:
-                    log.info("TMDb %s answered %s; retrying in %.2fs", path, status, wait)
-                    self._sleep(wait)
-                    attempt += 1
-                    continue
-            return self._handle(path, response)
-
-    def _handle(self, path: str, response) -> dict:
-        status = response.status_code
         try:
-            body = response.json()
-        except ValueError:
-            body = None
+            response = self.retry.run(lambda time_left: self.transport.get(path, params, time_left))
+            value = self._answer(path, response, shape)
+        except SourceNotFound:
+            self.breaker.success()  # TMDb is up; the thing is just not there
+            raise
+        except _Refused as exc:
+            self.breaker.success()  # TMDb answered: it is up, our request was wrong
+            raise SourceUnavailable(str(exc)) from None
+        except SourceUnavailable:
+            self.breaker.failure()
+            raise
+        except BaseException:
+            self.breaker.failure()  # a half-open trial must end one way or the other
+            raise
+        self.breaker.success()
+        return value
+
+    @staticmethod
+    def _answer(path: str, response, shape):
+        status = response.status_code
+        body = _body(response)
         if status == 200:
-            if not isinstance(body, (dict, list)):
-                self.breaker.failure()
-                log.warning("TMDb %s returned malformed JSON", path)
-                raise SourceUnavailable("TMDb returned malformed data")
-            self.breaker.success()
-            return body
+            try:
+                return shape(body)
+            except _Unusable as exc:
+                log.warning("TMDb %s returned %s", path, "malformed JSON" if body is None else exc)
+                raise SourceUnavailable("TMDb returned malformed data") from None
         code = body.get("status_code") if isinstance(body, dict) else None
         if status == 404 or code in NOT_FOUND_CODES:
-            self.breaker.success()  # TMDb is up; the thing is just not there
             raise SourceNotFound(path)
         if status == 401 or code in BAD_CREDENTIAL_CODES:
-            self.breaker.failure()
             log.error("TMDb rejected our credentials (HTTP %s, status_code %s): check TMDB_API_KEY / TMDB_READ_TOKEN",
                       status, code)
             raise SourceUnavailable("TMDb rejected the credentials")
         if 400 <= status < 500 and status != 429:
-            self.breaker.success()  # TMDb answered: it is up, our request was wrong
             log.warning("TMDb %s refused the request: HTTP %s, status_code %s", path, status, code)
-            raise SourceUnavailable(f"TMDb refused the request (HTTP {status})")
-        self.breaker.failure()
+            raise _Refused(f"TMDb refused the request (HTTP {status})")
         log.warning("TMDb %s failed: HTTP %s, status_code %s", path, status, code)
         raise SourceUnavailable(f"TMDb failed (HTTP {status})")
 
-    def _page(self, data) -> dict:
-        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-            self.breaker.failure()
-            raise SourceUnavailable("TMDb returned an unexpected page")
-        data["total_pages"] = min(MAX_PAGE, int(data.get("total_pages") or 0))
-        data["results"] = [r for r in data["results"] if isinstance(r, dict) and isinstance(r.get("id"), int)]
-        return data
-
     # -- the interface -----------------------------------------------------------
     def trending(self, window: str, page: int) -> dict:
-        return self._page(self._get(f"/trending/movie/{window}", page=page, language=self.language))
+        return self._call(f"/trending/movie/{window}", _page, page=page, language=self.language)
 
     def movie(self, tmdb_id: int) -> dict:
-        data = self._get(f"/movie/{int(tmdb_id)}", append_to_response="credits", language=self.language)
-        if not isinstance(data, dict) or not isinstance(data.get("id"), int):
-            self.breaker.failure()
-            raise SourceUnavailable("TMDb returned an unexpected movie")
-        return data
+        return self._call(f"/movie/{int(tmdb_id)}", _movie, append_to_response="credits", language=self.language)
 
     def recommendations(self, tmdb_id: int, page: int) -> dict:
-        return self._page(self._get(f"/movie/{int(tmdb_id)}/recommendations", page=page, language=self.language))
+        return self._call(f"/movie/{int(tmdb_id)}/recommendations", _page, page=page, language=self.language)
 
     def similar(self, tmdb_id: int, page: int) -> dict:
-        return self._page(self._get(f"/movie/{int(tmdb_id)}/similar", page=page, language=self.language))
+        return self._call(f"/movie/{int(tmdb_id)}/similar", _page, page=page, language=self.language)
 
     def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> dict:
-        return self._page(self._get("/search/movie", query=query, page=page, year=year,
-                                    include_adult="true" if include_adult else "false", language=self.language))
+        return self._call("/search/movie", _page, query=query, page=page, year=year,
+                          include_adult="true" if include_adult else "false", language=self.language)
 
     def search_people(self, query: str, page: int) -> dict:
-        return self._page(self._get("/search/person", query=query, page=page, include_adult="false"))
+        return self._call("/search/person", _page, query=query, page=page, include_adult="false")
 
     def discover(self, genre_ids=(), cast_ids=(), page: int = 1) -> dict:
-        return self._page(self._get(
-            "/discover/movie", page=page, include_adult="false", sort_by="popularity.desc",
-            with_genres=",".join(map(str, genre_ids)) or None,
-            with_cast="|".join(map(str, cast_ids)) or None,
-            language=self.language,
-        ))
+        return self._call("/discover/movie", _page, page=page, include_adult="false", sort_by="popularity.desc",
+                          with_genres=",".join(map(str, genre_ids)) or None,
+                          with_cast="|".join(map(str, cast_ids)) or None, language=self.language)
 
     def genres(self) -> list[dict]:
-        data = self._get("/genre/movie/list", language=self.language)
-        genres = data.get("genres") if isinstance(data, dict) else None
-        if not isinstance(genres, list):
-            self.breaker.failure()
-            raise SourceUnavailable("TMDb returned an unexpected genre list")
-        return [{"id": g["id"], "name": g["name"]} for g in genres if isinstance(g, dict) and "id" in g]
+        return self._call("/genre/movie/list", _genres, language=self.language)
 
     def state(self) -> dict:
         return {"name": self.name, "breaker": self.breaker.state, "breaker_opened": self.breaker.times_opened}
+
+
+class _Refused(Exception):
+    """TMDb refused our request (a 4xx other than 401/404/429): it is up."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +28,7 @@ from sqlalchemy import delete, exists, func, select, text
 
 from ..models import Movie, MovieSimilarity, UserMovieInteraction, movie_genres
 from ..movie_source import SourceNotFound, SourceUnavailable
+from ..movie_source.cache import memory_region
 
 # The interaction types that say "more like this": only they seed recommendations and
 # count in the co-occurrence rebuild. Every type (these and any other, e.g. a future
@@ -46,6 +46,9 @@ DEFAULT_WEIGHTS = {"cooccurrence": 1.0, "source": 1.5, "genre": 0.25, "actor": 0
                    "quality": 0.08, "recency": 0.1, "diversity": 0.3}
 POPULAR_REASON = "Popular right now"
 COLD_START_REASON = "Popular right now: like a few movies to get personal picks"
+
+# The catalogue-wide vote mean moves slowly: one computation per process every 10 minutes.
+_PRIORS = memory_region(600, 1)
 
 
 @dataclass
@@ -187,20 +190,15 @@ class SqlStore:
             .where(UserMovieInteraction.user_id == user_id, Movie.tmdb_id.in_(ids))
         ).scalars())
 
-    # The catalogue-wide vote mean moves slowly: one computation per process every 10 minutes.
-    _prior_cache: tuple[float, float, float] | None = None
-
     def vote_prior(self) -> tuple[float, float]:
         """(global mean vote, shrinkage strength) for the quality term."""
-        cached = SqlStore._prior_cache
-        if cached is not None and time.monotonic() - cached[2] < 600:
-            return cached[0], cached[1]
+        return _PRIORS.get_or_create("vote_prior", self._vote_prior)
+
+    def _vote_prior(self) -> tuple[float, float]:
         mean, mean_count = self.db.execute(
             select(func.avg(Movie.vote_average), func.avg(Movie.vote_count)).where(Movie.vote_count > 0)
         ).one()
-        prior = (float(mean or 6.0), max(5.0, float(mean_count or 10.0)))
-        SqlStore._prior_cache = (*prior, time.monotonic())
-        return prior
+        return float(mean or 6.0), max(5.0, float(mean_count or 10.0))
 
 
 class Recommender:

@@ -28,14 +28,13 @@ def _users(request) -> UserService:
 def _movies(request) -> MovieService:
     registry = request.registry
     return MovieService(lambda: request.dbsession, registry["movie_source"], registry["genre_names"],
-                        registry.settings.get("tmdb.image_base_url") or "https://image.tmdb.org/t/p/",
-                        registry.settings.get("tmdb.poster_size") or "w500")
+                        registry.settings["tmdb.image_base_url"], registry.settings["tmdb.poster_size"])
 
 
 def _library(request) -> LibraryService:
     registry = request.registry
     return LibraryService(request.dbsession, request.movies, registry["recs_region"],
-                          int(registry.settings.get("cache.ttl.recommendations_user", 600)),
+                          registry.settings["cache.ttl.recommendations_user"],
                           fetch_concurrency=int(registry.settings["library.fetch_concurrency"]),
                           fetch_budget=float(registry.settings["library.fetch_budget"]))
 

@@ -95,8 +95,8 @@ def test_the_console_forms_have_the_same_limit(testapp):
 
 def test_the_limit_is_configurable_and_checked():
     base = {"sqlalchemy.url": "sqlite://", "jwt.secret": "x" * 40}
-    assert nexus_settings.load(base, {})["nexus.max_body_size"] == str(1024 * 1024)
-    assert nexus_settings.load(base, {"NEXUS_MAX_BODY_SIZE": "2048"})["nexus.max_body_size"] == "2048"
+    assert nexus_settings.load(base, {})["nexus.max_body_size"] == 1024 * 1024
+    assert nexus_settings.load(base, {"NEXUS_MAX_BODY_SIZE": "2048"})["nexus.max_body_size"] == 2048
     for bad in ("lots", "10", str(2 * 1024 ** 3)):
         with pytest.raises(nexus_settings.ConfigurationError, match="max_body_size"):
             nexus_settings.load(base, {"NEXUS_MAX_BODY_SIZE": bad})

@@ -68,8 +68,8 @@ def test_settings_environment_overrides_and_validation():
     assert loaded["nexus.movie_source"] == "tmdb"
     generic = nexus_settings.load(base, {"NEXUS__TMDB__BREAKER_THRESHOLD": "3", "CACHE_TTL_TRENDING": "60",
                                          "NEXUS__CACHE__TTL__SEARCH": "30"})
-    assert generic["tmdb.breaker_threshold"] == "3" and generic["cache.ttl.search"] == "30"
-    assert generic["cache.ttl.trending"] == "60"  # not in the ini, still overridden
+    assert generic["tmdb.breaker_threshold"] == 3 and generic["cache.ttl.search"] == 30
+    assert generic["cache.ttl.trending"] == 60  # not in the ini, still overridden
     with pytest.raises(nexus_settings.ConfigurationError, match="jwt.algorithm"):
         nexus_settings.load({**base, "jwt.algorithm": "none"}, {})
     with pytest.raises(nexus_settings.ConfigurationError, match="JWT secret"):

@@ -129,3 +129,39 @@ def test_the_client_needs_credentials(fake):
     with pytest.raises(ValueError):
         TMDbSource(fake.base_url)
     assert API_KEY not in repr(client(fake)[0])
+
+
+@pytest.mark.parametrize("mode", ["garbage", "malformed"])
+def test_a_garbage_answer_does_not_close_a_half_open_breaker(fake, mode):
+    clock = Clock()
+    source, _ = client(fake, breaker=CircuitBreaker(failure_threshold=2, reset_timeout=10, clock=clock))
+    fake.set_mode("error", status=500)
+    for _ in range(2):
+        with pytest.raises(SourceUnavailable):
+            source.trending("day", 1)
+    assert source.breaker.state == "open"
+    clock.now += 10
+    fake.set_mode(mode)  # the trial call gets an answer, but not one we can use
+    for lookup in (lambda: source.trending("day", 1), lambda: source.movie(603), source.genres):
+        assert source.breaker.state == "half_open"
+        with pytest.raises(SourceUnavailable):
+            lookup()
+        assert source.breaker.state == "open"
+        clock.now += 10
+    fake.set_mode("ok")  # a well-formed answer closes it
+    assert source.trending("day", 1)["results"]
+    assert source.breaker.state == "closed"
+
+
+def test_a_well_formed_answer_closes_a_half_open_breaker_for_every_lookup(fake):
+    clock = Clock()
+    source, _ = client(fake, breaker=CircuitBreaker(failure_threshold=1, reset_timeout=10, clock=clock))
+    for lookup in (lambda: source.movie(603), source.genres, lambda: source.search_movies("matrix", 1)):
+        fake.set_mode("error", status=500)
+        with pytest.raises(SourceUnavailable):
+            lookup()
+        assert source.breaker.state == "open"
+        clock.now += 10
+        fake.set_mode("ok")
+        lookup()
+        assert source.breaker.state == "closed"

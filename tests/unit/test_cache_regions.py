@@ -1,0 +1,128 @@
+"""Every in-process cache is a dogpile memory region, expired and invalidated with the shared one."""
+from __future__ import annotations
+
+from dogpile.cache.api import NO_VALUE
+
+from nexus_pyramid.movie_source.base import MovieSource, SourceUnavailable, page_of
+from nexus_pyramid.movie_source.cache import (LOCAL_ENTRIES, CACHE, UPSTREAM, BoundedDict, CachedMovieSource,
+                                              CacheStats, make_cache_region)
+from nexus_pyramid.services import recommender
+from nexus_pyramid.services.movies import GenreNames, MovieService
+
+
+class CountingSource(MovieSource):
+    name = "counting"
+
+    def __init__(self):
+        self.calls = {"trending": 0, "genres": 0}
+        self.fail_genres = False
+
+    def trending(self, window, page):
+        self.calls["trending"] += 1
+        return page_of([{"id": 1, "title": "One", "genre_ids": [28]},
+                        {"id": 2, "title": "Two", "genre_ids": []}], page)
+
+    def genres(self):
+        self.calls["genres"] += 1
+        if self.fail_genres:
+            raise SourceUnavailable("down")
+        return [{"id": 28, "name": "Action"}]
+
+    movie = recommendations = similar = search_movies = search_people = discover = None
+
+
+def cached(local_ttl=60.0):
+    source = CountingSource()
+    region, hard_limit = make_cache_region({}, CacheStats(), prefix="test:regions:")
+    return source, CachedMovieSource(source, region, {}, hard_limit, local_ttl=local_ttl)
+
+
+def test_the_first_level_is_a_memory_region_invalidated_with_the_shared_one():
+    source, cache = cached()
+    assert cache.trending("day", 1).source == UPSTREAM
+    # Served from the first level: the shared region is not asked.
+    original = cache.region.get_or_create
+    cache.region.get_or_create = lambda *a, **kw: (_ for _ in ()).throw(AssertionError("shared region asked"))
+    try:
+        assert cache.trending("day", 1).source == CACHE
+    finally:
+        cache.region.get_or_create = original
+    assert cache.local.get("counting:trending:day:1") is not NO_VALUE
+    cache.expire_all()
+    assert cache.local.get("counting:trending:day:1") is NO_VALUE
+    assert cache.trending("day", 1).source == UPSTREAM and source.calls["trending"] == 2
+
+
+def test_without_a_first_level_nothing_is_kept_in_the_process():
+    _, cache = cached(local_ttl=0)
+    assert cache.local is None and cache.derived is None
+    assert cache.trending("day", 1).value["results"]
+
+
+def test_in_process_regions_are_bounded_least_recently_used_first():
+    values = BoundedDict(2)
+    values["a"], values["b"] = 1, 2
+    assert values.get("a") == 1  # "b" is now the least recently used
+    values["c"] = 3
+    assert values.get("b") is None and values.get("a") == 1 and values.get("c") == 3
+    assert LOCAL_ENTRIES > 0
+    nothing = BoundedDict(0)
+    nothing["a"] = 1
+    assert nothing.get("a") is None
+
+
+def test_a_page_is_shaped_once_per_first_level_value_and_forgotten_with_it():
+    source, cache = cached()
+    service = MovieService(None, cache, GenreNames(cache), "https://img.example/")
+    shaped = []
+    original = service.item
+    service.item = lambda raw, names=None: shaped.append(raw["id"]) or original(raw, names)
+    first, _ = service._page(cache.trending("day", 1), mirror=False)
+    again, _ = service._page(cache.trending("day", 1), mirror=False)
+    assert again is first and shaped == [1, 2]
+    assert first["results"][0]["genres"] == [{"id": 28, "name": "Action"}]
+    cache.expire_all()
+    assert cache.derived.get("page:0:counting:trending:day:1") is NO_VALUE
+    service._page(cache.trending("day", 1), mirror=False)
+    assert shaped == [1, 2, 1, 2]
+
+
+def test_genre_names_are_a_region_a_failure_is_remembered_and_reset_forgets():
+    source, cache = cached()
+    names = GenreNames(cache)
+    assert names.get() == {28: "Action"} and names.get() == {28: "Action"}
+    assert source.calls["genres"] == 1
+    names.region.invalidate()  # as when refresh_after has passed
+    source.fail_genres = True
+    cache.expire_all()
+    assert names.get() == {28: "Action"}  # the shared cache's stale copy, while the source is down
+    assert source.calls["genres"] == 2
+    names.reset()
+    cache.reset()  # no copy anywhere now
+    assert names.get() == {} and source.calls["genres"] == 3
+    assert names.get() == {} and source.calls["genres"] == 3  # the failure is remembered (retry_after)
+    names.region.invalidate()  # as when retry_after has passed
+    source.fail_genres = False
+    assert names.get() == {28: "Action"} and source.calls["genres"] == 4
+
+
+def test_the_vote_prior_is_computed_once_per_expiry():
+    computed = []
+
+    class Store(recommender.SqlStore):
+        def __init__(self):
+            pass
+
+        def _vote_prior(self):
+            computed.append(1)
+            return 6.5, 12.0
+
+    recommender._PRIORS.invalidate()
+    try:
+        assert Store().vote_prior() == (6.5, 12.0) and Store().vote_prior() == (6.5, 12.0)
+        assert computed == [1]
+        recommender._PRIORS.invalidate()
+        Store().vote_prior()
+        assert computed == [1, 1]
+    finally:
+        recommender._PRIORS.invalidate()
