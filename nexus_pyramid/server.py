@@ -128,6 +128,38 @@ class _SignalWakeup(wasyncore.file_dispatcher):
             pass
 
 
+class ProbeLane:
+    """Liveness probes (``GET /healthz``) answered by the event loop itself, never queued.
+
+    When every thread is taken (requests waiting on a hung database, say, until their
+    timeouts end them), a probe queued behind them would say the process is not alive when it
+    is. A channel whose pending requests are all probes is served by the loop's own thread,
+    right after the read that completed them (never from inside the read: the channel's
+    lock is held there). ``/healthz`` touches no dependency, so this takes microseconds.
+    """
+
+    PATH = "/healthz"
+
+    def __init__(self):
+        self.pending: list = []
+
+    def route(self, listener) -> None:
+        dispatch = listener.add_task
+
+        def add_task(channel):
+            requests = list(channel.requests)
+            if requests and all(r.command == "GET" and r.path == self.PATH and not r.error for r in requests):
+                self.pending.append(channel)
+            else:
+                dispatch(channel)
+
+        listener.add_task = add_task
+
+    def serve(self) -> None:
+        while self.pending:
+            self.pending.pop(0).service()
+
+
 class WaitressWorker(Worker):
     """A gunicorn worker whose HTTP server is waitress (see the module's docstring)."""
 
@@ -158,13 +190,16 @@ class WaitressWorker(Worker):
         )
         channel_class = make_channel_class(body_limit)
         self.servers = [d for d in self.socket_map.values() if isinstance(d, BaseWSGIServer)]
+        self.probes = ProbeLane()
         for listener in self.servers:
             listener.channel_class = channel_class
+            self.probes.route(listener)
         _SignalWakeup(self.PIPE[0], map=self.socket_map)
         try:
             while self.alive:
                 self.notify()
                 wasyncore.loop(timeout=1.0, map=self.socket_map, use_poll=True, count=1)
+                self.probes.serve()
                 if self.nr >= self.max_requests:
                     self.log.info("Autorestarting worker after current request.")
                     self.alive = False
@@ -208,3 +243,4 @@ class WaitressWorker(Worker):
                 break
             self.notify()
             wasyncore.loop(timeout=0.2, map=self.socket_map, use_poll=True, count=1)
+            self.probes.serve()
