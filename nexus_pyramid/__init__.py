@@ -8,6 +8,7 @@ from pyramid.session import SignedCookieSessionFactory
 
 from . import settings as nexus_settings
 from .authz import Root
+from .interfaces import IDatabaseEngine, IMovieSource, find_service
 from .models.app_meta import check_movie_id_space
 
 
@@ -22,7 +23,7 @@ def make_app(ini_settings: dict, environ=None):
         config.include(configure)
     app = config.make_wsgi_app()
     # Refuses a database filled from the other movie source (MovieIdSpaceConflict).
-    check_movie_id_space(app.registry["db_engine"], settings["nexus.movie_source"])
+    check_movie_id_space(find_service(app.registry, IDatabaseEngine), settings["nexus.movie_source"])
     warm_up(app.registry)
     return app
 
@@ -38,7 +39,7 @@ def warm_up(registry) -> None:
     objects). Each worker process builds its own app (preload_app = false), so each does
     this for itself.
     """
-    source = registry["movie_source"].source
+    source = find_service(registry, IMovieSource).source
     if hasattr(source, "preload"):
         source.preload()
     if nexus_settings.as_bool(registry.settings.get("nexus.gc_freeze", True)):
@@ -65,10 +66,13 @@ def configure(config: Configurator):
     # Our exception views render every error; Cornice's own would bypass the envelope.
     settings["handle_exceptions"] = False
     config.include("cornice")
+    config.include("pyramid_services")
     config.include(".request_limits")
     config.include(".db")
+    config.include(".dependencies")  # Redis, readiness probes
+    config.include(".movie_source")
     config.include(".security")
-    config.include(".services.registry")
+    config.include(".services")
     config.add_tween("nexus_pyramid.tweens.request_id_tween_factory", over="pyramid_tm.tm_tween_factory")
     config.include(".api.ops")
     config.include(".api")

@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from pyramid.config import Configurator
 from sqlalchemy import create_engine, make_url, text
 from webtest import TestApp
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import (IGenreNames, IMovieSource, IRecommendationCache, IRedis, IThrottles,
+                                      find_service)
 from nexus_pyramid.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,16 +125,36 @@ def clean_database(engine) -> None:
                 conn.execute(table.delete())
 
 
-def reset_registry(app) -> None:
-    for hook in app.registry.get("test_reset_hooks", []):
-        hook()
-    app.registry["throttles"].reset()
+def swap_service(app, service, iface) -> None:
+    """Replace a service of ``app`` through its own registry (what the app's includemes do)."""
+    config = Configurator(registry=app.registry)
+    config.register_service(service, iface)
+    config.commit()
+
+
+def fresh_services(app) -> None:
+    """Each test starts with new throttles, genre names and recommendations cache, no cached
+    movies and a Redis breaker that remembers no failure."""
+    from nexus_pyramid.movie_source.cache import CacheStats, make_cache_region
+    from nexus_pyramid.services.movies import GenreNames
+    from nexus_pyramid.services.ratelimit import Throttles
+
+    settings = app.registry.settings
+    redis = find_service(app.registry, IRedis, None)
+    source = find_service(app.registry, IMovieSource)
+    source.reset()
+    if redis is not None:
+        redis.reset()
+    swap_service(app, Throttles.from_settings(settings, redis), IThrottles)
+    swap_service(app, GenreNames(source), IGenreNames)
+    region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
+    swap_service(app, region, IRecommendationCache)
 
 
 @pytest.fixture
 def clean(app, engine, redis_url):
     clean_database(engine)
-    reset_registry(app)
+    fresh_services(app)
     if redis_url:
         import redis
 
@@ -266,6 +289,6 @@ def tmdb_app(database_url, redis_url, fake_tmdb):
 
 @pytest.fixture
 def tmdb_testapp(tmdb_app, clean, fake_tmdb) -> TestApp:
-    reset_registry(tmdb_app)
+    fresh_services(tmdb_app)
     fake_tmdb.reset()
     return TestApp(tmdb_app, extra_environ={"REMOTE_ADDR": "192.0.2.20"})

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..dependencies import postgres
 from ..errors import AppError, InvalidCredentials, RateLimited, ServiceUnavailable
+from ..interfaces import ILibraryService, IMovieSource, IThrottles, IUserService
 from ..models import ROLE_NAMES
 from ..services import stats
 from ..services.users import normalize_email
@@ -81,11 +82,11 @@ def login_submit(request):
     next_url = _safe_next(request.POST.get("next"))
     form = {"email": email, "next": next_url}
     address = request.client_address
-    throttles = request.registry["throttles"]
+    throttles = request.find_service(IThrottles)
     try:
         # The same rule as the API's sign-in: the guess is counted before it is evaluated.
         throttles.attempt(email, address)
-        user = request.users.authenticate(email, password)
+        user = request.find_service(IUserService).authenticate(email, password)
     except (RateLimited, ServiceUnavailable) as exc:
         request.response.status_int = exc.status
         request.response.headers.update(exc.headers)
@@ -113,14 +114,14 @@ def logout(request):
 @view_config(route_name="console_home", renderer="dashboard.jinja2", permission=ADMIN_READ, request_method="GET")
 def dashboard(request):
     figures = stats.dashboard(request.dbsession)
-    return {**figures, "source": request.registry["movie_source"].state(), "page_title": "Dashboard"}
+    return {**figures, "source": request.find_service(IMovieSource).state(), "page_title": "Dashboard"}
 
 
 @view_config(route_name="console_users", renderer="users.jinja2", permission=ADMIN_READ, request_method="GET")
 def users(request):
     q = request.params.get("q", "").strip()[:200]
     page_number = _int_param(request, "page", 1)
-    page = request.users.search(q or None, page_number, PER_PAGE)
+    page = request.find_service(IUserService).search(q or None, page_number, PER_PAGE)
 
     def page_url(number):
         return request.route_path("console_users", _query={"q": q, "page": number} if q else {"page": number})
@@ -131,11 +132,11 @@ def users(request):
 @view_config(route_name="console_user", renderer="user.jinja2", permission=ADMIN_READ, request_method="GET")
 def user_detail(request):
     user = request.context.user
-    recent = request.library.interactions(user, None, 1, 10)
+    recent = request.find_service(ILibraryService).interactions(user, None, 1, 10)
     return {
         "user": user,
-        "counts": request.users.interaction_counts(user),
-        "preferences": request.library.preferences_json(user),
+        "counts": request.find_service(IUserService).interaction_counts(user),
+        "preferences": request.find_service(ILibraryService).preferences_json(user),
         "recent": recent.items,
         "roles": ROLE_NAMES,
         "page_title": user.name,
@@ -148,7 +149,8 @@ def change_role(request):
     role, action = request.POST.get("role", ""), request.POST.get("action", "")
     if action not in ("assign", "revoke") or role not in ROLE_NAMES:
         raise HTTPBadRequest("Unknown role or action.")
-    change = request.users.assign_role if action == "assign" else request.users.revoke_role
+    users = request.find_service(IUserService)
+    change = users.assign_role if action == "assign" else users.revoke_role
     try:
         change(user, role, actor=request.identity.user, channel="console")
     except AppError as exc:  # e.g. the last admin: shown to the administrator, nothing changed
@@ -163,7 +165,8 @@ def change_role(request):
              permission=ADMIN_WRITE)
 def confirm_delete(request):
     user = request.context.user
-    return {"user": user, "counts": request.users.interaction_counts(user), "page_title": f"Delete {user.name}"}
+    counts = request.find_service(IUserService).interaction_counts(user)
+    return {"user": user, "counts": counts, "page_title": f"Delete {user.name}"}
 
 
 @view_config(route_name="console_user_delete", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
@@ -173,7 +176,7 @@ def delete_user(request):
         raise HTTPBadRequest("The deletion was not confirmed.")
     email = user.email
     try:
-        request.users.delete(user, actor=request.identity.user, channel="console")
+        request.find_service(IUserService).delete(user, actor=request.identity.user, channel="console")
     except AppError as exc:
         request.session.flash(exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
@@ -185,7 +188,7 @@ def delete_user(request):
 
 @view_config(route_name="console_audit", renderer="audit.jinja2", permission=ADMIN_READ, request_method="GET")
 def audit(request):
-    page = request.users.audit_log(_int_param(request, "page", 1), 50)
+    page = request.find_service(IUserService).audit_log(_int_param(request, "page", 1), 50)
     return {"page": page, "page_title": "Audit log",
             "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
 

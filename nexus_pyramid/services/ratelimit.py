@@ -114,16 +114,9 @@ class Counters:
     def clear(self, limit, *ids: str) -> None:
         self._call("clear", limit, *ids)
 
-    def reset(self) -> None:
-        """Forget every counter (tests)."""
-        with self._local_lock:
-            self._local.storage.reset()
-        if self._shared is not None:
-            self._shared.storage.reset()
-
 
 class Throttles:
-    """The application's throttles (``registry["throttles"]``)."""
+    """The application's throttles (the ``IThrottles`` service)."""
 
     def __init__(self, counters: Counters, per_address_account: str, per_address: str, per_account: str,
                  register_per_address: str):
@@ -174,9 +167,6 @@ class Throttles:
         client = address_key(address)
         if not self.counters.hit(self.register_per_address, "register-addr", client):
             raise RateLimited(self.counters.retry_after(self.register_per_address, "register-addr", client))
-
-    def reset(self) -> None:
-        self.counters.reset()
 
 
 class PasswordGuard:

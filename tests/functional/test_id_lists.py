@@ -10,7 +10,8 @@ import pytest
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from tests.conftest import Api, assert_error, reset_registry, tmdb_settings
+from nexus_pyramid.interfaces import IMovieSource, find_service
+from tests.conftest import Api, assert_error, fresh_services, tmdb_settings
 from tests.fake_tmdb import MOVIES
 
 URL = "/api/user/preferences"
@@ -58,7 +59,7 @@ def test_only_missing_movies_are_fetched_once_each(tmdb_testapp, dbsession, fake
     api.app.post_json("/api/user/interactions", {"tmdb_id": 603, "interaction_type": "liked"}, headers=headers,
                       status=201)
     fake_tmdb.reset()
-    source = tmdb_testapp.app.registry["movie_source"]
+    source = find_service(tmdb_testapp.app.registry, IMovieSource)
     in_flight, peak, guard = [0], [0], threading.Lock()
     original = source.movie
 
@@ -115,7 +116,7 @@ def budget_app(database_url, redis_url, fake_tmdb):
 
 
 def test_missing_movies_are_fetched_within_a_total_budget(budget_app, clean, dbsession, fake_tmdb):
-    reset_registry(budget_app)
+    fresh_services(budget_app)
     fake_tmdb.reset()
     api, headers = make_user(TestApp(budget_app, extra_environ={"REMOTE_ADDR": "192.0.2.40"}), dbsession)
     fake_tmdb.set_mode("slow", delay=0.3)

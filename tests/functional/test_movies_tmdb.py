@@ -7,6 +7,7 @@ import pytest
 from webtest import TestApp
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import IMovieSource, find_service
 from nexus_pyramid.settings import ConfigurationError
 from tests.conftest import assert_error, make_settings, run_concurrently, tmdb_settings
 from tests.fake_tmdb import API_KEY, READ_TOKEN
@@ -96,7 +97,7 @@ def test_recommendations_and_search(tmdb_testapp, fake_tmdb):
 
 def test_stale_copy_is_served_when_tmdb_fails_after_expiry(tmdb_testapp, tmdb_app, fake_tmdb):
     fresh = tmdb_testapp.get("/api/movies/trending").json["data"]
-    tmdb_app.registry["movie_source"].expire_all()
+    find_service(tmdb_app.registry, IMovieSource).expire_all()
     fake_tmdb.set_mode("error", status=503)
     response = tmdb_testapp.get("/api/movies/trending")
     assert response.status_int == 200
@@ -105,7 +106,7 @@ def test_stale_copy_is_served_when_tmdb_fails_after_expiry(tmdb_testapp, tmdb_ap
     assert response.json["data"] == fresh
     # TMDb recovers: the next request refreshes the copy.
     fake_tmdb.set_mode("ok")
-    tmdb_app.registry["movie_source"].source.breaker.reset()
+    find_service(tmdb_app.registry, IMovieSource).source.breaker.reset()
     refreshed = tmdb_testapp.get("/api/movies/trending")
     assert refreshed.headers["X-Cache"] == "MISS"
 
@@ -139,7 +140,7 @@ def test_fifty_concurrent_requests_for_a_cold_key_make_one_upstream_call(tmdb_ap
 
 
 def test_circuit_breaker_opens_and_recovers(tmdb_testapp, tmdb_app, fake_tmdb):
-    breaker = tmdb_app.registry["movie_source"].source.breaker
+    breaker = find_service(tmdb_app.registry, IMovieSource).source.breaker
     fake_tmdb.set_mode("error", status=500)
     for tmdb_id in (603, 604, 605):
         tmdb_testapp.get(f"/api/movies/{tmdb_id}", status=503)
@@ -212,7 +213,7 @@ def test_redis_down_uses_the_process_local_copies(database_url, fake_tmdb, clean
 
 
 def test_hot_keys_are_served_from_the_process_without_the_shared_cache(tmdb_testapp, tmdb_app, fake_tmdb):
-    source = tmdb_app.registry["movie_source"]
+    source = find_service(tmdb_app.registry, IMovieSource)
     tmdb_testapp.get("/api/movies/trending")
     calls = []
     original = source.region.get_or_create

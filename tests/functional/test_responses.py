@@ -14,8 +14,9 @@ from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.cors import parse_origins
+from nexus_pyramid.interfaces import IDatabaseEngine, find_service
 from nexus_pyramid.settings import ConfigurationError, load
-from tests.conftest import PASSWORD, assert_error, make_settings
+from tests.conftest import PASSWORD, assert_error, fresh_services, make_settings
 
 FRONTEND = "https://app.example.com"
 OTHER_FRONTEND = "http://localhost:3000"
@@ -143,7 +144,7 @@ def cors_app(database_url, redis_url):
 
 @pytest.fixture
 def cors(cors_app, clean) -> TestApp:
-    cors_app.registry["throttles"].reset()
+    fresh_services(cors_app)
     return TestApp(cors_app, extra_environ={"REMOTE_ADDR": "192.0.2.30"})
 
 
@@ -155,7 +156,7 @@ def statements(cors_app):
     def record(conn, cursor, statement, *args):
         seen.append(statement)
 
-    engine = cors_app.registry["db_engine"]
+    engine = find_service(cors_app.registry, IDatabaseEngine)
     event.listen(engine, "before_cursor_execute", record)
     yield seen
     event.remove(engine, "before_cursor_execute", record)

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 
+from nexus_pyramid.interfaces import IDatabaseGuard, find_service
 from tests.conftest import PASSWORD, TEST_DB_URL
 
 
@@ -115,7 +116,7 @@ def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database
         assert "Traceback" not in caplog.text
         assert "database unavailable" in caplog.text
         proxy.start()
-        app.app.registry["db_guard"].breaker.reset()
+        find_service(app.app.registry, IDatabaseGuard).breaker.reset()
         with caplog.at_level(logging.INFO):
             app.get("/api/user/profile", headers={"Authorization": f"Bearer {token}"}, status=200)
         recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]

@@ -12,6 +12,7 @@ from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.dependencies.redis import RedisDependency
+from nexus_pyramid.interfaces import IMovieSource, IRedis, find_service
 from nexus_pyramid.movie_source.cache import CacheBusy, KeyLock, clear_memory_region
 from tests.conftest import PASSWORD, TEST_REDIS_URL, assert_error, make_settings, tmdb_settings
 from tests.reliability.tcp_proxy import TcpProxy
@@ -141,7 +142,7 @@ def test_the_redis_lock_is_per_acquirer_expires_and_bounds_waits(direct):
 def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url, redis_proxy, direct, kind):
     proxy, url = redis_proxy
     app = make_app(make_settings(database_url, url, **POLICY), environ={})
-    redis = app.registry["redis"]
+    redis = find_service(app.registry, IRedis)
     clock = use_clock(redis)
     web = TestApp(app)
     routes = ["/api/movies/trending", f"/api/movies/{MATRIX}", "/api/genres"]
@@ -167,7 +168,7 @@ def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url
     assert web.get("/api/movies/search?query=heat").headers["X-Cache"] == "MISS"
     assert redis.breaker.state == "closed"
     assert direct.keys("nexus:movies:*search*heat*")  # the shared cache is written again, no restart
-    assert app.registry["movie_source"].region.get(f"catalog:movie:{MATRIX}")["id"] == MATRIX
+    assert find_service(app.registry, IMovieSource).region.get(f"catalog:movie:{MATRIX}")["id"] == MATRIX
 
 
 def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url, redis_proxy, fake_tmdb):
@@ -176,7 +177,7 @@ def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url
     app = make_app(tmdb_settings(database_url, url, fake_tmdb.base_url, **POLICY), environ={})
     web = TestApp(app)
     assert web.get("/api/movies/trending").headers["X-Cache"] == "MISS"
-    app.registry["movie_source"].expire_all()  # every copy is now past its freshness
+    find_service(app.registry, IMovieSource).expire_all()  # every copy is now past its freshness
 
     proxy.stop()
     fake_tmdb.set_mode("error")
@@ -194,7 +195,7 @@ def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(datab
     settings = make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.3"})
     app = make_app(settings, environ={})
     web = TestApp(app)
-    source = app.registry["movie_source"]
+    source = find_service(app.registry, IMovieSource)
     assert web.get("/api/movies/trending?window=week").headers["X-Cache"] == "MISS"
     [key] = direct.keys("nexus:movies:*trending:week*")
     direct.set(b"_lock" + key, "another-process", px=60_000)  # someone else is regenerating it
@@ -217,7 +218,7 @@ def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(datab
 def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, redis_proxy):
     proxy, url = redis_proxy
     app = make_app(make_settings(database_url, url, **POLICY), environ={})
-    clock = use_clock(app.registry["redis"])
+    clock = use_clock(find_service(app.registry, IRedis))
     web = TestApp(app)
     body = {"name": "Rex", "email": "rex@example.com", "password": PASSWORD}
     token = web.post_json("/api/auth/register", body).json["data"]["access_token"]
@@ -242,7 +243,7 @@ def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, 
     clock.advance(COOLDOWN)
 
     after = recommended()
-    assert app.registry["redis"].breaker.state == "closed"  # answered with Redis back in use
+    assert find_service(app.registry, IRedis).breaker.state == "closed"  # answered with Redis back in use
     assert target not in after and TOY_STORY not in after and after != before
 
 

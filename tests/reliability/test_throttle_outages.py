@@ -18,6 +18,7 @@ import requests
 from sqlalchemy import make_url
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import IRedis, find_service
 from tests.conftest import PASSWORD, TEST_REDIS_URL, make_settings
 from tests.reliability.tcp_proxy import TcpProxy
 
@@ -72,7 +73,7 @@ def register(base: str, email: str) -> None:
 
 def wait_until_shared(app, base: str, deadline: float = 20.0) -> None:
     """Sign-in attempts (on a throwaway account) until this worker's limits are on Redis again."""
-    breaker = app.registry["redis"].breaker
+    breaker = find_service(app.registry, IRedis).breaker
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         login(base, "probe@example.com", "probe password")
