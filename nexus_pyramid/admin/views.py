@@ -14,11 +14,9 @@ from pyramid.security import forget, remember
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config, view_config
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
-from sqlalchemy.exc import DBAPIError
-
-from ..dependencies import postgres
-from ..errors import AppError, InvalidCredentials, RateLimited, ServiceUnavailable
-from ..interfaces import ILibraryService, IMovieSource, IThrottles, IUserService
+from ..database_errors import database_error
+from ..errors import AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
+from ..interfaces import ILibraryService, IMovieSource, IUserService
 from ..models import ROLE_NAMES
 from ..services import stats
 from ..services.users import normalize_email
@@ -81,12 +79,9 @@ def login_submit(request):
     password = request.POST.get("password", "")[:1024]
     next_url = _safe_next(request.POST.get("next"))
     form = {"email": email, "next": next_url}
-    address = request.client_address
-    throttles = request.find_service(IThrottles)
     try:
         # The same rule as the API's sign-in: the guess is counted before it is evaluated.
-        throttles.attempt(email, address)
-        user = request.find_service(IUserService).authenticate(email, password)
+        user = request.find_service(IUserService).sign_in(email, password)
     except (RateLimited, ServiceUnavailable) as exc:
         request.response.status_int = exc.status
         request.response.headers.update(exc.headers)
@@ -94,7 +89,6 @@ def login_submit(request):
     except InvalidCredentials as exc:
         request.response.status_int = 401
         return {**form, "error": exc.message}
-    throttles.succeeded(email, address)
     if not CONSOLE_ROLES & set(user.role_names):
         request.response.status_int = 403
         return {**form, "error": "This account cannot use the admin console."}
@@ -147,13 +141,14 @@ def user_detail(request):
 def change_role(request):
     user = request.context.user
     role, action = request.POST.get("role", ""), request.POST.get("action", "")
-    if action not in ("assign", "revoke") or role not in ROLE_NAMES:
-        raise HTTPBadRequest("Unknown role or action.")
+    if action not in ("assign", "revoke"):
+        raise HTTPBadRequest("Unknown action.")
     users = request.find_service(IUserService)
     change = users.assign_role if action == "assign" else users.revoke_role
     try:
+        # The service decides, as for the API: a role it does not know is a 400 page.
         change(user, role, actor=request.identity.user, channel="console")
-    except AppError as exc:  # e.g. the last admin: shown to the administrator, nothing changed
+    except Conflict as exc:  # e.g. the last admin: shown to the administrator, nothing changed
         request.session.flash(exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
     verb = "now has" if action == "assign" else "no longer has"
@@ -177,7 +172,7 @@ def delete_user(request):
     email = user.email
     try:
         request.find_service(IUserService).delete(user, actor=request.identity.user, channel="console")
-    except AppError as exc:
+    except Conflict as exc:  # the last admin
         request.session.flash(exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
     request.session.flash(f"{email} was deleted.", "success")
@@ -204,6 +199,7 @@ def _error_page(request, status: int, title: str, message: str):
 
 
 ADMIN_PATH = r"^/admin"
+ERROR_TITLES = {409: "Conflict", 500: "Something went wrong", 503: "Unavailable"}
 
 
 @forbidden_view_config(path_info=ADMIN_PATH)
@@ -232,17 +228,18 @@ def admin_bad_request(exc, request):
                        "The form was not accepted (it may have expired). Go back, reload the page and try again.")
 
 
-@exception_view_config(DBAPIError, path_info=ADMIN_PATH)
 def admin_database_error(exc, request):
-    if postgres.is_unavailable(exc):
-        # Counted by the database's outage log: no line per request.
-        unavailable = postgres.unavailable_for(request, exc)
-        response = _error_page(request, 503, "Unavailable", "The database is not answering. Try again shortly.")
-        response.headers.update(unavailable.headers)
-        return response
-    log.error("database error in the console [request_id=%s]: %s", getattr(request, "request_id", "-"),
-              type(exc).__name__)
-    return _error_page(request, 500, "Something went wrong", "A database error occurred; it was logged.")
+    """Database failures: what they mean is decided in database_errors.py; shown here as a page."""
+    error = database_error(request, exc)
+    if error.status == 503:
+        message = "The database is not answering. Try again shortly."
+    elif error.status >= 500:
+        message = "A database error occurred; it was logged."
+    else:
+        message = error.message
+    response = _error_page(request, error.status, ERROR_TITLES.get(error.status, "Error"), message)
+    response.headers.update(error.headers)
+    return response
 
 
 @exception_view_config(Exception, path_info=ADMIN_PATH)

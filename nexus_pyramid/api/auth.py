@@ -5,8 +5,7 @@ import colander
 
 from .. import errors
 from ..authz import PUBLIC
-from ..interfaces import IThrottles, ITokenService, IUserService
-from ..services.users import normalize_email
+from ..interfaces import ITokenService, IUserService
 from . import schemas
 from .envelope import success
 from .serializers import user_json
@@ -26,8 +25,6 @@ def _session_payload(request, user, pair: dict) -> dict:
                response_status=201, error_codes=(409, 429, 503))
 def register_view(request):
     body = request.validated["body"]
-    # Counted per client address before anything is looked up: the duplicate-email answer is an oracle.
-    request.find_service(IThrottles).register(request.client_address)
     user = request.find_service(IUserService).register(body["name"], body["email"], body["password"],
                                                        body.get("date_of_birth"))
     request.response.status_int = 201
@@ -39,12 +36,7 @@ def register_view(request):
             error_codes=(401, 429, 503))
 def login_view(request):
     body = request.validated["body"]
-    email = normalize_email(body["email"])
-    address = request.client_address
-    throttles = request.find_service(IThrottles)
-    throttles.attempt(email, address)  # counted before the password is evaluated; RateLimited when over
-    user = request.find_service(IUserService).authenticate(email, body["password"])
-    throttles.succeeded(email, address)
+    user = request.find_service(IUserService).sign_in(body["email"], body["password"])  # throttled
     pair = request.find_service(ITokenService).issue_pair(user)
     return success(_session_payload(request, user, pair), "Signed in")
 

@@ -170,7 +170,12 @@ class Throttles:
 
 
 class PasswordGuard:
-    """Throttles bound to one request's client address, for services that check a password."""
+    """Throttles bound to one request's client address: the one entry point of the services.
+
+    ``UserService`` calls ``check`` for every password it evaluates (the API's and the
+    console's sign-in, ``current_password``) and ``registration`` for every sign-up, so
+    each door is throttled by the same rule.
+    """
 
     def __init__(self, throttles: Throttles, address: str):
         self.throttles = throttles
@@ -178,3 +183,6 @@ class PasswordGuard:
 
     def check(self, email: str, verify: Callable[[], bool]) -> bool:
         return self.throttles.check_password(email, self.address, verify)
+
+    def registration(self) -> None:
+        self.throttles.register(self.address)
