@@ -24,6 +24,7 @@ USER nexus
 EXPOSE 6543
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import os, urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '6543'), timeout=2); sys.exit(0)" || exit 1
+# gunicorn reads WEB_CONCURRENCY (workers) and PORT (0.0.0.0:$PORT) above; override them at run time.
 # SIGTERM makes gunicorn stop accepting and answer the requests already received (graceful_timeout).
 STOPSIGNAL SIGTERM
 CMD ["pserve", "production.ini"]

@@ -1,8 +1,14 @@
 """Production server: gunicorn processes, each serving its sockets with waitress.
 
-``use = egg:nexus_pyramid#gunicorn`` in production.ini. The ini gives the defaults;
-``WEB_CONCURRENCY`` (workers), ``PORT`` and ``BIND`` override them, as container
-platforms expect.
+production.ini runs gunicorn's own PasteDeploy runner (``use = egg:gunicorn#main``) with
+``worker_class = nexus_pyramid.server.WaitressWorker``. The ini leaves ``workers`` and
+``bind`` out, so gunicorn takes them from its environment, as container platforms expect:
+``WEB_CONCURRENCY`` (workers) and ``PORT`` (binds ``0.0.0.0:$PORT``); the image sets both
+(4 and 6543). What gunicorn's runner does not do, and this project no longer does either:
+it does not read ``GUNICORN_CMD_ARGS`` (any other gunicorn setting goes in the ini's
+``[server:main]``), and an address other than all interfaces is chosen with ``bind =`` in
+the ini (which then wins over ``PORT``); without the environment gunicorn's own defaults
+apply (one worker on 127.0.0.1:8000).
 
 The worker model, ``worker_class = nexus_pyramid.server.WaitressWorker``: gunicorn keeps
 what it is good at (several processes, so the GIL is not one for all; the arbiter that
@@ -36,19 +42,6 @@ from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
 from .request_limits import DEFAULT_MAX_BODY_SIZE
-
-
-def serve(app, global_conf, **local_conf):
-    from gunicorn.app.pasterapp import serve as gunicorn_serve
-
-    if os.environ.get("WEB_CONCURRENCY"):
-        local_conf["workers"] = os.environ["WEB_CONCURRENCY"]
-    if os.environ.get("BIND"):
-        local_conf["bind"] = os.environ["BIND"]
-    elif os.environ.get("PORT"):
-        host = local_conf.get("bind", "0.0.0.0:6543").rsplit(":", 1)[0]
-        local_conf["bind"] = f"{host}:{os.environ['PORT']}"
-    return gunicorn_serve(app, global_conf, **local_conf)
 
 
 # -- waitress, made to answer in the envelope and to count decoded body bytes -----------------

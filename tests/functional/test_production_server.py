@@ -1,4 +1,4 @@
-"""The production server (`pserve production.ini`, server.py) over real HTTP.
+"""The production server (`pserve production.ini`: gunicorn's runner, server.WaitressWorker) over real HTTP.
 
 Each test runs a real gunicorn master with two workers as a subprocess, on a free port, on
 the test database (PostgreSQL and Redis when the test environment names them) with the
@@ -30,24 +30,28 @@ PSERVE = Path(sys.executable).with_name("pserve")
 
 
 class ProductionServer:
-    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, fake: FakeTMDb, **server_options):
+    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, fake: FakeTMDb, env=None, workers=2,
+                 **server_options):
         ini = (ROOT / "production.ini").read_text()
+        # gunicorn takes the port from PORT (on every interface); the tests listen on loopback only.
+        server_options.setdefault("bind", "127.0.0.1:0")
         # The ini names a Redis; the tests use theirs, or none (process-local cache).
         ini = re.sub(r"(?m)^nexus\.redis_url = .*$", f"nexus.redis_url = {redis_url}", ini)
         for key, value in server_options.items():
-            ini = ini.replace("[server:main]\n", f"[server:main]\n{key} = {value}\n")
+            if value is not None:
+                ini = ini.replace("[server:main]\n", f"[server:main]\n{key} = {value}\n")
         (tmp_path / "production.ini").write_text(ini)
         self.log_path = tmp_path / "server.log"
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                "JWT_SECRET": secrets.token_urlsafe(40), "SESSION_SECRET": secrets.token_urlsafe(40),
                "NEXUS_MOVIE_SOURCE": "tmdb", "TMDB_BASE_URL": fake.base_url, "TMDB_API_KEY": API_KEY,
-               "WEB_CONCURRENCY": "2", "BIND": "127.0.0.1:0"}
+               "WEB_CONCURRENCY": str(workers), **(env or {})}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([str(PSERVE), "production.ini"], cwd=tmp_path, env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        self.port = self._wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
+        self.port = self._wait_for(r"Listening at: http://[0-9.]+:(\d+)")
         self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_for(r"Booting worker", count=2)
+        self._wait_for(r"Booting worker", count=workers)
         for _ in range(150):
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
@@ -215,5 +219,27 @@ def test_a_worker_restarts_after_max_requests_and_no_request_fails(tmp_path, dat
         log = server.log()
         assert "Autorestarting worker" in log
         assert log.count("Booting worker") > 2  # the arbiter replaced the workers that stopped
+    finally:
+        server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_gunicorn_takes_workers_and_port_from_its_environment(tmp_path, database_url, redis_url, fake_tmdb):
+    """production.ini leaves `workers` and `bind` to gunicorn's WEB_CONCURRENCY and PORT (what the image sets)."""
+    port = free_port()
+    server = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb, env={"PORT": str(port)}, workers=3,
+                              bind=None)
+    try:
+        assert server.port == port
+        assert f"Listening at: http://0.0.0.0:{port}" in server.log()
+        assert "Using worker: nexus_pyramid.server.WaitressWorker" in server.log()
+        assert get(server.url + "/healthz") == 200
+        booted = set(re.findall(r"Booting worker with pid: (\d+)", server.log()))
+        assert len(booted) == 3
     finally:
         server.stop()
