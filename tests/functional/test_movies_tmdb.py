@@ -130,6 +130,7 @@ def test_malformed_json_and_timeouts_are_upstream_failures(tmdb_testapp, fake_tm
     tmdb_testapp.get("/api/movies/550")
 
 
+@pytest.mark.usefixtures("committed")  # threads
 def test_fifty_concurrent_requests_for_a_cold_key_make_one_upstream_call(tmdb_app, tmdb_testapp, fake_tmdb):
     tmdb_testapp.get("/api/genres")  # genre names warm, so only the trending key is cold
     fake_tmdb.set_mode("slow", delay=0.3)
@@ -184,7 +185,7 @@ def test_the_key_never_reaches_logs_or_responses(tmdb_testapp, fake_tmdb, caplog
     assert not any(API_KEY in text for text in texts)
 
 
-def test_read_token_goes_in_the_header_not_the_query(database_url, redis_url, fake_tmdb, clean):
+def test_read_token_goes_in_the_header_not_the_query(database_url, redis_url, fake_tmdb, committed):
     settings = tmdb_settings(database_url, redis_url, fake_tmdb.base_url, **{"tmdb.api_key": "",
                                                                               "tmdb.read_token": READ_TOKEN})
     app = TestApp(make_app(settings, environ={}))
@@ -200,7 +201,7 @@ def test_tmdb_source_refuses_to_start_without_credentials(database_url):
         make_app(settings, environ={})
 
 
-def test_redis_down_uses_the_process_local_copies(database_url, fake_tmdb, clean, caplog):
+def test_redis_down_uses_the_process_local_copies(database_url, fake_tmdb, committed, caplog):
     # Without the in-process first level, so that the Redis level alone is under test.
     settings = tmdb_settings(database_url, "redis://127.0.0.1:1/0", fake_tmdb.base_url, **{"cache.local_ttl": "0"})
     app = TestApp(make_app(settings, environ={}))

@@ -26,6 +26,9 @@ from nexus_pyramid.request_limits import DEFAULT_MAX_BODY_SIZE
 from tests.conftest import ROOT
 from tests.fake_tmdb import API_KEY, FakeTMDb
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 PSERVE = Path(sys.executable).with_name("pserve")
 
 

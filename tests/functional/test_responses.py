@@ -128,6 +128,7 @@ def test_no_store_on_tokens_and_personal_data(api):
         assert response.headers["Cache-Control"] == "no-store", response.request.path
 
 
+@pytest.mark.usefixtures("committed")  # checks through its own engine
 def test_public_movie_routes_keep_their_caching(testapp):
     for path in ("/api/genres", "/api/movies/trending", "/api/movies/2571", "/api/movies/2571/recommendations",
                  "/api/movies/search?query=matrix", "/api/openapi.json", "/api/docs"):
@@ -143,7 +144,7 @@ def cors_app(database_url, redis_url):
 
 
 @pytest.fixture
-def cors(cors_app, clean) -> TestApp:
+def cors(cors_app, committed) -> TestApp:
     fresh_services(cors_app)
     return TestApp(cors_app, extra_environ={"REMOTE_ADDR": "192.0.2.30"})
 

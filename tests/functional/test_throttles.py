@@ -38,6 +38,7 @@ def _retry_after(response) -> int:
     return seconds
 
 
+@pytest.mark.usefixtures("committed")  # threads
 def test_parallel_guesses_on_one_account_evaluate_only_the_allowed_number(app, api, verifications):
     api.register()
 
@@ -142,7 +143,7 @@ def strict_app(database_url, redis_url):
 
 
 @pytest.fixture
-def strict(strict_app, clean, dbsession) -> Api:
+def strict(strict_app, committed, dbsession) -> Api:
     fresh_services(strict_app)
     return Api(TestApp(strict_app, extra_environ={"REMOTE_ADDR": "192.0.2.10"}), dbsession)
 

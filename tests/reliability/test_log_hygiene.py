@@ -8,6 +8,9 @@ import pytest
 from nexus_pyramid.interfaces import IDatabaseGuard, find_service
 from tests.conftest import PASSWORD, TEST_DB_URL
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 
 def test_credentials_never_reach_the_logs(api, caplog, settings):
     with caplog.at_level(logging.DEBUG):
@@ -73,7 +76,7 @@ def test_a_database_error_that_quotes_its_value_is_a_500_without_it(api, caplog,
     assert any(r.name == "nexus.errors" and "database error" in r.getMessage() for r in caplog.records)
 
 
-def test_echoed_sql_hides_its_parameters(database_url, redis_url, clean, caplog):
+def test_echoed_sql_hides_its_parameters(database_url, redis_url, committed, caplog):
     from webtest import TestApp
 
     from nexus_pyramid import make_app
@@ -87,7 +90,7 @@ def test_echoed_sql_hides_its_parameters(database_url, redis_url, clean, caplog)
     assert "echo-secret@example.com" not in caplog.text
 
 
-def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database_url, redis_url, clean, caplog):
+def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database_url, redis_url, committed, caplog):
     """20 requests fail while the database is cut: at most a few warning lines, with a count."""
     from sqlalchemy import make_url
     from webtest import TestApp

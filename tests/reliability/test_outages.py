@@ -9,9 +9,12 @@ from nexus_pyramid import make_app
 from tests.conftest import PASSWORD, TEST_DB_URL, TEST_REDIS_URL, assert_error, make_settings
 from tests.reliability.tcp_proxy import TcpProxy
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 
 @pytest.fixture
-def redis_proxy(clean):
+def redis_proxy(committed):
     if not TEST_REDIS_URL:
         pytest.skip("needs NEXUS_TEST_REDIS_URL (set in CI)")
     url = make_url(TEST_REDIS_URL.replace("redis://", "postgresql://", 1))
@@ -42,7 +45,7 @@ def test_redis_outage_bypasses_the_cache_and_recovers(database_url, redis_proxy,
 
 
 @pytest.fixture
-def database_proxy(database_url, clean):
+def database_proxy(database_url, committed):
     if not TEST_DB_URL:
         pytest.skip("needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")
     url = make_url(database_url)

@@ -25,6 +25,9 @@ from nexus_pyramid.settings import ConfigurationError
 from tests.conftest import PASSWORD, TEST_DB_URL, assert_error, make_settings
 from tests.reliability.tcp_proxy import TcpProxy
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 CLIENT_TIMEOUT = 10
 # Short limits keep the suite fast; the defaults are checked in test_policy_defaults_and_validation.
 FAST = {
@@ -70,7 +73,7 @@ def eventually(check, timeout: float = 15, pause: float = 0.2):
 
 
 @pytest.fixture
-def proxied(database_url, redis_url, clean):
+def proxied(database_url, redis_url, committed):
     """An app whose database connections go through a proxy the test can cut or black-hole."""
     if not TEST_DB_URL:
         pytest.skip("needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")

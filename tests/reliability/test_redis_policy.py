@@ -17,7 +17,8 @@ from nexus_pyramid.movie_source.cache import CacheBusy, KeyLock, clear_memory_re
 from tests.conftest import PASSWORD, TEST_REDIS_URL, assert_error, make_settings, tmdb_settings
 from tests.reliability.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)")
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = [pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)"), pytest.mark.usefixtures("committed")]
 
 COOLDOWN = 5.0
 POLICY = {
@@ -69,7 +70,7 @@ def direct():
 
 
 @pytest.fixture
-def redis_proxy(clean):
+def redis_proxy(committed):
     url = make_url(TEST_REDIS_URL.replace("redis://", "postgresql://", 1))
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 6379).start()
     yield proxy, f"redis://127.0.0.1:{proxy.port}/{url.database or 0}"
@@ -191,7 +192,7 @@ def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url
     fake_tmdb.reset()
 
 
-def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(database_url, direct, clean):
+def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(database_url, direct, committed):
     settings = make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.3"})
     app = make_app(settings, environ={})
     web = TestApp(app)
@@ -247,7 +248,7 @@ def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, 
     assert target not in after and TOY_STORY not in after and after != before
 
 
-def test_recommendations_are_computed_rather_than_waited_for_past_lock_wait(database_url, direct, clean):
+def test_recommendations_are_computed_rather_than_waited_for_past_lock_wait(database_url, direct, committed):
     settings = make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.2"})
     web = TestApp(make_app(settings, environ={}))
     body = {"name": "Sue", "email": "sue@example.com", "password": PASSWORD}

@@ -22,11 +22,14 @@ from nexus_pyramid.interfaces import IRedis, find_service
 from tests.conftest import PASSWORD, TEST_REDIS_URL, make_settings
 from tests.reliability.tcp_proxy import TcpProxy
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 CLIENT_TIMEOUT = (2, 6)  # connect, read: the "no request waits more than 6 s"
 
 
 @pytest.fixture
-def redis_proxy(clean):
+def redis_proxy(committed):
     if not TEST_REDIS_URL:
         pytest.skip("needs NEXUS_TEST_REDIS_URL (set in CI)")
     url = make_url(TEST_REDIS_URL.replace("redis://", "postgresql://", 1))
