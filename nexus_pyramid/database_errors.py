@@ -62,6 +62,7 @@ def database_error(request, exc: BaseException) -> AppError:
             return Conflict(CONCURRENT_CHANGE)
     origin = getattr(exc, "orig", None) or exc
     log.error("database error [request_id=%s] %s %s: %s (SQLSTATE %s)\n%s", request_id or "-",
-              request.method, request.path_info, type(origin).__name__, getattr(origin, "pgcode", None) or "-",
+              request.method, request.path_info, type(origin).__name__,
+              getattr(origin, "pgcode", None) or "-",
               "".join(traceback.format_tb(exc.__traceback__)).rstrip())
     return AppError("An unexpected error occurred.", {"request_id": request_id})

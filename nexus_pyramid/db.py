@@ -83,7 +83,8 @@ def includeme(config):
 
     def dbsession(request):
         # The session factory is a service: tests swap in one bound to their own connection.
-        return get_tm_session(request.find_service(IDBSessionFactory, context=None), request.tm, request=request)
+        factory = request.find_service(IDBSessionFactory, context=None)
+        return get_tm_session(factory, request.tm, request=request)
 
     config.add_request_method(dbsession, reify=True)
 

@@ -8,11 +8,11 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | interface            | what it is                                    | registered in                  |
 |----------------------|-----------------------------------------------|--------------------------------|
 | IDatabaseEngine      | the SQLAlchemy engine                          | db.py                          |
-| IDBSessionFactory    | makes the sessions that requests join to pyramid_tm | db.py                    |
-| IDatabaseGuard       | the database's failure policy (breaker, probe) | db.py (dependencies/postgres.py) |
-| ISeedSteps           | what ``nexus-initialize-db`` seeds              | db.py (``config.add_seed_step``) |
+| IDBSessionFactory    | makes the sessions requests join to pyramid_tm | db.py                          |
+| IDatabaseGuard       | the database's failure policy (breaker, probe) | db.py (dependencies/postgres)  |
+| ISeedSteps           | what ``nexus-initialize-db`` seeds              | db.py (*)                      |
 | IRedis               | the process's one Redis (absent without one)    | dependencies/redis.py          |
-| IReadinessProbes     | what ``/readyz`` checks besides the database    | dependencies/__init__.py (``config.add_readiness_probe``) |
+| IReadinessProbes     | what ``/readyz`` checks besides the database    | dependencies/__init__.py (*)   |
 | ITrustedProxies      | proxies whose X-Forwarded-For is believed       | client_address.py              |
 | IMovieSource         | the movie source behind its cache               | movie_source/__init__.py       |
 | IPasswords           | password hashing                               | services/__init__.py           |
@@ -23,8 +23,11 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | ITokenService        | tokens and console sessions (per request)      | services/__init__.py           |
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
-| ILibraryService      | a user's interactions, preferences, recommendations (per request) | services/__init__.py |
+| ILibraryService      | interactions, preferences, recommendations (per request) | services/__init__.py  |
 | IOpenAPIDocument     | the served OpenAPI document                    | api/openapi.py                 |
+
+(*) features add probes with ``config.add_readiness_probe(name, probe)`` and seed steps with
+``config.add_seed_step(name, step)``.
 """
 from __future__ import annotations
 

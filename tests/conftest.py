@@ -216,7 +216,8 @@ def dbsession(engine, db_connection):
     if db_connection is None:
         session = Session(bind=engine, expire_on_commit=False)
     else:
-        session = Session(bind=db_connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+        session = Session(bind=db_connection, expire_on_commit=False,
+                          join_transaction_mode="create_savepoint")
     yield session
     session.close()
 

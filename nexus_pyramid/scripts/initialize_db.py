@@ -46,8 +46,8 @@ def main(argv=None):
         # The app's own start-up check lets an unreachable database pass; here it must not.
         registry = env["registry"]
         try:
-            check_movie_id_space(find_service(registry, IDatabaseEngine), registry.settings["nexus.movie_source"],
-                                 strict=True)
+            engine = find_service(registry, IDatabaseEngine)
+            check_movie_id_space(engine, registry.settings["nexus.movie_source"], strict=True)
         except ConfigurationError as exc:
             sys.exit(f"error: {exc}")
         seed(env)

@@ -24,8 +24,9 @@ def token_service(context, request):
 
 
 def user_service(context, request):
-    return UserService(request.dbsession, request.find_service(IPasswords), request.find_service(ITokenService),
-                       request.find_service(IThrottles).guard(request.client_address))
+    guard = request.find_service(IThrottles).guard(request.client_address)
+    tokens = request.find_service(ITokenService)
+    return UserService(request.dbsession, request.find_service(IPasswords), tokens, guard)
 
 
 def movie_service(context, request):

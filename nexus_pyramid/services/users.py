@@ -80,7 +80,7 @@ class UserService:
     # -- accounts ----------------------------------------------------------------
     def register(self, name: str, email: str, password: str, date_of_birth=None, roles=("user",)) -> User:
         if self.guard is not None:
-            # Counted per client address before anything is looked up: the duplicate-email answer is an oracle.
+            # Counted per client address before anything is looked up (a duplicate email is an oracle).
             self.guard.registration()
         email = normalize_email(email)
         if self.by_email(email) is not None:

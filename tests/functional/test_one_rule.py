@@ -41,8 +41,8 @@ def test_console_refuses_a_role_the_service_does_not_know(testapp, people, dbses
     (IntegrityError("INSERT ...", {"email": "secret@example.com"}, UniqueViolation()), 409),
     (ProgrammingError("SELECT ...", {"email": "secret@example.com"}, Exception("boom")), 500),
 ])
-def test_a_database_error_means_the_same_at_both_doors(testapp, api, people, monkeypatch, caplog,  # noqa: F811
-                                                       error, status):
+def test_a_database_error_means_the_same_at_both_doors(testapp, api, people, monkeypatch,  # noqa: F811
+                                                       caplog, error, status):
     sign_in(testapp, "admin@example.com")
 
     def failing_search(self, *args, **kwargs):
@@ -50,7 +50,8 @@ def test_a_database_error_means_the_same_at_both_doors(testapp, api, people, mon
 
     monkeypatch.setattr(UserService, "search", failing_search)
     with caplog.at_level(logging.WARNING, logger="nexus.errors"):
-        api_answer = api.app.get("/api/admin/users", headers=api.auth(people["admin"]["token"]), status=status)
+        headers = api.auth(people["admin"]["token"])
+        api_answer = api.app.get("/api/admin/users", headers=headers, status=status)
         page = testapp.get("/admin/users", status=status)
     assert api_answer.json["code"] == ("CONFLICT" if status == 409 else "INTERNAL_ERROR")
     assert page.content_type == "text/html"

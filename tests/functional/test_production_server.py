@@ -23,11 +23,8 @@ from pathlib import Path
 import pytest
 
 from nexus_pyramid.request_limits import DEFAULT_MAX_BODY_SIZE
-from tests.conftest import ROOT
+from tests.conftest import ROOT, clean_database
 from tests.fake_tmdb import API_KEY, FakeTMDb
-
-# Real commits: see the committed fixture (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("committed")
 
 PSERVE = Path(sys.executable).with_name("pserve")
 
@@ -82,6 +79,13 @@ class ProductionServer:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def empty_database_after(engine):
+    """The servers' processes commit for real (like the committed fixture, for the whole module)."""
+    yield
+    clean_database(engine)
 
 
 @pytest.fixture(scope="module")
@@ -233,10 +237,10 @@ def free_port() -> int:
 
 
 def test_gunicorn_takes_workers_and_port_from_its_environment(tmp_path, database_url, redis_url, fake_tmdb):
-    """production.ini leaves `workers` and `bind` to gunicorn's WEB_CONCURRENCY and PORT (what the image sets)."""
+    """production.ini leaves `workers` and `bind` to gunicorn's WEB_CONCURRENCY and PORT (set by the image)."""
     port = free_port()
-    server = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb, env={"PORT": str(port)}, workers=3,
-                              bind=None)
+    server = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb, env={"PORT": str(port)},
+                              workers=3, bind=None)
     try:
         assert server.port == port
         assert f"Listening at: http://0.0.0.0:{port}" in server.log()

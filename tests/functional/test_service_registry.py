@@ -25,7 +25,8 @@ def test_every_interface_has_its_service_and_no_string_keys_remain(app):
             continue
         assert find_service(app.registry, iface) is not None, name
         assert name in interfaces.__doc__, f"{name} is missing from the module's table"
-    assert not [key for key in app.registry if isinstance(key, str)]  # the registry holds no singletons by name
+    # The registry holds no singletons by name.
+    assert not [key for key in app.registry if isinstance(key, str)]
 
 
 def test_per_request_services_are_built_for_each_request(app, testapp):

@@ -90,7 +90,8 @@ def test_echoed_sql_hides_its_parameters(database_url, redis_url, committed, cap
     assert "echo-secret@example.com" not in caplog.text
 
 
-def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database_url, redis_url, committed, caplog):
+def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database_url, redis_url, committed,
+                                                                          caplog):
     """20 requests fail while the database is cut: at most a few warning lines, with a count."""
     from sqlalchemy import make_url
     from webtest import TestApp

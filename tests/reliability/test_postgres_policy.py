@@ -193,7 +193,8 @@ def test_cached_movie_routes_answer_while_the_database_hangs(proxied):
         response = bounded(lambda: app.get(f"/api/movies/trending?window=week&page={page}"))
         assert response.status_int == 200 and response.headers["X-Cache"] == "MISS"
         assert response.json["data"]["results"]
-    assert find_service(app.app.registry, IDatabaseGuard).breaker.state != "closed"  # the failed mirror writes opened it
+    # The failed mirror writes opened it.
+    assert find_service(app.app.registry, IDatabaseGuard).breaker.state != "closed"
     # A signed-in search cannot check the caller: answered as for an anonymous one.
     response = bounded(lambda: app.get("/api/movies/search?query=alien", headers=headers))
     assert response.status_int == 200 and response.json["data"]["results"]

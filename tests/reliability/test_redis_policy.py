@@ -18,7 +18,8 @@ from tests.conftest import PASSWORD, TEST_REDIS_URL, assert_error, make_settings
 from tests.reliability.tcp_proxy import TcpProxy
 
 # Real commits: see the committed fixture (tests/conftest.py).
-pytestmark = [pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)"), pytest.mark.usefixtures("committed")]
+pytestmark = [pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)"),
+              pytest.mark.usefixtures("committed")]
 
 COOLDOWN = 5.0
 POLICY = {
