@@ -82,7 +82,7 @@ def includeme(config):
     config.register_service(postgres.guard_for(engine), IDatabaseGuard)
 
     def dbsession(request):
-        # The session factory is a service: tests swap in one bound to their own connection.
+        # The session factory is a service (IDBSessionFactory), replaceable through the registry.
         factory = request.find_service(IDBSessionFactory, context=None)
         return get_tm_session(factory, request.tm, request=request)
 
