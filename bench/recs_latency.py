@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from webtest import TestApp  # noqa: E402
 
 from nexus_pyramid import make_app  # noqa: E402
+from nexus_pyramid.interfaces import ITokenCodec, find_service  # noqa: E402
 from nexus_pyramid.movie_source.genres import TMDB_GENRES  # noqa: E402
 from nexus_pyramid.services.recommender import rebuild_similarities  # noqa: E402
 from tests.conftest import alembic_config, make_settings, recreate_postgres_database  # noqa: E402
@@ -131,7 +132,7 @@ def measure(url, engine, args, counts, generated, similarities, rebuilt):
         bench_catalog(catalog, args.movies)
         app = make_app(make_settings(url, **{"catalog.path": str(catalog)}), environ={})
         client = TestApp(app)
-        codec = app.registry["jwt_codec"]
+        codec = find_service(app.registry, ITokenCodec)
         with Session(engine) as session:
             user_ids = [str(u) for u in session.execute(text("SELECT id FROM users")).scalars()]
         rng = random.Random(42)

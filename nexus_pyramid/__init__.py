@@ -8,6 +8,7 @@ from pyramid.session import SignedCookieSessionFactory
 
 from . import settings as nexus_settings
 from .authz import Root
+from .interfaces import IDatabaseEngine, IMovieSource, find_service
 from .models.app_meta import check_movie_id_space
 
 
@@ -22,10 +23,11 @@ def make_app(ini_settings: dict, environ=None):
         config.include(configure)
     app = config.make_wsgi_app()
     # Refuses a database filled from the other movie source (MovieIdSpaceConflict).
-    check_movie_id_space(app.registry["db_engine"], settings["nexus.movie_source"])
+    engine = find_service(app.registry, IDatabaseEngine)
+    check_movie_id_space(engine, settings["nexus.movie_source"])
     warm_up(app.registry)
     # pserve builds the app in gunicorn's master, which serves nothing: keep no connection there.
-    app.registry["db_engine"].dispose()
+    engine.dispose()
     return app
 
 
@@ -40,7 +42,7 @@ def warm_up(registry) -> None:
     objects). ``pserve`` builds the app once, in gunicorn's master, and the workers are
     forked from it: they share these pages copy-on-write.
     """
-    source = registry["movie_source"].source
+    source = find_service(registry, IMovieSource).source
     if hasattr(source, "preload"):
         source.preload()
     if registry.settings["nexus.gc_freeze"]:
@@ -68,10 +70,13 @@ def configure(config: Configurator):
     # Our exception views render every error; Cornice's own would bypass the envelope.
     settings["handle_exceptions"] = False
     config.include("cornice")
+    config.include("pyramid_services")
     config.include(".request_limits")
     config.include(".db")
+    config.include(".dependencies")  # Redis, readiness probes
+    config.include(".movie_source")
     config.include(".security")
-    config.include(".services.registry")
+    config.include(".services")
     config.add_tween("nexus_pyramid.tweens.request_id_tween_factory", over="pyramid_tm.tm_tween_factory")
     config.include(".api.ops")
     config.include(".api")

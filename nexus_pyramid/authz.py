@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated, DENY_ALL, Everyone
 
+from .interfaces import IUserService
 from .security import role_principal
 
 # Permissions, named "scope:action".
@@ -40,4 +41,4 @@ class UserResource(Root):
 
     @property
     def user(self):
-        return self.request.users.get(self.user_id)
+        return self.request.find_service(IUserService).get(self.user_id)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from .interfaces import ITrustedProxies
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -86,10 +88,11 @@ def resolve(remote_addr: str | None, forwarded_for: str | None, networks: tuple[
 
 def client_address(request) -> str:
     """The request's client address (reified as ``request.client_address``)."""
-    networks = request.registry.get("trusted_proxies", ())
+    networks = request.find_service(ITrustedProxies, context=None)
     return resolve(request.remote_addr, request.headers.get("X-Forwarded-For"), networks)
 
 
 def includeme(config):
-    config.registry["trusted_proxies"] = parse_trusted_proxies(config.get_settings().get("nexus.trusted_proxies"))
+    config.register_service(parse_trusted_proxies(config.get_settings().get("nexus.trusted_proxies")),
+                            ITrustedProxies)
     config.add_request_method(client_address, "client_address", reify=True)

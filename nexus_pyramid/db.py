@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 import zope.sqlalchemy
 
 from .dependencies import postgres
+from .interfaces import IDatabaseEngine, IDatabaseGuard, IDBSessionFactory, ISeedSteps
 
 
 def get_engine(settings: dict, prefix: str = "sqlalchemy."):
@@ -98,16 +99,18 @@ def includeme(config):
 
     engine = get_engine(settings)
     forget_connections_after_fork(engine)
-    session_factory = get_session_factory(engine)
-    config.registry["dbsession_factory"] = session_factory
-    config.registry["db_engine"] = engine
-    config.registry["db_guard"] = postgres.guard_for(engine)
+    config.register_service(engine, IDatabaseEngine)
+    config.register_service(get_session_factory(engine), IDBSessionFactory)
+    config.register_service(postgres.guard_for(engine), IDatabaseGuard)
 
     def dbsession(request):
-        # Tests may pass in their own session through the environ.
-        session = request.environ.get("app.dbsession")
-        if session is None:
-            session = get_tm_session(session_factory, request.tm, request=request)
-        return session
+        # The session factory is a service (IDBSessionFactory), replaceable through the registry.
+        factory = request.find_service(IDBSessionFactory, context=None)
+        return get_tm_session(factory, request.tm, request=request)
 
     config.add_request_method(dbsession, reify=True)
+
+    # What ``nexus-initialize-db`` seeds: each feature adds its steps with config.add_seed_step.
+    seed_steps: dict = {}
+    config.register_service(seed_steps, ISeedSteps)
+    config.add_directive("add_seed_step", lambda config, name, step: seed_steps.__setitem__(name, step))

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 
+from .interfaces import ITokenService
+
 BEARER = "bearer"
 SESSION = "session"
 
@@ -49,7 +51,7 @@ def resolve_auth_state(request) -> AuthState:
     console = request.path_info == "/admin" or request.path_info.startswith("/admin/")
     token = None if console else _bearer_token(request)
     if token is not None:
-        claims = request.tokens.decode_access(request, token) if token else None
+        claims = request.find_service(ITokenService).decode_access(request, token) if token else None
         user = request.dbsession.get(User, claims["sub"]) if claims else None
         if user is None or user.token_version != claims["ver"]:
             return AuthState(None, "invalid")
@@ -58,7 +60,7 @@ def resolve_auth_state(request) -> AuthState:
     if key:
         # The cookie only names a server-side session: once that row is gone (sign-out,
         # password change, role removal, deletion) or expired, a replayed cookie is worthless.
-        row = request.tokens.console_session(key, _session_setting(request, "session.timeout"))
+        row = request.find_service(ITokenService).console_session(key, _session_setting(request, "session.timeout"))
         user = request.dbsession.get(User, row.user_id) if row is not None else None
         if user is None or user.token_version != request.session.get("ver"):
             return AuthState(None, "invalid")
@@ -107,7 +109,7 @@ class NexusSecurityPolicy:
 
         user = request.dbsession.get(User, uuid.UUID(str(userid)))
         self._end_session(request)
-        key = request.tokens.start_console_session(
+        key = request.find_service(ITokenService).start_console_session(
             user, _session_setting(request, "session.max_age"),
             request.client_address, request.user_agent,
         )
@@ -124,7 +126,7 @@ class NexusSecurityPolicy:
     def _end_session(request):
         key = request.console_session_key()
         if key:
-            request.tokens.end_console_session(key)
+            request.find_service(ITokenService).end_console_session(key)
         request.session.invalidate()
 
 

@@ -2,7 +2,11 @@
 
 ``use = egg:nexus_pyramid#gunicorn`` in production.ini. The ini gives the defaults;
 ``WEB_CONCURRENCY`` (workers), ``PORT`` and ``BIND`` override them, as container
-platforms expect.
+platforms expect. That is the one thing this runner adds to gunicorn's own PasteDeploy
+runner (``egg:gunicorn#main``), and it cannot be had there: with gunicorn's runner the
+ini's ``workers`` and ``bind`` win over ``WEB_CONCURRENCY`` and ``PORT``, and
+``GUNICORN_CMD_ARGS`` is not read, so an ini that names them can't be overridden, and one
+that leaves them out starts one worker on 127.0.0.1:8000 (checked with gunicorn 23).
 
 The worker model, ``worker_class = nexus_pyramid.server.WaitressWorker``: gunicorn keeps
 what it is good at (several processes, so the GIL is not one for all; the arbiter that

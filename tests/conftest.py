@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from pyramid.config import Configurator
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.orm import sessionmaker
 from webtest import TestApp
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import (IDatabaseEngine, IDBSessionFactory, IGenreNames, IMovieSource,
+                                      IRecommendationCache, IRedis, IThrottles, find_service)
 from nexus_pyramid.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,40 +127,130 @@ def clean_database(engine) -> None:
                 conn.execute(table.delete())
 
 
-def reset_registry(app) -> None:
-    for hook in app.registry.get("test_reset_hooks", []):
-        hook()
-    app.registry["throttles"].reset()
+def swap_service(app, service, iface) -> None:
+    """Replace a service of ``app`` through its own registry (what the app's includemes do)."""
+    config = Configurator(registry=app.registry)
+    config.register_service(service, iface)
+    config.commit()
 
 
-@pytest.fixture
-def clean(app, engine, redis_url):
-    clean_database(engine)
-    reset_registry(app)
+def fresh_services(app) -> None:
+    """Each test starts with new throttles, genre names and recommendations cache, no cached
+    movies and a Redis breaker that remembers no failure."""
+    from nexus_pyramid.movie_source.cache import CacheStats, make_cache_region
+    from nexus_pyramid.services.movies import GenreNames
+    from nexus_pyramid.services.ratelimit import Throttles
+
+    settings = app.registry.settings
+    redis = find_service(app.registry, IRedis, None)
+    source = find_service(app.registry, IMovieSource)
+    source.reset()
+    if redis is not None:
+        redis.reset()
+    swap_service(app, Throttles.from_settings(settings, redis), IThrottles)
+    swap_service(app, GenreNames(source), IGenreNames)
+    region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
+    swap_service(app, region, IRecommendationCache)
+
+
+def flush_redis(redis_url: str) -> None:
     if redis_url:
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture
+def fresh(app, redis_url):
+    """New in-process state for the test (see fresh_services) and an empty Redis database."""
+    fresh_services(app)
+    flush_redis(redis_url)
+
+
+@pytest.fixture
+def committed(app, engine, redis_url):
+    """For tests whose writes must really commit: several threads or processes, a real HTTP
+    server, a console script, a dependency cut by TcpProxy, a migration, or an app of their
+    own. The database is emptied before and after the test (the other tests never commit)."""
+    clean_database(engine)
+    fresh_services(app)
+    flush_redis(redis_url)
     yield
+    clean_database(engine)
+
+
+@contextmanager
+def rolled_back(app, connection):
+    """``app``'s requests use sessions on ``connection``, each commit a savepoint (pyramid_tm
+    commits and aborts as usual); the caller rolls the connection's transaction back."""
+    original = find_service(app.registry, IDBSessionFactory)
+    swap_service(app, sessionmaker(bind=connection, expire_on_commit=False,
+                                   join_transaction_mode="create_savepoint"), IDBSessionFactory)
+    try:
+        yield
+    finally:
+        swap_service(app, original, IDBSessionFactory)
 
 
 @pytest.fixture
-def testapp(app, clean) -> TestApp:
-    return TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.10"})
+def db_connection(request, app):
+    """One connection per test inside a transaction that is rolled back after it (on the app's
+    engine, so SQLite keeps its foreign keys and write locks). None for ``committed`` tests."""
+    if "committed" in request.fixturenames:
+        yield None
+        return
+    connection = find_service(app.registry, IDatabaseEngine).connect()
+    transaction = connection.begin()
+    yield connection
+    transaction.rollback()
+    connection.close()
 
 
 @pytest.fixture
-def dbsession(engine):
-    """A plain session for arranging and checking data.
-
-    It is on its own engine, without the app's SQLite BEGIN IMMEDIATE, so that a test
-    that reads does not hold the write lock the app needs next (WAL lets both go on).
-    """
+def dbsession(engine, db_connection):
+    """A plain session for arranging and checking data: on the test's connection, or for
+    ``committed`` tests on its own engine, without the app's SQLite BEGIN IMMEDIATE, so that
+    a test that reads does not hold the write lock the app needs next (WAL lets both go on)."""
     from sqlalchemy.orm import Session
 
-    session = Session(bind=engine, expire_on_commit=False)
+    if db_connection is None:
+        session = Session(bind=engine, expire_on_commit=False)
+    else:
+        session = Session(bind=db_connection, expire_on_commit=False,
+                          join_transaction_mode="create_savepoint")
     yield session
     session.close()
+
+
+class OnTestConnection:
+    """The app, for a test whose session shares the app's connection.
+
+    Before each request the test's session ends its savepoint (what it wrote stays in the
+    test's transaction), so the request's own savepoint is never inside the test's, and a
+    later ``dbsession.rollback()`` (to look again) cannot undo what the request did.
+    """
+
+    def __init__(self, app, dbsession):
+        self.app, self.dbsession, self.registry = app, dbsession, app.registry
+
+    def __call__(self, environ, start_response):
+        if self.dbsession.in_transaction():
+            self.dbsession.commit()
+        return self.app(environ, start_response)
+
+
+def client_for(app, db_connection, dbsession, address: str):
+    """``app`` for a test: on the test's connection (rolled back after it) unless ``committed``."""
+    if db_connection is None:
+        yield TestApp(app, extra_environ={"REMOTE_ADDR": address})
+        return
+    with rolled_back(app, db_connection):
+        yield TestApp(OnTestConnection(app, dbsession), extra_environ={"REMOTE_ADDR": address})
+
+
+@pytest.fixture
+def testapp(app, fresh, db_connection, dbsession) -> TestApp:
+    yield from client_for(app, db_connection, dbsession, "192.0.2.10")
 
 
 class Api:
@@ -265,7 +360,7 @@ def tmdb_app(database_url, redis_url, fake_tmdb):
 
 
 @pytest.fixture
-def tmdb_testapp(tmdb_app, clean, fake_tmdb) -> TestApp:
-    reset_registry(tmdb_app)
+def tmdb_testapp(tmdb_app, fresh, db_connection, dbsession, fake_tmdb) -> TestApp:
+    fresh_services(tmdb_app)
     fake_tmdb.reset()
-    return TestApp(tmdb_app, extra_environ={"REMOTE_ADDR": "192.0.2.20"})
+    yield from client_for(tmdb_app, db_connection, dbsession, "192.0.2.20")

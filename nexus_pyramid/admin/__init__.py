@@ -1,5 +1,6 @@
 """The admin console (/admin): Jinja2 pages, session sign-in, CSRF on every form."""
 from ..authz import UserResource
+from ..database_errors import DATABASE_ERRORS
 
 
 def includeme(config):
@@ -15,3 +16,7 @@ def includeme(config):
     config.add_route("console_user_delete", "/admin/users/{user_id}/delete", factory=UserResource)
     config.add_route("console_audit", "/admin/audit")
     config.scan(".views")
+    from .views import ADMIN_PATH, admin_database_error
+
+    for failure in DATABASE_ERRORS:
+        config.add_exception_view(admin_database_error, context=failure, path_info=ADMIN_PATH)

@@ -14,10 +14,9 @@ from pyramid.security import forget, remember
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config, view_config
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
-from sqlalchemy.exc import DBAPIError
-
-from ..dependencies import postgres
-from ..errors import AppError, InvalidCredentials, RateLimited, ServiceUnavailable
+from ..database_errors import database_error
+from ..errors import AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
+from ..interfaces import ILibraryService, IMovieSource, IUserService
 from ..models import ROLE_NAMES
 from ..services import stats
 from ..services.users import normalize_email
@@ -80,12 +79,9 @@ def login_submit(request):
     password = request.POST.get("password", "")[:1024]
     next_url = _safe_next(request.POST.get("next"))
     form = {"email": email, "next": next_url}
-    address = request.client_address
-    throttles = request.registry["throttles"]
     try:
         # The same rule as the API's sign-in: the guess is counted before it is evaluated.
-        throttles.attempt(email, address)
-        user = request.users.authenticate(email, password)
+        user = request.find_service(IUserService).sign_in(email, password)
     except (RateLimited, ServiceUnavailable) as exc:
         request.response.status_int = exc.status
         request.response.headers.update(exc.headers)
@@ -93,7 +89,6 @@ def login_submit(request):
     except InvalidCredentials as exc:
         request.response.status_int = 401
         return {**form, "error": exc.message}
-    throttles.succeeded(email, address)
     if not CONSOLE_ROLES & set(user.role_names):
         request.response.status_int = 403
         return {**form, "error": "This account cannot use the admin console."}
@@ -113,14 +108,14 @@ def logout(request):
 @view_config(route_name="console_home", renderer="dashboard.jinja2", permission=ADMIN_READ, request_method="GET")
 def dashboard(request):
     figures = stats.dashboard(request.dbsession)
-    return {**figures, "source": request.registry["movie_source"].state(), "page_title": "Dashboard"}
+    return {**figures, "source": request.find_service(IMovieSource).state(), "page_title": "Dashboard"}
 
 
 @view_config(route_name="console_users", renderer="users.jinja2", permission=ADMIN_READ, request_method="GET")
 def users(request):
     q = request.params.get("q", "").strip()[:200]
     page_number = _int_param(request, "page", 1)
-    page = request.users.search(q or None, page_number, PER_PAGE)
+    page = request.find_service(IUserService).search(q or None, page_number, PER_PAGE)
 
     def page_url(number):
         return request.route_path("console_users", _query={"q": q, "page": number} if q else {"page": number})
@@ -131,11 +126,11 @@ def users(request):
 @view_config(route_name="console_user", renderer="user.jinja2", permission=ADMIN_READ, request_method="GET")
 def user_detail(request):
     user = request.context.user
-    recent = request.library.interactions(user, None, 1, 10)
+    recent = request.find_service(ILibraryService).interactions(user, None, 1, 10)
     return {
         "user": user,
-        "counts": request.users.interaction_counts(user),
-        "preferences": request.library.preferences_json(user),
+        "counts": request.find_service(IUserService).interaction_counts(user),
+        "preferences": request.find_service(ILibraryService).preferences_json(user),
         "recent": recent.items,
         "roles": ROLE_NAMES,
         "page_title": user.name,
@@ -146,12 +141,14 @@ def user_detail(request):
 def change_role(request):
     user = request.context.user
     role, action = request.POST.get("role", ""), request.POST.get("action", "")
-    if action not in ("assign", "revoke") or role not in ROLE_NAMES:
-        raise HTTPBadRequest("Unknown role or action.")
-    change = request.users.assign_role if action == "assign" else request.users.revoke_role
+    if action not in ("assign", "revoke"):
+        raise HTTPBadRequest("Unknown action.")
+    users = request.find_service(IUserService)
+    change = users.assign_role if action == "assign" else users.revoke_role
     try:
+        # The service decides, as for the API: a role it does not know is a 400 page.
         change(user, role, actor=request.identity.user, channel="console")
-    except AppError as exc:  # e.g. the last admin: shown to the administrator, nothing changed
+    except Conflict as exc:  # e.g. the last admin: shown to the administrator, nothing changed
         request.session.flash(exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
     verb = "now has" if action == "assign" else "no longer has"
@@ -163,7 +160,8 @@ def change_role(request):
              permission=ADMIN_WRITE)
 def confirm_delete(request):
     user = request.context.user
-    return {"user": user, "counts": request.users.interaction_counts(user), "page_title": f"Delete {user.name}"}
+    counts = request.find_service(IUserService).interaction_counts(user)
+    return {"user": user, "counts": counts, "page_title": f"Delete {user.name}"}
 
 
 @view_config(route_name="console_user_delete", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
@@ -173,8 +171,8 @@ def delete_user(request):
         raise HTTPBadRequest("The deletion was not confirmed.")
     email = user.email
     try:
-        request.users.delete(user, actor=request.identity.user, channel="console")
-    except AppError as exc:
+        request.find_service(IUserService).delete(user, actor=request.identity.user, channel="console")
+    except Conflict as exc:  # the last admin
         request.session.flash(exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
     request.session.flash(f"{email} was deleted.", "success")
@@ -185,7 +183,7 @@ def delete_user(request):
 
 @view_config(route_name="console_audit", renderer="audit.jinja2", permission=ADMIN_READ, request_method="GET")
 def audit(request):
-    page = request.users.audit_log(_int_param(request, "page", 1), 50)
+    page = request.find_service(IUserService).audit_log(_int_param(request, "page", 1), 50)
     return {"page": page, "page_title": "Audit log",
             "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
 
@@ -201,6 +199,7 @@ def _error_page(request, status: int, title: str, message: str):
 
 
 ADMIN_PATH = r"^/admin"
+ERROR_TITLES = {409: "Conflict", 500: "Something went wrong", 503: "Unavailable"}
 
 
 @forbidden_view_config(path_info=ADMIN_PATH)
@@ -229,17 +228,18 @@ def admin_bad_request(exc, request):
                        "The form was not accepted (it may have expired). Go back, reload the page and try again.")
 
 
-@exception_view_config(DBAPIError, path_info=ADMIN_PATH)
 def admin_database_error(exc, request):
-    if postgres.is_unavailable(exc):
-        # Counted by the database's outage log: no line per request.
-        unavailable = postgres.unavailable_for(request, exc)
-        response = _error_page(request, 503, "Unavailable", "The database is not answering. Try again shortly.")
-        response.headers.update(unavailable.headers)
-        return response
-    log.error("database error in the console [request_id=%s]: %s", getattr(request, "request_id", "-"),
-              type(exc).__name__)
-    return _error_page(request, 500, "Something went wrong", "A database error occurred; it was logged.")
+    """Database failures: what they mean is decided in database_errors.py; shown here as a page."""
+    error = database_error(request, exc)
+    if error.status == 503:
+        message = "The database is not answering. Try again shortly."
+    elif error.status >= 500:
+        message = "A database error occurred; it was logged."
+    else:
+        message = error.message
+    response = _error_page(request, error.status, ERROR_TITLES.get(error.status, "Error"), message)
+    response.headers.update(error.headers)
+    return response
 
 
 @exception_view_config(Exception, path_info=ADMIN_PATH)

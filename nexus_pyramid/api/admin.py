@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, UserResource
+from ..interfaces import IUserService
 from . import schemas
 from .envelope import paged, success
 from .serializers import user_json
@@ -18,7 +19,7 @@ revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", d
            error_codes=(401, 403))
 def list_users(request):
     query = request.validated["querystring"]
-    page = request.users.search(query.get("q"), query["page"], query["per_page"])
+    page = request.find_service(IUserService).search(query.get("q"), query["page"], query["per_page"])
     return success(paged([user_json(u) for u in page.items], page.page, page.per_page, page.total))
 
 
@@ -26,19 +27,20 @@ def list_users(request):
 def get_user(request):
     user = request.context.user
     data = user_json(user)
-    data["interaction_counts"] = request.users.interaction_counts(user)
+    data["interaction_counts"] = request.find_service(IUserService).interaction_counts(user)
     return success(data)
 
 
 @user_detail.delete(permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def delete_user(request):
-    request.users.delete(request.context.user, actor=request.identity.user, channel="api")
+    users = request.find_service(IUserService)
+    users.delete(request.context.user, actor=request.identity.user, channel="api")
     return success(None, "User deleted")
 
 
 def _role_change(request, change):
     body = request.validated["body"]
-    user = request.users.get(body["user_id"])
+    user = request.find_service(IUserService).get(body["user_id"])
     return success(user_json(change(user, body["role"], actor=request.identity.user, channel="api")),
                    "Roles updated")
 
@@ -46,10 +48,10 @@ def _role_change(request, change):
 @assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns="User", permission=ADMIN_WRITE,
              error_codes=(401, 403, 404))
 def assign_role(request):
-    return _role_change(request, request.users.assign_role)
+    return _role_change(request, request.find_service(IUserService).assign_role)
 
 
 @revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns="User", permission=ADMIN_WRITE,
              error_codes=(401, 403, 404, 409))
 def revoke_role(request):
-    return _role_change(request, request.users.revoke_role)
+    return _role_change(request, request.find_service(IUserService).revoke_role)

@@ -5,7 +5,7 @@ import colander
 
 from .. import errors
 from ..authz import PUBLIC
-from ..services.users import normalize_email
+from ..interfaces import ITokenService, IUserService
 from . import schemas
 from .envelope import success
 from .serializers import user_json
@@ -25,29 +25,25 @@ def _session_payload(request, user, pair: dict) -> dict:
                response_status=201, error_codes=(409, 429, 503))
 def register_view(request):
     body = request.validated["body"]
-    # Counted per client address before anything is looked up: the duplicate-email answer is an oracle.
-    request.registry["throttles"].register(request.client_address)
-    user = request.users.register(body["name"], body["email"], body["password"], body.get("date_of_birth"))
+    user = request.find_service(IUserService).register(body["name"], body["email"], body["password"],
+                                                       body.get("date_of_birth"))
     request.response.status_int = 201
-    return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Account created")
+    pair = request.find_service(ITokenService).issue_pair(user)
+    return success(_session_payload(request, user, pair), "Account created")
 
 
 @login.post(schema=schemas.request_schema(schemas.LoginBody), returns="Session", permission=PUBLIC,
             error_codes=(401, 429, 503))
 def login_view(request):
     body = request.validated["body"]
-    email = normalize_email(body["email"])
-    address = request.client_address
-    throttles = request.registry["throttles"]
-    throttles.attempt(email, address)  # counted before the password is evaluated; RateLimited when over
-    user = request.users.authenticate(email, body["password"])
-    throttles.succeeded(email, address)
-    return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Signed in")
+    user = request.find_service(IUserService).sign_in(body["email"], body["password"])  # throttled
+    pair = request.find_service(ITokenService).issue_pair(user)
+    return success(_session_payload(request, user, pair), "Signed in")
 
 
 @refresh.post(schema=schemas.request_schema(schemas.RefreshBody), returns="Session", permission=PUBLIC, error_codes=(401,))
 def refresh_view(request):
-    user, pair = request.tokens.rotate(request.validated["body"]["refresh_token"])
+    user, pair = request.find_service(ITokenService).rotate(request.validated["body"]["refresh_token"])
     return success(_session_payload(request, user, pair), "Token refreshed")
 
 
@@ -78,10 +74,10 @@ def logout_view(request):
         state = request.auth_state
         if state.identity is None:
             raise errors.InvalidToken() if state.credentials == "invalid" else errors.AuthenticationRequired()
-        request.users.end_all_sessions(state.identity.user)
+        request.find_service(IUserService).end_all_sessions(state.identity.user)
         return success(None, "Signed out of every session")
     if "refresh_token" not in body:
         raise errors.ValidationError.field("refresh_token", "Required unless all is true.",
                                            "refresh_token is required.")
-    request.tokens.revoke(body["refresh_token"])
+    request.find_service(ITokenService).revoke(body["refresh_token"])
     return success(None, "Signed out")

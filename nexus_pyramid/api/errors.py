@@ -7,15 +7,11 @@ end here. No traceback, SQL or secret ever reaches a client.
 from __future__ import annotations
 
 import logging
-import traceback
 
 from pyramid.httpexceptions import HTTPException, HTTPForbidden
 from pyramid.response import Response
-from sqlalchemy.exc import DBAPIError, IntegrityError, TimeoutError as PoolTimeout
-from sqlalchemy.orm.exc import StaleDataError
-
 from .. import errors
-from ..dependencies import postgres
+from ..database_errors import DATABASE_ERRORS, database_error
 from . import envelope
 
 log = logging.getLogger("nexus.errors")
@@ -77,54 +73,9 @@ def http_exception_view(exc: HTTPException, request):
     return render_error(request, exc.status_int, code, message, {}, headers)
 
 
-def database_error_view(exc: DBAPIError, request):
-    """The database is unavailable: 503 with ``Retry-After``, logged by the database's outage log.
-
-    Any other database error is a bug or bad data: a 500, logged without the driver's message,
-    which may quote the parameters (``DETAIL: Key (email)=(...)``).
-    """
-    if postgres.is_unavailable(exc):
-        return app_error_view(postgres.unavailable_for(request, exc), request)
-    origin = exc.orig if exc.orig is not None else exc
-    log.error("database error [request_id=%s] %s %s: %s (SQLSTATE %s)\n%s", getattr(request, "request_id", "-"),
-              request.method, request.path_info, type(origin).__name__, getattr(origin, "pgcode", None) or "-",
-              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
-    return render_error(request, 500, "INTERNAL_ERROR", "An unexpected error occurred.",
-                        {"request_id": getattr(request, "request_id", None)})
-
-
-# SQLSTATEs of a row that refers to one just deleted, or that duplicates one just written.
-CONFLICT_SQLSTATES = {"23503": "foreign key", "23505": "unique"}
-SQLITE_CONFLICTS = {"FOREIGN KEY constraint failed": "foreign key", "UNIQUE constraint failed": "unique"}
-
-
-def integrity_error_view(exc: IntegrityError, request):
-    """A write that lost a race (e.g. against a deletion) is a 409, not a 500.
-
-    The services prevent the races they know of (see services.users.lock_user); this is the
-    net under the ones they do not. Only the kind of violation is logged, never the statement.
-    """
-    orig = exc.orig
-    sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
-    kind = CONFLICT_SQLSTATES.get(sqlstate) if sqlstate else next(
-        (k for text, k in SQLITE_CONFLICTS.items() if str(orig).startswith(text)), None)
-    if kind is None:  # another constraint: a bug or bad data, logged without the driver's message
-        return database_error_view(exc, request)
-    log.warning("write conflict (%s violation) [request_id=%s] %s %s", kind, getattr(request, "request_id", "-"),
-                request.method, request.path_info)
-    return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)
-
-
-def stale_data_view(exc: StaleDataError, request):
-    """A row changed by the request was deleted meanwhile (e.g. the user it belongs to): 409, not 500."""
-    log.warning("write conflict (row deleted meanwhile) [request_id=%s] %s %s", getattr(request, "request_id", "-"),
-                request.method, request.path_info)
-    return app_error_view(errors.Conflict("The request conflicts with a concurrent change. Try again."), request)
-
-
-def pool_timeout_view(exc, request):
-    """No pooled connection in time (counted by the database's outage log)."""
-    return app_error_view(postgres.unavailable_for(request, exc), request)
+def database_error_view(exc, request):
+    """Database failures: what they mean is decided in database_errors.py; rendered here."""
+    return app_error_view(database_error(request, exc), request)
 
 
 def unexpected_error_view(exc, request):
@@ -138,8 +89,6 @@ def includeme(config):
     config.add_exception_view(app_error_view, context=errors.AppError)
     config.add_exception_view(forbidden_view, context=HTTPForbidden)
     config.add_exception_view(http_exception_view, context=HTTPException)
-    config.add_exception_view(database_error_view, context=DBAPIError)
-    config.add_exception_view(integrity_error_view, context=IntegrityError)
-    config.add_exception_view(stale_data_view, context=StaleDataError)
-    config.add_exception_view(pool_timeout_view, context=PoolTimeout)
+    for failure in DATABASE_ERRORS:
+        config.add_exception_view(database_error_view, context=failure)
     config.add_exception_view(unexpected_error_view, context=Exception)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..authz import SELF
 from ..errors import ValidationError
+from ..interfaces import ILibraryService
 from . import schemas
 from .envelope import paged, success
 from .service import ApiService
@@ -19,7 +20,7 @@ recommendations = ApiService(name="user_recommendations", path="/api/user/recomm
 
 @preferences.get(returns="Preferences", permission=SELF, error_codes=(401,))
 def get_preferences(request):
-    return success(request.library.preferences_json(request.identity.user))
+    return success(request.find_service(ILibraryService).preferences_json(request.identity.user))
 
 
 @preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns="Preferences", permission=SELF,
@@ -34,16 +35,18 @@ def save_preferences(request):
     elif "actor_ids" in body:
         actors = [(a, None) for a in body["actor_ids"]]
     user = request.identity.user
-    request.library.save_preferences(user, body.get("genre_ids"), actors, body.get("movie_ids"))
-    return success(request.library.preferences_json(user), "Preferences saved")
+    library = request.find_service(ILibraryService)
+    library.save_preferences(user, body.get("genre_ids"), actors, body.get("movie_ids"))
+    return success(library.preferences_json(user), "Preferences saved")
 
 
 @interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), returns="InteractionPage", permission=SELF,
                   error_codes=(401,))
 def list_interactions(request):
     query = request.validated["querystring"]
-    page = request.library.interactions(request.identity.user, query.get("type"), query["page"], query["per_page"])
-    return success(paged([request.library.interaction_json(i) for i in page.items], page.page, page.per_page,
+    library = request.find_service(ILibraryService)
+    page = library.interactions(request.identity.user, query.get("type"), query["page"], query["per_page"])
+    return success(paged([library.interaction_json(i) for i in page.items], page.page, page.per_page,
                          page.total))
 
 
@@ -51,15 +54,17 @@ def list_interactions(request):
                    error_codes=(401, 404, 503))
 def add_interaction(request):
     body = request.validated["body"]
-    item, created = request.library.add_interaction(request.identity.user, body["tmdb_id"], body["interaction_type"])
+    library = request.find_service(ILibraryService)
+    item, created = library.add_interaction(request.identity.user, body["tmdb_id"], body["interaction_type"])
     request.response.status_int = 201 if created else 200
-    return success(request.library.interaction_json(item), "Interaction recorded" if created else "Already recorded")
+    return success(library.interaction_json(item), "Interaction recorded" if created else "Already recorded")
 
 
 @interaction.delete(schema=schemas.path_request_schema(schemas.InteractionPath), permission=SELF,
                     error_codes=(401, 404))
 def delete_interaction(request):
-    request.library.remove_interaction(request.identity.user, request.validated["path"]["interaction_id"])
+    library = request.find_service(ILibraryService)
+    library.remove_interaction(request.identity.user, request.validated["path"]["interaction_id"])
     return success(None, "Interaction deleted")
 
 
@@ -68,6 +73,6 @@ def delete_interaction(request):
 def get_recommendations(request):
     query = request.validated["querystring"]
     page, per_page = query["page"], query["per_page"]
-    ranked = request.library.recommendations(request.identity.user)
+    ranked = request.find_service(ILibraryService).recommendations(request.identity.user)
     start = (page - 1) * per_page
     return success(paged(ranked[start:start + per_page], page, per_page, len(ranked)))

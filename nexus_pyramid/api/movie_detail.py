@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..authz import PUBLIC
+from ..interfaces import IMovieService
 from . import schemas
 from .movies import cache_response
 from .service import ApiService
@@ -13,11 +14,13 @@ recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tm
 
 @detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns="MovieDetail", permission=PUBLIC, error_codes=(404, 503))
 def detail_view(request):
-    return cache_response(request, *request.movies.movie_detail(request.validated["path"]["tmdb_id"]))
+    movies = request.find_service(IMovieService)
+    return cache_response(request, *movies.movie_detail(request.validated["path"]["tmdb_id"]))
 
 
 @recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging), returns="MoviePage", permission=PUBLIC,
                      error_codes=(404, 503))
 def recommendations_view(request):
-    return cache_response(request, *request.movies.recommendations(request.validated["path"]["tmdb_id"],
-                                                                   request.validated["querystring"]["page"]))
+    movies = request.find_service(IMovieService)
+    return cache_response(request, *movies.recommendations(request.validated["path"]["tmdb_id"],
+                                                   request.validated["querystring"]["page"]))

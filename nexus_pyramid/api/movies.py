@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..authz import PUBLIC
 from ..dependencies import postgres
+from ..interfaces import IMovieService
 from ..services.recommender import can_see_adult
 from . import schemas
 from .envelope import success
@@ -31,7 +32,8 @@ def cache_response(request, data, meta: dict):
               error_codes=MOVIE_ERRORS)
 def trending_view(request):
     query = request.validated["querystring"]
-    return cache_response(request, *request.movies.trending(query["window"], query["page"]))
+    movies = request.find_service(IMovieService)
+    return cache_response(request, *movies.trending(query["window"], query["page"]))
 
 
 @search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns="MoviePage", permission=PUBLIC,
@@ -42,10 +44,11 @@ def search_view(request):
     # Without the database the caller cannot be checked: searched as anonymous, not failed.
     user = postgres.optional(request, lambda: request.identity.user if request.identity else None)
     allow_adult = user is not None and can_see_adult(user.date_of_birth)
-    return cache_response(request, *request.movies.search(query["query"], query["page"], query.get("year"),
-                                                          allow_adult))
+    movies = request.find_service(IMovieService)
+    return cache_response(request, *movies.search(query["query"], query["page"], query.get("year"),
+                                          allow_adult))
 
 
 @genres.get(returns="GenreList", permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def genres_view(request):
-    return cache_response(request, *request.movies.genres())
+    return cache_response(request, *request.find_service(IMovieService).genres())

@@ -12,6 +12,7 @@ from cornice.service import get_services
 from pyramid.view import view_config
 
 from ..authz import PUBLIC
+from ..interfaces import IOpenAPIDocument
 from .errors import HTTP_CODES
 from .schemas import StrictDate, StrictInt
 
@@ -263,13 +264,23 @@ def _ops_paths() -> dict:
     }
 
 
+class OpenAPIDocument:
+    """The document, built once per process on first use (the routes are all known by then)."""
+
+    def __init__(self):
+        self._document = None
+
+    def get(self, request) -> dict:
+        if self._document is None:
+            self._document = build_document(request)
+        return self._document
+
+
 @view_config(route_name="openapi", renderer="json", permission=PUBLIC, request_method="GET")
 def openapi_view(request):
-    document = request.registry.get("openapi_document")
-    if document is None:
-        document = request.registry["openapi_document"] = build_document(request)
-    return document
+    return request.find_service(IOpenAPIDocument).get(request)
 
 
 def includeme(config):
     config.add_route("openapi", "/api/openapi.json")
+    config.register_service(OpenAPIDocument(), IOpenAPIDocument)

@@ -6,6 +6,7 @@ import logging
 from pyramid.view import view_config
 
 from ..authz import PUBLIC
+from ..interfaces import IDatabaseGuard, IReadinessProbes
 from .errors import render_error
 
 log = logging.getLogger(__name__)
@@ -17,12 +18,12 @@ def healthz(request):
     return {"status": "ok"}
 
 
-def readiness_checks(registry) -> dict:
+def readiness_checks(request) -> dict:
     """Each dependency, checked with its own short timeouts (database: ``db.readiness_timeout``)."""
-    checks = {"database": registry["db_guard"].check()}
+    checks = {"database": request.find_service(IDatabaseGuard).check()}
     if not checks["database"]["ok"]:
         log.warning("readiness: database check failed (%s)", checks["database"]["error"])
-    for name, probe in registry.get("readiness_probes", {}).items():
+    for name, probe in request.find_service(IReadinessProbes).items():
         try:
             checks[name] = probe()
         except Exception as exc:
@@ -33,10 +34,10 @@ def readiness_checks(registry) -> dict:
 
 @view_config(route_name="readyz", renderer="json", permission=PUBLIC, request_method="GET")
 def readyz(request):
-    checks = readiness_checks(request.registry)
+    checks = readiness_checks(request)
     if all(check.get("ok", True) for check in checks.values()):
         return {"status": "ok", "checks": checks}
-    retry_after = max(1, round(request.registry["db_guard"].retry_after()))
+    retry_after = max(1, round(request.find_service(IDatabaseGuard).retry_after()))
     return render_error(request, 503, "SERVICE_UNAVAILABLE", "A dependency is not ready.", {"checks": checks},
                         {"Retry-After": str(retry_after)})
 

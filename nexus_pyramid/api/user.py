@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..authz import SELF
+from ..interfaces import ILibraryService, IUserService
 from . import schemas
 from .envelope import success
 from .serializers import user_json
@@ -11,7 +12,7 @@ profile = ApiService(name="user_profile", path="/api/user/profile", description=
 
 
 def profile_json(request, user) -> dict:
-    return {**user_json(user), "preferences": request.library.preferences_json(user)}
+    return {**user_json(user), "preferences": request.find_service(ILibraryService).preferences_json(user)}
 
 
 @profile.get(returns="Profile", permission=SELF, error_codes=(401,))
@@ -22,7 +23,7 @@ def get_profile(request):
 @profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns="User", permission=SELF, error_codes=(401, 409, 429, 503))
 def update_profile(request):
     user = request.identity.user
-    password_changed = request.users.update_profile(user, request.validated["body"])
+    password_changed = request.find_service(IUserService).update_profile(user, request.validated["body"])
     meta = {"reauthenticate": True} if password_changed else None
     message = "Profile updated; sign in again with the new password" if password_changed else "Profile updated"
     return success(user_json(user), message, meta)

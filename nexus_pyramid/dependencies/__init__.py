@@ -15,3 +15,13 @@ fallback; callers never add their own.
 ``outage.OutageLog`` writes one line per dependency outage per interval, with a count of
 what was affected, instead of a traceback per request.
 """
+
+
+def includeme(config):
+    """``config.add_readiness_probe(name, probe)``: what /readyz checks besides the database."""
+    from ..interfaces import IReadinessProbes
+
+    probes: dict = {}
+    config.register_service(probes, IReadinessProbes)
+    config.add_directive("add_readiness_probe", lambda config, name, probe: probes.__setitem__(name, probe))
+    config.include(".redis")

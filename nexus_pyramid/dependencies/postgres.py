@@ -40,6 +40,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 
 from ..errors import ServiceUnavailable
 from .. import settings as nexus_settings
+from ..interfaces import IDatabaseGuard, find_service
 from .breaker import CLOSED, CircuitBreaker
 from .outage import OutageLog
 
@@ -396,5 +397,5 @@ def unavailable_for(request, exc: BaseException | None = None) -> DatabaseUnavai
     """The 503 to answer for a database failure in ``request``, with the breaker's ``Retry-After``."""
     if isinstance(exc, DatabaseUnavailable):
         return exc
-    guard = request.registry.get("db_guard") if request is not None else None
+    guard = find_service(request.registry, IDatabaseGuard, None) if request is not None else None
     return DatabaseUnavailable(guard.retry_after() if guard is not None else 5)

@@ -24,7 +24,7 @@ The interface
 ::
 
     redis = RedisDependency.from_settings(settings)   # None when nexus.redis_url is empty
-    # the app builds one per process: ``registry["redis"]`` (services/registry.py)
+    # the app builds one per process, registered as ``IRedis`` by this module's includeme
 
     redis.call(fn, fallback, operation="throttle hit")
         # -> fn(redis.client), or fallback() when the breaker is open or fn fails with a
@@ -166,3 +166,15 @@ def redis_options(settings: dict) -> dict:
         "breaker_threshold": nexus_settings.value(settings, "redis.breaker_threshold"),
         "cooldown": nexus_settings.value(settings, "redis.cooldown"),
     }
+
+
+def includeme(config):
+    """The process's one RedisDependency as ``IRedis`` (none without ``nexus.redis_url``), and its probe."""
+    from ..interfaces import IRedis, provide
+
+    redis = RedisDependency.from_settings(config.get_settings())
+    if redis is None:
+        config.add_readiness_probe("cache", lambda: {"ok": True, "backend": "memory"})
+        return
+    provide(config, redis, IRedis)  # the throttles and cache regions are built on it
+    config.add_readiness_probe("cache", redis.probe)

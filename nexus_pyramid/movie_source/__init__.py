@@ -40,3 +40,13 @@ def make_cached_source(settings: dict, redis=None) -> CachedMovieSource:
     return CachedMovieSource(make_source(settings), region, ttls, hard_limit,
                              not_found_ttl=value(settings, "cache.ttl.not_found"), stats=stats,
                              local_ttl=value(settings, "cache.local_ttl"))
+
+
+def includeme(config):
+    """The configured source behind its cache, as ``IMovieSource``, and its readiness report."""
+    from ..interfaces import IMovieSource, IRedis, provide
+
+    source = make_cached_source(config.get_settings(), config.registry.queryUtility(IRedis))
+    provide(config, source, IMovieSource)  # the genre names are built on it
+    # Reported, not required: with the source down, cached and stale data still serve.
+    config.add_readiness_probe("movie_source", lambda: {"ok": True, **source.state()})

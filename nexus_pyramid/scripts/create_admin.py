@@ -14,6 +14,7 @@ import sys
 import colander
 
 from ..api.schemas import PASSWORD_MAX, PASSWORD_MIN, email_node
+from ..interfaces import IUserService
 from .common import bootstrap_app, write_transaction
 
 
@@ -47,7 +48,7 @@ def main(argv=None):
     with bootstrap_app(args.config_uri) as env:
         request = env["request"]
         with write_transaction(request):
-            users = request.users
+            users = request.find_service(IUserService)
             existing = users.by_email(email)
             if existing is not None:
                 users.assign_role(existing, "admin", channel="cli")

@@ -8,6 +8,7 @@ import sys
 from alembic import command
 from alembic.config import Config
 
+from ..interfaces import IDatabaseEngine, ISeedSteps, find_service
 from ..models.app_meta import check_movie_id_space
 from ..settings import ConfigurationError
 from .common import bootstrap_app, write_transaction
@@ -25,7 +26,7 @@ def seed(env) -> None:
     from ..movie_source import SourceUnavailable
 
     request = env["request"]
-    for name, step in request.registry.get("seed_steps", {}).items():
+    for name, step in request.find_service(ISeedSteps).items():
         try:
             with write_transaction(request):
                 result = step(request)
@@ -45,7 +46,8 @@ def main(argv=None):
         # The app's own start-up check lets an unreachable database pass; here it must not.
         registry = env["registry"]
         try:
-            check_movie_id_space(registry["db_engine"], registry.settings["nexus.movie_source"], strict=True)
+            engine = find_service(registry, IDatabaseEngine)
+            check_movie_id_space(engine, registry.settings["nexus.movie_source"], strict=True)
         except ConfigurationError as exc:
             sys.exit(f"error: {exc}")
         seed(env)

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..movie_source import SourceUnavailable
-from ..services.registry import seed_genres
+from ..services.seeds import seed_genres
 from .common import bootstrap_app, write_transaction
 
 

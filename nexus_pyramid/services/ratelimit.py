@@ -114,16 +114,9 @@ class Counters:
     def clear(self, limit, *ids: str) -> None:
         self._call("clear", limit, *ids)
 
-    def reset(self) -> None:
-        """Forget every counter (tests)."""
-        with self._local_lock:
-            self._local.storage.reset()
-        if self._shared is not None:
-            self._shared.storage.reset()
-
 
 class Throttles:
-    """The application's throttles (``registry["throttles"]``)."""
+    """The application's throttles (the ``IThrottles`` service)."""
 
     def __init__(self, counters: Counters, per_address_account: str, per_address: str, per_account: str,
                  register_per_address: str):
@@ -175,12 +168,14 @@ class Throttles:
         if not self.counters.hit(self.register_per_address, "register-addr", client):
             raise RateLimited(self.counters.retry_after(self.register_per_address, "register-addr", client))
 
-    def reset(self) -> None:
-        self.counters.reset()
-
 
 class PasswordGuard:
-    """Throttles bound to one request's client address, for services that check a password."""
+    """Throttles bound to one request's client address: the one entry point of the services.
+
+    ``UserService`` calls ``check`` for every password it evaluates (the API's and the
+    console's sign-in, ``current_password``) and ``registration`` for every sign-up, so
+    each door is throttled by the same rule.
+    """
 
     def __init__(self, throttles: Throttles, address: str):
         self.throttles = throttles
@@ -188,3 +183,6 @@ class PasswordGuard:
 
     def check(self, email: str, verify: Callable[[], bool]) -> bool:
         return self.throttles.check_password(email, self.address, verify)
+
+    def registration(self) -> None:
+        self.throttles.register(self.address)

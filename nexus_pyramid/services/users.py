@@ -52,7 +52,7 @@ class UserService:
         self.db = dbsession
         self.passwords = passwords
         self.tokens = tokens
-        # Throttles password checks like sign-in (ratelimit.PasswordGuard); None: unthrottled (scripts).
+        # Throttles password checks and registrations (ratelimit.PasswordGuard); None: unthrottled (scripts).
         self.guard = guard
 
     # -- lookups -----------------------------------------------------------------
@@ -79,6 +79,9 @@ class UserService:
 
     # -- accounts ----------------------------------------------------------------
     def register(self, name: str, email: str, password: str, date_of_birth=None, roles=("user",)) -> User:
+        if self.guard is not None:
+            # Counted per client address before anything is looked up (a duplicate email is an oracle).
+            self.guard.registration()
         email = normalize_email(email)
         if self.by_email(email) is not None:
             raise EmailTaken()
@@ -100,22 +103,35 @@ class UserService:
             raise EmailTaken()
         return user
 
-    def authenticate(self, email: str, password: str) -> User:
-        user = self.by_email(email)
-        # The same work whether or not the email exists (verify against a dummy hash).
-        ok = self.passwords.verify(user.password_hash if user else None, password)
-        if user is None or not ok:
+    def sign_in(self, email: str, password: str) -> User:
+        """The user whose credentials these are (API and console alike), else InvalidCredentials.
+
+        The guess is counted by the throttles before the password is evaluated (RateLimited
+        when over a limit); a success clears this address's count for the account.
+        """
+        email = normalize_email(email)
+        found: list[User] = []
+
+        def verify() -> bool:
+            user = self.by_email(email)
+            # The same work whether or not the email exists (verify against a dummy hash).
+            if self.passwords.verify(user.password_hash if user else None, password) and user is not None:
+                found.append(user)
+            return bool(found)
+
+        if not self._check_password(email, verify):
             raise InvalidCredentials()
+        user = found[0]
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(password)
         return user
 
     def check_current_password(self, user: User, password: str) -> bool:
         """Is ``password`` the user's? Throttled like sign-in (RateLimited when over a limit)."""
-        def verify():
-            return self.passwords.verify(user.password_hash, password)
+        return self._check_password(user.email, lambda: self.passwords.verify(user.password_hash, password))
 
-        return self.guard.check(user.email, verify) if self.guard is not None else verify()
+    def _check_password(self, email: str, verify) -> bool:
+        return self.guard.check(email, verify) if self.guard is not None else verify()
 
     def update_profile(self, user: User, changes: dict) -> bool:
         """Apply profile changes. Returns True when the password changed."""

@@ -17,7 +17,8 @@ REQUIRED = os.environ.get("NEXUS_REQUIRE_BROWSER") == "1"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = pytest.mark.browser
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("committed")]
 
 
 def _unavailable(reason: str):
@@ -27,7 +28,7 @@ def _unavailable(reason: str):
 
 
 @pytest.fixture
-def live_server(app, clean):
+def live_server(app, committed):
     from waitress.server import create_server
 
     server = create_server(app, host="127.0.0.1", port=0, threads=4)

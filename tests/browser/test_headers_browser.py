@@ -14,7 +14,8 @@ import pytest
 from tests.browser.test_console_browser import browser, live_server  # noqa: F401 (fixtures)
 from tests.conftest import make_settings
 
-pytestmark = pytest.mark.browser
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("committed")]
 
 WATCH_CSP = """
 window.__csp = [];
@@ -94,7 +95,7 @@ def frontend():
 
 
 @pytest.fixture
-def cors_server(database_url, redis_url, frontend, clean):
+def cors_server(database_url, redis_url, frontend, committed):
     from waitress.server import create_server
 
     from nexus_pyramid import make_app

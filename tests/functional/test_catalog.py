@@ -1,6 +1,8 @@
 """The offline catalog (the development default) on its real MovieLens data."""
 from __future__ import annotations
 
+import pytest
+
 from nexus_pyramid.movie_source.catalog import CatalogSource, normalize
 from tests.conftest import assert_error
 
@@ -69,6 +71,7 @@ def test_catalog_source_interface_extras():
     assert len(source.genres()) == 19
 
 
+@pytest.mark.usefixtures("committed")  # checks through its own engine
 def test_catalog_movies_and_genres_are_loaded_by_initialize_db(tmp_path, monkeypatch):
     from pathlib import Path
 

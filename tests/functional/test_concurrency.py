@@ -1,12 +1,17 @@
 """Races that must not create duplicates or 500s."""
 from __future__ import annotations
 
+import pytest
+
 from webtest import TestApp
 
 from tests.conftest import run_concurrently
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
 
-def test_twenty_simultaneous_registrations_make_one_user(app, clean, dbsession):
+
+def test_twenty_simultaneous_registrations_make_one_user(app, committed, dbsession):
     from nexus_pyramid.models import User
 
     def register(index):

@@ -17,6 +17,9 @@ from nexus_pyramid.models import Movie, MovieSimilarity, UserMovieInteraction
 from nexus_pyramid.models.meta import utcnow
 from tests.conftest import TEST_DB_URL
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 ROOT = Path(__file__).resolve().parents[2]
 DEV_INI = str(ROOT / "development.ini")
 SCRIPTS = Path(sys.executable).parent
@@ -104,7 +107,7 @@ def test_rebuild_similarities_script_replaces_the_old_rows(api, database_url, en
         assert session.execute(select(func.count()).select_from(MovieSimilarity)).scalar_one() == 0
 
 
-def test_seed_genres_script_commits(database_url, clean):
+def test_seed_genres_script_commits(database_url, committed):
     from nexus_pyramid.models import Genre
     from nexus_pyramid.movie_source.genres import TMDB_GENRES
 
@@ -133,7 +136,7 @@ def test_initialize_db_commits_its_seeds(fresh_database_url):
 
 
 # -- 2. recommendations never contain an interacted movie ----------------------------------
-def test_recommendations_exclude_the_whole_history(api, engine, clean):
+def test_recommendations_exclude_the_whole_history(api, engine, committed):
     """A user who liked the 250 most popular movies (the oldest likes) and 60 more never gets them back."""
     from nexus_pyramid.services.recommender import rebuild_similarities
 
@@ -171,7 +174,7 @@ def test_recommendations_exclude_the_whole_history(api, engine, clean):
     assert not set(recommended) & interacted
 
 
-def test_cold_start_fallback_excludes_the_whole_history(api, engine, clean):
+def test_cold_start_fallback_excludes_the_whole_history(api, engine, committed):
     """Without co-occurrence data the popular fallback also skips every interacted movie."""
     movies = load_catalog(engine)
     by_popularity = [m["id"] for m in sorted(movies, key=lambda m: (-m["popularity"], m["id"]))]
@@ -184,7 +187,7 @@ def test_cold_start_fallback_excludes_the_whole_history(api, engine, clean):
     assert not set(recommended) & set(by_popularity[:260])
 
 
-def test_interactions_of_other_users_do_not_exclude(engine, clean, api):
+def test_interactions_of_other_users_do_not_exclude(engine, committed, api):
     """The filter is the user's own history: another user's like does not hide a movie."""
     from nexus_pyramid.services.recommender import SqlStore
 
@@ -314,7 +317,7 @@ def test_the_app_starts_when_the_database_is_unreachable_at_start_up(caplog):
 
 
 @pytest.mark.skipif(not TEST_DB_URL, reason="needs NEXUS_TEST_DATABASE_URL (PostgreSQL statement timeouts)")
-def test_console_scripts_are_not_cut_by_the_requests_statement_timeout(database_url, clean):
+def test_console_scripts_are_not_cut_by_the_requests_statement_timeout(database_url, committed):
     """A rebuild runs for minutes at scale: scripts get no statement timeout unless the operator sets one."""
     code = ("import sys; from sqlalchemy import text; from nexus_pyramid.scripts.common import bootstrap_app\n"
             "with bootstrap_app(sys.argv[1]) as env, env['request'].tm:\n"

@@ -7,13 +7,14 @@ import pytest
 from sqlalchemy import text
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import IDatabaseEngine, find_service
 from tests.conftest import TEST_DB_URL, make_settings
 
 
 @pytest.mark.skipif(not TEST_DB_URL, reason="needs NEXUS_TEST_DATABASE_URL (PostgreSQL backends)")
 def test_a_forked_worker_opens_its_own_database_connections(database_url, redis_url):
     app = make_app(make_settings(database_url, redis_url, **{"nexus.gc_freeze": "false"}), environ={})
-    engine = app.registry["db_engine"]
+    engine = find_service(app.registry, IDatabaseEngine)
     assert engine.pool.checkedin() == 0  # the builder (gunicorn's master) keeps no connection
     with engine.connect() as conn:  # one pooled connection in the parent
         parent_backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()

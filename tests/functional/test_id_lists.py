@@ -10,7 +10,8 @@ import pytest
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from tests.conftest import Api, assert_error, reset_registry, tmdb_settings
+from nexus_pyramid.interfaces import IMovieSource, find_service
+from tests.conftest import Api, assert_error, fresh_services, tmdb_settings
 from tests.fake_tmdb import MOVIES
 
 URL = "/api/user/preferences"
@@ -27,18 +28,16 @@ def movie_calls(fake) -> dict:
     return {path: n for path, n in fake.calls.items() if path.startswith("/3/movie/")}
 
 
-def seed_genres(engine):
-    from sqlalchemy.orm import Session
-
+def seed_genres(dbsession):
     from nexus_pyramid.movie_source.genres import TMDB_GENRES
     from nexus_pyramid.services.movies import upsert_genres
 
-    with Session(engine) as session, session.begin():
-        upsert_genres(session, TMDB_GENRES)
+    upsert_genres(dbsession, TMDB_GENRES)
+    dbsession.commit()
 
 
-def test_at_most_fifty_ids_per_list(tmdb_testapp, dbsession, fake_tmdb, engine):
-    seed_genres(engine)
+def test_at_most_fifty_ids_per_list(tmdb_testapp, dbsession, fake_tmdb):
+    seed_genres(dbsession)
     api, headers = make_user(tmdb_testapp, dbsession)
     ids = list(range(1, 52))
     for body in ({"movie_ids": ids}, {"actor_ids": ids}, {"genre_ids": ids},
@@ -52,13 +51,14 @@ def test_at_most_fifty_ids_per_list(tmdb_testapp, dbsession, fake_tmdb, engine):
     assert len(saved["actors"]) == 50
 
 
+@pytest.mark.usefixtures("committed")  # threads
 def test_only_missing_movies_are_fetched_once_each(tmdb_testapp, dbsession, fake_tmdb, monkeypatch):
     api, headers = make_user(tmdb_testapp, dbsession)
     # 603 is stored already (an interaction fetched it).
     api.app.post_json("/api/user/interactions", {"tmdb_id": 603, "interaction_type": "liked"}, headers=headers,
                       status=201)
     fake_tmdb.reset()
-    source = tmdb_testapp.app.registry["movie_source"]
+    source = find_service(tmdb_testapp.app.registry, IMovieSource)
     in_flight, peak, guard = [0], [0], threading.Lock()
     original = source.movie
 
@@ -114,8 +114,8 @@ def budget_app(database_url, redis_url, fake_tmdb):
         "tmdb.read_timeout": "2", "tmdb.budget": "3"}), environ={})
 
 
-def test_missing_movies_are_fetched_within_a_total_budget(budget_app, clean, dbsession, fake_tmdb):
-    reset_registry(budget_app)
+def test_missing_movies_are_fetched_within_a_total_budget(budget_app, committed, dbsession, fake_tmdb):
+    fresh_services(budget_app)
     fake_tmdb.reset()
     api, headers = make_user(TestApp(budget_app, extra_environ={"REMOTE_ADDR": "192.0.2.40"}), dbsession)
     fake_tmdb.set_mode("slow", delay=0.3)

@@ -11,14 +11,12 @@ TOY_STORY, STAR_WARS = 1, 260
 
 
 @pytest.fixture
-def user(api, engine):
-    from sqlalchemy.orm import Session
-
+def user(api, dbsession):
     from nexus_pyramid.movie_source.genres import TMDB_GENRES
     from nexus_pyramid.services.movies import upsert_genres
 
-    with Session(engine) as session, session.begin():  # what nexus-seed-genres does
-        upsert_genres(session, TMDB_GENRES)
+    upsert_genres(dbsession, TMDB_GENRES)  # what nexus-seed-genres does
+    dbsession.commit()
     data = api.user(date_of_birth="1990-01-01")
     return {**data, "headers": api.auth(data["token"])}
 
@@ -106,6 +104,7 @@ def test_delete_only_your_own_interaction(api, user):
     api.app.delete(f"/api/user/interactions/{mine['id']}", headers=user["headers"], status=404)
 
 
+@pytest.mark.usefixtures("committed")  # threads
 def test_fifty_concurrent_identical_posts_make_one_row(app, api, user, dbsession):
     from nexus_pyramid.models import UserMovieInteraction
 
@@ -171,6 +170,7 @@ def test_recommendations_paging_and_auth(api, user):
     api.app.get("/api/user/recommendations", {"per_page": 500}, headers=user["headers"], status=400)
 
 
+@pytest.mark.usefixtures("committed")  # checks through its own engine
 def test_rebuild_similarities_pairs_movies_liked_together(api, user, app, engine):
     """The SQL rebuild turns co-occurrence across users' interactions into neighbour rows."""
     from sqlalchemy.orm import Session
@@ -189,6 +189,7 @@ def test_rebuild_similarities_pairs_movies_liked_together(api, user, app, engine
     assert [other for other, _score in neighbours[TOY_STORY]] == [3114]
 
 
+@pytest.mark.usefixtures("committed")  # checks through its own engine
 def test_age_gating_in_recommendations(api, engine):
     from sqlalchemy.orm import Session
 

@@ -13,6 +13,9 @@ from nexus_pyramid import make_app
 from nexus_pyramid.models.app_meta import MovieIdSpaceConflict
 from tests.conftest import TEST_DB_URL, alembic_config, make_settings, recreate_postgres_database
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 # (id, title) as the previous release stored them: from the catalog (MovieLens ids) or TMDb.
 CATALOG_FILLED = [(1, "Toy Story"), (2571, "The Matrix"), (3114, "Toy Story 2"),

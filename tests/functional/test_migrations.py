@@ -1,11 +1,16 @@
 """The models and the migrations describe the same schema (on the database under test)."""
 from __future__ import annotations
 
+import pytest
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from nexus_pyramid.models import Base
+
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
 
 
 def test_models_and_migrations_agree(engine):

@@ -1,6 +1,7 @@
 """The local mirror: upserts by tmdb_id that never duplicate, even when they race."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.orm import Session
 
 from nexus_pyramid.models import Movie
@@ -8,10 +9,13 @@ from nexus_pyramid.services.movies import upsert_movies
 from tests.conftest import run_concurrently
 from tests.fake_tmdb import GENRES, MOVIES
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 NAMES = {g["id"]: g["name"] for g in GENRES} | {80: "Crime"}
 
 
-def test_upsert_inserts_then_updates(engine, clean, dbsession):
+def test_upsert_inserts_then_updates(engine, committed, dbsession):
     with Session(engine) as session, session.begin():
         upsert_movies(session, [MOVIES[603], MOVIES[550]], NAMES)
     first = dbsession.query(Movie).filter_by(tmdb_id=603).one()
@@ -26,7 +30,7 @@ def test_upsert_inserts_then_updates(engine, clean, dbsession):
     assert dbsession.query(Movie).count() == 2
 
 
-def test_racing_upserts_give_one_row(engine, clean, dbsession):
+def test_racing_upserts_give_one_row(engine, committed, dbsession):
     batch = [MOVIES[m] for m in (603, 604, 605, 550, 680, 13)]
     errors = []
 

@@ -11,6 +11,9 @@ import pytest
 
 from tests.conftest import TEST_REDIS_URL
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = textwrap.dedent("""
@@ -29,7 +32,7 @@ WORKER = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)")
-def test_two_processes_make_one_upstream_call_per_cold_key(database_url, fake_tmdb, clean):
+def test_two_processes_make_one_upstream_call_per_cold_key(database_url, fake_tmdb, committed):
     fake_tmdb.reset()
     fake_tmdb.set_mode("slow", delay=0.2)  # well inside the 0.5 s read timeout
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, database_url, TEST_REDIS_URL, fake_tmdb.base_url],

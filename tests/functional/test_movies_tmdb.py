@@ -7,6 +7,7 @@ import pytest
 from webtest import TestApp
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import IMovieSource, find_service
 from nexus_pyramid.settings import ConfigurationError
 from tests.conftest import assert_error, make_settings, run_concurrently, tmdb_settings
 from tests.fake_tmdb import API_KEY, READ_TOKEN
@@ -96,7 +97,7 @@ def test_recommendations_and_search(tmdb_testapp, fake_tmdb):
 
 def test_stale_copy_is_served_when_tmdb_fails_after_expiry(tmdb_testapp, tmdb_app, fake_tmdb):
     fresh = tmdb_testapp.get("/api/movies/trending").json["data"]
-    tmdb_app.registry["movie_source"].expire_all()
+    find_service(tmdb_app.registry, IMovieSource).expire_all()
     fake_tmdb.set_mode("error", status=503)
     response = tmdb_testapp.get("/api/movies/trending")
     assert response.status_int == 200
@@ -105,7 +106,7 @@ def test_stale_copy_is_served_when_tmdb_fails_after_expiry(tmdb_testapp, tmdb_ap
     assert response.json["data"] == fresh
     # TMDb recovers: the next request refreshes the copy.
     fake_tmdb.set_mode("ok")
-    tmdb_app.registry["movie_source"].source.breaker.reset()
+    find_service(tmdb_app.registry, IMovieSource).source.breaker.reset()
     refreshed = tmdb_testapp.get("/api/movies/trending")
     assert refreshed.headers["X-Cache"] == "MISS"
 
@@ -129,6 +130,7 @@ def test_malformed_json_and_timeouts_are_upstream_failures(tmdb_testapp, fake_tm
     tmdb_testapp.get("/api/movies/550")
 
 
+@pytest.mark.usefixtures("committed")  # threads
 def test_fifty_concurrent_requests_for_a_cold_key_make_one_upstream_call(tmdb_app, tmdb_testapp, fake_tmdb):
     tmdb_testapp.get("/api/genres")  # genre names warm, so only the trending key is cold
     fake_tmdb.set_mode("slow", delay=0.3)
@@ -139,7 +141,7 @@ def test_fifty_concurrent_requests_for_a_cold_key_make_one_upstream_call(tmdb_ap
 
 
 def test_circuit_breaker_opens_and_recovers(tmdb_testapp, tmdb_app, fake_tmdb):
-    breaker = tmdb_app.registry["movie_source"].source.breaker
+    breaker = find_service(tmdb_app.registry, IMovieSource).source.breaker
     fake_tmdb.set_mode("error", status=500)
     for tmdb_id in (603, 604, 605):
         tmdb_testapp.get(f"/api/movies/{tmdb_id}", status=503)
@@ -183,7 +185,7 @@ def test_the_key_never_reaches_logs_or_responses(tmdb_testapp, fake_tmdb, caplog
     assert not any(API_KEY in text for text in texts)
 
 
-def test_read_token_goes_in_the_header_not_the_query(database_url, redis_url, fake_tmdb, clean):
+def test_read_token_goes_in_the_header_not_the_query(database_url, redis_url, fake_tmdb, committed):
     settings = tmdb_settings(database_url, redis_url, fake_tmdb.base_url, **{"tmdb.api_key": "",
                                                                               "tmdb.read_token": READ_TOKEN})
     app = TestApp(make_app(settings, environ={}))
@@ -199,7 +201,7 @@ def test_tmdb_source_refuses_to_start_without_credentials(database_url):
         make_app(settings, environ={})
 
 
-def test_redis_down_uses_the_process_local_copies(database_url, fake_tmdb, clean, caplog):
+def test_redis_down_uses_the_process_local_copies(database_url, fake_tmdb, committed, caplog):
     # Without the in-process first level, so that the Redis level alone is under test.
     settings = tmdb_settings(database_url, "redis://127.0.0.1:1/0", fake_tmdb.base_url, **{"cache.local_ttl": "0"})
     app = TestApp(make_app(settings, environ={}))
@@ -212,7 +214,7 @@ def test_redis_down_uses_the_process_local_copies(database_url, fake_tmdb, clean
 
 
 def test_hot_keys_are_served_from_the_process_without_the_shared_cache(tmdb_testapp, tmdb_app, fake_tmdb):
-    source = tmdb_app.registry["movie_source"]
+    source = find_service(tmdb_app.registry, IMovieSource)
     tmdb_testapp.get("/api/movies/trending")
     calls = []
     original = source.region.get_or_create

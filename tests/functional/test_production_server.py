@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from nexus_pyramid.request_limits import DEFAULT_MAX_BODY_SIZE
-from tests.conftest import ROOT
+from tests.conftest import ROOT, clean_database
 from tests.fake_tmdb import API_KEY, FakeTMDb
 
 PSERVE = Path(sys.executable).with_name("pserve")
@@ -75,6 +75,13 @@ class ProductionServer:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def empty_database_after(engine):
+    """The servers' processes commit for real (like the committed fixture, for the whole module)."""
+    yield
+    clean_database(engine)
 
 
 @pytest.fixture(scope="module")

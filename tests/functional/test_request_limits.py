@@ -55,13 +55,13 @@ def login_body_of_size(size: int) -> bytes:
 
 
 # -- body size ----------------------------------------------------------------------------
-def test_a_declared_length_over_the_limit_is_refused_without_reading(app, clean):
+def test_a_declared_length_over_the_limit_is_refused_without_reading(app, committed):
     response = raw_request(app, "/api/auth/login", {"CONTENT_LENGTH": str(LIMIT + 1), "wsgi.input": ExplodingInput()})
     body = assert_envelope(response, 413, "PAYLOAD_TOO_LARGE")
     assert body["details"]["max_bytes"] == LIMIT
 
 
-def test_a_chunked_body_over_the_limit_is_read_only_to_the_limit(app, clean):
+def test_a_chunked_body_over_the_limit_is_read_only_to_the_limit(app, committed):
     stream = CountingInput(50 * LIMIT)
     response = raw_request(app, "/api/auth/login", {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": stream,
                                                     "wsgi.input_terminated": True})
@@ -70,7 +70,7 @@ def test_a_chunked_body_over_the_limit_is_read_only_to_the_limit(app, clean):
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_a_body_of_exactly_the_limit_is_served(app, clean, chunked):
+def test_a_body_of_exactly_the_limit_is_served(app, committed, chunked):
     body = login_body_of_size(LIMIT)
     assert len(body) == LIMIT
     environ = {"wsgi.input": io.BytesIO(body)}

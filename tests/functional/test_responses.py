@@ -14,8 +14,9 @@ from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.cors import parse_origins
+from nexus_pyramid.interfaces import IDatabaseEngine, find_service
 from nexus_pyramid.settings import ConfigurationError, load
-from tests.conftest import PASSWORD, assert_error, make_settings
+from tests.conftest import PASSWORD, assert_error, fresh_services, make_settings
 
 FRONTEND = "https://app.example.com"
 OTHER_FRONTEND = "http://localhost:3000"
@@ -127,6 +128,7 @@ def test_no_store_on_tokens_and_personal_data(api):
         assert response.headers["Cache-Control"] == "no-store", response.request.path
 
 
+@pytest.mark.usefixtures("committed")  # checks through its own engine
 def test_public_movie_routes_keep_their_caching(testapp):
     for path in ("/api/genres", "/api/movies/trending", "/api/movies/2571", "/api/movies/2571/recommendations",
                  "/api/movies/search?query=matrix", "/api/openapi.json", "/api/docs"):
@@ -142,8 +144,8 @@ def cors_app(database_url, redis_url):
 
 
 @pytest.fixture
-def cors(cors_app, clean) -> TestApp:
-    cors_app.registry["throttles"].reset()
+def cors(cors_app, committed) -> TestApp:
+    fresh_services(cors_app)
     return TestApp(cors_app, extra_environ={"REMOTE_ADDR": "192.0.2.30"})
 
 
@@ -155,7 +157,7 @@ def statements(cors_app):
     def record(conn, cursor, statement, *args):
         seen.append(statement)
 
-    engine = cors_app.registry["db_engine"]
+    engine = find_service(cors_app.registry, IDatabaseEngine)
     event.listen(engine, "before_cursor_execute", record)
     yield seen
     event.remove(engine, "before_cursor_execute", record)

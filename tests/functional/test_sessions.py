@@ -23,6 +23,7 @@ def profile(api, token, status=200):
 
 
 # -- refresh rotation: a grace window for concurrent refreshes ---------------------------
+@pytest.mark.usefixtures("committed")  # threads
 def test_concurrent_refreshes_with_one_token_keep_the_winners_token(app, api, dbsession):
     first = api.register().json["data"]
 
@@ -57,7 +58,7 @@ def test_a_rotated_token_within_the_grace_window_is_refused_without_revoking(api
     refresh(api.app, second["refresh_token"])
 
 
-def test_the_grace_window_is_a_setting(database_url, redis_url, clean):
+def test_the_grace_window_is_a_setting(database_url, redis_url, committed):
     """With no grace at all, an immediate reuse is treated as a theft."""
     from nexus_pyramid import make_app
     from tests.conftest import make_settings

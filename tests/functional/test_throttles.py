@@ -9,7 +9,8 @@ import pytest
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from tests.conftest import PASSWORD, Api, assert_error, make_settings, reset_registry, run_concurrently
+from nexus_pyramid.interfaces import IPasswords, find_service
+from tests.conftest import PASSWORD, Api, assert_error, make_settings, fresh_services, run_concurrently
 
 OFFICE_A = {"REMOTE_ADDR": "203.0.113.5"}
 OFFICE_B = {"REMOTE_ADDR": "198.51.100.9"}
@@ -18,7 +19,7 @@ OFFICE_B = {"REMOTE_ADDR": "198.51.100.9"}
 @pytest.fixture
 def verifications(app, monkeypatch):
     """Every password verification the app runs, counted."""
-    passwords = app.registry["passwords"]
+    passwords = find_service(app.registry, IPasswords)
     calls = []
     original = passwords.verify
 
@@ -37,6 +38,7 @@ def _retry_after(response) -> int:
     return seconds
 
 
+@pytest.mark.usefixtures("committed")  # threads
 def test_parallel_guesses_on_one_account_evaluate_only_the_allowed_number(app, api, verifications):
     api.register()
 
@@ -141,8 +143,8 @@ def strict_app(database_url, redis_url):
 
 
 @pytest.fixture
-def strict(strict_app, clean, dbsession) -> Api:
-    reset_registry(strict_app)
+def strict(strict_app, committed, dbsession) -> Api:
+    fresh_services(strict_app)
     return Api(TestApp(strict_app, extra_environ={"REMOTE_ADDR": "192.0.2.10"}), dbsession)
 
 
@@ -190,7 +192,7 @@ def test_registration_is_throttled_per_address(strict):
 
 def test_argon2_busy_answers_503_with_retry_after(strict, strict_app):
     token = strict.register().json["data"]["access_token"]
-    slots = strict_app.registry["passwords"].slots
+    slots = find_service(strict_app.registry, IPasswords).slots
     assert slots.acquire(timeout=5)  # the one turn is taken
     try:
         for body in ({"email": "ann@example.com", "password": PASSWORD},

@@ -12,6 +12,9 @@ from webtest import TestApp
 
 from tests.conftest import PASSWORD, assert_error, run_concurrently
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 MOVIES = [2571, 589, 1200, 1, 260, 1196, 1210, 318, 296, 593, 2959, 50, 858, 527, 110, 480, 47, 150, 32, 780]
 DELETER = 5
 

@@ -5,7 +5,11 @@ import logging
 
 import pytest
 
+from nexus_pyramid.interfaces import IDatabaseGuard, find_service
 from tests.conftest import PASSWORD, TEST_DB_URL
+
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
 
 
 def test_credentials_never_reach_the_logs(api, caplog, settings):
@@ -72,7 +76,7 @@ def test_a_database_error_that_quotes_its_value_is_a_500_without_it(api, caplog,
     assert any(r.name == "nexus.errors" and "database error" in r.getMessage() for r in caplog.records)
 
 
-def test_echoed_sql_hides_its_parameters(database_url, redis_url, clean, caplog):
+def test_echoed_sql_hides_its_parameters(database_url, redis_url, committed, caplog):
     from webtest import TestApp
 
     from nexus_pyramid import make_app
@@ -86,7 +90,8 @@ def test_echoed_sql_hides_its_parameters(database_url, redis_url, clean, caplog)
     assert "echo-secret@example.com" not in caplog.text
 
 
-def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database_url, redis_url, clean, caplog):
+def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database_url, redis_url, committed,
+                                                                          caplog):
     """20 requests fail while the database is cut: at most a few warning lines, with a count."""
     from sqlalchemy import make_url
     from webtest import TestApp
@@ -115,7 +120,7 @@ def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database
         assert "Traceback" not in caplog.text
         assert "database unavailable" in caplog.text
         proxy.start()
-        app.app.registry["db_guard"].breaker.reset()
+        find_service(app.app.registry, IDatabaseGuard).breaker.reset()
         with caplog.at_level(logging.INFO):
             app.get("/api/user/profile", headers={"Authorization": f"Bearer {token}"}, status=200)
         recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]

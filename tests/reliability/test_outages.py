@@ -10,8 +10,11 @@ from tests.conftest import PASSWORD, TEST_DB_URL, assert_error, make_settings
 from tests.faults import redis_proxy  # noqa: F401 (a fixture)
 from tests.reliability.tcp_proxy import TcpProxy
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
 
-def test_redis_outage_bypasses_the_cache_and_recovers(database_url, redis_proxy, clean, caplog):
+
+def test_redis_outage_bypasses_the_cache_and_recovers(database_url, redis_proxy, committed, caplog):
     proxy, redis_url = redis_proxy
     app = TestApp(make_app(make_settings(database_url, redis_url), environ={}))
     assert app.get("/api/movies/trending").headers["X-Cache"] == "MISS"
@@ -33,7 +36,7 @@ def test_redis_outage_bypasses_the_cache_and_recovers(database_url, redis_proxy,
 
 
 @pytest.fixture
-def database_proxy(database_url, clean):
+def database_proxy(database_url, committed):
     if not TEST_DB_URL:
         pytest.skip("needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")
     url = make_url(database_url)

@@ -20,9 +20,13 @@ from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.dependencies.postgres import DatabasePolicy, DatabaseUnavailable
+from nexus_pyramid.interfaces import IDatabaseEngine, IDatabaseGuard, find_service
 from nexus_pyramid.settings import ConfigurationError
 from tests.conftest import PASSWORD, TEST_DB_URL, assert_error, make_settings
 from tests.reliability.tcp_proxy import TcpProxy
+
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
 
 CLIENT_TIMEOUT = 10
 # Short limits keep the suite fast; the defaults are checked in test_policy_defaults_and_validation.
@@ -69,7 +73,7 @@ def eventually(check, timeout: float = 15, pause: float = 0.2):
 
 
 @pytest.fixture
-def proxied(database_url, redis_url, clean):
+def proxied(database_url, redis_url, committed):
     """An app whose database connections go through a proxy the test can cut or black-hole."""
     if not TEST_DB_URL:
         pytest.skip("needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")
@@ -120,7 +124,7 @@ def test_database_fault_is_a_bounded_503_and_recovers_without_restart(proxied, f
         assert_unavailable(bounded(lambda: app.get("/api/user/profile", headers=headers, status=503)))
     assert_unavailable(bounded(lambda: app.post_json(
         "/api/auth/register", {"name": "Q", "email": "q@example.com", "password": PASSWORD}, status=503)))
-    assert app.app.registry["db_guard"].breaker.state in ("open", "half_open")
+    assert find_service(app.app.registry, IDatabaseGuard).breaker.state in ("open", "half_open")
     assert bounded(lambda: app.get("/healthz", headers=headers)).json == {"status": "ok"}
     assert_not_ready(app)
 
@@ -136,7 +140,7 @@ def test_breaker_open_fails_fast_without_touching_the_database(proxied):
     proxy, build = proxied
     app = build(**{"db.breaker_reset": "60"})
     headers = register(app)
-    guard = app.app.registry["db_guard"]
+    guard = find_service(app.app.registry, IDatabaseGuard)
     proxy.blackhole()
     for _ in range(3):
         assert_unavailable(bounded(lambda: app.get("/api/user/profile", headers=headers, status=503)))
@@ -144,11 +148,11 @@ def test_breaker_open_fails_fast_without_touching_the_database(proxied):
 
     attempts = []
     listener = lambda *args: attempts.append(args)  # noqa: E731 - a new DBAPI connection attempt
-    event.listen(app.app.registry["db_engine"], "do_connect", listener)
+    event.listen(find_service(app.app.registry, IDatabaseEngine), "do_connect", listener)
     try:
         response = bounded(lambda: app.get("/api/user/profile", headers=headers, status=503))
     finally:
-        event.remove(app.app.registry["db_engine"], "do_connect", listener)
+        event.remove(find_service(app.app.registry, IDatabaseEngine), "do_connect", listener)
     assert_unavailable(response)
     assert attempts == []  # refused by the breaker, not by a timeout
     assert 1 <= int(response.headers["Retry-After"]) <= 60
@@ -160,15 +164,15 @@ def test_healthz_touches_no_database_even_with_a_token(proxied):
     headers = register(app)
     checkouts = []
     listener = lambda *args: checkouts.append(args)  # noqa: E731
-    event.listen(app.app.registry["db_engine"], "checkout", listener)
+    event.listen(find_service(app.app.registry, IDatabaseEngine), "checkout", listener)
     try:
         assert app.get("/healthz", headers=headers).json == {"status": "ok"}
         proxy.blackhole()
         assert bounded(lambda: app.get("/healthz", headers=headers)).json == {"status": "ok"}
     finally:
-        event.remove(app.app.registry["db_engine"], "checkout", listener)
+        event.remove(find_service(app.app.registry, IDatabaseEngine), "checkout", listener)
     assert checkouts == []
-    assert app.app.registry["db_guard"].breaker.state == "closed"  # nothing even tried
+    assert find_service(app.app.registry, IDatabaseGuard).breaker.state == "closed"  # nothing even tried
 
 
 def test_cached_movie_routes_answer_while_the_database_hangs(proxied):
@@ -189,7 +193,8 @@ def test_cached_movie_routes_answer_while_the_database_hangs(proxied):
         response = bounded(lambda: app.get(f"/api/movies/trending?window=week&page={page}"))
         assert response.status_int == 200 and response.headers["X-Cache"] == "MISS"
         assert response.json["data"]["results"]
-    assert app.app.registry["db_guard"].breaker.state != "closed"  # the failed mirror writes opened it
+    # The failed mirror writes opened it.
+    assert find_service(app.app.registry, IDatabaseGuard).breaker.state != "closed"
     # A signed-in search cannot check the caller: answered as for an anonymous one.
     response = bounded(lambda: app.get("/api/movies/search?query=alien", headers=headers))
     assert response.status_int == 200 and response.json["data"]["results"]
@@ -202,7 +207,7 @@ def test_mirror_writes_are_skipped_while_the_breaker_is_open_and_resume_after(pr
     proxy, build = proxied
     app = build(**{"db.breaker_reset": "60"})
     headers = register(app)
-    guard = app.app.registry["db_guard"]
+    guard = find_service(app.app.registry, IDatabaseGuard)
     now = [0.0]
     guard.breaker.clock = lambda: now[0]  # the cool-down ends when the test says so
     proxy.stop()
@@ -255,7 +260,7 @@ def test_server_side_timeouts_and_keepalives_are_set(proxied):
     _proxy, build = proxied
     app = build(**{"db.statement_timeout": "3", "db.idle_in_transaction_timeout": "20", "db.tcp_user_timeout": "4",
                    "db.keepalives_idle": "7"})
-    with app.app.registry["db_engine"].connect() as conn:
+    with find_service(app.app.registry, IDatabaseEngine).connect() as conn:
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "3s"
         assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "20s"
         libpq = conn.connection.dbapi_connection.get_dsn_parameters()
@@ -300,12 +305,12 @@ def test_healthz_and_cached_movie_routes_check_out_no_connection(api, app):
     api.app.get("/api/movies/trending")
     checkouts = []
     listener = lambda *args: checkouts.append(args)  # noqa: E731
-    event.listen(app.registry["db_engine"], "checkout", listener)
+    event.listen(find_service(app.registry, IDatabaseEngine), "checkout", listener)
     try:
         assert api.app.get("/healthz", headers=api.auth(user["token"])).json == {"status": "ok"}
         assert api.app.get("/api/movies/trending", headers=api.auth(user["token"])).headers["X-Cache"] == "HIT"
     finally:
-        event.remove(app.registry["db_engine"], "checkout", listener)
+        event.remove(find_service(app.registry, IDatabaseEngine), "checkout", listener)
     assert checkouts == []
 
 

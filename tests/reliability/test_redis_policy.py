@@ -11,12 +11,15 @@ from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.dependencies.redis import RedisDependency
+from nexus_pyramid.interfaces import IMovieSource, IRedis, find_service
 from nexus_pyramid.movie_source.cache import CacheBusy, KeyLock, clear_memory_region
 from tests.conftest import PASSWORD, TEST_REDIS_URL, assert_error, make_settings, tmdb_settings
 from tests.faults import FakeClock, redis_proxy  # noqa: F401 (a fixture)
 from tests.reliability.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)")
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = [pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (set in CI)"),
+              pytest.mark.usefixtures("committed")]
 
 COOLDOWN = 5.0
 POLICY = {
@@ -66,7 +69,7 @@ def repair(proxy: TcpProxy, kind: str) -> None:
 
 # -- the dependency alone ----------------------------------------------------------
 @pytest.mark.parametrize("kind", ["cut", "black hole"])
-def test_breaker_opens_after_failures_and_closes_once_redis_is_back(redis_proxy, clean, kind):
+def test_breaker_opens_after_failures_and_closes_once_redis_is_back(redis_proxy, committed, kind):
     proxy, url = redis_proxy
     redis = RedisDependency(url, socket_timeout=0.2, connect_timeout=0.2, breaker_threshold=2,
                             cooldown=COOLDOWN)
@@ -119,10 +122,10 @@ def test_the_redis_lock_is_per_acquirer_expires_and_bounds_waits(direct):
 
 # -- the app -----------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["cut", "black hole"])
-def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url, redis_proxy, clean, direct, kind):
+def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url, redis_proxy, committed, direct, kind):
     proxy, url = redis_proxy
     app = make_app(make_settings(database_url, url, **POLICY), environ={})
-    redis = app.registry["redis"]
+    redis = find_service(app.registry, IRedis)
     clock = use_clock(redis)
     web = TestApp(app)
     routes = ["/api/movies/trending", f"/api/movies/{MATRIX}", "/api/genres"]
@@ -148,16 +151,16 @@ def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url
     assert web.get("/api/movies/search?query=heat").headers["X-Cache"] == "MISS"
     assert redis.breaker.state == "closed"
     assert direct.keys("nexus:movies:*search*heat*")  # the shared cache is written again, no restart
-    assert app.registry["movie_source"].region.get(f"catalog:movie:{MATRIX}")["id"] == MATRIX
+    assert find_service(app.registry, IMovieSource).region.get(f"catalog:movie:{MATRIX}")["id"] == MATRIX
 
 
-def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url, redis_proxy, clean, fake_tmdb):
+def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url, redis_proxy, committed, fake_tmdb):
     proxy, url = redis_proxy
     fake_tmdb.reset()
     app = make_app(tmdb_settings(database_url, url, fake_tmdb.base_url, **POLICY), environ={})
     web = TestApp(app)
     assert web.get("/api/movies/trending").headers["X-Cache"] == "MISS"
-    app.registry["movie_source"].expire_all()  # every copy is now past its freshness
+    find_service(app.registry, IMovieSource).expire_all()  # every copy is now past its freshness
 
     proxy.stop()
     fake_tmdb.set_mode("error")
@@ -171,11 +174,11 @@ def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url
     fake_tmdb.reset()
 
 
-def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(database_url, direct, clean):
+def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(database_url, direct, committed):
     settings = make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.3"})
     app = make_app(settings, environ={})
     web = TestApp(app)
-    source = app.registry["movie_source"]
+    source = find_service(app.registry, IMovieSource)
     assert web.get("/api/movies/trending?window=week").headers["X-Cache"] == "MISS"
     [key] = direct.keys("nexus:movies:*trending:week*")
     direct.set(b"_lock" + key, "another-process", px=60_000)  # someone else is regenerating it
@@ -195,10 +198,10 @@ def test_a_lock_wait_that_times_out_serves_stale_or_a_503_with_retry_after(datab
     assert web.get("/api/movies/trending?window=week").headers["X-Cache"] == "MISS"
 
 
-def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, redis_proxy, clean):
+def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, redis_proxy, committed):
     proxy, url = redis_proxy
     app = make_app(make_settings(database_url, url, **POLICY), environ={})
-    clock = use_clock(app.registry["redis"])
+    clock = use_clock(find_service(app.registry, IRedis))
     web = TestApp(app)
     body = {"name": "Rex", "email": "rex@example.com", "password": PASSWORD}
     token = web.post_json("/api/auth/register", body).json["data"]["access_token"]
@@ -223,11 +226,11 @@ def test_recommendations_reflect_a_like_made_while_redis_was_down(database_url, 
     clock.advance(COOLDOWN)
 
     after = recommended()
-    assert app.registry["redis"].breaker.state == "closed"  # answered with Redis back in use
+    assert find_service(app.registry, IRedis).breaker.state == "closed"  # answered with Redis back in use
     assert target not in after and TOY_STORY not in after and after != before
 
 
-def test_recommendations_are_computed_rather_than_waited_for_past_lock_wait(database_url, direct, clean):
+def test_recommendations_are_computed_rather_than_waited_for_past_lock_wait(database_url, direct, committed):
     settings = make_settings(database_url, TEST_REDIS_URL, **{**POLICY, "cache.lock_wait": "0.2"})
     web = TestApp(make_app(settings, environ={}))
     body = {"name": "Sue", "email": "sue@example.com", "password": PASSWORD}

@@ -12,6 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from nexus_pyramid import make_app
 from tests.conftest import make_settings
 
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
+
 MAX_EXAMPLES = 12
 # Rules that Swagger 2.0 cannot state (a date not in the future, a genre id that exists, a
 # known role) make some schema-valid requests a 400 by design; the check that demands they

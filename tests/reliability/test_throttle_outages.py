@@ -17,8 +17,12 @@ import pytest
 import requests
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import IRedis, find_service
 from tests.conftest import PASSWORD, make_settings
 from tests.faults import redis_proxy  # noqa: F401 (a fixture)
+
+# Real commits: see the committed fixture (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("committed")
 
 CLIENT_TIMEOUT = (2, 6)  # connect, read: the issue's "no request waits more than 6 s"
 
@@ -61,7 +65,7 @@ def register(base: str, email: str) -> None:
 
 def wait_until_shared(app, base: str, deadline: float = 20.0) -> None:
     """Sign-in attempts (on a throwaway account) until this worker's limits are on Redis again."""
-    breaker = app.registry["redis"].breaker
+    breaker = find_service(app.registry, IRedis).breaker
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         login(base, "probe@example.com", "probe password")
@@ -71,7 +75,7 @@ def wait_until_shared(app, base: str, deadline: float = 20.0) -> None:
     pytest.fail("the rate limits did not return to Redis")
 
 
-def test_throttles_hold_through_redis_outages_and_are_shared_again(database_url, redis_proxy, clean, caplog):
+def test_throttles_hold_through_redis_outages_and_are_shared_again(database_url, redis_proxy, committed, caplog):
     proxy, redis_url = redis_proxy
     settings = make_settings(database_url, redis_url, **{
         "auth.login_limit_per_address": "1000/5 minutes",  # the probes must not reach it
