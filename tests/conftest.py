@@ -134,6 +134,18 @@ def swap_service(app, service, iface) -> None:
     config.commit()
 
 
+def forget_cached_movies(source) -> None:
+    """Empty what the movie cache holds in this process (both levels), its figures and breaker."""
+    from nexus_pyramid.movie_source.cache import clear_memory_region
+
+    for region in (source.local, source.derived, source.region):
+        clear_memory_region(region)
+    source.stats.reset()
+    breaker = getattr(source.source, "breaker", None)
+    if breaker is not None:
+        breaker.reset()
+
+
 def fresh_services(app) -> None:
     """Each test starts with new throttles, genre names and recommendations cache, no cached
     movies and a Redis breaker that remembers no failure."""
@@ -144,9 +156,10 @@ def fresh_services(app) -> None:
     settings = app.registry.settings
     redis = find_service(app.registry, IRedis, None)
     source = find_service(app.registry, IMovieSource)
-    source.reset()
+    forget_cached_movies(source)
     if redis is not None:
-        redis.reset()
+        redis.breaker.reset()
+        redis.outage.success()
     swap_service(app, Throttles.from_settings(settings, redis), IThrottles)
     swap_service(app, GenreNames(source), IGenreNames)
     region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)

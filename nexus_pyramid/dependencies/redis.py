@@ -41,7 +41,6 @@ The interface
     redis.probe()          # readiness: one PING with the short timeouts, even while the
                            # breaker is open -> {"ok": True, "backend": "redis"} or
                            # {"ok": False, "backend": "redis", "error": ..., "breaker": ...}
-    redis.reset()          # forget failures (tests)
 
 Callers never catch Redis errors themselves and never add their own timeout or retry.
 Users of it today: the cache regions and their per-key locks (movie_source/cache.py);
@@ -134,10 +133,6 @@ class RedisDependency:
                     "breaker": self.breaker.state}
         self._succeeded()
         return {"ok": True, "backend": "redis"}
-
-    def reset(self) -> None:
-        self.breaker.reset()
-        self.outage.success()
 
     # -- internals ---------------------------------------------------------------
     def _succeeded(self) -> None:

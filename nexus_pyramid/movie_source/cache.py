@@ -469,16 +469,6 @@ class CachedMovieSource:
     def genres(self) -> Result:
         return self.fetch("genres", "genres", self.source.genres)
 
-    def reset(self) -> None:
-        """Forget everything this process holds: first level, memory region, figures, breaker (tests)."""
-        clear_memory_region(self.local)
-        clear_memory_region(self.derived)
-        clear_memory_region(self.region)
-        self.stats.reset()
-        breaker = getattr(self.source, "breaker", None)
-        if breaker is not None:
-            breaker.reset()
-
     def expire_all(self) -> None:
         """Mark every cached value as expired (kept for stale serving), e.g. after a data fix.
 

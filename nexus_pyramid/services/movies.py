@@ -15,7 +15,7 @@ from ..errors import MovieNotFound, UpstreamUnavailable
 from ..models import Genre, Movie, movie_genres
 from ..models.meta import utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
-from ..movie_source.cache import UPSTREAM, CachedMovieSource, clear_memory_region, memory_region
+from ..movie_source.cache import UPSTREAM, CachedMovieSource, memory_region
 
 MAX_CAST = 10
 
@@ -54,9 +54,6 @@ class GenreNames:
         self.retry_after = retry_after
         self.region = memory_region(refresh_after, 2)
         self._lock = threading.Lock()
-
-    def reset(self) -> None:
-        clear_memory_region(self.region)
 
     def get(self) -> dict[int, str]:
         names = self.region.get(self.NAMES)

@@ -5,9 +5,10 @@ from dogpile.cache.api import NO_VALUE
 
 from nexus_pyramid.movie_source.base import MovieSource, SourceUnavailable, page_of
 from nexus_pyramid.movie_source.cache import (LOCAL_ENTRIES, CACHE, UPSTREAM, BoundedDict, CachedMovieSource,
-                                              CacheStats, make_cache_region)
+                                              CacheStats, clear_memory_region, make_cache_region)
 from nexus_pyramid.services import recommender
 from nexus_pyramid.services.movies import GenreNames, MovieService
+from tests.conftest import forget_cached_movies
 
 
 class CountingSource(MovieSource):
@@ -97,8 +98,8 @@ def test_genre_names_are_a_region_a_failure_is_remembered_and_reset_forgets():
     cache.expire_all()
     assert names.get() == {28: "Action"}  # the shared cache's stale copy, while the source is down
     assert source.calls["genres"] == 2
-    names.reset()
-    cache.reset()  # no copy anywhere now
+    clear_memory_region(names.region)
+    forget_cached_movies(cache)  # no copy anywhere now
     assert names.get() == {} and source.calls["genres"] == 3
     assert names.get() == {} and source.calls["genres"] == 3  # the failure is remembered (retry_after)
     names.region.invalidate()  # as when retry_after has passed
