@@ -62,9 +62,10 @@ def commit_veto(request, response) -> bool:
     """pyramid_tm veto: abort error responses unless the error asked to be committed.
 
     Some errors must persist what led to them: presenting a stolen refresh token answers
-    401 *and* revokes the whole token family.
+    401 *and* revokes the whole token family. The error says so itself (``AppError.commit``);
+    the exception view that rendered it leaves it on ``request.exception``.
     """
-    if request.environ.get("nexus.commit_on_error"):
+    if getattr(getattr(request, "exception", None), "commit", False) is True:
         return False
     return response.status_int >= 400
 

@@ -45,8 +45,6 @@ def render_error(request, status: int, code: str, message: str, details=None, he
 
 
 def app_error_view(exc: errors.AppError, request):
-    if exc.commit:
-        request.environ["nexus.commit_on_error"] = True
     return render_error(request, exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
