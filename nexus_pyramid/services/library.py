@@ -164,7 +164,7 @@ class LibraryService:
         picks = recommender.recommend(signal)
         wanted = [p.tmdb_id for p in picks]
         items = self.movies.items_by_tmdb_id(wanted)
-        missing = [recommender.source_items[t] for t in wanted if t not in items and t in recommender.source_items]
+        missing = [p.source_item for p in picks if p.tmdb_id not in items and p.source_item is not None]
         if missing:  # suggested by the source and not mirrored yet
             self.movies.mirror(missing)
             items.update(self.movies.items_by_tmdb_id([r["id"] for r in missing]))

@@ -74,6 +74,9 @@ class Recommendation:
     tmdb_id: int
     score: float
     reasons: list[str]
+    # The movie source's item, when the movie came from the source's suggestions (it may not
+    # be in the local mirror yet): the caller stores it before showing the pick.
+    source_item: dict | None = None
 
 
 @dataclass
@@ -248,6 +251,12 @@ class Recommender:
         return [item["id"] for item in items]
 
     def recommend(self, user: UserSignal, limit: int = RESULT_SIZE) -> list[Recommendation]:
+        picks = self._rank(user, limit)
+        for pick in picks:
+            pick.source_item = self.source_items.get(pick.tmdb_id)
+        return picks
+
+    def _rank(self, user: UserSignal, limit: int) -> list[Recommendation]:
         seen = {tmdb_id for tmdb_id, _title, _type in user.interactions} | {m for m, _t in user.favorite_movies}
         exclude = user.user_id
         if user.empty:
