@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from ..dependencies import postgres
 from ..errors import AppError, InvalidCredentials, RateLimited, ServiceUnavailable
 from ..models import ROLE_NAMES
+from ..presenters import audit as present_audit, library as present_library, paging, users as present
 from ..services import stats
 from ..services.users import normalize_email
 
@@ -120,7 +121,7 @@ def dashboard(request):
 def users(request):
     q = request.params.get("q", "").strip()[:200]
     page_number = _int_param(request, "page", 1)
-    page = request.users.search(q or None, page_number, PER_PAGE)
+    page = paging.of(request.users.search(q or None, page_number, PER_PAGE), present.user)
 
     def page_url(number):
         return request.route_path("console_users", _query={"q": q, "page": number} if q else {"page": number})
@@ -131,12 +132,12 @@ def users(request):
 @view_config(route_name="console_user", renderer="user.jinja2", permission=ADMIN_READ, request_method="GET")
 def user_detail(request):
     user = request.context.user
+    movies = request.movies.presenter
     recent = request.library.interactions(user, None, 1, 10)
     return {
-        "user": user,
-        "counts": request.users.interaction_counts(user),
-        "preferences": request.library.preferences_json(user),
-        "recent": recent.items,
+        "user": present.admin_user(user, request.users.interaction_counts(user)),
+        "preferences": present_library.preferences(request.library.preferences(user), movies),
+        "recent": [present_library.interaction(item, movies) for item in recent.items],
         "roles": ROLE_NAMES,
         "page_title": user.name,
     }
@@ -163,7 +164,8 @@ def change_role(request):
              permission=ADMIN_WRITE)
 def confirm_delete(request):
     user = request.context.user
-    return {"user": user, "counts": request.users.interaction_counts(user), "page_title": f"Delete {user.name}"}
+    return {"user": present.admin_user(user, request.users.interaction_counts(user)),
+            "page_title": f"Delete {user.name}"}
 
 
 @view_config(route_name="console_user_delete", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
@@ -185,7 +187,7 @@ def delete_user(request):
 
 @view_config(route_name="console_audit", renderer="audit.jinja2", permission=ADMIN_READ, request_method="GET")
 def audit(request):
-    page = request.users.audit_log(_int_param(request, "page", 1), 50)
+    page = paging.of(request.users.audit_log(_int_param(request, "page", 1), 50), present_audit.entry)
     return {"page": page, "page_title": "Audit log",
             "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
 

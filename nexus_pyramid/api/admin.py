@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, UserResource
 from . import schemas
-from .envelope import paged, success
-from .serializers import user_json
+from ..presenters import paging, users as present
+from .envelope import success
 from .service import ApiService
 
 users = ApiService(name="admin_users", path="/api/admin/users", description="Search users")
@@ -19,15 +19,13 @@ revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", d
 def list_users(request):
     query = request.validated["querystring"]
     page = request.users.search(query.get("q"), query["page"], query["per_page"])
-    return success(paged([user_json(u) for u in page.items], page.page, page.per_page, page.total))
+    return success(paging.of(page, present.user))
 
 
 @user_detail.get(returns="AdminUser", permission=ADMIN_READ, error_codes=(401, 403, 404))
 def get_user(request):
     user = request.context.user
-    data = user_json(user)
-    data["interaction_counts"] = request.users.interaction_counts(user)
-    return success(data)
+    return success(present.admin_user(user, request.users.interaction_counts(user)))
 
 
 @user_detail.delete(permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
@@ -39,7 +37,7 @@ def delete_user(request):
 def _role_change(request, change):
     body = request.validated["body"]
     user = request.users.get(body["user_id"])
-    return success(user_json(change(user, body["role"], actor=request.identity.user, channel="api")),
+    return success(present.user(change(user, body["role"], actor=request.identity.user, channel="api")),
                    "Roles updated")
 
 

@@ -8,17 +8,13 @@ from ..authz import PUBLIC
 from ..services.users import normalize_email
 from . import schemas
 from .envelope import success
-from .serializers import user_json
+from ..presenters import users as present
 from .service import ApiService
 
 register = ApiService(name="auth_register", path="/api/auth/register", description="Create an account")
 login = ApiService(name="auth_login", path="/api/auth/login", description="Sign in with email and password")
 refresh = ApiService(name="auth_refresh", path="/api/auth/refresh", description="Rotate a refresh token")
 logout = ApiService(name="auth_logout", path="/api/auth/logout", description="Revoke a refresh token")
-
-
-def _session_payload(request, user, pair: dict) -> dict:
-    return {"user": user_json(user), **pair}
 
 
 @register.post(schema=schemas.request_schema(schemas.RegisterBody), returns="Session", permission=PUBLIC,
@@ -29,7 +25,7 @@ def register_view(request):
     request.registry["throttles"].register(request.client_address)
     user = request.users.register(body["name"], body["email"], body["password"], body.get("date_of_birth"))
     request.response.status_int = 201
-    return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Account created")
+    return success(present.session(user, request.tokens.issue_pair(user)), "Account created")
 
 
 @login.post(schema=schemas.request_schema(schemas.LoginBody), returns="Session", permission=PUBLIC,
@@ -42,13 +38,13 @@ def login_view(request):
     throttles.attempt(email, address)  # counted before the password is evaluated; RateLimited when over
     user = request.users.authenticate(email, body["password"])
     throttles.succeeded(email, address)
-    return success(_session_payload(request, user, request.tokens.issue_pair(user)), "Signed in")
+    return success(present.session(user, request.tokens.issue_pair(user)), "Signed in")
 
 
 @refresh.post(schema=schemas.request_schema(schemas.RefreshBody), returns="Session", permission=PUBLIC, error_codes=(401,))
 def refresh_view(request):
     user, pair = request.tokens.rotate(request.validated["body"]["refresh_token"])
-    return success(_session_payload(request, user, pair), "Token refreshed")
+    return success(present.session(user, pair), "Token refreshed")
 
 
 class StrictBoolean(colander.Boolean):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from ..authz import SELF
 from ..errors import ValidationError
+from ..presenters import library as present, paging
 from . import schemas
-from .envelope import paged, success
+from .envelope import success
 from .service import ApiService
 
 preferences = ApiService(name="user_preferences", path="/api/user/preferences",
@@ -17,9 +18,18 @@ recommendations = ApiService(name="user_recommendations", path="/api/user/recomm
                              description="Personalized recommendations")
 
 
+def _preferences(request, user) -> dict:
+    return present.preferences(request.library.preferences(user), request.movies.presenter)
+
+
+def _interaction(request):
+    movies = request.movies.presenter
+    return lambda item: present.interaction(item, movies)
+
+
 @preferences.get(returns="Preferences", permission=SELF, error_codes=(401,))
 def get_preferences(request):
-    return success(request.library.preferences_json(request.identity.user))
+    return success(_preferences(request, request.identity.user))
 
 
 @preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns="Preferences", permission=SELF,
@@ -35,7 +45,7 @@ def save_preferences(request):
         actors = [(a, None) for a in body["actor_ids"]]
     user = request.identity.user
     request.library.save_preferences(user, body.get("genre_ids"), actors, body.get("movie_ids"))
-    return success(request.library.preferences_json(user), "Preferences saved")
+    return success(_preferences(request, user), "Preferences saved")
 
 
 @interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), returns="InteractionPage", permission=SELF,
@@ -43,8 +53,7 @@ def save_preferences(request):
 def list_interactions(request):
     query = request.validated["querystring"]
     page = request.library.interactions(request.identity.user, query.get("type"), query["page"], query["per_page"])
-    return success(paged([request.library.interaction_json(i) for i in page.items], page.page, page.per_page,
-                         page.total))
+    return success(paging.of(page, _interaction(request)))
 
 
 @interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns="Interaction", permission=SELF, response_status=201,
@@ -53,7 +62,7 @@ def add_interaction(request):
     body = request.validated["body"]
     item, created = request.library.add_interaction(request.identity.user, body["tmdb_id"], body["interaction_type"])
     request.response.status_int = 201 if created else 200
-    return success(request.library.interaction_json(item), "Interaction recorded" if created else "Already recorded")
+    return success(_interaction(request)(item), "Interaction recorded" if created else "Already recorded")
 
 
 @interaction.delete(schema=schemas.path_request_schema(schemas.InteractionPath), permission=SELF,
@@ -70,4 +79,4 @@ def get_recommendations(request):
     page, per_page = query["page"], query["per_page"]
     ranked = request.library.recommendations(request.identity.user)
     start = (page - 1) * per_page
-    return success(paged(ranked[start:start + per_page], page, per_page, len(ranked)))
+    return success(paging.page(ranked[start:start + per_page], page, per_page, len(ranked)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import date
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,27 +15,10 @@ from ..models import Genre, Movie, movie_genres
 from ..models.meta import utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import UPSTREAM, CachedMovieSource
+from ..presenters.movies import MoviePresenter, genre, parse_date, release_year
 
-MAX_CAST = 10
 # id(raw page) -> (raw page, allow_adult, shaped page); read-only once stored.
 _SHAPED: dict[int, tuple[object, bool, dict]] = {}
-
-
-def parse_date(value) -> date | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def release_year(raw: dict) -> int | None:
-    release = parse_date(raw.get("release_date"))
-    if release is not None:
-        return release.year
-    year = raw.get("year")
-    return year if isinstance(year, int) else None
 
 
 class GenreNames:
@@ -79,8 +61,7 @@ class MovieService:
         self._db = dbsession
         self.source = source
         self.genre_names = genre_names
-        self.image_base = image_base.rstrip("/") + "/"
-        self.poster_size = poster_size
+        self.presenter = MoviePresenter(image_base, poster_size)
 
     @property
     def db(self):
@@ -88,35 +69,7 @@ class MovieService:
             self._db = self._db()
         return self._db
 
-    # -- shaping -----------------------------------------------------------------
-    def poster_url(self, poster_path: str | None) -> str | None:
-        if not poster_path:
-            return None
-        return f"{self.image_base}{self.poster_size}/{poster_path.lstrip('/')}"
-
-    def item(self, raw: dict, names: dict[int, str] | None = None) -> dict:
-        """A TMDb-shaped movie (list item or detail) as the contract's Movie."""
-        if names is None:
-            names = self.genre_names.get()
-        if isinstance(raw.get("genres"), list):
-            genres = [{"id": g["id"], "name": g.get("name") or names.get(g["id"])} for g in raw["genres"]]
-        else:
-            genres = [{"id": g, "name": names.get(g)} for g in raw.get("genre_ids") or []]
-        return {
-            "tmdb_id": raw["id"],
-            "title": raw.get("title") or raw.get("original_title") or "",
-            "overview": raw.get("overview") or None,
-            "release_date": parse_date(raw.get("release_date")),
-            "release_year": release_year(raw),
-            "poster_path": raw.get("poster_path"),
-            "poster_url": self.poster_url(raw.get("poster_path")),
-            "popularity": float(raw.get("popularity") or 0),
-            "vote_average": float(raw.get("vote_average") or 0),
-            "vote_count": int(raw.get("vote_count") or 0),
-            "adult": bool(raw.get("adult")),
-            "genres": genres,
-        }
-
+    # -- shaping (presenters/movies.py) -------------------------------------------------
     def items_by_tmdb_id(self, tmdb_ids) -> dict[int, dict]:
         """Stored movies as the contract's Movie, read with two plain queries (no ORM objects)."""
         ids = list(tmdb_ids)
@@ -129,47 +82,8 @@ class MovieService:
         for movie_id, genre_id, name in self.db.execute(
                 select(movie_genres.c.movie_id, Genre.id, Genre.name).join(Genre, Genre.id == movie_genres.c.genre_id)
                 .where(movie_genres.c.movie_id.in_([r.id for r in rows])).order_by(Genre.id)):
-            genres.setdefault(movie_id, []).append({"id": genre_id, "name": name})
-        return {r.tmdb_id: {
-            "tmdb_id": r.tmdb_id, "title": r.title, "overview": r.overview, "release_date": r.release_date,
-            "release_year": r.release_year, "poster_path": r.poster_path, "poster_url": self.poster_url(r.poster_path),
-            "popularity": r.popularity, "vote_average": r.vote_average, "vote_count": r.vote_count,
-            "adult": r.adult, "genres": genres.get(r.id, []),
-        } for r in rows}
-
-    def row_item(self, movie: Movie) -> dict:
-        """A locally stored movie as the contract's Movie."""
-        return {
-            "tmdb_id": movie.tmdb_id,
-            "title": movie.title,
-            "overview": movie.overview,
-            "release_date": movie.release_date,
-            "release_year": movie.release_year,
-            "poster_path": movie.poster_path,
-            "poster_url": self.poster_url(movie.poster_path),
-            "popularity": movie.popularity,
-            "vote_average": movie.vote_average,
-            "vote_count": movie.vote_count,
-            "adult": movie.adult,
-            "genres": [{"id": g.id, "name": g.name} for g in movie.genres],
-        }
-
-    def detail(self, raw: dict) -> dict:
-        movie = self.item(raw)
-        credits = raw.get("credits")
-        if isinstance(credits, dict):
-            cast = sorted((c for c in credits.get("cast") or [] if isinstance(c, dict)),
-                          key=lambda c: c.get("order", 999))[:MAX_CAST]
-            movie["cast"] = [{"id": c.get("id"), "name": c.get("name"), "character": c.get("character"),
-                              "profile_path": c.get("profile_path")} for c in cast]
-            movie["directors"] = [{"id": c.get("id"), "name": c.get("name")} for c in credits.get("crew") or []
-                                  if isinstance(c, dict) and c.get("job") == "Director"]
-        else:
-            movie["cast"] = None
-            movie["directors"] = None
-        movie["runtime"] = raw.get("runtime")
-        movie["tagline"] = raw.get("tagline") or None
-        return movie
+            genres.setdefault(movie_id, []).append(genre(genre_id, name))
+        return {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
 
     def _page(self, result, mirror: bool = True, allow_adult: bool = False) -> tuple[dict, dict]:
         raw = result.value
@@ -180,14 +94,7 @@ class MovieService:
         memo = _SHAPED.get(id(raw))
         if memo is not None and memo[0] is raw and memo[1] == allow_adult:
             return memo[2], {"source": result.source}
-        names = self.genre_names.get()
-        page = {
-            "results": [self.item(r, names) for r in items],
-            "page": raw.get("page", 1),
-            "per_page": 20,
-            "total_pages": raw.get("total_pages", 0),
-            "total_results": raw.get("total_results", 0),
-        }
+        page = self.presenter.page(raw, items, self.genre_names.get())
         if len(_SHAPED) > 2000:
             _SHAPED.clear()
         _SHAPED[id(raw)] = (raw, allow_adult, page)  # holding raw keeps its id unique while memoized
@@ -212,7 +119,7 @@ class MovieService:
         meta = {"source": result.source}
         if result.value.get("notes"):
             meta["notes"] = list(result.value["notes"])
-        return self.detail(result.value), meta
+        return self.presenter.detail(result.value, self.genre_names.get()), meta
 
     def recommendations(self, tmdb_id: int, page: int):
         return self._page(self._call(self.source.recommendations, tmdb_id, page))
@@ -224,7 +131,7 @@ class MovieService:
 
     def genres(self):
         result = self._call(self.source.genres)
-        return [{"id": g["id"], "name": g["name"]} for g in result.value], {"source": result.source}
+        return [genre(g["id"], g["name"]) for g in result.value], {"source": result.source}
 
     def ensure_movie(self, tmdb_id: int) -> Movie:
         """The local row of a movie, fetched from the source and stored if needed."""
