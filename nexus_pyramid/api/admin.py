@@ -14,7 +14,7 @@ assign = ApiService(name="admin_roles_assign", path="/api/admin/roles/assign", d
 revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", description="Take a role away")
 
 
-@users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), returns="UserPage", permission=ADMIN_READ,
+@users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), returns=present.UserPage, permission=ADMIN_READ,
            error_codes=(401, 403))
 def list_users(request):
     query = request.validated["querystring"]
@@ -22,7 +22,7 @@ def list_users(request):
     return success(paging.of(page, present.user))
 
 
-@user_detail.get(returns="AdminUser", permission=ADMIN_READ, error_codes=(401, 403, 404))
+@user_detail.get(returns=present.AdminUser, permission=ADMIN_READ, error_codes=(401, 403, 404))
 def get_user(request):
     user = request.context.user
     return success(present.admin_user(user, request.users.interaction_counts(user)))
@@ -41,13 +41,13 @@ def _role_change(request, change):
                    "Roles updated")
 
 
-@assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns="User", permission=ADMIN_WRITE,
+@assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User, permission=ADMIN_WRITE,
              error_codes=(401, 403, 404))
 def assign_role(request):
     return _role_change(request, request.users.assign_role)
 
 
-@revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns="User", permission=ADMIN_WRITE,
+@revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User, permission=ADMIN_WRITE,
              error_codes=(401, 403, 404, 409))
 def revoke_role(request):
     return _role_change(request, request.users.revoke_role)

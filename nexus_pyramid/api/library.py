@@ -27,12 +27,12 @@ def _interaction(request):
     return lambda item: present.interaction(item, movies)
 
 
-@preferences.get(returns="Preferences", permission=SELF, error_codes=(401,))
+@preferences.get(returns=present.Preferences, permission=SELF, error_codes=(401,))
 def get_preferences(request):
     return success(_preferences(request, request.identity.user))
 
 
-@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns="Preferences", permission=SELF,
+@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns=present.Preferences, permission=SELF,
                   error_codes=(401, 503))
 def save_preferences(request):
     body = request.validated["body"]
@@ -48,7 +48,7 @@ def save_preferences(request):
     return success(_preferences(request, user), "Preferences saved")
 
 
-@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), returns="InteractionPage", permission=SELF,
+@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), returns=present.InteractionPage, permission=SELF,
                   error_codes=(401,))
 def list_interactions(request):
     query = request.validated["querystring"]
@@ -56,7 +56,7 @@ def list_interactions(request):
     return success(paging.of(page, _interaction(request)))
 
 
-@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns="Interaction", permission=SELF, response_status=201,
+@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns=present.Interaction, permission=SELF, response_status=201,
                    error_codes=(401, 404, 503))
 def add_interaction(request):
     body = request.validated["body"]
@@ -72,7 +72,7 @@ def delete_interaction(request):
     return success(None, "Interaction deleted")
 
 
-@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging), returns="RecommendationPage", permission=SELF,
+@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging), returns=present.RecommendationPage, permission=SELF,
                      error_codes=(401, 503))
 def get_recommendations(request):
     query = request.validated["querystring"]

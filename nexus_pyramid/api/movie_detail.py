@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..authz import PUBLIC
+from ..presenters import movies
 from . import schemas
 from .movies import cache_response
 from .service import ApiService
@@ -11,12 +12,12 @@ recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tm
                              description="Movies recommended from this one")
 
 
-@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns="MovieDetail", permission=PUBLIC, error_codes=(404, 503))
+@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns=movies.MovieDetail, meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
 def detail_view(request):
     return cache_response(request, *request.movies.movie_detail(request.validated["path"]["tmdb_id"]))
 
 
-@recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging), returns="MoviePage", permission=PUBLIC,
+@recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging), returns=movies.MoviePage, meta=movies.CacheFacts, permission=PUBLIC,
                      error_codes=(404, 503))
 def recommendations_view(request):
     return cache_response(request, *request.movies.recommendations(request.validated["path"]["tmdb_id"],

@@ -10,14 +10,14 @@ from .service import ApiService
 profile = ApiService(name="user_profile", path="/api/user/profile", description="The signed-in user's profile")
 
 
-@profile.get(returns="Profile", permission=SELF, error_codes=(401,))
+@profile.get(returns=present.Profile, permission=SELF, error_codes=(401,))
 def get_profile(request):
     user = request.identity.user
     return success(present.profile(user, library.preferences(request.library.preferences(user),
                                                              request.movies.presenter)))
 
 
-@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns="User", permission=SELF, error_codes=(401, 409, 429, 503))
+@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns=present.User, meta=present.ProfileUpdateMeta, permission=SELF, error_codes=(401, 409, 429, 503))
 def update_profile(request):
     user = request.identity.user
     password_changed = request.users.update_profile(user, request.validated["body"])

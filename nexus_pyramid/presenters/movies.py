@@ -11,7 +11,7 @@ from datetime import date
 import colander
 
 from . import paging
-from .schema import boolean, day, integer, list_of, number, page_of, string
+from .schema import boolean, day, enum, integer, list_of, number, page_of, string
 
 MAX_CAST = 10
 
@@ -68,6 +68,16 @@ MoviePage = page_of(Movie, "MoviePage")
 class GenreList(colander.SequenceSchema):
     ref = "GenreList"
     genre = Genre()
+
+
+class CacheFacts(colander.MappingSchema):
+    """``meta`` of a response built from movie-source data (with the ``X-Cache`` header)."""
+    ref = "CacheFacts"
+    source = enum(["cache", "upstream", "stale"],
+                  description="cache: fresh from the cache; upstream: fetched now; stale: the source failed "
+                              "and an expired cached copy was served")
+    notes = list_of(string(name="note"), missing=colander.drop,
+                    description="What the source cannot give (e.g. the offline catalog has no credits)")
 
 
 # -- values as the source gives them ------------------------------------------------------

@@ -5,7 +5,7 @@ import colander
 
 from ..models import ROLE_NAMES
 from .library import Preferences
-from .schema import day, enum, integer, list_of, moment, page_of, string
+from .schema import boolean, day, enum, integer, list_of, moment, page_of, string
 
 
 class User(colander.MappingSchema):
@@ -47,6 +47,11 @@ class Session(colander.MappingSchema):
 
 
 UserPage = page_of(User, "UserPage")
+
+
+class ProfileUpdateMeta(colander.MappingSchema):
+    ref = "ProfileUpdateMeta"
+    reauthenticate = boolean(description="The password changed: every session ended; sign in again")
 
 
 def user(u) -> dict:

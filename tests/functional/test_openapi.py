@@ -1,0 +1,89 @@
+"""The OpenAPI 3.1 document: valid, generated from the presenters, and enforced on responses."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from nexus_pyramid.presenters import library, movies, users
+from tests.openapi_conformance import Conformance
+
+
+@pytest.fixture
+def document(testapp):
+    return testapp.get("/api/openapi.json").json
+
+
+def test_the_document_is_valid_openapi_3_1(document):
+    assert document["openapi"] == "3.1.0"
+    OpenAPIV31SpecValidator(document).validate()  # raises on the first error
+
+
+def test_response_schemas_are_the_presenters_schemas(document):
+    schemas = document["components"]["schemas"]
+    for schema in (movies.Movie, movies.MovieDetail, users.User, users.Session, library.Interaction,
+                   library.Recommendation, library.Preferences):
+        component = schemas[schema.ref]
+        assert set(component["properties"]) == {child.name for child in schema().children}, schema.ref
+        assert component["additionalProperties"] is False  # closed: an extra field is a failure
+        assert set(component["required"]) == set(component["properties"])
+
+
+def test_the_presenters_fill_exactly_their_schemas(api):
+    user = api.user()
+    headers = api.auth(user["token"])
+    created = api.app.post_json("/api/user/interactions", {"tmdb_id": 2571, "interaction_type": "liked"},
+                                headers=headers, status=201).json["data"]
+    assert set(created) == {c.name for c in library.Interaction().children}
+    assert set(created["movie"]) == {c.name for c in movies.Movie().children}
+    profile = api.app.get("/api/user/profile", headers=headers).json["data"]
+    assert set(profile) == {c.name for c in users.Profile().children}
+    detail = api.app.get("/api/movies/2571").json["data"]
+    assert set(detail) == {c.name for c in movies.MovieDetail().children}
+
+
+def test_errors_document_every_code_with_their_headers(document):
+    responses = document["components"]["responses"]
+
+    def codes(status):
+        return responses[f"Error{status}"]["content"]["application/json"]["schema"]["properties"]["code"]["enum"]
+
+    assert {"EMAIL_TAKEN", "CONFLICT"} <= set(codes(409))
+    assert {"MOVIE_NOT_FOUND", "USER_NOT_FOUND", "INTERACTION_NOT_FOUND", "NOT_FOUND"} <= set(codes(404))
+    assert {"UPSTREAM_UNAVAILABLE", "SERVICE_UNAVAILABLE"} <= set(codes(503))
+    assert codes(413) == ["PAYLOAD_TOO_LARGE"] and codes(415) == ["UNSUPPORTED_MEDIA_TYPE"]
+    assert "Retry-After" in responses["Error429"]["headers"] and "Retry-After" in responses["Error503"]["headers"]
+    assert "WWW-Authenticate" in responses["Error401"]["headers"] and "Allow" in responses["Error405"]["headers"]
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "The access_token of register, login or refresh."}
+    profile = document["paths"]["/api/user/profile"]["get"]
+    assert profile["security"] == [{"bearer": []}]
+    assert "Cache-Control" in profile["responses"]["200"]["headers"]
+    trending = document["paths"]["/api/movies/trending"]["get"]["responses"]["200"]
+    assert "X-Cache" in trending["headers"]
+    assert trending["content"]["application/json"]["schema"]["properties"]["meta"] == {
+        "$ref": "#/components/schemas/CacheFacts"}
+
+
+def test_a_response_that_differs_from_the_document_is_caught(testapp, document):
+    """The check every functional test's responses go through (tests/openapi_conformance.py)."""
+    conformance = Conformance(document)
+    response = testapp.get("/api/genres")
+    conformance.check("GET", "/api/genres", response)  # as served: conforms
+
+    body = response.json
+    body["data"][0]["slug"] = "action"  # a field the document does not name
+    response.body = json.dumps(body).encode()
+    with pytest.raises(AssertionError, match="does not match the document"):
+        conformance.check("GET", "/api/genres", response)
+
+    response.status_int = 418  # a status the operation does not document
+    with pytest.raises(AssertionError, match="418 is not documented"):
+        conformance.check("GET", "/api/genres", response)
+
+    missing = testapp.get("/api/genres")
+    del missing.headers["X-Cache"]
+    with pytest.raises(AssertionError, match="documented header X-Cache missing"):
+        conformance.check("GET", "/api/genres", missing)
