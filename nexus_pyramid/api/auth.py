@@ -59,6 +59,8 @@ class StrictBoolean(colander.Boolean):
 
 
 class LogoutBody(colander.MappingSchema):
+    json_schema = {"anyOf": [{"required": ["refresh_token"], "properties": {"refresh_token": {"type": "string"}}},
+                             {"required": ["all"], "properties": {"all": {"const": True}}}]}
     refresh_token = colander.SchemaNode(schemas.StrictString(), validator=colander.Length(1, 512),
                                         missing=colander.drop)
     all = colander.SchemaNode(StrictBoolean(), missing=False,

@@ -17,6 +17,7 @@ import re
 
 import colander
 from cornice.service import get_services
+from pyramid.httpexceptions import HTTPMethodNotAllowed
 from pyramid.view import view_config
 
 from .. import errors
@@ -90,7 +91,7 @@ def node_schema(node, top: bool = False) -> dict:
     elif isinstance(typ, colander.DateTime):
         schema = {"type": "string", "format": "date-time"}
     elif isinstance(typ, (StrictDate, colander.Date)):
-        schema = {"type": "string", "format": "date"}
+        schema = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
     elif isinstance(typ, (StrictInt, colander.Int)):
         schema = {"type": "integer"}
     elif isinstance(typ, colander.Float):
@@ -122,6 +123,8 @@ def node_schema(node, top: bool = False) -> dict:
         schema["type"] = [schema["type"], "null"]
         if "enum" in schema:
             schema["enum"] = schema["enum"] + [None]
+    if getattr(node, "json_schema", None):  # what colander cannot say (e.g. a field required unless another is set)
+        schema.update(node.json_schema)
     if node.description:
         schema["description"] = str(node.description)
     if node.missing not in (colander.required, colander.drop, colander.null) and not callable(node.missing):
@@ -289,7 +292,9 @@ def _operation(service, method: str, args: dict, info: dict) -> dict:
     }
     if schema is not None and "body" in schema:
         body = node_schema(schema["body"])
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        # A body whose fields are all optional may be left out: no body is the empty object.
+        required = "required" in body or "anyOf" in body
+        operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": body}}}
     return operation
 
 
@@ -370,5 +375,17 @@ def openapi_view(request):
     return document
 
 
+# Routes outside Cornice that the document lists with GET only: any other method is a 405 with
+# Allow, as on the Cornice services (not a 404 for a view predicate that did not match).
+GET_ONLY_ROUTES = ("openapi", "api_docs", "healthz", "readyz")
+
+
+def method_not_allowed(context, request):
+    raise HTTPMethodNotAllowed(headers={"Allow": "GET, HEAD"})
+
+
 def includeme(config):
     config.add_route("openapi", "/api/openapi.json")
+    for route_name in GET_ONLY_ROUTES:
+        # No request_method predicate: tried only after the route's GET view did not match.
+        config.add_view(method_not_allowed, route_name=route_name, permission=PUBLIC)

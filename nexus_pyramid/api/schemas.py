@@ -9,6 +9,8 @@ from datetime import date
 
 import colander
 
+from ..models import ROLE_NAMES
+
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 MAX_PAGE_TMDB = 500
@@ -52,6 +54,24 @@ class StrictDate(colander.Date):
             return colander.null
         if not isinstance(cstruct, str) or len(cstruct) != 10:
             raise colander.Invalid(node, "Must be a date as YYYY-MM-DD")
+        return super().deserialize(node, cstruct)
+
+
+class QueryInt(colander.Int):
+    """An integer query parameter; given empty (``?page=``) it is a 400, not the default."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct == "":
+            raise colander.Invalid(node, "Must not be empty")
+        return super().deserialize(node, cstruct)
+
+
+class QueryString(colander.String):
+    """A query parameter with a set of values; given empty it is a 400, not the default."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct == "":
+            raise colander.Invalid(node, "Must not be empty")
         return super().deserialize(node, cstruct)
 
 
@@ -113,16 +133,17 @@ class ProfileUpdateBody(colander.MappingSchema):
 
 class RoleChangeBody(colander.MappingSchema):
     user_id = colander.SchemaNode(StrictString(), validator=colander.uuid)
-    role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32))
+    # The service checks the name (400 for an unknown one); the document names the roles.
+    role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32), json_schema={"enum": list(ROLE_NAMES)})
 
 
 def page_node(max_page=None):
-    return colander.SchemaNode(colander.Int(), missing=1, validator=colander.Range(1, max_page),
+    return colander.SchemaNode(QueryInt(), missing=1, validator=colander.Range(1, max_page),
                                description="Page number, from 1" + (f" to {max_page}" if max_page else ""))
 
 
 def per_page_node():
-    return colander.SchemaNode(colander.Int(), missing=20, validator=colander.Range(1, 100),
+    return colander.SchemaNode(QueryInt(), missing=20, validator=colander.Range(1, 100),
                                description="Items per page (1..100)")
 
 
@@ -164,13 +185,13 @@ class TmdbPaging(colander.MappingSchema):
 
 
 class TrendingQuery(TmdbPaging):
-    window = colander.SchemaNode(colander.String(), missing="day", validator=colander.OneOf(["day", "week"]))
+    window = colander.SchemaNode(QueryString(), missing="day", validator=colander.OneOf(["day", "week"]))
 
 
 class SearchQuery(TmdbPaging):
     query = colander.SchemaNode(Text(), preparer=trimmed, validator=colander.Length(1, 200),
                                 description="Title words (1..200 characters)")
-    year = colander.SchemaNode(colander.Int(), missing=colander.drop, validator=colander.Range(1874, 2100))
+    year = colander.SchemaNode(QueryInt(), missing=colander.drop, validator=colander.Range(1874, 2100))
 
 
 def path_request_schema(path, querystring=None):
@@ -220,7 +241,7 @@ class PreferencesBody(colander.MappingSchema):
 
 
 class InteractionsQuery(LocalPaging):
-    type = colander.SchemaNode(colander.String(), missing=colander.drop,
+    type = colander.SchemaNode(QueryString(), missing=colander.drop,
                                validator=colander.OneOf(INTERACTION_TYPES))
 
 

@@ -87,3 +87,15 @@ def test_a_response_that_differs_from_the_document_is_caught(testapp, document):
     del missing.headers["X-Cache"]
     with pytest.raises(AssertionError, match="documented header X-Cache missing"):
         conformance.check("GET", "/api/genres", missing)
+
+
+def test_an_empty_query_parameter_is_a_400_not_the_default(api):
+    """The document's enums and integer types hold for ``?page=`` and ``?window=`` (found by schemathesis)."""
+    for query in ({"window": ""}, {"page": ""}):
+        body = api.app.get("/api/movies/trending", query, status=400).json
+        assert body["code"] == "VALIDATION_ERROR" and list(body["details"]) == list(query)
+    user = api.user()
+    body = api.app.get("/api/user/interactions", {"type": "", "per_page": ""}, headers=api.auth(user["token"]),
+                       status=400).json
+    assert set(body["details"]) == {"type", "per_page"}
+    assert api.app.get("/api/movies/trending", {"window": "week", "page": 2}).json["data"]["page"] == 2
