@@ -98,6 +98,27 @@ def release_year(raw: dict) -> int | None:
     return year if isinstance(year, int) else None
 
 
+# The columns of ``models.Movie`` that a movie of the source fills (and the Movie JSON shows).
+STORED_FIELDS = ("tmdb_id", "title", "overview", "release_date", "release_year", "poster_path", "popularity",
+                 "vote_average", "vote_count", "adult")
+
+
+def source_fields(raw: dict) -> dict:
+    """The ``STORED_FIELDS`` of a movie as the source gives it, normalized (for the JSON and the mirror)."""
+    return {
+        "tmdb_id": raw["id"],
+        "title": raw.get("title") or raw.get("original_title") or "",
+        "overview": raw.get("overview") or None,
+        "release_date": parse_date(raw.get("release_date")),
+        "release_year": release_year(raw),
+        "poster_path": raw.get("poster_path"),
+        "popularity": float(raw.get("popularity") or 0),
+        "vote_average": float(raw.get("vote_average") or 0),
+        "vote_count": int(raw.get("vote_count") or 0),
+        "adult": bool(raw.get("adult")),
+    }
+
+
 def genre(genre_id: int, name: str | None) -> dict:
     return {"id": genre_id, "name": name}
 
@@ -129,20 +150,20 @@ class MoviePresenter:
             return None
         return f"{self.image_base}{self.poster_size}/{poster_path.lstrip('/')}"
 
-    def _movie(self, tmdb_id, title, overview, release_date, year, poster_path, popularity, vote_average,
-               vote_count, adult, genre_list) -> dict:
+    def _movie(self, fields, genre_list: list[dict]) -> dict:
+        """``fields``: the ``STORED_FIELDS`` of one movie, by name."""
         return {
-            "tmdb_id": tmdb_id,
-            "title": title,
-            "overview": overview,
-            "release_date": release_date,
-            "release_year": year,
-            "poster_path": poster_path,
-            "poster_url": self.poster_url(poster_path),
-            "popularity": popularity,
-            "vote_average": vote_average,
-            "vote_count": vote_count,
-            "adult": adult,
+            "tmdb_id": fields["tmdb_id"],
+            "title": fields["title"],
+            "overview": fields["overview"],
+            "release_date": fields["release_date"],
+            "release_year": fields["release_year"],
+            "poster_path": fields["poster_path"],
+            "poster_url": self.poster_url(fields["poster_path"]),
+            "popularity": fields["popularity"],
+            "vote_average": fields["vote_average"],
+            "vote_count": fields["vote_count"],
+            "adult": fields["adult"],
             "genres": genre_list,
         }
 
@@ -152,17 +173,11 @@ class MoviePresenter:
             genre_list = [genre(g["id"], g.get("name") or names.get(g["id"])) for g in raw["genres"]]
         else:
             genre_list = [genre(g, names.get(g)) for g in raw.get("genre_ids") or []]
-        return self._movie(raw["id"], raw.get("title") or raw.get("original_title") or "",
-                           raw.get("overview") or None, parse_date(raw.get("release_date")), release_year(raw),
-                           raw.get("poster_path"), float(raw.get("popularity") or 0),
-                           float(raw.get("vote_average") or 0), int(raw.get("vote_count") or 0),
-                           bool(raw.get("adult")), genre_list)
+        return self._movie(source_fields(raw), genre_list)
 
     def from_record(self, row, genre_list: list[dict]) -> dict:
         """A stored movie: a ``models.Movie`` or a row with the same column names."""
-        return self._movie(row.tmdb_id, row.title, row.overview, row.release_date, row.release_year,
-                           row.poster_path, row.popularity, row.vote_average, row.vote_count, row.adult,
-                           genre_list)
+        return self._movie({name: getattr(row, name) for name in STORED_FIELDS}, genre_list)
 
     def record(self, movie) -> dict:
         """A ``models.Movie`` with its genres loaded."""

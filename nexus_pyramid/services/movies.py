@@ -15,7 +15,7 @@ from ..models import Genre, Movie, movie_genres
 from ..models.meta import utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import UPSTREAM, CachedMovieSource
-from ..presenters.movies import MoviePresenter, genre, parse_date, release_year
+from ..presenters.movies import STORED_FIELDS, MoviePresenter, genre, source_fields
 
 # id(raw page) -> (raw page, allow_adult, shaped page); read-only once stored.
 _SHAPED: dict[int, tuple[object, bool, dict]] = {}
@@ -75,8 +75,7 @@ class MovieService:
         ids = list(tmdb_ids)
         if not ids:
             return {}
-        columns = (Movie.id, Movie.tmdb_id, Movie.title, Movie.overview, Movie.release_date, Movie.release_year,
-                   Movie.poster_path, Movie.popularity, Movie.vote_average, Movie.vote_count, Movie.adult)
+        columns = (Movie.id, *(getattr(Movie, name) for name in STORED_FIELDS))
         rows = self.db.execute(select(*columns).where(Movie.tmdb_id.in_(ids))).all()
         genres: dict[int, list] = {}
         for movie_id, genre_id, name in self.db.execute(
@@ -251,25 +250,11 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
         raw = by_id[tmdb_id]
         genre_ids = [g["id"] for g in raw["genres"]] if isinstance(raw.get("genres"), list) else raw.get("genre_ids") or []
         genre_links[tmdb_id] = [g for g in genre_ids if g in genre_names]
-        rows.append({
-            "tmdb_id": tmdb_id,
-            "title": (raw.get("title") or raw.get("original_title") or "")[:500],
-            "overview": raw.get("overview") or None,
-            "poster_path": raw.get("poster_path"),
-            "release_date": parse_date(raw.get("release_date")),
-            "release_year": release_year(raw),
-            "popularity": float(raw.get("popularity") or 0),
-            "vote_average": float(raw.get("vote_average") or 0),
-            "vote_count": int(raw.get("vote_count") or 0),
-            "adult": bool(raw.get("adult")),
-            "created_at": now,
-            "updated_at": now,
-        })
+        fields = source_fields(raw)
+        rows.append({**fields, "title": fields["title"][:500], "created_at": now, "updated_at": now})
     for start in range(0, len(rows), 500):
         stmt = _insert(dbsession, Movie).values(rows[start:start + 500])
-        updated = {c: getattr(stmt.excluded, c) for c in ("title", "overview", "poster_path", "release_date",
-                                                          "release_year", "popularity", "vote_average", "vote_count", "adult",
-                                                          "updated_at")}
+        updated = {c: getattr(stmt.excluded, c) for c in STORED_FIELDS + ("updated_at",) if c != "tmdb_id"}
         dbsession.execute(stmt.on_conflict_do_update(index_elements=["tmdb_id"], set_=updated))
     needed = {g for ids in genre_links.values() for g in ids}
     if needed:
