@@ -13,7 +13,11 @@ OpenAPI 3.1 (JSON Schema 2020-12): Swagger UI 5 (``swagger-ui-py``) renders it a
 """
 from __future__ import annotations
 
+import json
 import re
+import uuid
+from datetime import date, datetime, timezone
+from types import SimpleNamespace
 
 import colander
 from cornice.service import get_services
@@ -22,8 +26,10 @@ from pyramid.view import view_config
 
 from .. import errors
 from ..authz import PUBLIC
-from ..presenters.movies import CacheFacts
+from ..presenters import library as present_library, movies as present_movies, users as present_users
+from ..presenters.movies import CacheFacts, MoviePresenter
 from ..tweens import carries_private_data
+from .envelope import iso_datetime
 from .errors import HTTP_CODES
 from .schemas import StrictDate, StrictInt, StrictSequence, StrictString
 
@@ -123,6 +129,8 @@ def node_schema(node, top: bool = False) -> dict:
         schema["type"] = [schema["type"], "null"]
         if "enum" in schema:
             schema["enum"] = schema["enum"] + [None]
+    if getattr(node, "examples", None):
+        schema["examples"] = list(node.examples)
     if getattr(node, "json_schema", None):  # what colander cannot say (e.g. a field required unless another is set)
         schema.update(node.json_schema)
     if node.description:
@@ -132,14 +140,48 @@ def node_schema(node, top: bool = False) -> dict:
     return schema
 
 
+def response_examples() -> dict[str, dict]:
+    """Examples of the main resources, made by their presenters (so they cannot drift from them)."""
+    movies_ = MoviePresenter("https://image.tmdb.org/t/p/")
+    raw = {"id": 603, "title": "The Matrix", "release_date": "1999-03-30", "poster_path": "/matrix.jpg",
+           "overview": "A hacker learns what the world really is.", "popularity": 80.5, "vote_average": 8.2,
+           "vote_count": 24000, "adult": False, "genres": [{"id": 28, "name": "Action"},
+                                                            {"id": 878, "name": "Science Fiction"}],
+           "credits": {"cast": [{"id": 6384, "name": "Keanu Reeves", "character": "Neo", "order": 0,
+                                 "profile_path": "/keanu.jpg"}],
+                       "crew": [{"id": 9339, "name": "Lilly Wachowski", "job": "Director"}]},
+           "runtime": 136, "tagline": "Welcome to the Real World."}
+    at = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    person = SimpleNamespace(id=uuid.UUID("4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60"), name="Ann",
+                             email="ann@example.com", date_of_birth=date(1990, 5, 17), role_names=["user"],
+                             created_at=at, updated_at=at)
+    movie = movies_.from_source(raw, {})
+    examples = {
+        "Genre": present_movies.genre(28, "Action"),
+        "Movie": movie,
+        "MovieDetail": movies_.detail(raw, {}),
+        "User": present_users.user(person),
+        "Session": present_users.session(person, {"access_token": "eyJhbGciOiJIUzI1NiJ9.e30.signature",
+                                                  "refresh_token": "opaque-refresh-token", "token_type": "Bearer",
+                                                  "expires_in": 900}),
+        "Interaction": {"id": 1, "interaction_type": "liked", "created_at": at, "movie": movie},
+        "Recommendation": present_library.recommendation(movie, 0.87, ["Because you liked The Matrix"]),
+    }
+    return json.loads(json.dumps(examples, default=lambda v: iso_datetime(v) if isinstance(v, datetime)
+                                 else v.isoformat()))
+
+
 def component_schemas(roots) -> dict:
-    """Every named schema reachable from ``roots`` (schema classes), by name."""
+    """Every named schema reachable from ``roots`` (schema classes), by name, with examples."""
     found: dict = {}
+    examples = response_examples()
 
     def visit(node):
         ref = getattr(node, "ref", None)
         if ref and ref not in found:
             found[ref] = node_schema(node, top=True)
+            if ref in examples:
+                found[ref]["examples"] = [examples[ref]]
         for child in node.children:
             visit(child)
 

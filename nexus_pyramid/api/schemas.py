@@ -107,6 +107,7 @@ def dob_node(**kw):
 
 
 class RegisterBody(colander.MappingSchema):
+    examples = [{"name": "Ann", "email": "ann@example.com", "password": "correct horse battery", "date_of_birth": "1990-05-17"}]
     name = name_node()
     email = email_node()
     password = password_node()
@@ -114,11 +115,13 @@ class RegisterBody(colander.MappingSchema):
 
 
 class LoginBody(colander.MappingSchema):
+    examples = [{"email": "ann@example.com", "password": "correct horse battery"}]
     email = colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(1, 254))
     password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024))
 
 
 class RefreshBody(colander.MappingSchema):
+    examples = [{"refresh_token": "opaque-refresh-token"}]
     refresh_token = colander.SchemaNode(StrictString(), validator=colander.Length(1, 512))
 
 
@@ -132,6 +135,7 @@ class ProfileUpdateBody(colander.MappingSchema):
 
 
 class RoleChangeBody(colander.MappingSchema):
+    examples = [{"user_id": "4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60", "role": "moderator"}]
     user_id = colander.SchemaNode(StrictString(), validator=colander.uuid)
     # The service checks the name (400 for an unknown one); the document names the roles.
     role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32), json_schema={"enum": list(ROLE_NAMES)})
@@ -232,6 +236,7 @@ class ActorNode(colander.MappingSchema):
 
 
 class PreferencesBody(colander.MappingSchema):
+    examples = [{"genre_ids": [28, 878], "actor_ids": [6384], "movie_ids": [603]}]
     genre_ids = id_list_node("genre_ids", MAX_IDS_PER_LIST, description="Replaces the favorite genres (TMDb genre ids)")
     actor_ids = id_list_node("actor_ids", MAX_IDS_PER_LIST, description="Replaces the favorite actors (TMDb person ids)")
     actors = colander.SchemaNode(StrictSequence(), ActorNode(name="actor"), missing=colander.drop,
@@ -246,6 +251,7 @@ class InteractionsQuery(LocalPaging):
 
 
 class InteractionBody(colander.MappingSchema):
+    examples = [{"tmdb_id": 603, "interaction_type": "liked"}]
     tmdb_id = colander.SchemaNode(StrictInt(), validator=colander.Range(1, MAX_TMDB_ID))
     interaction_type = colander.SchemaNode(StrictString(), validator=colander.OneOf(INTERACTION_TYPES))
 

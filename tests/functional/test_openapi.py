@@ -99,3 +99,32 @@ def test_an_empty_query_parameter_is_a_400_not_the_default(api):
                        status=400).json
     assert set(body["details"]) == {"type", "per_page"}
     assert api.app.get("/api/movies/trending", {"window": "week", "page": 2}).json["data"]["page"] == 2
+
+
+def test_every_example_matches_its_schema(document):
+    """Examples of responses are made by the presenters, those of request bodies written once: both checked."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resource("urn:doc", Resource(document, specification=DRAFT202012))
+    checked = 0
+
+    def check(pointer, schema):
+        nonlocal checked
+        for example in schema.get("examples", []):
+            Draft202012Validator({"$ref": f"urn:doc#{pointer}"}, registry=registry,
+                                 format_checker=Draft202012Validator.FORMAT_CHECKER).validate(example)
+            checked += 1
+
+    for name, schema in document["components"]["schemas"].items():
+        check(f"/components/schemas/{name}", schema)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                escaped = path.replace("/", "~1")
+                check(f"/paths/{escaped}/{method}/requestBody/content/application~1json/schema",
+                      operation["requestBody"]["content"]["application/json"]["schema"])
+    assert checked >= 14
+    assert document["components"]["schemas"]["Movie"]["examples"][0]["poster_url"] == (
+        "https://image.tmdb.org/t/p/w500/matrix.jpg")
