@@ -14,8 +14,8 @@ assign = ApiService(name="admin_roles_assign", path="/api/admin/roles/assign", d
 revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", description="Take a role away")
 
 
-@users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), returns=present.UserPage, permission=ADMIN_READ,
-           error_codes=(401, 403))
+@users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), returns=present.UserPage,
+           permission=ADMIN_READ, error_codes=(401, 403))
 def list_users(request):
     query = request.validated["querystring"]
     page = request.users.search(query.get("q"), query["page"], query["per_page"])
@@ -41,13 +41,13 @@ def _role_change(request, change):
                    "Roles updated")
 
 
-@assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User, permission=ADMIN_WRITE,
-             error_codes=(401, 403, 404))
+@assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User,
+             permission=ADMIN_WRITE, error_codes=(401, 403, 404))
 def assign_role(request):
     return _role_change(request, request.users.assign_role)
 
 
-@revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User, permission=ADMIN_WRITE,
-             error_codes=(401, 403, 404, 409))
+@revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User,
+             permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def revoke_role(request):
     return _role_change(request, request.users.revoke_role)

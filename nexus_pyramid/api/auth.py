@@ -17,8 +17,8 @@ refresh = ApiService(name="auth_refresh", path="/api/auth/refresh", description=
 logout = ApiService(name="auth_logout", path="/api/auth/logout", description="Revoke a refresh token")
 
 
-@register.post(schema=schemas.request_schema(schemas.RegisterBody), returns=present.Session, permission=PUBLIC,
-               response_status=201, error_codes=(409, 429, 503))
+@register.post(schema=schemas.request_schema(schemas.RegisterBody), returns=present.Session,
+               permission=PUBLIC, response_status=201, error_codes=(409, 429, 503))
 def register_view(request):
     body = request.validated["body"]
     # Counted per client address before anything is looked up: the duplicate-email answer is an oracle.
@@ -41,7 +41,8 @@ def login_view(request):
     return success(present.session(user, request.tokens.issue_pair(user)), "Signed in")
 
 
-@refresh.post(schema=schemas.request_schema(schemas.RefreshBody), returns=present.Session, permission=PUBLIC, error_codes=(401,))
+@refresh.post(schema=schemas.request_schema(schemas.RefreshBody), returns=present.Session, permission=PUBLIC,
+              error_codes=(401,))
 def refresh_view(request):
     user, pair = request.tokens.rotate(request.validated["body"]["refresh_token"])
     return success(present.session(user, pair), "Token refreshed")

@@ -32,8 +32,8 @@ def get_preferences(request):
     return success(_preferences(request, request.identity.user))
 
 
-@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns=present.Preferences, permission=SELF,
-                  error_codes=(401, 503))
+@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns=present.Preferences,
+                  permission=SELF, error_codes=(401, 503))
 def save_preferences(request):
     body = request.validated["body"]
     if "actor_ids" in body and "actors" in body:
@@ -48,16 +48,16 @@ def save_preferences(request):
     return success(_preferences(request, user), "Preferences saved")
 
 
-@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), returns=present.InteractionPage, permission=SELF,
-                  error_codes=(401,))
+@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery),
+                  returns=present.InteractionPage, permission=SELF, error_codes=(401,))
 def list_interactions(request):
     query = request.validated["querystring"]
     page = request.library.interactions(request.identity.user, query.get("type"), query["page"], query["per_page"])
     return success(paging.of(page, _interaction(request)))
 
 
-@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns=present.Interaction, permission=SELF, response_status=201,
-                   error_codes=(401, 404, 503))
+@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns=present.Interaction,
+                   permission=SELF, response_status=201, error_codes=(401, 404, 503))
 def add_interaction(request):
     body = request.validated["body"]
     item, created = request.library.add_interaction(request.identity.user, body["tmdb_id"], body["interaction_type"])
@@ -72,8 +72,8 @@ def delete_interaction(request):
     return success(None, "Interaction deleted")
 
 
-@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging), returns=present.RecommendationPage, permission=SELF,
-                     error_codes=(401, 503))
+@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging),
+                     returns=present.RecommendationPage, permission=SELF, error_codes=(401, 503))
 def get_recommendations(request):
     query = request.validated["querystring"]
     page, per_page = query["page"], query["per_page"]

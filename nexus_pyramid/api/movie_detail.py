@@ -12,12 +12,14 @@ recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tm
                              description="Movies recommended from this one")
 
 
-@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns=movies.MovieDetail, meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
+@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns=movies.MovieDetail,
+            meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
 def detail_view(request):
     return cache_response(request, *request.movies.movie_detail(request.validated["path"]["tmdb_id"]))
 
 
-@recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging), returns=movies.MoviePage, meta=movies.CacheFacts, permission=PUBLIC,
+@recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging),
+                     returns=movies.MoviePage, meta=movies.CacheFacts, permission=PUBLIC,
                      error_codes=(404, 503))
 def recommendations_view(request):
     return cache_response(request, *request.movies.recommendations(request.validated["path"]["tmdb_id"],

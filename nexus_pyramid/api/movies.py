@@ -28,15 +28,15 @@ def cache_response(request, data, meta: dict):
     return success(data, meta=meta)
 
 
-@trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns=movies.MoviePage, meta=movies.CacheFacts, permission=PUBLIC,
-              error_codes=MOVIE_ERRORS)
+@trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns=movies.MoviePage,
+              meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def trending_view(request):
     query = request.validated["querystring"]
     return cache_response(request, *request.movies.trending(query["window"], query["page"]))
 
 
-@search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns=movies.MoviePage, meta=movies.CacheFacts, permission=PUBLIC,
-            error_codes=MOVIE_ERRORS)
+@search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns=movies.MoviePage,
+            meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def search_view(request):
     query = request.validated["querystring"]
     # A token is optional here; a signed-in adult may see adult titles, nobody else does.

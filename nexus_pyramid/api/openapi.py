@@ -62,7 +62,8 @@ def _validators(node) -> list:
 
 
 def _may_be_null(node) -> bool:
-    """Response fields say so (``nullable``); an optional request field of a strict type takes null as absent."""
+    """Response fields say so (``nullable``); an optional request field of a strict type takes null
+    as absent."""
     if getattr(node, "nullable", False):
         return True
     optional = node.missing is not colander.required
@@ -131,7 +132,7 @@ def node_schema(node, top: bool = False) -> dict:
             schema["enum"] = schema["enum"] + [None]
     if getattr(node, "examples", None):
         schema["examples"] = list(node.examples)
-    if getattr(node, "json_schema", None):  # what colander cannot say (e.g. a field required unless another is set)
+    if getattr(node, "json_schema", None):  # what colander cannot say (a field required unless another is set)
         schema.update(node.json_schema)
     if node.description:
         schema["description"] = str(node.description)
@@ -288,7 +289,8 @@ def _parameters(path: str, schema) -> list[dict]:
     if schema is not None and "querystring" in schema:
         for child in schema["querystring"].children:
             param_schema = node_schema(child)
-            param = {"name": child.name, "in": "query", "required": bool(child.required), "schema": param_schema}
+            param = {"name": child.name, "in": "query", "required": bool(child.required),
+                     "schema": param_schema}
             if "description" in param_schema:
                 param["description"] = param_schema.pop("description")
             params.append(param)

@@ -107,7 +107,8 @@ def dob_node(**kw):
 
 
 class RegisterBody(colander.MappingSchema):
-    examples = [{"name": "Ann", "email": "ann@example.com", "password": "correct horse battery", "date_of_birth": "1990-05-17"}]
+    examples = [{"name": "Ann", "email": "ann@example.com", "password": "correct horse battery",
+                 "date_of_birth": "1990-05-17"}]
     name = name_node()
     email = email_node()
     password = password_node()
@@ -138,7 +139,8 @@ class RoleChangeBody(colander.MappingSchema):
     examples = [{"user_id": "4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60", "role": "moderator"}]
     user_id = colander.SchemaNode(StrictString(), validator=colander.uuid)
     # The service checks the name (400 for an unknown one); the document names the roles.
-    role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32), json_schema={"enum": list(ROLE_NAMES)})
+    role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32),
+                               json_schema={"enum": list(ROLE_NAMES)})
 
 
 def page_node(max_page=None):

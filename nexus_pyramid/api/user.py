@@ -17,7 +17,8 @@ def get_profile(request):
                                                              request.movies.presenter)))
 
 
-@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns=present.User, meta=present.ProfileUpdateMeta, permission=SELF, error_codes=(401, 409, 429, 503))
+@profile.put(schema=schemas.request_schema(schemas.ProfileUpdateBody), returns=present.User,
+             meta=present.ProfileUpdateMeta, permission=SELF, error_codes=(401, 409, 429, 503))
 def update_profile(request):
     user = request.identity.user
     password_changed = request.users.update_profile(user, request.validated["body"])

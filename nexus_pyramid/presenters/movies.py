@@ -57,7 +57,8 @@ class MovieDetail(Movie):
     ref = "MovieDetail"
     cast = list_of(CastMember(name="member"), nullable=True,
                    description="Up to 10, in billing order; null where the source has no credits")
-    directors = list_of(Person(name="director"), nullable=True, description="null where the source has no credits")
+    directors = list_of(Person(name="director"), nullable=True,
+                        description="null where the source has no credits")
     runtime = integer(nullable=True, description="Minutes")
     tagline = string(nullable=True)
 

@@ -157,4 +157,5 @@ class LibraryService:
         if missing:  # suggested by the source and not mirrored yet
             self.movies.mirror(missing)
             items.update(self.movies.items_by_tmdb_id([r["id"] for r in missing]))
-        return [present.recommendation(items[p.tmdb_id], p.score, p.reasons) for p in picks if p.tmdb_id in items]
+        return [present.recommendation(items[p.tmdb_id], p.score, p.reasons)
+                for p in picks if p.tmdb_id in items]
