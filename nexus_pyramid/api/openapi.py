@@ -229,6 +229,11 @@ HEADERS = {
 ERROR_HEADERS = {401: ["WWW-Authenticate"], 405: ["Allow"], 429: ["Retry-After"], 503: ["Retry-After"]}
 
 
+ERROR_EXAMPLE_DETAILS = {400: {"password": ["Shorter than minimum length 8"]},
+                         413: {"max_bytes": 1048576}, 429: {"retry_after": 60}, 503: {"retry_after": 5},
+                         500: {"request_id": "3f2c9a0e5b8d4e6f9a1b2c3d4e5f6a7b"}}
+
+
 def error_responses(codes_by_status: dict) -> dict:
     responses = {}
     for status, codes in codes_by_status.items():
@@ -237,12 +242,15 @@ def error_responses(codes_by_status: dict) -> dict:
         if status == 401 and "INVALID_CREDENTIALS" in codes:
             # A wrong password at sign-in is a 401 without a token challenge.
             headers["WWW-Authenticate"] = {**HEADERS["WWW-Authenticate"], "required": False}
+        code, message = HTTP_CODES.get(status, ("INTERNAL_ERROR", "An unexpected error occurred."))
+        example = {"status": "error", "message": message, "code": code if code in codes else codes[0],
+                   "details": ERROR_EXAMPLE_DETAILS.get(status, {})}
         responses[f"Error{status}"] = {
-            "description": ERROR_WHEN.get(status, HTTP_CODES.get(status, ("", ""))[1]),
+            "description": ERROR_WHEN.get(status, message),
             "headers": headers,
-            "content": {"application/json": {"schema": {
-                "allOf": [{"$ref": SCHEMAS + "Error"}],
-                "properties": {"code": {"enum": codes}}}}},
+            "content": {"application/json": {
+                "schema": {"allOf": [{"$ref": SCHEMAS + "Error"}], "properties": {"code": {"enum": codes}}},
+                "examples": {code: {"value": example}}}},
         }
     return responses
 

@@ -119,12 +119,16 @@ def test_every_example_matches_its_schema(document):
 
     for name, schema in document["components"]["schemas"].items():
         check(f"/components/schemas/{name}", schema)
+    for name, response in document["components"]["responses"].items():
+        media = response["content"]["application/json"]
+        check(f"/components/responses/{name}/content/application~1json/schema",
+              {"examples": [e["value"] for e in media["examples"].values()]})
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if "requestBody" in operation:
                 escaped = path.replace("/", "~1")
                 check(f"/paths/{escaped}/{method}/requestBody/content/application~1json/schema",
                       operation["requestBody"]["content"]["application/json"]["schema"])
-    assert checked >= 14
+    assert checked >= 25
     assert document["components"]["schemas"]["Movie"]["examples"][0]["poster_url"] == (
         "https://image.tmdb.org/t/p/w500/matrix.jpg")
