@@ -109,8 +109,9 @@ def conformance() -> Conformance:
     return _conformance
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def responses_match_the_document():
+    """For the tests of the directory whose conftest imports it (and no others)."""
     original = webtest.TestApp.do_request
 
     def do_request(self, req, status=None, expect_errors=None):

@@ -132,3 +132,12 @@ def test_every_example_matches_its_schema(document):
     assert checked >= 25
     assert document["components"]["schemas"]["Movie"]["examples"][0]["poster_url"] == (
         "https://image.tmdb.org/t/p/w500/matrix.jpg")
+
+
+def test_every_functional_test_response_goes_through_the_check(testapp):
+    from tests.openapi_conformance import conformance
+
+    before = conformance().checked
+    testapp.get("/api/genres")
+    testapp.get("/api/user/profile", status=401)
+    assert conformance().checked == before + 2
