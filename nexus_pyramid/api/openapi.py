@@ -13,6 +13,7 @@ OpenAPI 3.1 (JSON Schema 2020-12): Swagger UI 5 (``swagger-ui-py``) renders it a
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -421,10 +422,13 @@ def build_document() -> dict:
 
 @view_config(route_name="openapi", renderer="json", permission=PUBLIC, request_method="GET")
 def openapi_view(request):
-    document = request.registry.get("openapi_document")
-    if document is None:
-        document = request.registry["openapi_document"] = build_document()
-    return document
+    return served_document()
+
+
+@functools.lru_cache(maxsize=1)
+def served_document() -> dict:
+    """Built once per process: it depends only on the code (Cornice's services are process-wide)."""
+    return build_document()
 
 
 # Routes outside Cornice that the document lists with GET only: any other method is a 405 with
