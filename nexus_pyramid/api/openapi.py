@@ -30,6 +30,7 @@ from ..authz import PUBLIC
 from ..presenters import library as present_library, movies as present_movies, users as present_users
 from ..presenters.movies import CacheFacts, MoviePresenter
 from ..tweens import carries_private_data
+from .auth import StrictBoolean
 from .envelope import iso_datetime
 from .errors import HTTP_CODES
 from .schemas import StrictDate, StrictInt, StrictSequence, StrictString
@@ -68,8 +69,7 @@ def _may_be_null(node) -> bool:
     if getattr(node, "nullable", False):
         return True
     optional = node.missing is not colander.required
-    return optional and isinstance(node.typ, (StrictString, StrictInt, StrictDate)) or (
-        optional and type(node.typ).__name__ == "StrictBoolean")
+    return optional and isinstance(node.typ, (StrictString, StrictInt, StrictDate, StrictBoolean))
 
 
 def node_schema(node, top: bool = False) -> dict:
