@@ -308,11 +308,13 @@ def _parameters(path: str, schema) -> list[dict]:
 
 def _statuses(method: str, args: dict, info: dict) -> set[int]:
     """Every error status the operation can answer."""
-    statuses = set(info.get("error_codes", ())) | {400, 413, 500}  # 400/413: Content-Length checks, any route
+    # 400/413: the Content-Length checks of any request; 503: every operation reads the database or
+    # the movie source (or its cache), each of which may be unavailable.
+    statuses = set(info.get("error_codes", ())) | {400, 413, 500, 503}
     if method in ("POST", "PUT", "PATCH", "DELETE"):
         statuses |= {409, 415}  # 409: a write that lost a race (api/errors.integrity_error_view)
     if args.get("permission") != PUBLIC:
-        statuses |= {401, 403, 503} if "admin" in str(args.get("permission")) else {401, 503}
+        statuses |= {401, 403} if "admin" in str(args.get("permission")) else {401}
     return statuses
 
 
