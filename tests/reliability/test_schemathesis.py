@@ -57,20 +57,22 @@ def fuzz_server(database_url, redis_url, clean, engine):
     server.close()
 
 
-def schemathesis(url: str, *args: str) -> subprocess.CompletedProcess:
+def schemathesis(url: str, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     command = [SCHEMATHESIS, "run", f"{url}/api/openapi.json", "--checks", "all", "--exclude-checks",
                EXCLUDED_CHECKS, "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
                "--request-timeout", "10", "--generation-database", "none", "--no-color", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300,
+    # Run in a scratch directory: schemathesis keeps state (.schemathesis/) in its working directory.
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=workdir,
                           env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
 
 
-def test_the_api_conforms_to_its_document(fuzz_server):
+def test_the_api_conforms_to_its_document(fuzz_server, tmp_path):
     url, token = fuzz_server
-    signed_in = schemathesis(url, "--header", f"Authorization: Bearer {token}", "--exclude-operation-id", SIGNS_OUT)
+    signed_in = schemathesis(url, tmp_path, "--header", f"Authorization: Bearer {token}",
+                             "--exclude-operation-id", SIGNS_OUT)
     assert signed_in.returncode == 0, signed_in.stdout[-20000:] + signed_in.stderr[-5000:]
     # The token stayed valid: no operation answered only 401 (schemathesis warns then). Only-403s can be
     # legitimate: the stateful phase may give another user the role admin and revoke ours.
     assert "401 Unauthorized (" not in signed_in.stdout, signed_in.stdout[-5000:]
-    signing_out = schemathesis(url, "--include-operation-id", SIGNS_OUT)
+    signing_out = schemathesis(url, tmp_path, "--include-operation-id", SIGNS_OUT)
     assert signing_out.returncode == 0, signing_out.stdout[-20000:] + signing_out.stderr[-5000:]
