@@ -24,7 +24,6 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
 | ILibraryService      | interactions, preferences, recommendations (per request) | services/__init__.py  |
-| IOpenAPIDocument     | the served OpenAPI document                    | api/openapi.py                 |
 
 (*) features add probes with ``config.add_readiness_probe(name, probe)`` and seed steps with
 ``config.add_seed_step(name, step)``.
@@ -89,10 +88,6 @@ class IGenreNames(Interface):
 
 class IRecommendationCache(Interface):
     """The dogpile region of the per-user recommendations."""
-
-
-class IOpenAPIDocument(Interface):
-    """api.openapi.OpenAPIDocument: the document served at /api/openapi.json."""
 
 
 # -- per request ---------------------------------------------------------------------------

@@ -59,9 +59,11 @@ def request_id_tween_factory(handler, registry):
 # The console and the API docs page load only their own files; the JSON API loads nothing.
 # Nothing may frame any page (clickjacking), in browsers old (X-Frame-Options) or new (CSP).
 CONSOLE_CSP = "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-# Swagger UI (its own files and ours, no inline script) draws some icons from data: URLs.
-DOCS_CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; "
-            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+# Swagger UI (its own files and ours, no inline script) draws some icons from data: URLs; the
+# one inline <style> it writes (inside its SVG logo) is allowed by its hash, no other.
+SWAGGER_UI_LOGO_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' " + SWAGGER_UI_LOGO_STYLE + "; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_PATH = "/api/docs"
 # Public, cacheable data (movie routes keep their own caching) and the static documentation.

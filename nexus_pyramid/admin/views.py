@@ -16,8 +16,9 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
 from ..errors import AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
-from ..interfaces import ILibraryService, IMovieSource, IUserService
+from ..interfaces import ILibraryService, IMovieService, IMovieSource, IUserService
 from ..models import ROLE_NAMES
+from ..presenters import audit as present_audit, library as present_library, paging, users as present
 from ..services import stats
 from ..services.users import normalize_email
 
@@ -115,7 +116,7 @@ def dashboard(request):
 def users(request):
     q = request.params.get("q", "").strip()[:200]
     page_number = _int_param(request, "page", 1)
-    page = request.find_service(IUserService).search(q or None, page_number, PER_PAGE)
+    page = paging.of(request.find_service(IUserService).search(q or None, page_number, PER_PAGE), present.user)
 
     def page_url(number):
         return request.route_path("console_users", _query={"q": q, "page": number} if q else {"page": number})
@@ -126,12 +127,13 @@ def users(request):
 @view_config(route_name="console_user", renderer="user.jinja2", permission=ADMIN_READ, request_method="GET")
 def user_detail(request):
     user = request.context.user
-    recent = request.find_service(ILibraryService).interactions(user, None, 1, 10)
+    movies = request.find_service(IMovieService).presenter
+    library = request.find_service(ILibraryService)
+    recent = library.interactions(user, None, 1, 10)
     return {
-        "user": user,
-        "counts": request.find_service(IUserService).interaction_counts(user),
-        "preferences": request.find_service(ILibraryService).preferences_json(user),
-        "recent": recent.items,
+        "user": present.admin_user(user, request.find_service(IUserService).interaction_counts(user)),
+        "preferences": present_library.preferences(library.preferences(user), movies),
+        "recent": [present_library.interaction(item, movies) for item in recent.items],
         "roles": ROLE_NAMES,
         "page_title": user.name,
     }
@@ -160,8 +162,8 @@ def change_role(request):
              permission=ADMIN_WRITE)
 def confirm_delete(request):
     user = request.context.user
-    counts = request.find_service(IUserService).interaction_counts(user)
-    return {"user": user, "counts": counts, "page_title": f"Delete {user.name}"}
+    return {"user": present.admin_user(user, request.find_service(IUserService).interaction_counts(user)),
+            "page_title": f"Delete {user.name}"}
 
 
 @view_config(route_name="console_user_delete", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
@@ -183,7 +185,8 @@ def delete_user(request):
 
 @view_config(route_name="console_audit", renderer="audit.jinja2", permission=ADMIN_READ, request_method="GET")
 def audit(request):
-    page = request.find_service(IUserService).audit_log(_int_param(request, "page", 1), 50)
+    page = paging.of(request.find_service(IUserService).audit_log(_int_param(request, "page", 1), 50),
+                     present_audit.entry)
     return {"page": page, "page_title": "Audit log",
             "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
 

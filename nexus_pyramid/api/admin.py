@@ -4,8 +4,8 @@ from __future__ import annotations
 from ..authz import ADMIN_READ, ADMIN_WRITE, UserResource
 from ..interfaces import IUserService
 from . import schemas
-from .envelope import paged, success
-from .serializers import user_json
+from ..presenters import paging, users as present
+from .envelope import success
 from .service import ApiService
 
 users = ApiService(name="admin_users", path="/api/admin/users", description="Search users")
@@ -15,20 +15,18 @@ assign = ApiService(name="admin_roles_assign", path="/api/admin/roles/assign", d
 revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", description="Take a role away")
 
 
-@users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), returns="UserPage", permission=ADMIN_READ,
-           error_codes=(401, 403))
+@users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), returns=present.UserPage,
+           permission=ADMIN_READ, error_codes=(401, 403))
 def list_users(request):
     query = request.validated["querystring"]
     page = request.find_service(IUserService).search(query.get("q"), query["page"], query["per_page"])
-    return success(paged([user_json(u) for u in page.items], page.page, page.per_page, page.total))
+    return success(paging.of(page, present.user))
 
 
-@user_detail.get(returns="AdminUser", permission=ADMIN_READ, error_codes=(401, 403, 404))
+@user_detail.get(returns=present.AdminUser, permission=ADMIN_READ, error_codes=(401, 403, 404))
 def get_user(request):
     user = request.context.user
-    data = user_json(user)
-    data["interaction_counts"] = request.find_service(IUserService).interaction_counts(user)
-    return success(data)
+    return success(present.admin_user(user, request.find_service(IUserService).interaction_counts(user)))
 
 
 @user_detail.delete(permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
@@ -41,17 +39,17 @@ def delete_user(request):
 def _role_change(request, change):
     body = request.validated["body"]
     user = request.find_service(IUserService).get(body["user_id"])
-    return success(user_json(change(user, body["role"], actor=request.identity.user, channel="api")),
+    return success(present.user(change(user, body["role"], actor=request.identity.user, channel="api")),
                    "Roles updated")
 
 
-@assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns="User", permission=ADMIN_WRITE,
-             error_codes=(401, 403, 404))
+@assign.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User,
+             permission=ADMIN_WRITE, error_codes=(401, 403, 404))
 def assign_role(request):
     return _role_change(request, request.find_service(IUserService).assign_role)
 
 
-@revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns="User", permission=ADMIN_WRITE,
-             error_codes=(401, 403, 404, 409))
+@revoke.post(schema=schemas.request_schema(schemas.RoleChangeBody), returns=present.User,
+             permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def revoke_role(request):
     return _role_change(request, request.find_service(IUserService).revoke_role)

@@ -8,7 +8,7 @@ from ..authz import PUBLIC
 from ..interfaces import ITokenService, IUserService
 from . import schemas
 from .envelope import success
-from .serializers import user_json
+from ..presenters import users as present
 from .service import ApiService
 
 register = ApiService(name="auth_register", path="/api/auth/register", description="Create an account")
@@ -17,34 +17,29 @@ refresh = ApiService(name="auth_refresh", path="/api/auth/refresh", description=
 logout = ApiService(name="auth_logout", path="/api/auth/logout", description="Revoke a refresh token")
 
 
-def _session_payload(request, user, pair: dict) -> dict:
-    return {"user": user_json(user), **pair}
-
-
-@register.post(schema=schemas.request_schema(schemas.RegisterBody), returns="Session", permission=PUBLIC,
-               response_status=201, error_codes=(409, 429, 503))
+@register.post(schema=schemas.request_schema(schemas.RegisterBody), returns=present.Session,
+               permission=PUBLIC, response_status=201, error_codes=(409, 429, 503))
 def register_view(request):
     body = request.validated["body"]
     user = request.find_service(IUserService).register(body["name"], body["email"], body["password"],
                                                        body.get("date_of_birth"))
     request.response.status_int = 201
-    pair = request.find_service(ITokenService).issue_pair(user)
-    return success(_session_payload(request, user, pair), "Account created")
+    return success(present.session(user, request.find_service(ITokenService).issue_pair(user)), "Account created")
 
 
-@login.post(schema=schemas.request_schema(schemas.LoginBody), returns="Session", permission=PUBLIC,
+@login.post(schema=schemas.request_schema(schemas.LoginBody), returns=present.Session, permission=PUBLIC,
             error_codes=(401, 429, 503))
 def login_view(request):
     body = request.validated["body"]
     user = request.find_service(IUserService).sign_in(body["email"], body["password"])  # throttled
-    pair = request.find_service(ITokenService).issue_pair(user)
-    return success(_session_payload(request, user, pair), "Signed in")
+    return success(present.session(user, request.find_service(ITokenService).issue_pair(user)), "Signed in")
 
 
-@refresh.post(schema=schemas.request_schema(schemas.RefreshBody), returns="Session", permission=PUBLIC, error_codes=(401,))
+@refresh.post(schema=schemas.request_schema(schemas.RefreshBody), returns=present.Session, permission=PUBLIC,
+              error_codes=(401,))
 def refresh_view(request):
     user, pair = request.find_service(ITokenService).rotate(request.validated["body"]["refresh_token"])
-    return success(_session_payload(request, user, pair), "Token refreshed")
+    return success(present.session(user, pair), "Token refreshed")
 
 
 class StrictBoolean(colander.Boolean):
@@ -59,6 +54,8 @@ class StrictBoolean(colander.Boolean):
 
 
 class LogoutBody(colander.MappingSchema):
+    json_schema = {"anyOf": [{"required": ["refresh_token"], "properties": {"refresh_token": {"type": "string"}}},
+                             {"required": ["all"], "properties": {"all": {"const": True}}}]}
     refresh_token = colander.SchemaNode(schemas.StrictString(), validator=colander.Length(1, 512),
                                         missing=colander.drop)
     all = colander.SchemaNode(StrictBoolean(), missing=False,

@@ -20,18 +20,6 @@ def error(code: str, message: str, details: dict | None = None) -> dict:
     return {"status": "error", "message": message, "code": code, "details": details or {}}
 
 
-def paged(results: list, page: int, per_page: int, total_results: int, total_pages: int | None = None) -> dict:
-    if total_pages is None:
-        total_pages = (total_results + per_page - 1) // per_page if total_results else 0
-    return {
-        "results": results,
-        "page": page,
-        "per_page": per_page,
-        "total_pages": total_pages,
-        "total_results": total_results,
-    }
-
-
 def iso_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ..authz import SELF
 from ..errors import ValidationError
-from ..interfaces import ILibraryService
+from ..interfaces import ILibraryService, IMovieService
+from ..presenters import library as present, paging
 from . import schemas
-from .envelope import paged, success
+from .envelope import success
 from .service import ApiService
 
 preferences = ApiService(name="user_preferences", path="/api/user/preferences",
@@ -18,13 +19,23 @@ recommendations = ApiService(name="user_recommendations", path="/api/user/recomm
                              description="Personalized recommendations")
 
 
-@preferences.get(returns="Preferences", permission=SELF, error_codes=(401,))
+def _preferences(request, user) -> dict:
+    return present.preferences(request.find_service(ILibraryService).preferences(user),
+                               request.find_service(IMovieService).presenter)
+
+
+def _interaction(request):
+    movies = request.find_service(IMovieService).presenter
+    return lambda item: present.interaction(item, movies)
+
+
+@preferences.get(returns=present.Preferences, permission=SELF, error_codes=(401,))
 def get_preferences(request):
-    return success(request.find_service(ILibraryService).preferences_json(request.identity.user))
+    return success(_preferences(request, request.identity.user))
 
 
-@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns="Preferences", permission=SELF,
-                  error_codes=(401, 503))
+@preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns=present.Preferences,
+                  permission=SELF, error_codes=(401, 503))
 def save_preferences(request):
     body = request.validated["body"]
     if "actor_ids" in body and "actors" in body:
@@ -35,29 +46,27 @@ def save_preferences(request):
     elif "actor_ids" in body:
         actors = [(a, None) for a in body["actor_ids"]]
     user = request.identity.user
-    library = request.find_service(ILibraryService)
-    library.save_preferences(user, body.get("genre_ids"), actors, body.get("movie_ids"))
-    return success(library.preferences_json(user), "Preferences saved")
+    request.find_service(ILibraryService).save_preferences(user, body.get("genre_ids"), actors, body.get("movie_ids"))
+    return success(_preferences(request, user), "Preferences saved")
 
 
-@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery), returns="InteractionPage", permission=SELF,
-                  error_codes=(401,))
+@interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery),
+                  returns=present.InteractionPage, permission=SELF, error_codes=(401,))
 def list_interactions(request):
     query = request.validated["querystring"]
-    library = request.find_service(ILibraryService)
-    page = library.interactions(request.identity.user, query.get("type"), query["page"], query["per_page"])
-    return success(paged([library.interaction_json(i) for i in page.items], page.page, page.per_page,
-                         page.total))
+    page = request.find_service(ILibraryService).interactions(request.identity.user, query.get("type"), query["page"],
+                                                              query["per_page"])
+    return success(paging.of(page, _interaction(request)))
 
 
-@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns="Interaction", permission=SELF, response_status=201,
-                   error_codes=(401, 404, 503))
+@interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns=present.Interaction,
+                   permission=SELF, response_status=201, error_codes=(401, 404, 503))
 def add_interaction(request):
     body = request.validated["body"]
     library = request.find_service(ILibraryService)
     item, created = library.add_interaction(request.identity.user, body["tmdb_id"], body["interaction_type"])
     request.response.status_int = 201 if created else 200
-    return success(library.interaction_json(item), "Interaction recorded" if created else "Already recorded")
+    return success(_interaction(request)(item), "Interaction recorded" if created else "Already recorded")
 
 
 @interaction.delete(schema=schemas.path_request_schema(schemas.InteractionPath), permission=SELF,
@@ -68,11 +77,11 @@ def delete_interaction(request):
     return success(None, "Interaction deleted")
 
 
-@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging), returns="RecommendationPage", permission=SELF,
-                     error_codes=(401, 503))
+@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging),
+                     returns=present.RecommendationPage, permission=SELF, error_codes=(401, 503))
 def get_recommendations(request):
     query = request.validated["querystring"]
     page, per_page = query["page"], query["per_page"]
     ranked = request.find_service(ILibraryService).recommendations(request.identity.user)
     start = (page - 1) * per_page
-    return success(paged(ranked[start:start + per_page], page, per_page, len(ranked)))
+    return success(paging.page(ranked[start:start + per_page], page, per_page, len(ranked)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..authz import PUBLIC
 from ..interfaces import IMovieService
+from ..presenters import movies
 from . import schemas
 from .movies import cache_response
 from .service import ApiService
@@ -12,13 +13,15 @@ recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tm
                              description="Movies recommended from this one")
 
 
-@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns="MovieDetail", permission=PUBLIC, error_codes=(404, 503))
+@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns=movies.MovieDetail,
+            meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
 def detail_view(request):
     movies = request.find_service(IMovieService)
     return cache_response(request, *movies.movie_detail(request.validated["path"]["tmdb_id"]))
 
 
-@recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging), returns="MoviePage", permission=PUBLIC,
+@recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging),
+                     returns=movies.MoviePage, meta=movies.CacheFacts, permission=PUBLIC,
                      error_codes=(404, 503))
 def recommendations_view(request):
     movies = request.find_service(IMovieService)

@@ -6,6 +6,7 @@ taken for a movie id.
 from __future__ import annotations
 
 from ..authz import PUBLIC
+from ..presenters import movies
 from ..dependencies import postgres
 from ..interfaces import IMovieService
 from ..services.recommender import can_see_adult
@@ -28,16 +29,16 @@ def cache_response(request, data, meta: dict):
     return success(data, meta=meta)
 
 
-@trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns="MoviePage", permission=PUBLIC,
-              error_codes=MOVIE_ERRORS)
+@trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns=movies.MoviePage,
+              meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def trending_view(request):
     query = request.validated["querystring"]
     movies = request.find_service(IMovieService)
     return cache_response(request, *movies.trending(query["window"], query["page"]))
 
 
-@search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns="MoviePage", permission=PUBLIC,
-            error_codes=MOVIE_ERRORS)
+@search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns=movies.MoviePage,
+            meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def search_view(request):
     query = request.validated["querystring"]
     # A token is optional here; a signed-in adult may see adult titles, nobody else does.
@@ -49,6 +50,6 @@ def search_view(request):
                                           allow_adult))
 
 
-@genres.get(returns="GenreList", permission=PUBLIC, error_codes=MOVIE_ERRORS)
+@genres.get(returns=movies.GenreList, meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def genres_view(request):
     return cache_response(request, *request.find_service(IMovieService).genres())

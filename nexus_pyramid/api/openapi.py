@@ -1,36 +1,59 @@
-"""GET /api/openapi.json: a Swagger 2.0 document generated from the Cornice services.
+"""GET /api/openapi.json: the OpenAPI 3.1 document, generated.
 
-The document is built from the same services and colander schemas that validate the
-requests, so it cannot drift from the code.
+Nothing in it is written by hand twice: the paths and methods come from the Cornice
+services (``api/*.py``), parameters and request bodies from their colander request
+schemas (``api/schemas.py``), the success bodies from the presenters' response schemas
+(``presenters/``), the error codes from the application's error classes (``errors.py``)
+and the headers from what the code sends (``X-Cache`` on movie routes, ``Cache-Control:
+no-store`` on private ones, ``Retry-After`` on 429/503, ``WWW-Authenticate`` on 401).
+The tests validate the document and check every response they get against it.
+
+OpenAPI 3.1 (JSON Schema 2020-12): Swagger UI 5 (``swagger-ui-py``) renders it at
+/api/docs, schemathesis 4 tests the API against it.
 """
 from __future__ import annotations
 
+import functools
+import json
 import re
+import uuid
+from datetime import date, datetime, timezone
+from types import SimpleNamespace
 
 import colander
 from cornice.service import get_services
+from pyramid.httpexceptions import HTTPMethodNotAllowed
 from pyramid.view import view_config
 
+from .. import errors
 from ..authz import PUBLIC
-from ..interfaces import IOpenAPIDocument
+from ..presenters import library as present_library, movies as present_movies, users as present_users
+from ..presenters.movies import CacheFacts, MoviePresenter
+from ..tweens import carries_private_data
+from .auth import StrictBoolean
+from .envelope import iso_datetime
 from .errors import HTTP_CODES
-from .schemas import StrictDate, StrictInt
+from .schemas import StrictDate, StrictInt, StrictString
 
-ERROR_DESCRIPTIONS = {
-    400: "VALIDATION_ERROR: a field or parameter is missing or invalid, or the JSON is malformed",
-    401: "AUTHENTICATION_REQUIRED, INVALID_TOKEN or INVALID_CREDENTIALS",
-    403: "FORBIDDEN: authenticated but lacking the role",
-    404: "NOT_FOUND, MOVIE_NOT_FOUND, USER_NOT_FOUND or INTERACTION_NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "EMAIL_TAKEN or CONFLICT",
-    413: "PAYLOAD_TOO_LARGE: the body is above the configured limit (1 MiB by default)",
-    415: "UNSUPPORTED_MEDIA_TYPE: the body is not application/json in UTF-8",
-    429: "RATE_LIMITED: see the Retry-After header",
-    500: "INTERNAL_ERROR",
-    503: "UPSTREAM_UNAVAILABLE or SERVICE_UNAVAILABLE",
+OPENAPI_VERSION = "3.1.0"
+SCHEMAS = "#/components/schemas/"
+
+ERROR_WHEN = {
+    400: "A field, parameter or header is missing or invalid, or the JSON is malformed.",
+    401: "No valid access token (or wrong email or password at sign-in).",
+    403: "Signed in, but the role does not allow this.",
+    404: "No such resource.",
+    405: "The method is not allowed here (see Allow).",
+    409: "Conflicts with the current state.",
+    413: "The body is larger than the configured limit (1 MiB by default).",
+    415: "The body is not application/json in UTF-8.",
+    429: "Too many attempts; retry after Retry-After seconds.",
+    500: "Unexpected error; details.request_id traces it in the logs.",
+    503: "A dependency (database, cache, movie source) is unavailable; retry after Retry-After seconds.",
 }
 
 
+# -- colander -> JSON Schema ----------------------------------------------------------
 def _validators(node) -> list:
     validator = node.validator
     if validator is None:
@@ -40,9 +63,23 @@ def _validators(node) -> list:
     return [validator]
 
 
-def node_schema(node) -> dict:
-    """JSON schema (Swagger 2.0 subset) of one colander node."""
+def _may_be_null(node) -> bool:
+    """Response fields say so (``nullable``); an optional request field of a strict type takes null
+    as absent."""
+    if getattr(node, "nullable", False):
+        return True
+    optional = node.missing is not colander.required
+    return optional and isinstance(node.typ, (StrictString, StrictInt, StrictDate, StrictBoolean))
+
+
+def node_schema(node, top: bool = False) -> dict:
+    """JSON Schema (2020-12) of one colander node; named presenter schemas become ``$ref``s."""
+    ref = getattr(node, "ref", None)
+    if ref and not top:
+        schema = {"$ref": SCHEMAS + ref}
+        return {"anyOf": [schema, {"type": "null"}]} if getattr(node, "nullable", False) else schema
     typ = node.typ
+    response = getattr(node, "nullable", None) is not None or ref is not None
     if isinstance(typ, colander.Mapping):
         props, required = {}, []
         for child in node.children:
@@ -52,15 +89,17 @@ def node_schema(node) -> dict:
         schema = {"type": "object", "properties": props}
         if required:
             schema["required"] = required
-        return schema
-    if isinstance(typ, (colander.Sequence, colander.List)):
+        if response:  # what we send is exactly what the schema says (request bodies may carry more)
+            schema["additionalProperties"] = False
+    elif isinstance(typ, (colander.Sequence, colander.List)):
         schema = {"type": "array", "items": node_schema(node.children[0])}
         for validator in _validators(node):
             if isinstance(validator, colander.Length) and validator.max is not None:
                 schema["maxItems"] = validator.max
-        return schema
-    if isinstance(typ, (StrictDate, colander.Date)):
-        schema = {"type": "string", "format": "date"}
+    elif isinstance(typ, colander.DateTime):
+        schema = {"type": "string", "format": "date-time"}
+    elif isinstance(typ, (StrictDate, colander.Date)):
+        schema = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
     elif isinstance(typ, (StrictInt, colander.Int)):
         schema = {"type": "integer"}
     elif isinstance(typ, colander.Float):
@@ -69,8 +108,10 @@ def node_schema(node) -> dict:
         schema = {"type": "boolean"}
     else:
         schema = {"type": "string"}
+    if getattr(node, "format", None):
+        schema["format"] = node.format
     for validator in _validators(node):
-        if isinstance(validator, colander.Length):
+        if isinstance(validator, colander.Length) and schema["type"] == "string":
             if validator.min is not None:
                 schema["minLength"] = validator.min
             if validator.max is not None:
@@ -86,6 +127,14 @@ def node_schema(node) -> dict:
             schema["format"] = "email"
         elif validator is colander.uuid:
             schema["format"] = "uuid"
+    if _may_be_null(node):
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = schema["enum"] + [None]
+    if getattr(node, "examples", None):
+        schema["examples"] = list(node.examples)
+    if getattr(node, "json_schema", None):  # what colander cannot say (a field required unless another is set)
+        schema.update(node.json_schema)
     if node.description:
         schema["description"] = str(node.description)
     if node.missing not in (colander.required, colander.drop, colander.null) and not callable(node.missing):
@@ -93,94 +142,251 @@ def node_schema(node) -> dict:
     return schema
 
 
+def response_examples() -> dict[str, dict]:
+    """Examples of the main resources, made by their presenters (so they cannot drift from them)."""
+    movies_ = MoviePresenter("https://image.tmdb.org/t/p/")
+    raw = {"id": 603, "title": "The Matrix", "release_date": "1999-03-30", "poster_path": "/matrix.jpg",
+           "overview": "A hacker learns what the world really is.", "popularity": 80.5, "vote_average": 8.2,
+           "vote_count": 24000, "adult": False, "genres": [{"id": 28, "name": "Action"},
+                                                            {"id": 878, "name": "Science Fiction"}],
+           "credits": {"cast": [{"id": 6384, "name": "Keanu Reeves", "character": "Neo", "order": 0,
+                                 "profile_path": "/keanu.jpg"}],
+                       "crew": [{"id": 9339, "name": "Lilly Wachowski", "job": "Director"}]},
+           "runtime": 136, "tagline": "Welcome to the Real World."}
+    at = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
+    person = SimpleNamespace(id=uuid.UUID("4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60"), name="Ann",
+                             email="ann@example.com", date_of_birth=date(1990, 5, 17), role_names=["user"],
+                             created_at=at, updated_at=at)
+    movie = movies_.from_source(raw, {})
+    examples = {
+        "Genre": present_movies.genre(28, "Action"),
+        "Movie": movie,
+        "MovieDetail": movies_.detail(raw, {}),
+        "User": present_users.user(person),
+        "Session": present_users.session(person, {"access_token": "eyJhbGciOiJIUzI1NiJ9.e30.signature",
+                                                  "refresh_token": "opaque-refresh-token", "token_type": "Bearer",
+                                                  "expires_in": 900}),
+        "Interaction": {"id": 1, "interaction_type": "liked", "created_at": at, "movie": movie},
+        "Recommendation": present_library.recommendation(movie, 0.87, ["Because you liked The Matrix"]),
+    }
+    return json.loads(json.dumps(examples, default=lambda v: iso_datetime(v) if isinstance(v, datetime)
+                                 else v.isoformat()))
+
+
+def component_schemas(roots) -> dict:
+    """Every named schema reachable from ``roots`` (schema classes), by name, with examples."""
+    found: dict = {}
+    examples = response_examples()
+
+    def visit(node):
+        ref = getattr(node, "ref", None)
+        if ref and ref not in found:
+            found[ref] = node_schema(node, top=True)
+            if ref in examples:
+                found[ref]["examples"] = [examples[ref]]
+        for child in node.children:
+            visit(child)
+
+    for root in roots:
+        visit(root())
+    return dict(sorted(found.items()))
+
+
+# -- errors -----------------------------------------------------------------------
+def _error_classes(cls=errors.AppError):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _error_classes(sub)
+
+
+def error_codes_by_status() -> dict[int, list[str]]:
+    """Every ``code`` the API can answer with, per HTTP status (error classes + HTTP errors)."""
+    codes: dict[int, set] = {500: {"INTERNAL_ERROR"}}
+    for cls in _error_classes():
+        codes.setdefault(cls.status, set()).add(cls.code)
+    for status, (code, _message) in HTTP_CODES.items():
+        codes.setdefault(status, set()).add(code)
+    return {status: sorted(found) for status, found in sorted(codes.items())}
+
+
+def _header(ref: str) -> dict:
+    return {"$ref": f"#/components/headers/{ref}"}
+
+
+HEADERS = {
+    "X-Request-ID": {"description": "This response's id (an incoming sane one is kept); in the logs too.",
+                     "required": True, "schema": {"type": "string"}},
+    "X-Cache": {"description": "HIT (fresh from the cache), MISS (fetched now) or STALE (the source failed; "
+                               "an expired copy was served)",
+                "required": True, "schema": {"type": "string", "enum": ["HIT", "MISS", "STALE"]}},
+    "Cache-Control": {"description": "Personal data and tokens are never stored by caches.", "required": True,
+                      "schema": {"type": "string", "const": "no-store"}},
+    "Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "WWW-Authenticate": {"description": 'Bearer, or Bearer error="invalid_token"', "required": True,
+                         "schema": {"type": "string", "pattern": "^Bearer"}},
+    "Allow": {"description": "The methods this path allows.", "required": True, "schema": {"type": "string"}},
+}
+ERROR_HEADERS = {401: ["WWW-Authenticate"], 405: ["Allow"], 429: ["Retry-After"], 503: ["Retry-After"]}
+
+
+ERROR_EXAMPLE_DETAILS = {400: {"password": ["Shorter than minimum length 8"]},
+                         413: {"max_bytes": 1048576}, 429: {"retry_after": 60}, 503: {"retry_after": 5},
+                         500: {"request_id": "3f2c9a0e5b8d4e6f9a1b2c3d4e5f6a7b"}}
+
+
+def error_responses(codes_by_status: dict) -> dict:
+    responses = {}
+    for status, codes in codes_by_status.items():
+        headers = {"X-Request-ID": _header("X-Request-ID")}
+        headers.update({name: _header(name) for name in ERROR_HEADERS.get(status, ())})
+        if status == 401 and "INVALID_CREDENTIALS" in codes:
+            # A wrong password at sign-in is a 401 without a token challenge.
+            headers["WWW-Authenticate"] = {**HEADERS["WWW-Authenticate"], "required": False}
+        code, message = HTTP_CODES.get(status, ("INTERNAL_ERROR", "An unexpected error occurred."))
+        example = {"status": "error", "message": message, "code": code if code in codes else codes[0],
+                   "details": ERROR_EXAMPLE_DETAILS.get(status, {})}
+        responses[f"Error{status}"] = {
+            "description": ERROR_WHEN.get(status, message),
+            "headers": headers,
+            "content": {"application/json": {
+                "schema": {"allOf": [{"$ref": SCHEMAS + "Error"}], "properties": {"code": {"enum": codes}}},
+                "examples": {code: {"value": example}}}},
+        }
+    return responses
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Every non-2xx response.",
+    "required": ["status", "message", "code", "details"],
+    "additionalProperties": False,
+    "properties": {
+        "status": {"const": "error"},
+        "message": {"type": "string", "description": "A sentence for people."},
+        "code": {"type": "string", "pattern": "^[A-Z][A-Z_]*$", "description": "For programs."},
+        "details": {
+            "type": "object",
+            "description": "Validation errors: one entry per field (a list of problems). Otherwise facts "
+                           "such as request_id, retry_after, max_bytes, or the readiness checks.",
+            "properties": {"request_id": {"type": ["string", "null"]}, "retry_after": {"type": "number"},
+                           "max_bytes": {"type": "integer"}, "checks": {"type": "object"},
+                           "unknown_movie_ids": {"type": "array", "items": {"type": "integer"}}},
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "examples": [{"status": "error", "message": "The request is not valid.", "code": "VALIDATION_ERROR",
+                  "details": {"password": ["Shorter than minimum length 8"]}}],
+}
+
+
+# -- operations ---------------------------------------------------------------------
+def _envelope(data: dict, meta: dict | None) -> dict:
+    props = {"status": {"const": "success"}, "message": {"type": "string"}, "data": data}
+    if meta is not None:
+        props["meta"] = meta
+    return {"type": "object", "required": ["status", "message", "data"], "properties": props,
+            "additionalProperties": False}
+
+
 def _parameters(path: str, schema) -> list[dict]:
     typed = {}
     if schema is not None and "path" in schema:
         typed = {child.name: node_schema(child) for child in schema["path"].children}
-    params = [
-        {"name": name, "in": "path", "required": True, **typed.get(name, {"type": "string"})}
-        for name in re.findall(r"{(\w+)}", path)
-    ]
-    if schema is None:
-        return params
-    for section in schema.children:
-        if section.name == "querystring":
-            for child in section.children:
-                param = {"name": child.name, "in": "query", "required": bool(child.required)}
-                param.update(node_schema(child))
-                params.append(param)
-        elif section.name == "body":
-            params.append({"name": "body", "in": "body", "required": True, "schema": node_schema(section)})
+    params = [{"name": name, "in": "path", "required": True, "schema": typed.get(name, {"type": "string"})}
+              for name in re.findall(r"{(\w+)}", path)]
+    if schema is not None and "querystring" in schema:
+        for child in schema["querystring"].children:
+            param_schema = node_schema(child)
+            param = {"name": child.name, "in": "query", "required": bool(child.required),
+                     "schema": param_schema}
+            if "description" in param_schema:
+                param["description"] = param_schema.pop("description")
+            params.append(param)
     return params
 
 
-def _nullable(schema: dict) -> dict:
-    return {**schema, "x-nullable": True}
+def _statuses(method: str, args: dict, info: dict) -> set[int]:
+    """Every error status the operation can answer."""
+    # 400/413: the Content-Length checks of any request; 503: every operation reads the database or
+    # the movie source (or its cache), each of which may be unavailable.
+    statuses = set(info.get("error_codes", ())) | {400, 413, 500, 503}
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        statuses |= {409, 415}  # 409: a write that lost a race (api/errors.integrity_error_view)
+    if args.get("permission") != PUBLIC:
+        statuses |= {401, 403} if "admin" in str(args.get("permission")) else {401}
+    return statuses
 
 
-def _page(item_ref: str) -> dict:
-    return {"type": "object", "required": ["results", "page", "per_page", "total_pages", "total_results"],
-            "properties": {"results": {"type": "array", "items": {"$ref": item_ref}},
-                           "page": {"type": "integer"}, "per_page": {"type": "integer"},
-                           "total_pages": {"type": "integer"}, "total_results": {"type": "integer"}}}
+def _operation(service, method: str, args: dict, info: dict) -> dict:
+    schema = args.get("schema")
+    public = args.get("permission") == PUBLIC
+    returns, meta = info.get("returns"), info.get("meta")
+    data = node_schema(returns()) if returns is not None else {"type": "null"}
+    headers = {"X-Request-ID": _header("X-Request-ID")}
+    if meta is CacheFacts:
+        headers["X-Cache"] = _header("X-Cache")
+    if carries_private_data(service.path):
+        headers["Cache-Control"] = _header("Cache-Control")
+    success = {"description": info.get("success") or "Success envelope", "headers": headers,
+               "content": {"application/json": {"schema": _envelope(
+                   data, node_schema(meta()) if meta is not None else None)}}}
+    status = info.get("response_status", 200)
+    responses = {str(status): success}
+    if method == "POST" and status == 201:  # idempotent creations answer 200 with the existing one
+        responses["200"] = {**success, "description": "Already there: the existing one"}
+    for code in sorted(_statuses(method, args, info)):
+        responses[str(code)] = {"$ref": f"#/components/responses/Error{code}"}
+    operation = {
+        "operationId": f"{service.name}_{method.lower()}",
+        "summary": info.get("summary") or service.description or service.name,
+        "tags": [service.path.split("/")[2]],
+        "parameters": _parameters(service.path, schema),
+        "responses": responses,
+        "security": [{}, {"bearer": []}] if public else [{"bearer": []}],
+    }
+    if schema is not None and "body" in schema:
+        body = node_schema(schema["body"])
+        # A body whose fields are all optional may be left out: no body is the empty object.
+        required = "required" in body or "anyOf" in body
+        operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": body}}}
+    return operation
 
 
-STRING, INTEGER, NUMBER = {"type": "string"}, {"type": "integer"}, {"type": "number"}
-DATE, DATETIME = {"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}
-USER = {"id": {"type": "string", "format": "uuid"}, "name": STRING, "email": STRING,
-        "date_of_birth": _nullable(DATE), "roles": {"type": "array", "items": STRING},
-        "created_at": DATETIME, "updated_at": DATETIME}
-MOVIE = {"tmdb_id": INTEGER, "title": STRING, "overview": _nullable(STRING), "release_date": _nullable(DATE),
-         "release_year": _nullable(INTEGER), "poster_path": _nullable(STRING), "poster_url": _nullable(STRING),
-         "popularity": NUMBER, "vote_average": NUMBER, "vote_count": INTEGER, "adult": {"type": "boolean"},
-         "genres": {"type": "array", "items": {"$ref": "#/definitions/Genre"}}}
-PERSON = {"type": "object", "properties": {"id": INTEGER, "name": _nullable(STRING)}}
+def _ops_paths() -> dict:
+    def plain(description, schema, *errors_):
+        responses = {"200": {"description": description, "headers": {"X-Request-ID": _header("X-Request-ID")},
+                             "content": {"application/json": {"schema": schema}}}}
+        responses.update({str(c): {"$ref": f"#/components/responses/Error{c}"} for c in errors_})
+        return responses
+
+    ok = {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}},
+          "additionalProperties": False}
+    ready = {"type": "object", "required": ["status", "checks"],
+             "properties": {"status": {"const": "ok"}, "checks": {
+                 "type": "object", "description": "One entry per dependency: database, cache, movie_source",
+                 "additionalProperties": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}},
+             "additionalProperties": False}
+    return {
+        "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness: touches no dependency",
+                             "tags": ["ops"], "security": [{}], "responses": plain("Alive", ok, 500)}},
+        "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: database, cache, movie source",
+                            "tags": ["ops"], "security": [{}], "responses": plain("Ready", ready, 500, 503)}},
+        "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["ops"],
+                                      "security": [{}],
+                                      "responses": plain("OpenAPI 3.1", {"type": "object"}, 500)}},
+        "/api/docs": {"get": {"operationId": "api_docs", "summary": "Interactive documentation (HTML)",
+                              "tags": ["ops"], "security": [{}], "responses": {
+                                  "200": {"description": "HTML page", "headers": {
+                                      "X-Request-ID": _header("X-Request-ID")},
+                                      "content": {"text/html": {"schema": {"type": "string"}}}},
+                                  "500": {"$ref": "#/components/responses/Error500"}}}},
+    }
 
 
-def _object(properties: dict, required=None) -> dict:
-    return {"type": "object", "required": list(required or properties), "properties": properties}
-
-
-DEFINITIONS = {
-    "Genre": _object({"id": INTEGER, "name": _nullable(STRING)}),
-    "User": _object(USER),
-    "Profile": _object({**USER, "preferences": {"$ref": "#/definitions/Preferences"}}),
-    "AdminUser": _object({**USER, "interaction_counts": {
-        "type": "object", "properties": {k: INTEGER for k in ("liked", "bookmarked", "watched")}}}),
-    "Session": _object({"user": {"$ref": "#/definitions/User"}, "access_token": STRING, "refresh_token": STRING,
-                        "token_type": {"type": "string", "enum": ["Bearer"]}, "expires_in": INTEGER}),
-    "Movie": _object(MOVIE),
-    "MovieDetail": _object({**MOVIE, "runtime": _nullable(INTEGER), "tagline": _nullable(STRING),
-                            "cast": _nullable({"type": "array", "items": {"type": "object", "properties": {
-                                "id": INTEGER, "name": STRING, "character": _nullable(STRING),
-                                "profile_path": _nullable(STRING)}}}),
-                            "directors": _nullable({"type": "array", "items": PERSON})}),
-    "Preferences": _object({"genres": {"type": "array", "items": {"$ref": "#/definitions/Genre"}},
-                            "actors": {"type": "array", "items": PERSON},
-                            "movies": {"type": "array", "items": {"$ref": "#/definitions/Movie"}}}),
-    "Interaction": _object({"id": INTEGER, "interaction_type": {"type": "string",
-                                                                 "enum": ["liked", "bookmarked", "watched"]},
-                            "created_at": DATETIME, "movie": {"$ref": "#/definitions/Movie"}}),
-    "Recommendation": _object({"movie": {"$ref": "#/definitions/Movie"}, "score": NUMBER,
-                               "reasons": {"type": "array", "items": STRING}}),
-    "MoviePage": _page("#/definitions/Movie"),
-    "UserPage": _page("#/definitions/User"),
-    "InteractionPage": _page("#/definitions/Interaction"),
-    "RecommendationPage": _page("#/definitions/Recommendation"),
-    "GenreList": {"type": "array", "items": {"$ref": "#/definitions/Genre"}},
-}
-
-
-def _success(data_ref: str | None) -> dict:
-    """The success envelope, with ``data`` typed when the operation says what it returns."""
-    data = {"$ref": f"#/definitions/{data_ref}"} if data_ref else {"x-nullable": True}
-    return {"type": "object", "required": ["status", "message", "data"],
-            "properties": {"status": {"type": "string", "enum": ["success"]}, "message": STRING, "data": data,
-                           "meta": {"type": "object"}}}
-
-
-def build_document(request) -> dict:
+def build_document() -> dict:
     paths: dict = {}
+    roots: list = []
     for service in get_services():
         if not service.path.startswith("/api/"):
             continue
@@ -190,97 +396,54 @@ def build_document(request) -> dict:
             if method == "HEAD":
                 continue
             info = docs.get(method, {})
-            schema = args.get("schema")
-            status = info.get("response_status", 200)
-            responses = {str(status): {"description": "Success envelope", "schema": _success(info.get("returns"))}}
-            if method == "POST" and status == 201:  # idempotent creations answer 200 with the existing one
-                responses["200"] = responses[str(status)]
-            codes = set(info.get("error_codes", ())) | {500}
-            if schema is not None:
-                codes.add(400)
-            if method in ("POST", "PUT", "PATCH"):
-                codes |= {413, 415}
-            if args.get("permission") != PUBLIC:
-                codes |= {401, 403} if "admin" in str(args.get("permission")) else {401}
-            for code in sorted(codes):
-                responses[str(code)] = {"description": ERROR_DESCRIPTIONS.get(code, HTTP_CODES.get(code, ("",))[0]),
-                                        "schema": {"$ref": "#/definitions/Error"}}
-            operation = {
-                "operationId": f"{service.name}_{method.lower()}",
-                "summary": info.get("summary") or service.description or service.name,
-                "tags": [service.path.split("/")[2]],
-                "parameters": _parameters(service.path, schema),
-                "responses": responses,
-            }
-            if args.get("permission") != PUBLIC:
-                operation["security"] = [{"bearer": []}]
-            operations[method.lower()] = operation
+            operations[method.lower()] = _operation(service, method, args, info)
+            roots += [s for s in (info.get("returns"), info.get("meta")) if s is not None]
     paths.update(_ops_paths())
+    codes = error_codes_by_status()
+    codes.pop(406, None)  # never answered: no view declares what it accepts
     return {
-        "swagger": "2.0",
+        "openapi": OPENAPI_VERSION,
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": "Nexus API",
             "version": "1.0",
-            "description": "Movie recommendations. This product uses the TMDB API but is not endorsed or "
-                           "certified by TMDB.",
+            "description": "Movie recommendations. JSON in, JSON out; every non-2xx response is the error "
+                           "envelope. This product uses the TMDB API but is not endorsed or certified by TMDB.",
         },
-        "basePath": "/",
-        "consumes": ["application/json"],
-        "produces": ["application/json"],
-        "securityDefinitions": {
-            "bearer": {"type": "apiKey", "in": "header", "name": "Authorization",
-                       "description": "Bearer <access_token>"},
-        },
+        "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
-        "definitions": {
-            **DEFINITIONS,
-            "Error": {
-                "type": "object",
-                "required": ["status", "message", "code", "details"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["error"]},
-                    "message": {"type": "string"},
-                    "code": {"type": "string"},
-                    "details": {"type": "object"},
-                },
-            },
+        "components": {
+            "schemas": {**component_schemas(roots), "Error": ERROR_SCHEMA},
+            "responses": error_responses(codes),
+            "headers": HEADERS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                           "description": "The access_token of register, login or refresh."}},
         },
     }
-
-
-def _ops_paths() -> dict:
-    error = {"description": "Error envelope", "schema": {"$ref": "#/definitions/Error"}}
-    plain = {"description": "OK", "schema": {"type": "object"}}
-    return {
-        "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness", "tags": ["ops"], "parameters": [],
-                             "responses": {"200": plain, "500": error}}},
-        "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness: database, cache, movie source",
-                            "tags": ["ops"], "parameters": [], "responses": {"200": plain, "503": error}}},
-        "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["ops"],
-                                      "parameters": [], "responses": {"200": plain, "500": error}}},
-        "/api/docs": {"get": {"operationId": "api_docs", "summary": "Interactive documentation (HTML)",
-                              "tags": ["ops"], "produces": ["text/html"], "parameters": [],
-                              "responses": {"200": {"description": "HTML page"}, "500": error}}},
-    }
-
-
-class OpenAPIDocument:
-    """The document, built once per process on first use (the routes are all known by then)."""
-
-    def __init__(self):
-        self._document = None
-
-    def get(self, request) -> dict:
-        if self._document is None:
-            self._document = build_document(request)
-        return self._document
 
 
 @view_config(route_name="openapi", renderer="json", permission=PUBLIC, request_method="GET")
 def openapi_view(request):
-    return request.find_service(IOpenAPIDocument).get(request)
+    return served_document()
+
+
+@functools.lru_cache(maxsize=1)
+def served_document() -> dict:
+    """Built once per process: it depends only on the code (Cornice's services are process-wide)."""
+    return build_document()
+
+
+# Routes outside Cornice that the document lists with GET only: any other method is a 405 with
+# Allow, as on the Cornice services (not a 404 for a view predicate that did not match).
+GET_ONLY_ROUTES = ("openapi", "api_docs", "healthz", "readyz")
+
+
+def method_not_allowed(context, request):
+    raise HTTPMethodNotAllowed(headers={"Allow": "GET, HEAD"})
 
 
 def includeme(config):
     config.add_route("openapi", "/api/openapi.json")
-    config.register_service(OpenAPIDocument(), IOpenAPIDocument)
+    for route_name in GET_ONLY_ROUTES:
+        # No request_method predicate: tried only after the route's GET view did not match.
+        config.add_view(method_not_allowed, route_name=route_name, permission=PUBLIC)

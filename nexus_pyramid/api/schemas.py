@@ -9,6 +9,8 @@ from datetime import date
 
 import colander
 
+from ..models import ROLE_NAMES
+
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 MAX_PAGE_TMDB = 500
@@ -55,6 +57,24 @@ class StrictDate(colander.Date):
         return super().deserialize(node, cstruct)
 
 
+class QueryInt(colander.Int):
+    """An integer query parameter; given empty (``?page=``) it is a 400, not the default."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct == "":
+            raise colander.Invalid(node, "Must not be empty")
+        return super().deserialize(node, cstruct)
+
+
+class QueryString(colander.String):
+    """A query parameter with a set of values; given empty it is a 400, not the default."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct == "":
+            raise colander.Invalid(node, "Must not be empty")
+        return super().deserialize(node, cstruct)
+
+
 def trimmed(value):
     return value.strip() if isinstance(value, str) else value
 
@@ -87,6 +107,8 @@ def dob_node(**kw):
 
 
 class RegisterBody(colander.MappingSchema):
+    examples = [{"name": "Ann", "email": "ann@example.com", "password": "correct horse battery",
+                 "date_of_birth": "1990-05-17"}]
     name = name_node()
     email = email_node()
     password = password_node()
@@ -94,11 +116,13 @@ class RegisterBody(colander.MappingSchema):
 
 
 class LoginBody(colander.MappingSchema):
+    examples = [{"email": "ann@example.com", "password": "correct horse battery"}]
     email = colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(1, 254))
     password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024))
 
 
 class RefreshBody(colander.MappingSchema):
+    examples = [{"refresh_token": "opaque-refresh-token"}]
     refresh_token = colander.SchemaNode(StrictString(), validator=colander.Length(1, 512))
 
 
@@ -112,17 +136,20 @@ class ProfileUpdateBody(colander.MappingSchema):
 
 
 class RoleChangeBody(colander.MappingSchema):
+    examples = [{"user_id": "4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60", "role": "moderator"}]
     user_id = colander.SchemaNode(StrictString(), validator=colander.uuid)
-    role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32))
+    # The service checks the name (400 for an unknown one); the document names the roles.
+    role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32),
+                               json_schema={"enum": list(ROLE_NAMES)})
 
 
 def page_node(max_page=None):
-    return colander.SchemaNode(colander.Int(), missing=1, validator=colander.Range(1, max_page),
+    return colander.SchemaNode(QueryInt(), missing=1, validator=colander.Range(1, max_page),
                                description="Page number, from 1" + (f" to {max_page}" if max_page else ""))
 
 
 def per_page_node():
-    return colander.SchemaNode(colander.Int(), missing=20, validator=colander.Range(1, 100),
+    return colander.SchemaNode(QueryInt(), missing=20, validator=colander.Range(1, 100),
                                description="Items per page (1..100)")
 
 
@@ -164,13 +191,13 @@ class TmdbPaging(colander.MappingSchema):
 
 
 class TrendingQuery(TmdbPaging):
-    window = colander.SchemaNode(colander.String(), missing="day", validator=colander.OneOf(["day", "week"]))
+    window = colander.SchemaNode(QueryString(), missing="day", validator=colander.OneOf(["day", "week"]))
 
 
 class SearchQuery(TmdbPaging):
     query = colander.SchemaNode(Text(), preparer=trimmed, validator=colander.Length(1, 200),
                                 description="Title words (1..200 characters)")
-    year = colander.SchemaNode(colander.Int(), missing=colander.drop, validator=colander.Range(1874, 2100))
+    year = colander.SchemaNode(QueryInt(), missing=colander.drop, validator=colander.Range(1874, 2100))
 
 
 def path_request_schema(path, querystring=None):
@@ -211,6 +238,7 @@ class ActorNode(colander.MappingSchema):
 
 
 class PreferencesBody(colander.MappingSchema):
+    examples = [{"genre_ids": [28, 878], "actor_ids": [6384], "movie_ids": [603]}]
     genre_ids = id_list_node("genre_ids", MAX_IDS_PER_LIST, description="Replaces the favorite genres (TMDb genre ids)")
     actor_ids = id_list_node("actor_ids", MAX_IDS_PER_LIST, description="Replaces the favorite actors (TMDb person ids)")
     actors = colander.SchemaNode(StrictSequence(), ActorNode(name="actor"), missing=colander.drop,
@@ -220,11 +248,12 @@ class PreferencesBody(colander.MappingSchema):
 
 
 class InteractionsQuery(LocalPaging):
-    type = colander.SchemaNode(colander.String(), missing=colander.drop,
+    type = colander.SchemaNode(QueryString(), missing=colander.drop,
                                validator=colander.OneOf(INTERACTION_TYPES))
 
 
 class InteractionBody(colander.MappingSchema):
+    examples = [{"tmdb_id": 603, "interaction_type": "liked"}]
     tmdb_id = colander.SchemaNode(StrictInt(), validator=colander.Range(1, MAX_TMDB_ID))
     interaction_type = colander.SchemaNode(StrictString(), validator=colander.OneOf(INTERACTION_TYPES))
 

@@ -49,7 +49,8 @@ class ApiService(Service):
             "response_status": kw.pop("response_status", 200),
             "error_codes": kw.pop("error_codes", ()),
             "summary": kw.pop("summary", None),
-            "returns": kw.pop("returns", None),  # the definition that describes ``data``
+            "returns": kw.pop("returns", None),  # the presenter's schema (class) that describes ``data``
+            "meta": kw.pop("meta", None),  # the schema of ``meta``, if the view sends one
         }
         if "permission" not in kw:
             raise ValueError(f"{self.name} {method}: every API view must declare a permission")

@@ -13,6 +13,7 @@ from ..models.meta import utcnow
 from ..models import (Genre, Movie, User, UserActorPreference, UserGenrePreference, UserMovieInteraction,
                       UserMoviePreference)
 from ..movie_source.cache import CacheBusy
+from ..presenters import library as present
 from .movies import MovieService
 from .recommender import Recommender, SqlStore, user_signal
 from .users import Page, lock_user
@@ -51,14 +52,6 @@ class LibraryService:
             .order_by(UserMoviePreference.created_at, Movie.tmdb_id)).scalars().all()
         return Preferences(list(genres), list(actors), list(movies))
 
-    def preferences_json(self, user) -> dict:
-        prefs = self.preferences(user)
-        return {
-            "genres": [{"id": g.id, "name": g.name} for g in prefs.genres],
-            "actors": [{"id": a.person_id, "name": a.name} for a in prefs.actors],
-            "movies": [self.movies.row_item(m) for m in prefs.movies],
-        }
-
     def save_preferences(self, user, genre_ids=None, actors=None, movie_ids=None) -> None:
         """Each list given replaces the saved one; a list left out (None) is kept."""
         if genre_ids is not None:
@@ -91,10 +84,6 @@ class LibraryService:
         self.forget_recommendations(user)
 
     # -- interactions ------------------------------------------------------------
-    def interaction_json(self, interaction: UserMovieInteraction) -> dict:
-        return {"id": interaction.id, "interaction_type": interaction.interaction_type,
-                "created_at": interaction.created_at, "movie": self.movies.row_item(interaction.movie)}
-
     def interactions(self, user, kind: str | None, page: int, per_page: int) -> Page:
         query = select(UserMovieInteraction).where(UserMovieInteraction.user_id == user.id)
         if kind:
@@ -168,4 +157,5 @@ class LibraryService:
         if missing:  # suggested by the source and not mirrored yet
             self.movies.mirror(missing)
             items.update(self.movies.items_by_tmdb_id([r["id"] for r in missing]))
-        return [{"movie": items[p.tmdb_id], "score": p.score, "reasons": p.reasons} for p in picks if p.tmdb_id in items]
+        return [present.recommendation(items[p.tmdb_id], p.score, p.reasons)
+                for p in picks if p.tmdb_id in items]

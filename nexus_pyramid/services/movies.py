@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import date
 
 from dogpile.cache.api import NO_VALUE
 from sqlalchemy import delete, select
@@ -16,25 +15,7 @@ from ..models import Genre, Movie, movie_genres
 from ..models.meta import utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import UPSTREAM, CachedMovieSource, memory_region
-
-MAX_CAST = 10
-
-
-def parse_date(value) -> date | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def release_year(raw: dict) -> int | None:
-    release = parse_date(raw.get("release_date"))
-    if release is not None:
-        return release.year
-    year = raw.get("year")
-    return year if isinstance(year, int) else None
+from ..presenters.movies import STORED_FIELDS, MoviePresenter, genre, source_fields
 
 
 class GenreNames:
@@ -81,8 +62,7 @@ class MovieService:
         self._db = dbsession
         self.source = source
         self.genre_names = genre_names
-        self.image_base = image_base.rstrip("/") + "/"
-        self.poster_size = poster_size
+        self.presenter = MoviePresenter(image_base, poster_size)
 
     @property
     def db(self):
@@ -90,88 +70,20 @@ class MovieService:
             self._db = self._db()
         return self._db
 
-    # -- shaping -----------------------------------------------------------------
-    def poster_url(self, poster_path: str | None) -> str | None:
-        if not poster_path:
-            return None
-        return f"{self.image_base}{self.poster_size}/{poster_path.lstrip('/')}"
-
-    def item(self, raw: dict, names: dict[int, str] | None = None) -> dict:
-        """A TMDb-shaped movie (list item or detail) as the contract's Movie."""
-        if names is None:
-            names = self.genre_names.get()
-        if isinstance(raw.get("genres"), list):
-            genres = [{"id": g["id"], "name": g.get("name") or names.get(g["id"])} for g in raw["genres"]]
-        else:
-            genres = [{"id": g, "name": names.get(g)} for g in raw.get("genre_ids") or []]
-        return {
-            "tmdb_id": raw["id"],
-            "title": raw.get("title") or raw.get("original_title") or "",
-            "overview": raw.get("overview") or None,
-            "release_date": parse_date(raw.get("release_date")),
-            "release_year": release_year(raw),
-            "poster_path": raw.get("poster_path"),
-            "poster_url": self.poster_url(raw.get("poster_path")),
-            "popularity": float(raw.get("popularity") or 0),
-            "vote_average": float(raw.get("vote_average") or 0),
-            "vote_count": int(raw.get("vote_count") or 0),
-            "adult": bool(raw.get("adult")),
-            "genres": genres,
-        }
-
+    # -- shaping (presenters/movies.py) -------------------------------------------------
     def items_by_tmdb_id(self, tmdb_ids) -> dict[int, dict]:
         """Stored movies as the contract's Movie, read with two plain queries (no ORM objects)."""
         ids = list(tmdb_ids)
         if not ids:
             return {}
-        columns = (Movie.id, Movie.tmdb_id, Movie.title, Movie.overview, Movie.release_date, Movie.release_year,
-                   Movie.poster_path, Movie.popularity, Movie.vote_average, Movie.vote_count, Movie.adult)
+        columns = (Movie.id, *(getattr(Movie, name) for name in STORED_FIELDS))
         rows = self.db.execute(select(*columns).where(Movie.tmdb_id.in_(ids))).all()
         genres: dict[int, list] = {}
         for movie_id, genre_id, name in self.db.execute(
                 select(movie_genres.c.movie_id, Genre.id, Genre.name).join(Genre, Genre.id == movie_genres.c.genre_id)
                 .where(movie_genres.c.movie_id.in_([r.id for r in rows])).order_by(Genre.id)):
-            genres.setdefault(movie_id, []).append({"id": genre_id, "name": name})
-        return {r.tmdb_id: {
-            "tmdb_id": r.tmdb_id, "title": r.title, "overview": r.overview, "release_date": r.release_date,
-            "release_year": r.release_year, "poster_path": r.poster_path, "poster_url": self.poster_url(r.poster_path),
-            "popularity": r.popularity, "vote_average": r.vote_average, "vote_count": r.vote_count,
-            "adult": r.adult, "genres": genres.get(r.id, []),
-        } for r in rows}
-
-    def row_item(self, movie: Movie) -> dict:
-        """A locally stored movie as the contract's Movie."""
-        return {
-            "tmdb_id": movie.tmdb_id,
-            "title": movie.title,
-            "overview": movie.overview,
-            "release_date": movie.release_date,
-            "release_year": movie.release_year,
-            "poster_path": movie.poster_path,
-            "poster_url": self.poster_url(movie.poster_path),
-            "popularity": movie.popularity,
-            "vote_average": movie.vote_average,
-            "vote_count": movie.vote_count,
-            "adult": movie.adult,
-            "genres": [{"id": g.id, "name": g.name} for g in movie.genres],
-        }
-
-    def detail(self, raw: dict) -> dict:
-        movie = self.item(raw)
-        credits = raw.get("credits")
-        if isinstance(credits, dict):
-            cast = sorted((c for c in credits.get("cast") or [] if isinstance(c, dict)),
-                          key=lambda c: c.get("order", 999))[:MAX_CAST]
-            movie["cast"] = [{"id": c.get("id"), "name": c.get("name"), "character": c.get("character"),
-                              "profile_path": c.get("profile_path")} for c in cast]
-            movie["directors"] = [{"id": c.get("id"), "name": c.get("name")} for c in credits.get("crew") or []
-                                  if isinstance(c, dict) and c.get("job") == "Director"]
-        else:
-            movie["cast"] = None
-            movie["directors"] = None
-        movie["runtime"] = raw.get("runtime")
-        movie["tagline"] = raw.get("tagline") or None
-        return movie
+            genres.setdefault(movie_id, []).append(genre(genre_id, name))
+        return {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
 
     def _page(self, result, mirror: bool = True, allow_adult: bool = False) -> tuple[dict, dict]:
         raw = result.value
@@ -183,14 +95,7 @@ class MovieService:
         memo = derived.get(memo_key) if derived is not None else NO_VALUE
         if memo is not NO_VALUE and memo[0] is raw:
             return memo[1], {"source": result.source}
-        names = self.genre_names.get()
-        page = {
-            "results": [self.item(r, names) for r in items],
-            "page": raw.get("page", 1),
-            "per_page": 20,
-            "total_pages": raw.get("total_pages", 0),
-            "total_results": raw.get("total_results", 0),
-        }
+        page = self.presenter.page(raw, items, self.genre_names.get())
         if derived is not None:
             derived.set(memo_key, (raw, page))
         return page, {"source": result.source}
@@ -214,7 +119,7 @@ class MovieService:
         meta = {"source": result.source}
         if result.value.get("notes"):
             meta["notes"] = list(result.value["notes"])
-        return self.detail(result.value), meta
+        return self.presenter.detail(result.value, self.genre_names.get()), meta
 
     def recommendations(self, tmdb_id: int, page: int):
         return self._page(self._call(self.source.recommendations, tmdb_id, page))
@@ -226,7 +131,7 @@ class MovieService:
 
     def genres(self):
         result = self._call(self.source.genres)
-        return [{"id": g["id"], "name": g["name"]} for g in result.value], {"source": result.source}
+        return [genre(g["id"], g["name"]) for g in result.value], {"source": result.source}
 
     def ensure_movie(self, tmdb_id: int) -> Movie:
         """The local row of a movie, fetched from the source and stored if needed."""
@@ -346,25 +251,11 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
         raw = by_id[tmdb_id]
         genre_ids = [g["id"] for g in raw["genres"]] if isinstance(raw.get("genres"), list) else raw.get("genre_ids") or []
         genre_links[tmdb_id] = [g for g in genre_ids if g in genre_names]
-        rows.append({
-            "tmdb_id": tmdb_id,
-            "title": (raw.get("title") or raw.get("original_title") or "")[:500],
-            "overview": raw.get("overview") or None,
-            "poster_path": raw.get("poster_path"),
-            "release_date": parse_date(raw.get("release_date")),
-            "release_year": release_year(raw),
-            "popularity": float(raw.get("popularity") or 0),
-            "vote_average": float(raw.get("vote_average") or 0),
-            "vote_count": int(raw.get("vote_count") or 0),
-            "adult": bool(raw.get("adult")),
-            "created_at": now,
-            "updated_at": now,
-        })
+        fields = source_fields(raw)
+        rows.append({**fields, "title": fields["title"][:500], "created_at": now, "updated_at": now})
     for start in range(0, len(rows), 500):
         stmt = _insert(dbsession, Movie).values(rows[start:start + 500])
-        updated = {c: getattr(stmt.excluded, c) for c in ("title", "overview", "poster_path", "release_date",
-                                                          "release_year", "popularity", "vote_average", "vote_count", "adult",
-                                                          "updated_at")}
+        updated = {c: getattr(stmt.excluded, c) for c in STORED_FIELDS + ("updated_at",) if c != "tmdb_id"}
         dbsession.execute(stmt.on_conflict_do_update(index_elements=["tmdb_id"], set_=updated))
     needed = {g for ids in genre_links.values() for g in ids}
     if needed:

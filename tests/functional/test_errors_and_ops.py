@@ -72,7 +72,7 @@ def test_openapi_documents_every_api_operation(testapp):
     from cornice.service import get_services
 
     document = testapp.get("/api/openapi.json").json
-    assert document["swagger"] == "2.0"
+    assert document["openapi"] == "3.1.0"
     for service in get_services():
         if not service.path.startswith("/api/"):
             continue
@@ -83,18 +83,20 @@ def test_openapi_documents_every_api_operation(testapp):
             assert "500" in operation["responses"]
     register = document["paths"]["/api/auth/register"]["post"]
     assert "201" in register["responses"] and "409" in register["responses"] and "415" in register["responses"]
-    body = next(p for p in register["parameters"] if p["in"] == "body")["schema"]
+    body = register["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["required"]) == {"name", "email", "password"}
     assert body["properties"]["password"]["minLength"] == 8
     listing = document["paths"]["/api/admin/users"]["get"]
-    query = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
+    query = {p["name"]: p["schema"] for p in listing["parameters"] if p["in"] == "query"}
     assert query["per_page"]["maximum"] == 100 and query["per_page"]["default"] == 20
     assert {"401", "403"} <= set(listing["responses"])
     assert "/healthz" in document["paths"] and "/readyz" in document["paths"]
     # Success bodies are typed down to the data.
-    trending = document["paths"]["/api/movies/trending"]["get"]["responses"]["200"]["schema"]
-    assert trending["properties"]["data"] == {"$ref": "#/definitions/MoviePage"}
-    movie = document["definitions"]["Movie"]["properties"]
-    assert movie["poster_url"]["x-nullable"] is True and movie["genres"]["items"] == {"$ref": "#/definitions/Genre"}
+    trending = document["paths"]["/api/movies/trending"]["get"]["responses"]["200"]
+    assert trending["content"]["application/json"]["schema"]["properties"]["data"] == {
+        "$ref": "#/components/schemas/MoviePage"}
+    movie = document["components"]["schemas"]["Movie"]["properties"]
+    assert movie["poster_url"]["type"] == ["string", "null"]
+    assert movie["genres"]["items"] == {"$ref": "#/components/schemas/Genre"}
     interaction = document["paths"]["/api/user/interactions"]["post"]["responses"]
     assert {"200", "201"} <= set(interaction) and "404" in interaction and "503" in interaction

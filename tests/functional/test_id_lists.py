@@ -128,6 +128,6 @@ def test_missing_movies_are_fetched_within_a_total_budget(budget_app, committed,
 
 def test_the_openapi_document_states_the_limit(testapp):
     operation = testapp.get("/api/openapi.json").json["paths"]["/api/user/preferences"]["post"]
-    body = next(p for p in operation["parameters"] if p["in"] == "body")["schema"]["properties"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert {name: body[name]["maxItems"] for name in body} == {
         "genre_ids": 50, "actor_ids": 50, "actors": 50, "movie_ids": 50}

@@ -1,75 +1,81 @@
-"""Property-based API conformance: schemathesis generates requests from /api/openapi.json.
+"""Property-based API conformance: schemathesis's command line against the served /api/openapi.json.
 
-Every response must be in the contract's envelope, match the document, and never be a 5xx.
-The number of examples is bounded so that CI stays fast.
+The app runs on the test database (PostgreSQL in CI) behind a real HTTP server (waitress, in
+a thread, on a free port of 127.0.0.1); ``schemathesis run`` generates requests from the
+document it serves and runs every check on the answers (``--checks all``: no 5xx, documented
+status codes, headers, content types and bodies (response-schema conformance), invalid data
+rejected, 405 with Allow for undocumented methods, authentication not ignored, ...), signed
+in as an administrator so that protected operations answer with data. Its pytest plugin
+fails under pytest 9, hence the command line. The number of examples per operation is
+bounded so that this stays well under two minutes.
+
+Left out, with the reason:
+- ``positive_data_acceptance``: some schema-valid requests are a 400 by rule, and the rule
+  depends on the data or the clock, which a schema cannot state: a date of birth in the
+  future, genre and movie ids that do not exist; and JSON Schema counts ``1.0`` as an
+  integer where the API's strict types want an integer literal.
+- ``POST /api/auth/logout`` runs in a second pass without the token: ``{"all": true}`` ends
+  every session of the caller, which would sign the administrator out for the rest of the run.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
+from sqlalchemy.orm import Session
+from webtest import TestApp
 
 from nexus_pyramid import make_app
-from tests.conftest import make_settings
+from tests.conftest import Api, make_settings
 
-# Real commits: see the committed fixture (tests/conftest.py).
+# Real commits: the document is exercised through a real server (see the committed fixture).
 pytestmark = pytest.mark.usefixtures("committed")
 
-MAX_EXAMPLES = 12
-# Rules that Swagger 2.0 cannot state (a date not in the future, a genre id that exists, a
-# known role) make some schema-valid requests a 400 by design; the check that demands they
-# succeed is left out. Every other check runs, negative data included.
-EXCLUDED = [schemathesis.checks.positive_data_acceptance]
+MAX_EXAMPLES = 10
+SEED = 20261130
+EXCLUDED_CHECKS = "positive_data_acceptance"
+SIGNS_OUT = "auth_logout_post"
+SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 
-def _schema(app):
-    return schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+@pytest.fixture
+def fuzz_server(database_url, redis_url, clean, engine):
+    from waitress.server import create_server
 
-
-def _operations():
-    # Read from a throwaway app only to list the operations for parametrization.
-    schema = _schema(make_app(make_settings("sqlite://"), environ={}))
-    return sorted(result.ok().label for result in schema.get_all_operations())
-
-
-def envelope_check(ctx, response, case):
-    """Every /api response is the success or the error envelope."""
-    if not case.path.startswith("/api/") or case.path in ("/api/openapi.json", "/api/docs"):
-        return None
-    body = response.json()
-    if response.status_code >= 400:
-        assert body["status"] == "error", body
-        assert isinstance(body["code"], str) and body["code"].isupper(), body
-        assert isinstance(body["message"], str) and body["message"], body
-        assert isinstance(body["details"], dict), body
-    else:
-        assert body["status"] == "success" and "data" in body, body
-    return True
-
-
-@pytest.fixture(scope="module")
-def fuzz_app(database_url, redis_url):
-    return make_app(make_settings(database_url, redis_url, **{
+    app = make_app(make_settings(database_url, redis_url, **{
         # Generated logins must not lock each other out for the rest of the run.
         "auth.login_limit_per_account": "10000/minute", "auth.login_limit_per_address": "10000/minute",
-        "auth.login_limit_per_address_account": "10000/minute"}),
-        environ={})
+        "auth.login_limit_per_address_account": "10000/minute"}), environ={})
+    session = Session(bind=engine, expire_on_commit=False)
+    admin = Api(TestApp(app), session).user(email="fuzz-admin@example.com", roles=("user", "admin"))
+    session.close()
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}", admin["token"]
+    server.close()
 
 
-@pytest.mark.parametrize("label", _operations())
-def test_api_conforms_to_its_document(label, fuzz_app, api):
-    operation = next(r.ok() for r in _schema(fuzz_app).get_all_operations() if r.ok().label == label)
-    # Signed in as an admin, so protected operations answer with data, not only 401s.
-    admin = api.user(email="fuzz-admin@example.com", roles=("user", "admin"))
-    headers = {"Authorization": f"Bearer {admin['token']}"}
+def schemathesis(url: str, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [SCHEMATHESIS, "run", f"{url}/api/openapi.json", "--checks", "all", "--exclude-checks",
+               EXCLUDED_CHECKS, "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
+               "--request-timeout", "10", "--generation-database", "none", "--no-color", *args]
+    # Run in a scratch directory: schemathesis keeps state (.schemathesis/) in its working directory.
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=workdir,
+                          env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
 
-    @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    def check(case):
-        response = case.call(headers=headers)
-        assert response.status_code < 500, (case.method, case.path, response.text)
-        case.validate_response(response, headers=headers, additional_checks=[envelope_check],
-                               excluded_checks=EXCLUDED)
 
-    check()
+def test_the_api_conforms_to_its_document(fuzz_server, tmp_path):
+    url, token = fuzz_server
+    signed_in = schemathesis(url, tmp_path, "--header", f"Authorization: Bearer {token}",
+                             "--exclude-operation-id", SIGNS_OUT)
+    assert signed_in.returncode == 0, signed_in.stdout[-20000:] + signed_in.stderr[-5000:]
+    # The token stayed valid: no operation answered only 401 (schemathesis warns then). Only-403s can be
+    # legitimate: the stateful phase may give another user the role admin and revoke ours.
+    assert "401 Unauthorized (" not in signed_in.stdout, signed_in.stdout[-5000:]
+    signing_out = schemathesis(url, tmp_path, "--include-operation-id", SIGNS_OUT)
+    assert signing_out.returncode == 0, signing_out.stdout[-20000:] + signing_out.stderr[-5000:]

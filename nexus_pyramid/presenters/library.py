@@ -1,0 +1,54 @@
+"""A user's own movie data: preferences, interaction, recommendation."""
+from __future__ import annotations
+
+import colander
+
+from ..models import INTERACTION_TYPES
+from .movies import Genre, Movie, Person, genres
+from .schema import enum, integer, list_of, moment, number, page_of, string
+
+
+class Preferences(colander.MappingSchema):
+    ref = "Preferences"
+    genres = list_of(Genre(name="genre"))
+    actors = list_of(Person(name="actor"))
+    movies = list_of(Movie(name="movie"))
+
+
+class Interaction(colander.MappingSchema):
+    ref = "Interaction"
+    id = integer()
+    interaction_type = enum(INTERACTION_TYPES)
+    created_at = moment()
+    movie = Movie()
+
+
+class Recommendation(colander.MappingSchema):
+    ref = "Recommendation"
+    movie = Movie()
+    score = number()
+    reasons = list_of(string(name="reason"), description='Why, e.g. "Because you liked The Matrix"')
+
+
+InteractionPage = page_of(Interaction, "InteractionPage")
+RecommendationPage = page_of(Recommendation, "RecommendationPage")
+
+
+def preferences(prefs, movies) -> dict:
+    """``services.library.Preferences`` (rows); ``movies``: a ``MoviePresenter``."""
+    return {
+        "genres": genres(prefs.genres),
+        "actors": [{"id": a.person_id, "name": a.name} for a in prefs.actors],
+        "movies": [movies.record(m) for m in prefs.movies],
+    }
+
+
+def interaction(item, movies) -> dict:
+    """A ``models.UserMovieInteraction`` with its movie; ``movies``: a ``MoviePresenter``."""
+    return {"id": item.id, "interaction_type": item.interaction_type, "created_at": item.created_at,
+            "movie": movies.record(item.movie)}
+
+
+def recommendation(movie: dict, score: float, reasons: list[str]) -> dict:
+    """One ranked pick; ``movie`` already presented (the recommender shapes whole pages at once)."""
+    return {"movie": movie, "score": score, "reasons": reasons}
