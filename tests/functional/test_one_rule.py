@@ -44,15 +44,17 @@ def test_console_refuses_a_role_the_service_does_not_know(testapp, people, dbses
 def test_a_database_error_means_the_same_at_both_doors(testapp, api, people, monkeypatch,  # noqa: F811
                                                        caplog, error, status):
     sign_in(testapp, "admin@example.com")
+    member = people["member"]["id"]
+    token = testapp.get(f"/admin/users/{member}/delete").forms[0]["csrf_token"].value
 
-    def failing_search(self, *args, **kwargs):
+    def failing_delete(self, *args, **kwargs):
         raise error
 
-    monkeypatch.setattr(UserService, "search", failing_search)
+    monkeypatch.setattr(UserService, "delete", failing_delete)
     with caplog.at_level(logging.WARNING, logger="nexus.errors"):
         headers = api.auth(people["admin"]["token"])
-        api_answer = api.app.get("/api/admin/users", headers=headers, status=status)
-        page = testapp.get("/admin/users", status=status)
+        api_answer = api.app.delete(f"/api/admin/users/{member}", headers=headers, status=status)
+        page = testapp.post(f"/admin/users/{member}/delete", {"csrf_token": token, "confirm": "yes"}, status=status)
     assert api_answer.json["code"] == ("CONFLICT" if status == 409 else "INTERNAL_ERROR")
     assert page.content_type == "text/html"
     lines = [r.getMessage() for r in caplog.records if r.name == "nexus.errors"]

@@ -32,9 +32,6 @@ from webtest import TestApp
 from nexus_pyramid import make_app
 from tests.conftest import Api, make_settings
 
-# Real commits: the document is exercised through a real server (see the committed fixture).
-pytestmark = pytest.mark.usefixtures("committed")
-
 MAX_EXAMPLES = 10
 SEED = 20261130
 EXCLUDED_CHECKS = "positive_data_acceptance"
@@ -43,7 +40,7 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 
 @pytest.fixture
-def fuzz_server(database_url, redis_url, clean, engine):
+def fuzz_server(database_url, redis_url, committed, engine):
     from waitress.server import create_server
 
     app = make_app(make_settings(database_url, redis_url, **{

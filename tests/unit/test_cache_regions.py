@@ -76,8 +76,8 @@ def test_a_page_is_shaped_once_per_first_level_value_and_forgotten_with_it():
     source, cache = cached()
     service = MovieService(None, cache, GenreNames(cache), "https://img.example/")
     shaped = []
-    original = service.item
-    service.item = lambda raw, names=None: shaped.append(raw["id"]) or original(raw, names)
+    original = service.presenter.from_source
+    service.presenter.from_source = lambda raw, names=None: shaped.append(raw["id"]) or original(raw, names)
     first, _ = service._page(cache.trending("day", 1), mirror=False)
     again, _ = service._page(cache.trending("day", 1), mirror=False)
     assert again is first and shaped == [1, 2]
