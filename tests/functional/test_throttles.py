@@ -92,13 +92,18 @@ def test_the_account_limit_spans_addresses(api):
     _retry_after(api.login(status=429, extra_environ={"REMOTE_ADDR": "198.51.100.200"}))
 
 
-def test_forwarded_for_is_ignored_without_trusted_proxies(api):
+def assert_forwarded_for_is_ignored(api, peer: str) -> None:
+    """Five failures, each claiming another client: all count for the peer, the sixth is refused."""
     api.register()
-    peer = {"REMOTE_ADDR": "10.1.2.3"}
+    environ = {"REMOTE_ADDR": peer}
     for i in range(5):
-        api.login(password="wrong password", status=401, extra_environ=peer,
+        api.login(password="wrong password", status=401, extra_environ=environ,
                   headers={"X-Forwarded-For": f"203.0.113.{i + 1}"})
-    api.login(status=429, extra_environ=peer, headers={"X-Forwarded-For": "203.0.113.99"})
+    api.login(status=429, extra_environ=environ, headers={"X-Forwarded-For": "203.0.113.99"})
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(api):
+    assert_forwarded_for_is_ignored(api, "10.1.2.3")
 
 
 def test_current_password_checks_are_throttled_like_sign_in(api, verifications):
@@ -149,12 +154,7 @@ def strict(strict_app, committed, dbsession) -> Api:
 
 
 def test_forwarded_for_is_ignored_from_an_untrusted_peer(strict):
-    strict.register()
-    peer = {"REMOTE_ADDR": "192.0.2.99"}
-    for i in range(5):
-        strict.login(password="wrong password", status=401, extra_environ=peer,
-                     headers={"X-Forwarded-For": f"203.0.113.{i + 1}"})
-    strict.login(status=429, extra_environ=peer, headers={"X-Forwarded-For": "203.0.113.99"})
+    assert_forwarded_for_is_ignored(strict, "192.0.2.99")
 
 
 def test_forwarded_for_is_honoured_from_a_trusted_proxy(strict):
