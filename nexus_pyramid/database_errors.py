@@ -46,8 +46,12 @@ def conflict_kind(exc: IntegrityError) -> str | None:
 def database_error(request, exc: BaseException) -> AppError:
     """The error to answer for ``exc`` raised while serving ``request`` (logged here, not by the caller)."""
     request_id = getattr(request, "request_id", None)
-    if isinstance(exc, PoolTimeout) or (isinstance(exc, DBAPIError) and postgres.is_unavailable(exc)):
+    if postgres.is_unavailable(exc):
         return postgres.unavailable_for(request, exc)
+    if postgres.is_transaction_conflict(exc):
+        log.warning("write conflict (deadlock or serialization failure) [request_id=%s] %s %s", request_id or "-",
+                    request.method, request.path_info)
+        return Conflict(CONCURRENT_CHANGE)
     if isinstance(exc, StaleDataError):
         log.warning("write conflict (row deleted meanwhile) [request_id=%s] %s %s", request_id or "-",
                     request.method, request.path_info)

@@ -32,6 +32,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
+from psycopg2.extensions import TransactionRollbackError
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -283,9 +284,17 @@ class DatabaseGuard:
             raise error
         try:
             connection = connect()
+        except PoolTimeout as exc:
+            # Every pooled connection is taken: the process is busy, which says nothing of the
+            # database (a hung one shows in the stuck requests' own failures). Only a half-open
+            # trial must end here, or the breaker would wait for it forever.
+            if self.breaker.state != CLOSED:
+                self.breaker.failure()
+            self.outage.failure("pool wait", exc)
+            raise
         except BaseException as exc:
-            # Any failed checkout (refused, timed out, pool exhausted) counts: consecutive ones
-            # mean that waiting for the database is pointless for a while.
+            # A failed connect (refused, timed out): consecutive ones mean that waiting for the
+            # database is pointless for a while.
             self.breaker.failure()
             if isinstance(exc, Exception):
                 self.outage.failure("pool wait" if isinstance(exc, PoolTimeout) else "connect", exc)
@@ -307,7 +316,8 @@ class DatabaseGuard:
             if self.network:
                 self.breaker.failure()
             self.outage.failure("query", exc)
-        elif _is_operational(exc) and not context.connection.get_execution_options().get("nexus_best_effort"):
+        elif (_is_operational(exc) and not is_transaction_conflict(exc)
+              and not context.connection.get_execution_options().get("nexus_best_effort")):
             # The server answered, but gave up (statement timeout, too many connections...).
             self.outage.failure("query", exc)
 
@@ -368,10 +378,18 @@ def _is_operational(exc) -> bool:
         cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
 
 
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure (SQLSTATE class 40): a lost race, not an outage."""
+    orig = getattr(exc, "orig", None) or exc
+    return isinstance(orig, TransactionRollbackError) or str(getattr(orig, "pgcode", None) or "").startswith("40")
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """Is ``exc`` the database being unavailable (as opposed to a bug or bad data)?"""
+    """Is ``exc`` the database being unavailable (as opposed to a bug, bad data or a lost race)?"""
     if isinstance(exc, (DatabaseUnavailable, PoolTimeout)):
         return True
+    if is_transaction_conflict(exc):
+        return False
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or _is_operational(exc) or _is_operational(exc.orig)
     return False
