@@ -132,7 +132,9 @@ class LibraryService:
 
     def forget_recommendations(self, user) -> None:
         """Call in the same transaction as any change to the user's interactions or preferences."""
-        self.db.execute(update(User).where(User.id == user.id).values(recs_version=User.recs_version + 1)
+        # updated_at is named so that its onupdate does not fire: the profile did not change.
+        self.db.execute(update(User).where(User.id == user.id)
+                        .values(recs_version=User.recs_version + 1, updated_at=User.updated_at)
                         .execution_options(synchronize_session=False))
         if user in self.db:
             self.db.expire(user, ["recs_version"])

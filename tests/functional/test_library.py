@@ -210,3 +210,12 @@ def test_age_gating_in_recommendations(api, engine):
     assert 777777 not in ids(minor)
     assert 777777 not in ids(unknown)
     assert 777777 in ids(grown)
+
+
+def test_interactions_and_preferences_leave_the_profile_updated_at_alone(api, user):
+    """They bump the recommendations version, not the profile: updated_at says when the profile changed."""
+    headers = api.auth(user["token"])
+    before = api.app.get("/api/user/profile", headers=headers).json["data"]["updated_at"]
+    like(api, user, MATRIX)
+    api.app.post_json("/api/user/preferences", {"genre_ids": [878]}, headers=headers)
+    assert api.app.get("/api/user/profile", headers=headers).json["data"]["updated_at"] == before
