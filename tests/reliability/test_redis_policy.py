@@ -235,6 +235,10 @@ def test_recommendations_are_computed_rather_than_waited_for_past_lock_wait(data
     web = TestApp(make_app(settings, environ={}))
     body = {"name": "Sue", "email": "sue@example.com", "password": PASSWORD}
     data = web.post_json("/api/auth/register", body).json["data"]
-    direct.set(f"_locknexus:recs:recs:{data['user']['id']}:0", "another-request", px=60_000)
+    key = f"nexus:recs:recs:{data['user']['id']}:0"
+    direct.set("_lock" + key, "another-request", px=60_000)
     response = web.get("/api/user/recommendations", headers={"Authorization": f"Bearer {data['access_token']}"})
     assert response.status_int == 200 and response.json["data"]["results"]
+    # The lock was met: the list was computed beside the cache, not stored under the key it guards
+    # (had the lock key been wrong, the request would have taken the lock and cached the list).
+    assert not direct.exists(key) and direct.get("_lock" + key) == b"another-request"
