@@ -31,7 +31,6 @@ from . import errors
 from . import settings as nexus_settings
 
 DEFAULT_MAX_BODY_SIZE = nexus_settings.DEFAULTS["nexus.max_body_size"]
-DEFAULT_JSON_MAX_DEPTH = 32
 _READ_CHUNK = 64 * 1024
 # RFC 2046 boundary: 1 to 70 characters, not ending in a space.
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")

@@ -213,9 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
             "JWT_ACCESS_TOKEN_TTL"),
     Setting("jwt.refresh_token_ttl", Integer(1, unit="seconds"), 30 * 24 * 3600, "refresh token lifetime",
             "JWT_REFRESH_TOKEN_TTL"),
-    Setting("jwt.refresh_grace_seconds", Integer(0, MAX_REFRESH_GRACE_SECONDS, unit="seconds"), 20,
+    Setting("jwt.refresh_grace_seconds", Integer(0, MAX_REFRESH_GRACE_SECONDS, unit="seconds"), 5,
             "a refresh token rotated this recently and presented again is a concurrent refresh (401), "
-            "not a theft"),
+            "not a theft; short, since a thief who rotates first is not detected within it"),
     Setting("session.secret", Text(), "", "admin console cookie signing key; empty = derived from jwt.secret",
             "SESSION_SECRET", secret=True),
     Setting("session.secure", OrEmpty(Boolean()), None,
@@ -329,20 +329,9 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME = {s.name: s for s in SETTINGS}
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 ENV_OVERRIDES = {s.name: s.env for s in SETTINGS if s.env}
-CACHE_TTL_KINDS = tuple(s.name[len("cache.ttl."):] for s in SETTINGS if s.name.startswith("cache.ttl."))
 
 
 # -- loading -------------------------------------------------------------------------
-def as_bool(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def as_int(settings: dict, key: str) -> int:
-    return int(value(settings, key))
-
-
 def _parse(setting: Setting, raw, origin: str | None = None):
     if raw is None:
         return setting.default

@@ -20,10 +20,9 @@ from ..interfaces import ILibraryService, IMovieService, IMovieSource, IUserServ
 from ..models import ROLE_NAMES
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
 from ..services import stats
-from ..services.users import normalize_email
+from ..services.users import CONSOLE_ROLES, normalize_email
 
 log = logging.getLogger("nexus.errors")
-CONSOLE_ROLES = {"admin", "moderator"}
 PER_PAGE = 25
 
 
@@ -90,7 +89,7 @@ def login_submit(request):
     except InvalidCredentials as exc:
         request.response.status_int = 401
         return {**form, "error": exc.message}
-    if not CONSOLE_ROLES & set(user.role_names):
+    if not set(CONSOLE_ROLES) & set(user.role_names):
         request.response.status_int = 403
         return {**form, "error": "This account cannot use the admin console."}
     headers = remember(request, str(user.id))

@@ -18,7 +18,6 @@ ACCESS_TOKEN_TYPE = "access"
 # Clock differences between the issuing and the checking worker: a token may claim a
 # lifetime this much longer than jwt.access_token_ttl and still be accepted.
 ACCESS_LIFETIME_LEEWAY = 5
-DEFAULT_REFRESH_GRACE = 20
 # A console session's last_seen_at is written at most this often (not on every request).
 CONSOLE_TOUCH_INTERVAL = timedelta(seconds=60)
 
@@ -45,7 +44,7 @@ def hash_refresh_token(token: str) -> str:
 
 class TokenService:
     def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int,
-                 refresh_grace: int = DEFAULT_REFRESH_GRACE):
+                 refresh_grace: int):
         self.db = dbsession
         self.codec = codec
         self.refresh_ttl = refresh_ttl
