@@ -20,6 +20,7 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IThrottles           | sign-in, password and registration throttles   | services/__init__.py           |
 | IGenreNames          | genre id -> name                               | services/__init__.py           |
 | IRecommendationCache | the per-user recommendations cache region      | services/__init__.py           |
+| IMailer              | builds mail, sends it after commit              | mail/__init__.py               |
 | ITokenService        | tokens and console sessions (per request)      | services/__init__.py           |
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
@@ -88,6 +89,14 @@ class IGenreNames(Interface):
 
 class IRecommendationCache(Interface):
     """The dogpile region of the per-user recommendations."""
+
+
+class IMailer(Interface):
+    """mail.Mailer: templated messages handed to a background sender after commit."""
+
+
+class IAccountService(Interface):
+    """services.accounts.AccountService: password reset and email verification (per request)."""
 
 
 # -- per request ---------------------------------------------------------------------------
