@@ -23,6 +23,7 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IMailer              | builds mail, sends it after commit              | mail/__init__.py               |
 | ITokenService        | tokens and console sessions (per request)      | services/__init__.py           |
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
+| IAccountService      | password reset, email verification (per request) | services/__init__.py         |
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
 | ILibraryService      | interactions, preferences, recommendations (per request) | services/__init__.py  |
 

@@ -275,8 +275,8 @@ SETTINGS: tuple[Setting, ...] = (
             "life of a password-reset link"),
     Setting("auth.email_verification_ttl", Integer(60, 30 * 24 * 3600, unit="seconds"), 48 * 3600,
             "life of an email-verification link"),
-    Setting("auth.reset_limit_per_address", Text(_rate, "rate"), "10/hour",
-            "password-reset requests and confirmations per client address"),
+    Setting("auth.reset_limit_per_address", Text(_rate, "rate"), "20/hour",
+            "password-reset requests and confirmations, verification links and resends per client address"),
     Setting("auth.reset_limit_per_account", Text(_rate, "rate"), "5/hour",
             "password-reset mails and verification resends per account"),
     # PostgreSQL failure policy (dependencies/postgres.py); 0 disables a server-side timeout

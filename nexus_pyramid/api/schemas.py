@@ -126,6 +126,33 @@ class RefreshBody(colander.MappingSchema):
     refresh_token = colander.SchemaNode(StrictString(), validator=colander.Length(1, 512))
 
 
+class PasswordResetBody(colander.MappingSchema):
+    examples = [{"email": "ann@example.com"}]
+    # Any text up to an address's length: a malformed address gets the same 202 as an unknown one.
+    email = colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(1, 254))
+
+
+def link_token_node(**kw):
+    return colander.SchemaNode(StrictString(), validator=colander.Length(1, 512),
+                               description="The token of the mailed link (its `token` query parameter)", **kw)
+
+
+class PasswordResetConfirmBody(colander.MappingSchema):
+    examples = [{"token": "token-from-the-mailed-link", "password": "a new long password"}]
+    token = link_token_node()
+    password = password_node()
+
+
+class VerifyEmailBody(colander.MappingSchema):
+    examples = [{"token": "token-from-the-mailed-link"}]
+    token = link_token_node()
+
+
+class DeleteAccountBody(colander.MappingSchema):
+    examples = [{"current_password": "correct horse battery"}]
+    current_password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024))
+
+
 class ProfileUpdateBody(colander.MappingSchema):
     name = name_node(missing=colander.drop)
     date_of_birth = dob_node()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..authz import SELF
-from ..interfaces import ILibraryService, IMovieService, IUserService
+from ..interfaces import IAccountService, ILibraryService, IMovieService, IUserService
 from ..presenters import library, users as present
 from . import schemas
 from .envelope import success
@@ -22,7 +22,10 @@ def get_profile(request):
              meta=present.ProfileUpdateMeta, permission=SELF, error_codes=(401, 409, 429, 503))
 def update_profile(request):
     user = request.identity.user
+    old_email = user.email
     password_changed = request.find_service(IUserService).update_profile(user, request.validated["body"])
+    if user.email != old_email:
+        request.find_service(IAccountService).send_verification(user)
     meta = {"reauthenticate": True} if password_changed else None
     message = "Profile updated; sign in again with the new password" if password_changed else "Profile updated"
     return success(present.user(user), message, meta)

@@ -13,6 +13,7 @@ class User(colander.MappingSchema):
     id = string(format="uuid")
     name = string()
     email = string(format="email")
+    email_verified = boolean(description="The address was confirmed through a mailed link")
     date_of_birth = day(nullable=True)
     roles = list_of(enum(ROLE_NAMES, name="role"))
     created_at = moment()
@@ -59,6 +60,7 @@ def user(u) -> dict:
         "id": str(u.id),
         "name": u.name,
         "email": u.email,
+        "email_verified": bool(u.email_verified),
         "date_of_birth": u.date_of_birth,
         "roles": u.role_names,
         "created_at": u.created_at,

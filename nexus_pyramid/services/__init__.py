@@ -5,9 +5,10 @@ the process-wide ones once, the per-request ones as factories over the request's
 """
 from __future__ import annotations
 
-from ..interfaces import (IGenreNames, ILibraryService, IMovieService, IMovieSource, IPasswords,
+from ..interfaces import (IAccountService, IGenreNames, IMailer, ILibraryService, IMovieService, IMovieSource, IPasswords,
                           IRecommendationCache, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
 from ..movie_source.cache import CacheStats, make_cache_region
+from .accounts import AccountService
 from .library import LibraryService
 from .movies import GenreNames, MovieService
 from .passwords import Passwords
@@ -27,6 +28,13 @@ def user_service(context, request):
     guard = request.find_service(IThrottles).guard(request.client_address)
     tokens = request.find_service(ITokenService)
     return UserService(request.dbsession, request.find_service(IPasswords), tokens, guard)
+
+
+def account_service(context, request):
+    settings = request.registry.settings
+    return AccountService(request.dbsession, request.find_service(IUserService), request.find_service(IMailer),
+                          request.tm, request.find_service(IThrottles), request.client_address,
+                          settings["auth.password_reset_ttl"], settings["auth.email_verification_ttl"])
 
 
 def movie_service(context, request):
@@ -58,6 +66,7 @@ def includeme(config):
 
     config.register_service_factory(token_service, ITokenService)
     config.register_service_factory(user_service, IUserService)
+    config.register_service_factory(account_service, IAccountService)
     config.register_service_factory(movie_service, IMovieService)
     config.register_service_factory(library_service, ILibraryService)
 

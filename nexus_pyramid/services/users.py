@@ -156,6 +156,7 @@ class UserService:
                 if other is not None:
                     raise EmailTaken()
                 user.email = email
+                user.email_verified = False  # the new address gets a link (AccountService)
         password_changed = False
         if "password" in changes:
             user.password_hash = self.passwords.hash(changes["password"])
