@@ -6,7 +6,7 @@ from ..interfaces import IAccountService, ILibraryService, IMovieService, IUserS
 from ..presenters import library, users as present
 from . import schemas
 from .envelope import success
-from .service import ApiService
+from .service import JSON_TYPE, ApiService
 
 profile = ApiService(name="user_profile", path="/api/user/profile", description="The signed-in user's profile")
 
@@ -29,3 +29,10 @@ def update_profile(request):
     meta = {"reauthenticate": True} if password_changed else None
     message = "Profile updated; sign in again with the new password" if password_changed else "Profile updated"
     return success(present.user(user), message, meta)
+
+
+@profile.delete(schema=schemas.request_schema(schemas.DeleteAccountBody), content_type=JSON_TYPE, permission=SELF,
+                error_codes=(401, 409, 429))
+def delete_profile(request):
+    request.find_service(IUserService).delete_self(request.identity.user, request.validated["body"]["current_password"])
+    return success(None, "Account deleted")

@@ -229,6 +229,21 @@ class UserService:
         self.db.delete(user)
         self.db.flush()
 
+    def delete_self(self, user: User, current_password: str) -> None:
+        """The user erases their own account: everything tied to it goes in this one transaction.
+
+        Interactions, preferences, refresh tokens, console sessions and link tokens go with the
+        row (ON DELETE CASCADE); access tokens stop at once (their user no longer exists). The
+        audit log keeps that an account deleted itself, without its name or address.
+        """
+        if not self.check_current_password(user, current_password):
+            raise ValidationError.field("current_password", "Incorrect password.", "Current password is incorrect.")
+        self._guard_last_admin(user, "delete", lock_target=True)
+        self.db.add(AuditLogEntry(actor_id=None, actor_email="(self)", action="user.delete_self",
+                                  target_user_id=user.id, target_email=None, details=None, channel="api"))
+        self.db.delete(user)
+        self.db.flush()
+
     def assign_role(self, user: User, role_name: str, actor: User | None = None, channel: str = "api") -> User:
         role = self.role(role_name)
         if role_name not in user.role_names:
