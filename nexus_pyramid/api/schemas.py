@@ -287,3 +287,8 @@ class InteractionBody(colander.MappingSchema):
 
 class InteractionPath(colander.MappingSchema):
     interaction_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, 2**31 - 1))
+
+
+class SessionPath(colander.MappingSchema):
+    session_id = colander.SchemaNode(colander.String(), validator=colander.uuid,
+                                     description="A session id from GET /api/user/sessions")

@@ -21,7 +21,8 @@ from .users import UserService
 def token_service(context, request):
     settings = request.registry.settings
     return TokenService(request.dbsession, request.find_service(ITokenCodec),
-                        settings["jwt.refresh_token_ttl"], settings["jwt.refresh_grace_seconds"])
+                        settings["jwt.refresh_token_ttl"], settings["jwt.refresh_grace_seconds"],
+                        request.client_address, request.user_agent)
 
 
 def user_service(context, request):
