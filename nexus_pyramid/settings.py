@@ -37,6 +37,7 @@ GENERIC_PREFIX = "NEXUS__"
 RENAMED_SETTINGS = {
     "auth.login_limit_per_email": "auth.login_limit_per_account",
     "nexus.trust_x_forwarded_for": "nexus.trusted_proxies",
+    "tmdb.language": "nexus.default_language",
 }
 
 
@@ -163,6 +164,12 @@ def _trusted_proxies(value: str) -> None:
         raise ConfigurationError(str(exc)) from None
 
 
+def _language(value: str) -> None:
+    from .movie_source.discover import normalize_language
+
+    normalize_language(value)  # ValueError: named with the setting by _parse
+
+
 def _cors_origins(value: str) -> None:
     from .cors import parse_origins
 
@@ -202,6 +209,9 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("nexus.movie_source", Choice("catalog", "tmdb"), "catalog", "`catalog` (offline) or `tmdb`",
             "NEXUS_MOVIE_SOURCE"),
+    Setting("nexus.default_language", Text(_language, "language tag"), "en-US",
+            "language of titles and overviews when a request names none (`language=`); BCP 47 such as `fr-FR`",
+            "NEXUS_DEFAULT_LANGUAGE"),
     Setting("catalog.path", Text(), "", "the offline catalog file; empty = the one in the package"),
     Setting("nexus.gc_freeze", Boolean(), True,
             "freeze start-up objects out of the garbage collector's sight"),
@@ -339,7 +349,6 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("tmdb.read_token", Text(), "", "TMDb v4 read token, sent as a Bearer header", "TMDB_READ_TOKEN",
             secret=True),
-    Setting("tmdb.language", Text(), "en-US", "language of titles and overviews"),
     Setting("tmdb.image_base_url", Text(), "https://image.tmdb.org/t/p/", "root of poster URLs"),
     Setting("tmdb.poster_size", Text(), "w500", "poster size in poster URLs"),
     Setting("tmdb.connect_timeout", Seconds(0, 60), 3.05, "opening a connection to TMDb"),

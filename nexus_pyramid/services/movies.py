@@ -85,20 +85,33 @@ class MovieService:
             genres.setdefault(movie_id, []).append(genre(genre_id, name))
         return {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
 
-    def _page(self, result, mirror: bool = True, allow_adult: bool = False) -> tuple[dict, dict]:
+    @staticmethod
+    def _meta(result, notes=()) -> dict:
+        """``meta`` of a page built from ``result``: where it came from, its language, notes."""
+        meta = {"source": result.source, "language": result.language}
+        notes = [*notes, *result.notes]
+        if notes:
+            meta["notes"] = notes
+        return meta
+
+    def _mirrors(self, result, language) -> bool:
+        # The local mirror keeps the default language's titles: other languages are not stored.
+        return result.source == UPSTREAM and self.source.in_default_language(language)
+
+    def _page(self, result, mirror: bool = True, allow_adult: bool = False, language=None) -> tuple[dict, dict]:
         raw = result.value
         items = [r for r in raw.get("results", []) if allow_adult or not r.get("adult")]
-        if mirror and result.source == UPSTREAM:
+        if mirror and self._mirrors(result, language):
             self.mirror_best_effort(items)
         # A value served again from the in-process cache is the same object: shape it once.
         derived, memo_key = self.source.derived, f"page:{int(allow_adult)}:{result.key}"
         memo = derived.get(memo_key) if derived is not None else NO_VALUE
         if memo is not NO_VALUE and memo[0] is raw:
-            return memo[1], {"source": result.source}
+            return memo[1], self._meta(result)
         page = self.presenter.page(raw, items, self.genre_names.get())
         if derived is not None:
             derived.set(memo_key, (raw, page))
-        return page, {"source": result.source}
+        return page, self._meta(result)
 
     # -- lookups -----------------------------------------------------------------
     def _call(self, lookup, *args, not_found=MovieNotFound):
@@ -109,29 +122,32 @@ class MovieService:
         except SourceUnavailable:
             raise UpstreamUnavailable()
 
-    def trending(self, window: str, page: int):
-        return self._page(self._call(self.source.trending, window, page))
+    def trending(self, window: str, page: int, language: str | None = None):
+        return self._page(self._call(self.source.trending, window, page, language), language=language)
 
-    def movie_detail(self, tmdb_id: int):
-        result = self._call(self.source.movie, tmdb_id)
-        if result.source == UPSTREAM:
+    def discover(self, query, language: str | None = None):
+        """A page of ``movie_source.discover.DiscoverQuery`` (browse by genre, years, votes, sort)."""
+        return self._page(self._call(self.source.discover, query, language), language=language)
+
+    def movie_detail(self, tmdb_id: int, language: str | None = None):
+        result = self._call(self.source.movie, tmdb_id, language)
+        if self._mirrors(result, language):
             self.mirror_best_effort([result.value])
-        meta = {"source": result.source}
-        if result.value.get("notes"):
-            meta["notes"] = list(result.value["notes"])
+        meta = self._meta(result, result.value.get("notes") or ())
         return self.presenter.detail(result.value, self.genre_names.get()), meta
 
-    def recommendations(self, tmdb_id: int, page: int):
-        return self._page(self._call(self.source.recommendations, tmdb_id, page))
+    def recommendations(self, tmdb_id: int, page: int, language: str | None = None):
+        return self._page(self._call(self.source.recommendations, tmdb_id, page, language), language=language)
 
-    def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False):
+    def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False,
+               language: str | None = None):
         """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
-        return self._page(self._call(self.source.search_movies, query, page, year, allow_adult),
-                          allow_adult=allow_adult)
+        return self._page(self._call(self.source.search_movies, query, page, year, allow_adult, language),
+                          allow_adult=allow_adult, language=language)
 
-    def genres(self):
-        result = self._call(self.source.genres)
-        return [genre(g["id"], g["name"]) for g in result.value], {"source": result.source}
+    def genres(self, language: str | None = None):
+        result = self._call(self.source.genres, language)
+        return [genre(g["id"], g["name"]) for g in result.value], self._meta(result)
 
     def ensure_movie(self, tmdb_id: int) -> Movie:
         """The local row of a movie, fetched from the source and stored if needed."""
