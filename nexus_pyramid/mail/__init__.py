@@ -121,8 +121,10 @@ class Mailer:
         message["To"] = to
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2].strip(">") or None)
-        message.set_content(self.templates.get_template(f"{template}.txt").render(context))
-        message.add_alternative(self.templates.get_template(f"{template}.html").render(context), subtype="html")
+        text = self.templates.get_template(f"{template}.txt").render(context)
+        html = self.templates.get_template(f"{template}.html").render(context)
+        message.set_content(text, cte=_transfer_encoding(text))
+        message.add_alternative(html, subtype="html", cte=_transfer_encoding(html))
         return message
 
     # -- sending -----------------------------------------------------------------------
@@ -181,6 +183,14 @@ class Mailer:
             return
         path = self.undelivered.send(message)
         log.error("mail: %s undelivered after %d attempts; kept in %s", msgid, self.retry_attempts, path)
+
+
+def _transfer_encoding(text: str) -> str:
+    """7bit when the text allows it (its links stay whole and readable in an .eml file), else
+    quoted-printable (non-ASCII names, very long lines)."""
+    if text.isascii() and all(len(line) <= 900 for line in text.splitlines()):
+        return "7bit"
+    return "quoted-printable"
 
 
 def includeme(config):
