@@ -364,3 +364,7 @@ class DiscoverQuery(TmdbPaging):
     sort = colander.SchemaNode(QueryString(), missing="popularity",
                                validator=colander.OneOf(["popularity", "rating", "release_date"]),
                                description="Most popular, best rated or newest first")
+
+
+class RecommendationsQuery(LocalPaging):
+    language = language_node()

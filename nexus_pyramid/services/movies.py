@@ -149,6 +149,48 @@ class MovieService:
         result = self._call(self.source.genres, language)
         return [genre(g["id"], g["name"]) for g in result.value], self._meta(result)
 
+    def localize(self, items: list[dict], language: str | None, concurrency: int = 4,
+                 budget: float = 4.0) -> tuple[list[dict], dict]:
+        """Movies (contract dicts, from the local mirror) with title, overview and genre names in
+        ``language``, and the ``meta`` that says so.
+
+        The mirror holds the default language: another one is read from the source's cached
+        details, at most ``concurrency`` at a time and ``budget`` seconds in all; a movie the
+        source cannot give in time keeps its stored text, and ``meta.notes`` says so.
+        """
+        source = self.source.source
+        requested = language or self.source.default_language
+        meta = {"language": source.content_language(requested)}
+        notes = list(source.language_notes(requested))
+        if not items or self.source.in_default_language(language):
+            if notes:
+                meta["notes"] = notes
+            return items, meta
+        pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items))),
+                                  thread_name_prefix="nexus-localize")
+        try:
+            futures = {pool.submit(self.source.movie, item["tmdb_id"], language): i for i, item in enumerate(items)}
+            done, _late = wait(futures, timeout=budget)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        names = self.genre_names.get()
+        localized = list(items)
+        for future in done:
+            if future.exception() is not None:
+                continue
+            raw = future.result().value
+            shown = self.presenter.detail(raw, names)
+            index = futures[future]
+            localized[index] = {**items[index], "title": shown["title"], "overview": shown["overview"],
+                                "genres": shown["genres"] or items[index]["genres"]}
+        untranslated = sum(1 for a, b in zip(localized, items) if a is b)
+        if untranslated:
+            notes.append(f"{untranslated} of {len(items)} movies could not be had in {requested} now "
+                         f"and are shown in {self.source.default_language}.")
+        if notes:
+            meta["notes"] = notes
+        return localized, meta
+
     def ensure_movie(self, tmdb_id: int) -> Movie:
         """The local row of a movie, fetched from the source and stored if needed."""
         movie = self.db.execute(select(Movie).where(Movie.tmdb_id == tmdb_id)).scalar_one_or_none()

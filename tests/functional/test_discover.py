@@ -181,3 +181,55 @@ def test_the_catalog_is_english_only_and_says_so(testapp):
     assert french.headers["X-Cache"] == "HIT"  # one cache entry for every language
     testapp.get("/api/movies/discover", {"language": "de-DE", "genre_ids": "18"})
     assert testapp.get("/api/movies/discover", {"genre_ids": "18"}).headers["X-Cache"] == "HIT"
+
+
+# -- the user's recommendations in their language ----------------------------------------
+def liked(app, api_like):
+    user = api_like.user(email="polyglot@example.com")
+    app.post_json("/api/user/interactions", {"tmdb_id": 603, "interaction_type": "liked"},
+                  headers=api_like.auth(user["token"]), status=201)
+    return api_like.auth(user["token"])
+
+
+@pytest.fixture
+def tmdb_api(tmdb_testapp, dbsession):
+    from tests.conftest import Api
+
+    return Api(tmdb_testapp, dbsession)
+
+
+def test_recommendations_follow_the_language_asked_for(tmdb_testapp, tmdb_api, fake_tmdb):
+    headers = liked(tmdb_testapp, tmdb_api)
+    english = tmdb_testapp.get("/api/user/recommendations", headers=headers).json
+    assert english["meta"] == {"language": "en-US"}
+    assert english["data"]["results"] and not any(r["movie"]["title"].endswith("(FR)")
+                                                  for r in english["data"]["results"])
+    french = tmdb_testapp.get("/api/user/recommendations", {"language": "fr-FR"}, headers=headers).json
+    assert french["meta"] == {"language": "fr-FR"}
+    assert [r["movie"]["tmdb_id"] for r in french["data"]["results"]] == [
+        r["movie"]["tmdb_id"] for r in english["data"]["results"]]  # the same ranking
+    for r in french["data"]["results"]:
+        assert r["movie"]["title"].endswith("(FR)") and r["movie"]["overview"].startswith("Résumé")
+    assert_error(tmdb_testapp.get("/api/user/recommendations", {"language": "fr_FR"}, headers=headers,
+                                  status=400), 400, "VALIDATION_ERROR")
+
+
+def test_recommendations_keep_the_stored_text_when_the_source_fails(tmdb_testapp, tmdb_api, fake_tmdb):
+    headers = liked(tmdb_testapp, tmdb_api)
+    english = tmdb_testapp.get("/api/user/recommendations", headers=headers).json["data"]["results"]
+    fake_tmdb.set_mode("error", status=503)
+    french = tmdb_testapp.get("/api/user/recommendations", {"language": "fr-FR"}, headers=headers).json
+    assert [r["movie"] for r in french["data"]["results"]] == [r["movie"] for r in english]
+    assert french["meta"]["language"] == "fr-FR"
+    [note] = french["meta"]["notes"]
+    assert f"{len(english)} of {len(english)} movies" in note and "en-US" in note
+
+
+@pytest.mark.usefixtures("committed")
+def test_catalog_recommendations_say_they_are_english(testapp, api):
+    user = api.user(email="cat@example.com")
+    testapp.post_json("/api/user/interactions", {"tmdb_id": 2571, "interaction_type": "liked"},
+                      headers=api.auth(user["token"]), status=201)
+    res = testapp.get("/api/user/recommendations", {"language": "de-DE"}, headers=api.auth(user["token"])).json
+    assert res["meta"] == {"language": "en", "notes": ["The offline catalog is in English only."]}
+    assert res["data"]["results"]
