@@ -96,10 +96,6 @@ class IMailer(Interface):
     """mail.Mailer: templated messages handed to a background sender after commit."""
 
 
-class IAccountService(Interface):
-    """services.accounts.AccountService: password reset and email verification (per request)."""
-
-
 # -- per request ---------------------------------------------------------------------------
 class ITokenService(Interface):
     """services.tokens.TokenService over the request's session."""
@@ -111,6 +107,10 @@ class IUserService(Interface):
 
 class IMovieService(Interface):
     """services.movies.MovieService over the request's session."""
+
+
+class IAccountService(Interface):
+    """services.accounts.AccountService: password reset and email verification."""
 
 
 class ILibraryService(Interface):

@@ -98,6 +98,8 @@ class Mailer:
     @classmethod
     def from_settings(cls, settings: dict) -> "Mailer":
         outbox = settings["mail.outbox_dir"]
+        if not settings["mail.host"] and settings["nexus.env"] == "production":
+            log.warning("mail: no mail.host (MAIL_HOST) in production: messages are only written to %s", outbox)
         if settings["mail.host"]:
             delivery = SMTPDelivery(settings["mail.host"], settings["mail.port"], settings["mail.username"],
                                     settings["mail.password"], settings["mail.tls"], settings["mail.timeout"])

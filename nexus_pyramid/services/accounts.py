@@ -80,8 +80,9 @@ class AccountService:
         self.throttles.account_link(self.address, email)
         user = self.users.by_email(email)
         token = self._issue(user, RESET, self.reset_ttl)
+        # Unknown addresses get the same work, addressed to nobody: what was typed is never a header.
         message = self.mailer.message(
-            "password_reset", user.email if user else email, "Reset your Nexus password",
+            "password_reset", user.email if user else "nobody@invalid", "Reset your Nexus password",
             name=user.name if user else "", minutes=self.reset_ttl // 60,
             link=self.mailer.link("/reset-password", token=token))
         if user is not None:

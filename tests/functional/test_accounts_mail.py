@@ -135,7 +135,9 @@ def test_unknown_and_known_addresses_get_the_same_answer(mail):
     known = mail.app.post_json("/api/auth/password-reset", {"email": "known@example.com"}, status=202)
     unknown = mail.app.post_json("/api/auth/password-reset", {"email": "nobody@example.com"}, status=202)
     malformed = mail.app.post_json("/api/auth/password-reset", {"email": "not an address"}, status=202)
-    for res in (unknown, malformed):
+    injected = mail.app.post_json("/api/auth/password-reset", {"email": "a@example.com\r\nBcc: b@example.com"},
+                                  status=202)
+    for res in (unknown, malformed, injected):
         assert res.json == known.json
         assert res.status == known.status
         assert ({k: v for k, v in res.headers.items() if k not in ("X-Request-ID", "Content-Length")}
