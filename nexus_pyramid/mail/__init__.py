@@ -138,6 +138,16 @@ class Mailer:
 
         transaction_manager.get().addAfterCommitHook(after_commit)
 
+    def run_after_commit(self, transaction_manager, job) -> None:
+        """Run ``job`` in the sender's thread once the transaction commits; it returns the message
+        to send, or None. For work whose cost must not show in the request's time."""
+        def after_commit(committed: bool) -> None:
+            if committed:
+                self._ensure_thread()
+                self._queue.put(job)
+
+        transaction_manager.get().addAfterCommitHook(after_commit)
+
     def enqueue(self, message: EmailMessage) -> None:
         self._ensure_thread()
         self._queue.put(message)
@@ -159,11 +169,13 @@ class Mailer:
 
     def _run(self) -> None:
         while True:
-            message = self._queue.get()
+            item = self._queue.get()
             try:
-                self._deliver(message)
+                message = item() if callable(item) else item
+                if message is not None:
+                    self._deliver(message)
             except Exception:  # the sender thread must survive anything
-                log.exception("mail: unexpected failure delivering %s", message.get("Message-ID"))
+                log.exception("mail: unexpected failure preparing or delivering a message")
             finally:
                 self._queue.task_done()
 

@@ -5,7 +5,8 @@ the process-wide ones once, the per-request ones as factories over the request's
 """
 from __future__ import annotations
 
-from ..interfaces import (IAccountService, IGenreNames, IMailer, ILibraryService, IMovieService, IMovieSource, IPasswords,
+from ..interfaces import (IAccountService, IDBSessionFactory, IGenreNames, IMailer, ILibraryService, IMovieService,
+                          IMovieSource, IPasswords,
                           IRecommendationCache, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
 from ..movie_source.cache import CacheStats, make_cache_region
 from .accounts import AccountService
@@ -35,7 +36,8 @@ def account_service(context, request):
     settings = request.registry.settings
     return AccountService(request.dbsession, request.find_service(IUserService), request.find_service(IMailer),
                           request.tm, request.find_service(IThrottles), request.client_address,
-                          settings["auth.password_reset_ttl"], settings["auth.email_verification_ttl"])
+                          settings["auth.password_reset_ttl"], settings["auth.email_verification_ttl"],
+                          request.find_service(IDBSessionFactory, context=None))
 
 
 def movie_service(context, request):

@@ -14,6 +14,10 @@ from tests.conftest import PASSWORD, Api, assert_error, client_for, forget_movie
     make_settings
 from tests.smtp_server import SMTPServer, html_part, link_in
 
+# Real commits: a reset request's account lookup runs in the mailer's thread, on its own
+# session (see services/accounts.py), so what the test arranges must be committed.
+pytestmark = pytest.mark.usefixtures("committed")
+
 FRONTEND = "https://app.nexus.test"
 NEW_PASSWORD = "a brand new passphrase"
 
