@@ -76,6 +76,7 @@ def configure(config: Configurator):
     config.include(".dependencies")  # Redis, readiness probes
     config.include(".movie_source")
     config.include(".security")
+    config.include(".mail")
     config.include(".services")
     config.add_tween("nexus_pyramid.tweens.request_id_tween_factory", over="pyramid_tm.tm_tween_factory")
     config.include(".api.ops")

@@ -50,6 +50,13 @@ class InvalidToken(AppError):
         )
 
 
+class InvalidLinkToken(AppError):
+    """A password-reset or verification link that is unknown, used or expired (400: no session involved)."""
+    status = 400
+    code = "INVALID_TOKEN"
+    message = "The link is invalid, was already used or has expired."
+
+
 class InvalidCredentials(AppError):
     status = 401
     code = "INVALID_CREDENTIALS"

@@ -20,8 +20,10 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IThrottles           | sign-in, password and registration throttles   | services/__init__.py           |
 | IGenreNames          | genre id -> name                               | services/__init__.py           |
 | IRecommendationCache | the per-user recommendations cache region      | services/__init__.py           |
+| IMailer              | builds mail, sends it after commit              | mail/__init__.py               |
 | ITokenService        | tokens and console sessions (per request)      | services/__init__.py           |
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
+| IAccountService      | password reset, email verification (per request) | services/__init__.py         |
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
 | ILibraryService      | interactions, preferences, recommendations (per request) | services/__init__.py  |
 
@@ -90,6 +92,10 @@ class IRecommendationCache(Interface):
     """The dogpile region of the per-user recommendations."""
 
 
+class IMailer(Interface):
+    """mail.Mailer: templated messages handed to a background sender after commit."""
+
+
 # -- per request ---------------------------------------------------------------------------
 class ITokenService(Interface):
     """services.tokens.TokenService over the request's session."""
@@ -101,6 +107,10 @@ class IUserService(Interface):
 
 class IMovieService(Interface):
     """services.movies.MovieService over the request's session."""
+
+
+class IAccountService(Interface):
+    """services.accounts.AccountService: password reset and email verification."""
 
 
 class ILibraryService(Interface):

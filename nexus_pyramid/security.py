@@ -21,6 +21,8 @@ class Identity:
     user: object
     via: str
     principals: list[str] = field(default_factory=list)
+    # The session (refresh-token family) a bearer token was issued with; None for older tokens.
+    session_id: object = None
 
 
 @dataclass
@@ -55,7 +57,8 @@ def resolve_auth_state(request) -> AuthState:
         user = request.dbsession.get(User, claims["sub"]) if claims else None
         if user is None or user.token_version != claims["ver"]:
             return AuthState(None, "invalid")
-        return AuthState(Identity(user, BEARER, [role_principal(r) for r in user.role_names]), "valid")
+        return AuthState(Identity(user, BEARER, [role_principal(r) for r in user.role_names], claims.get("sid")),
+                         "valid")
     key = request.console_session_key() if console else None
     if key:
         # The cookie only names a server-side session: once that row is gone (sign-out,

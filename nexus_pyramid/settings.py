@@ -37,6 +37,7 @@ GENERIC_PREFIX = "NEXUS__"
 RENAMED_SETTINGS = {
     "auth.login_limit_per_email": "auth.login_limit_per_account",
     "nexus.trust_x_forwarded_for": "nexus.trusted_proxies",
+    "tmdb.language": "nexus.default_language",
 }
 
 
@@ -163,6 +164,12 @@ def _trusted_proxies(value: str) -> None:
         raise ConfigurationError(str(exc)) from None
 
 
+def _language(value: str) -> None:
+    from .movie_source.discover import normalize_language
+
+    normalize_language(value)  # ValueError: named with the setting by _parse
+
+
 def _cors_origins(value: str) -> None:
     from .cors import parse_origins
 
@@ -202,6 +209,9 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("nexus.movie_source", Choice("catalog", "tmdb"), "catalog", "`catalog` (offline) or `tmdb`",
             "NEXUS_MOVIE_SOURCE"),
+    Setting("nexus.default_language", Text(_language, "language tag"), "en-US",
+            "language of titles and overviews when a request names none (`language=`); BCP 47 such as `fr-FR`",
+            "NEXUS_DEFAULT_LANGUAGE"),
     Setting("catalog.path", Text(), "", "the offline catalog file; empty = the one in the package"),
     Setting("nexus.gc_freeze", Boolean(), True,
             "freeze start-up objects out of the garbage collector's sight"),
@@ -252,6 +262,33 @@ SETTINGS: tuple[Setting, ...] = (
             "movies of an id list missing locally: upstream calls at once"),
     Setting("library.fetch_budget", Seconds(0, 60), 4.0,
             "movies of an id list missing locally: total wait, then 503"),
+    # Outgoing mail (mail/__init__.py) and the links it carries
+    Setting("nexus.frontend_url", Text(), "http://localhost:3000",
+            "the frontend's root: mail links are built on it (`/reset-password?token=`, `/verify-email?token=`)",
+            "NEXUS_FRONTEND_URL"),
+    Setting("mail.host", Text(), "", "SMTP server; empty = write each message as an .eml file into "
+            "mail.outbox_dir", "MAIL_HOST"),
+    Setting("mail.port", Integer(1, 65535), 587, "SMTP port", "MAIL_PORT"),
+    Setting("mail.username", Text(), "", "SMTP login; empty = none", "MAIL_USERNAME"),
+    Setting("mail.password", Text(), "", "SMTP password", "MAIL_PASSWORD", secret=True),
+    Setting("mail.tls", Choice("starttls", "ssl", "none"), "starttls", "SMTP encryption", "MAIL_TLS"),
+    Setting("mail.sender", Text(), "Nexus <no-reply@localhost>", "From: of every message", "MAIL_SENDER"),
+    Setting("mail.timeout", Seconds(0, 120), 10.0, "each SMTP step (connect, every command)"),
+    Setting("mail.retry_attempts", Integer(1, 100), 5,
+            "delivery attempts of one message, in the background, then it is kept in "
+            "`<mail.outbox_dir>/undelivered/` and logged"),
+    Setting("mail.retry_backoff", Seconds(0, 3600, above=False), 2.0,
+            "wait before the second attempt, doubled each time"),
+    Setting("mail.outbox_dir", Text(), "var/mail/",
+            "where messages are written without mail.host, and undelivered ones always", "NEXUS_MAIL_OUTBOX"),
+    Setting("auth.password_reset_ttl", Integer(60, 7 * 24 * 3600, unit="seconds"), 1800,
+            "life of a password-reset link"),
+    Setting("auth.email_verification_ttl", Integer(60, 30 * 24 * 3600, unit="seconds"), 48 * 3600,
+            "life of an email-verification link"),
+    Setting("auth.reset_limit_per_address", Text(_rate, "rate"), "20/hour",
+            "password-reset requests and confirmations, verification links and resends per client address"),
+    Setting("auth.reset_limit_per_account", Text(_rate, "rate"), "5/hour",
+            "password-reset mails and verification resends per account"),
     # PostgreSQL failure policy (dependencies/postgres.py); 0 disables a server-side timeout
     Setting("db.connect_timeout", Seconds(0.1, above=False), 2.0,
             "wait for a new connection (TCP, TLS, auth)"),
@@ -312,7 +349,6 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("tmdb.read_token", Text(), "", "TMDb v4 read token, sent as a Bearer header", "TMDB_READ_TOKEN",
             secret=True),
-    Setting("tmdb.language", Text(), "en-US", "language of titles and overviews"),
     Setting("tmdb.image_base_url", Text(), "https://image.tmdb.org/t/p/", "root of poster URLs"),
     Setting("tmdb.poster_size", Text(), "w500", "poster size in poster URLs"),
     Setting("tmdb.connect_timeout", Seconds(0, 60), 3.05, "opening a connection to TMDb"),

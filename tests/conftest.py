@@ -8,6 +8,7 @@ the Redis database in the URL is flushed between tests, so give the tests their 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,8 @@ TEST_REDIS_URL = os.environ.get("NEXUS_TEST_REDIS_URL")
 PROTECTED_DATABASES = {"postgres", "root", "test", "template0", "template1"}
 KEEP_TABLES = {"roles", "alembic_version"}
 PASSWORD = "correct horse battery"
+# Messages of tests that do not read them (no mail.host: written as .eml files here).
+MAIL_OUTBOX = Path(tempfile.gettempdir()) / f"nexus-test-mail-{os.getpid()}"
 
 
 def alembic_config(url: str) -> Config:
@@ -84,6 +87,8 @@ def make_settings(database_url: str, redis_url: str = "", **overrides) -> dict:
         "auth.login_limit_per_address": "20/5 minutes",
         # The suite registers many users from one address; tests of this throttle set their own.
         "auth.register_limit_per_address": "100000/minute",
+        "mail.outbox_dir": str(MAIL_OUTBOX),
+        "nexus.frontend_url": "http://frontend.test",
     }
     settings.update(overrides)
     return settings

@@ -6,7 +6,8 @@ body; ``failing_paths`` limits it to those paths), ``rate_limited`` (429 with Re
 ``invalid_key``, ``malformed`` (200 with a body that is not JSON), ``garbage`` (200 with JSON
 of the wrong shape). Unknown movie ids
 answer 404 with status_code 34. ``calls`` counts requests per path; ``queries`` keeps
-the query strings received.
+the query strings received (``queries_by_path``: per path, first values). ``language=fr-*``
+answers with French titles, overviews and genre names.
 """
 from __future__ import annotations
 
@@ -20,16 +21,22 @@ from urllib.parse import parse_qs, urlparse
 API_KEY = "fake-tmdb-key-0123456789"
 READ_TOKEN = "fake-tmdb-read-token-abcdef"
 
+# Titles, overviews and genre names in French when ``language=fr-*`` is asked (TMDb translates
+# what it has and keeps the original otherwise).
+FRENCH_GENRES = {28: "Action", 878: "Science-Fiction", 18: "Drame", 35: "Comédie", 53: "Thriller"}
+# sort_by -> the field sorted on, descending (stable: ties keep popularity order).
+DISCOVER_SORTS = {"popularity.desc": "popularity", "vote_average.desc": "vote_average",
+                  "primary_release_date.desc": "release_date"}
 GENRES = [{"id": 28, "name": "Action"}, {"id": 878, "name": "Science Fiction"}, {"id": 18, "name": "Drama"},
           {"id": 35, "name": "Comedy"}, {"id": 53, "name": "Thriller"}]
 
 
-def _movie(tmdb_id, title, genre_ids, popularity, date="1999-03-30", adult=False, poster=True):
+def _movie(tmdb_id, title, genre_ids, popularity, date="1999-03-30", adult=False, poster=True, vote=7.5):
     return {
         "adult": adult, "backdrop_path": None, "genre_ids": genre_ids, "id": tmdb_id, "original_language": "en",
         "original_title": title, "overview": f"Overview of {title}.", "popularity": popularity,
         "poster_path": f"/poster{tmdb_id}.jpg" if poster else None, "release_date": date, "title": title,
-        "video": False, "vote_average": 7.5, "vote_count": 1000 + tmdb_id,
+        "video": False, "vote_average": vote, "vote_count": 1000 + tmdb_id,
     }
 
 
@@ -37,9 +44,9 @@ MOVIES = {
     603: _movie(603, "The Matrix", [28, 878], 80.5),
     604: _movie(604, "The Matrix Reloaded", [28, 878], 40.1, "2003-05-15"),
     605: _movie(605, "The Matrix Revolutions", [28, 878], 35.0, "2003-11-05"),
-    550: _movie(550, "Fight Club", [18], 70.2, "1999-10-15"),
-    680: _movie(680, "Pulp Fiction", [53, 80], 65.0, "1994-09-10"),
-    13: _movie(13, "Forrest Gump", [35, 18], 60.0, "", poster=False),
+    550: _movie(550, "Fight Club", [18], 70.2, "1999-10-15", vote=8.4),
+    680: _movie(680, "Pulp Fiction", [53, 80], 65.0, "1994-09-10", vote=8.5),
+    13: _movie(13, "Forrest Gump", [35, 18], 60.0, "", poster=False, vote=8.5),
     999: _movie(999, "Adult Title", [18], 5.0, adult=True),
 }
 
@@ -71,6 +78,7 @@ class FakeTMDb:
             self.failing_paths = set()
             self.calls.clear()
             self.queries.clear()
+            self.queries_by_path = {}
             self.auth_headers.clear()
 
     def set_mode(self, mode: str, **options):
@@ -91,6 +99,7 @@ class FakeTMDb:
         with self._lock:
             self.calls[path] += 1
             self.queries.append(query)
+            self.queries_by_path.setdefault(path, []).append({k: v[0] for k, v in query.items()})
             self.auth_headers.append(auth)
             mode = self.mode
             if self.failing_paths:
@@ -118,7 +127,10 @@ class FakeTMDb:
         key = query.get("api_key", [None])[0]
         if mode == "invalid_key" or (key != API_KEY and auth != f"Bearer {READ_TOKEN}"):
             return 401, {"success": False, "status_code": 7, "status_message": "Invalid API key."}, {}
-        return self.route(path, query)
+        status, body, headers = self.route(path, query)
+        if status == 200:
+            body = self.translate(body, query.get("language", ["en-US"])[0])
+        return status, body, headers
 
     def route(self, path: str, query: dict):
         parts = path.strip("/").split("/")[1:]  # drop "3"
@@ -138,8 +150,7 @@ class FakeTMDb:
         if parts == ["search", "person"]:
             return 200, self.page([{"id": 6384, "name": "Keanu Reeves", "known_for_department": "Acting"}], page), {}
         if parts == ["discover", "movie"]:
-            wanted = {int(g) for g in query.get("with_genres", [""])[0].split(",") if g}
-            return 200, self.page([m for m in movies if wanted <= set(m["genre_ids"])], page), {}
+            return 200, self.page(self.discover(movies, query), page), {}
         if parts[0] == "movie" and parts[1].isdigit():
             movie = MOVIES.get(int(parts[1]))
             if movie is None:
@@ -149,6 +160,40 @@ class FakeTMDb:
             if parts[2] in ("recommendations", "similar"):
                 return 200, self.page([m for m in movies if m["id"] != movie["id"]], page), {}
         return 404, {"success": False, "status_code": 34, "status_message": "Not found."}, {}
+
+    @staticmethod
+    def discover(movies, query):
+        """/discover/movie: with_genres (comma = all), with_cast (ignored: no cast here), vote_count.gte,
+        primary_release_date.gte/.lte, sort_by; adult titles never (include_adult=false)."""
+        first = {k: v[0] for k, v in query.items()}
+        wanted = {int(g) for g in first.get("with_genres", "").split(",") if g}
+        low, high = first.get("primary_release_date.gte"), first.get("primary_release_date.lte")
+        votes = int(first.get("vote_count.gte", 0))
+        found = [m for m in movies if wanted <= set(m["genre_ids"]) and not m["adult"] and m["vote_count"] >= votes
+                 and (low is None or (m["release_date"] and m["release_date"] >= low))
+                 and (high is None or (m["release_date"] and m["release_date"] <= high))]
+        field = DISCOVER_SORTS[first.get("sort_by", "popularity.desc")]
+        return sorted(found, key=lambda m: m[field] or "", reverse=True)
+
+    @staticmethod
+    def translate(body, language):
+        """What TMDb would answer in ``language``: French titles, overviews and genre names for fr-*."""
+        if not language.startswith("fr"):
+            return body
+
+        def movie(m):
+            if not isinstance(m, dict) or "title" not in m:
+                return m
+            out = {**m, "title": f"{m['title']} (FR)", "overview": f"Résumé de {m['title']}."}
+            if isinstance(m.get("genres"), list):
+                out["genres"] = [{**g, "name": FRENCH_GENRES.get(g["id"], g["name"])} for g in m["genres"]]
+            return out
+
+        if isinstance(body, dict) and isinstance(body.get("results"), list):
+            return {**body, "results": [movie(m) for m in body["results"]]}
+        if isinstance(body, dict) and isinstance(body.get("genres"), list) and "title" not in body:
+            return {"genres": [{**g, "name": FRENCH_GENRES.get(g["id"], g["name"])} for g in body["genres"]]}
+        return movie(body)
 
     @staticmethod
     def page(items, page, total_pages=None):

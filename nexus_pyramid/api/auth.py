@@ -4,8 +4,8 @@ from __future__ import annotations
 import colander
 
 from .. import errors
-from ..authz import PUBLIC
-from ..interfaces import ITokenService, IUserService
+from ..authz import PUBLIC, SELF
+from ..interfaces import IAccountService, ITokenService, IUserService
 from . import schemas
 from .envelope import success
 from ..presenters import users as present
@@ -15,6 +15,14 @@ register = ApiService(name="auth_register", path="/api/auth/register", descripti
 login = ApiService(name="auth_login", path="/api/auth/login", description="Sign in with email and password")
 refresh = ApiService(name="auth_refresh", path="/api/auth/refresh", description="Rotate a refresh token")
 logout = ApiService(name="auth_logout", path="/api/auth/logout", description="Revoke a refresh token")
+password_reset = ApiService(name="auth_password_reset", path="/api/auth/password-reset",
+                            description="Mail a password-reset link")
+password_reset_confirm = ApiService(name="auth_password_reset_confirm", path="/api/auth/password-reset/confirm",
+                                    description="Set a new password with a mailed reset link")
+verify_email = ApiService(name="auth_verify_email", path="/api/auth/verify-email",
+                          description="Confirm the address with a mailed link")
+verify_email_resend = ApiService(name="auth_verify_email_resend", path="/api/auth/verify-email/resend",
+                                 description="Mail another verification link")
 
 
 @register.post(schema=schemas.request_schema(schemas.RegisterBody), returns=present.Session,
@@ -23,6 +31,7 @@ def register_view(request):
     body = request.validated["body"]
     user = request.find_service(IUserService).register(body["name"], body["email"], body["password"],
                                                        body.get("date_of_birth"))
+    request.find_service(IAccountService).send_verification(user)  # mailed once the account is committed
     request.response.status_int = 201
     return success(present.session(user, request.find_service(ITokenService).issue_pair(user)), "Account created")
 
@@ -78,3 +87,37 @@ def logout_view(request):
                                            "refresh_token is required.")
     request.find_service(ITokenService).revoke(body["refresh_token"])
     return success(None, "Signed out")
+
+
+RESET_ANSWER = "If an account exists for this address, a link to reset its password is on its way."
+
+
+@password_reset.post(schema=schemas.request_schema(schemas.PasswordResetBody), permission=PUBLIC,
+                     response_status=202, error_codes=(429,))
+def password_reset_view(request):
+    # 202 and this sentence whether the address has an account or not (no enumeration).
+    request.find_service(IAccountService).request_password_reset(request.validated["body"]["email"])
+    request.response.status_int = 202
+    return success(None, RESET_ANSWER)
+
+
+@password_reset_confirm.post(schema=schemas.request_schema(schemas.PasswordResetConfirmBody), permission=PUBLIC,
+                             returns=present.User, error_codes=(429,))
+def password_reset_confirm_view(request):
+    body = request.validated["body"]
+    user = request.find_service(IAccountService).confirm_password_reset(body["token"], body["password"])
+    return success(present.user(user), "Password changed; every session was ended. Sign in with the new password")
+
+
+@verify_email.post(schema=schemas.request_schema(schemas.VerifyEmailBody), permission=PUBLIC,
+                   returns=present.User, error_codes=(429,))
+def verify_email_view(request):
+    user = request.find_service(IAccountService).verify_email(request.validated["body"]["token"])
+    return success(present.user(user), "Address confirmed")
+
+
+@verify_email_resend.post(permission=SELF, response_status=202, error_codes=(429,))
+def verify_email_resend_view(request):
+    sent = request.find_service(IAccountService).resend_verification(request.identity.user)
+    request.response.status_int = 202
+    return success(None, "A new link is on its way" if sent else "The address is already confirmed")

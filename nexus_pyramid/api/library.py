@@ -77,11 +77,19 @@ def delete_interaction(request):
     return success(None, "Interaction deleted")
 
 
-@recommendations.get(schema=schemas.request_schema(querystring=schemas.LocalPaging),
-                     returns=present.RecommendationPage, permission=SELF, error_codes=(401, 503))
+@recommendations.get(schema=schemas.request_schema(querystring=schemas.RecommendationsQuery),
+                     returns=present.RecommendationPage, meta=present.LanguageFacts, permission=SELF,
+                     error_codes=(401, 503))
 def get_recommendations(request):
     query = request.validated["querystring"]
     page, per_page = query["page"], query["per_page"]
     ranked = request.find_service(ILibraryService).recommendations(request.identity.user)
     start = (page - 1) * per_page
-    return success(paging.page(ranked[start:start + per_page], page, per_page, len(ranked)))
+    shown = ranked[start:start + per_page]
+    # Ranked once per user (cached) on the mirror's default language; the page follows the caller's.
+    settings = request.registry.settings
+    movies, meta = request.find_service(IMovieService).localize(
+        [r["movie"] for r in shown], query.get("language"), settings["library.fetch_concurrency"],
+        settings["library.fetch_budget"])
+    shown = [{**r, "movie": m} for r, m in zip(shown, movies)]
+    return success(paging.page(shown, page, per_page, len(ranked)), meta=meta)

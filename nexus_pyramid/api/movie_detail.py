@@ -13,11 +13,12 @@ recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tm
                              description="Movies recommended from this one")
 
 
-@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath), returns=movies.MovieDetail,
-            meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
+@detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.LanguageQuery),
+            returns=movies.MovieDetail, meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
 def detail_view(request):
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.movie_detail(request.validated["path"]["tmdb_id"]))
+    return cache_response(request, *movies.movie_detail(request.validated["path"]["tmdb_id"],
+                                                        request.validated["querystring"].get("language")))
 
 
 @recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging),
@@ -25,5 +26,6 @@ def detail_view(request):
                      error_codes=(404, 503))
 def recommendations_view(request):
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.recommendations(request.validated["path"]["tmdb_id"],
-                                                   request.validated["querystring"]["page"]))
+    query = request.validated["querystring"]
+    return cache_response(request, *movies.recommendations(request.validated["path"]["tmdb_id"], query["page"],
+                                                           query.get("language")))

@@ -17,6 +17,8 @@ from .service import ApiService
 trending = ApiService(name="movies_trending", path="/api/movies/trending", description="Trending movies")
 search = ApiService(name="movies_search", path="/api/movies/search", description="Search movies by title")
 genres = ApiService(name="genres", path="/api/genres", description="The movie genres")
+discover = ApiService(name="movies_discover", path="/api/movies/discover",
+                      description="Browse movies by genre, years and votes, in an order")
 
 MOVIE_ERRORS = (503,)
 
@@ -34,7 +36,19 @@ def cache_response(request, data, meta: dict):
 def trending_view(request):
     query = request.validated["querystring"]
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.trending(query["window"], query["page"]))
+    return cache_response(request, *movies.trending(query["window"], query["page"], query.get("language")))
+
+
+@discover.get(schema=schemas.request_schema(querystring=schemas.DiscoverQuery), returns=movies.MoviePage,
+              meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
+def discover_view(request):
+    from ..movie_source.discover import DiscoverQuery
+
+    query = request.validated["querystring"]
+    wanted = DiscoverQuery(genre_ids=tuple(query.get("genre_ids", ())), year_from=query.get("year_from"),
+                           year_to=query.get("year_to"), min_votes=query["min_votes"], sort=query["sort"],
+                           page=query["page"])
+    return cache_response(request, *request.find_service(IMovieService).discover(wanted, query.get("language")))
 
 
 @search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns=movies.MoviePage,
@@ -47,9 +61,11 @@ def search_view(request):
     allow_adult = user is not None and can_see_adult(user.date_of_birth)
     movies = request.find_service(IMovieService)
     return cache_response(request, *movies.search(query["query"], query["page"], query.get("year"),
-                                          allow_adult))
+                                          allow_adult, query.get("language")))
 
 
-@genres.get(returns=movies.GenreList, meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
+@genres.get(schema=schemas.request_schema(querystring=schemas.LanguageQuery), returns=movies.GenreList,
+            meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def genres_view(request):
-    return cache_response(request, *request.find_service(IMovieService).genres())
+    language = request.validated["querystring"].get("language")
+    return cache_response(request, *request.find_service(IMovieService).genres(language))

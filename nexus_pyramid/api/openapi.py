@@ -155,7 +155,7 @@ def response_examples() -> dict[str, dict]:
            "runtime": 136, "tagline": "Welcome to the Real World."}
     at = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
     person = SimpleNamespace(id=uuid.UUID("4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60"), name="Ann",
-                             email="ann@example.com", date_of_birth=date(1990, 5, 17), role_names=["user"],
+                             email="ann@example.com", email_verified=True, date_of_birth=date(1990, 5, 17), role_names=["user"],
                              created_at=at, updated_at=at)
     movie = movies_.from_source(raw, {})
     examples = {

@@ -126,6 +126,33 @@ class RefreshBody(colander.MappingSchema):
     refresh_token = colander.SchemaNode(StrictString(), validator=colander.Length(1, 512))
 
 
+class PasswordResetBody(colander.MappingSchema):
+    examples = [{"email": "ann@example.com"}]
+    # Any text up to an address's length: a malformed address gets the same 202 as an unknown one.
+    email = colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(1, 254))
+
+
+def link_token_node(**kw):
+    return colander.SchemaNode(StrictString(), validator=colander.Length(1, 512),
+                               description="The token of the mailed link (its `token` query parameter)", **kw)
+
+
+class PasswordResetConfirmBody(colander.MappingSchema):
+    examples = [{"token": "token-from-the-mailed-link", "password": "a new long password"}]
+    token = link_token_node()
+    password = password_node()
+
+
+class VerifyEmailBody(colander.MappingSchema):
+    examples = [{"token": "token-from-the-mailed-link"}]
+    token = link_token_node()
+
+
+class DeleteAccountBody(colander.MappingSchema):
+    examples = [{"current_password": "correct horse battery"}]
+    current_password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024))
+
+
 class ProfileUpdateBody(colander.MappingSchema):
     name = name_node(missing=colander.drop)
     date_of_birth = dob_node()
@@ -181,6 +208,33 @@ def request_schema(body=None, querystring=None):
 MAX_TMDB_ID = 2**31 - 1
 
 
+class LanguageTag(QueryString):
+    """A BCP 47 language tag (``fr-FR``), normalized (``FR-fr`` -> ``fr-FR``); ill-formed: 400."""
+
+    def deserialize(self, node, cstruct):
+        from ..movie_source.discover import normalize_language
+
+        value = super().deserialize(node, cstruct)
+        if value is colander.null:
+            return value
+        try:
+            return normalize_language(value)
+        except ValueError:
+            raise colander.Invalid(node, "Must be a language tag such as en-US or fr-FR") from None
+
+
+def language_node():
+    return colander.SchemaNode(
+        LanguageTag(), name="language", missing=colander.drop,
+        json_schema={"pattern": r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$",
+                     "examples": ["fr-FR"]},
+        description="Language of titles and overviews (BCP 47, e.g. fr-FR); default nexus.default_language")
+
+
+class LanguageQuery(colander.MappingSchema):
+    language = language_node()
+
+
 class TmdbIdPath(colander.MappingSchema):
     tmdb_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, MAX_TMDB_ID),
                                   description="TMDb movie id (MovieLens id with the offline catalog)")
@@ -188,6 +242,7 @@ class TmdbIdPath(colander.MappingSchema):
 
 class TmdbPaging(colander.MappingSchema):
     page = page_node(MAX_PAGE_TMDB)
+    language = language_node()
 
 
 class TrendingQuery(TmdbPaging):
@@ -260,3 +315,56 @@ class InteractionBody(colander.MappingSchema):
 
 class InteractionPath(colander.MappingSchema):
     interaction_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, 2**31 - 1))
+
+
+class SessionPath(colander.MappingSchema):
+    session_id = colander.SchemaNode(colander.String(), validator=colander.uuid,
+                                     description="A session id from GET /api/user/sessions")
+
+
+class GenreIds(QueryString):
+    """``genre_ids=18,28``: comma-separated TMDb genre ids, each one known."""
+
+    def deserialize(self, node, cstruct):
+        from ..movie_source.genres import TMDB_GENRES
+
+        value = super().deserialize(node, cstruct)
+        if value is colander.null:
+            return value
+        parts = [p.strip() for p in value.split(",")]
+        if not all(p.isdigit() and len(p) <= 9 for p in parts):
+            raise colander.Invalid(node, "Must be comma-separated genre ids, e.g. 18,28")
+        ids = sorted({int(p) for p in parts})
+        known = {g["id"] for g in TMDB_GENRES}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise colander.Invalid(node, f"Unknown genre id(s): {', '.join(map(str, unknown))} (see GET /api/genres)")
+        if len(ids) > 10:
+            raise colander.Invalid(node, "At most 10 genre ids")
+        return ids
+
+
+def _years_in_order(node, value):
+    if value.get("year_from") is not None and value.get("year_to") is not None and value["year_from"] > value["year_to"]:
+        error = colander.Invalid(node)
+        error["year_from"] = "Must not be after year_to"
+        raise error
+
+
+class DiscoverQuery(TmdbPaging):
+    validator = staticmethod(_years_in_order)
+    genre_ids = colander.SchemaNode(GenreIds(), missing=colander.drop,
+                                    description="Comma-separated genre ids; a movie must have all of them")
+    year_from = colander.SchemaNode(QueryInt(), missing=colander.drop, validator=colander.Range(1874, 2100),
+                                    description="Released in this year or later")
+    year_to = colander.SchemaNode(QueryInt(), missing=colander.drop, validator=colander.Range(1874, 2100),
+                                  description="Released in this year or earlier")
+    min_votes = colander.SchemaNode(QueryInt(), missing=0, validator=colander.Range(0, 10_000_000),
+                                    description="At least this many votes")
+    sort = colander.SchemaNode(QueryString(), missing="popularity",
+                               validator=colander.OneOf(["popularity", "rating", "release_date"]),
+                               description="Most popular, best rated or newest first")
+
+
+class RecommendationsQuery(LocalPaging):
+    language = language_node()

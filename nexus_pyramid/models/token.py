@@ -27,3 +27,22 @@ class RefreshToken(Base):
     replaced_by_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("refresh_tokens.id", ondelete="SET NULL"), nullable=True
     )
+    # Where the token was issued (sign-in or refresh): the sessions list shows the newest.
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class AccountToken(Base):
+    """A single-use link token (password reset, email verification); only its SHA-256 is stored."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # "reset" | "verify"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The address the link was sent to: a verification link proves that address only.
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,7 +1,7 @@
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, String, Table, Uuid
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .meta import Base, UTCDateTime, utcnow
@@ -36,6 +36,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     date_of_birth: Mapped[date | None] = mapped_column(nullable=True)
+    # Set by a verification link (or a completed password reset) for the current address.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # Bumped when the password changes: access tokens carry it and older ones stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped in the same transaction as any change to the user's interactions or

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..settings import ConfigurationError, value
 from .base import MovieSource, SourceNotFound, SourceUnavailable  # noqa: F401
 from ..dependencies.breaker import CircuitBreaker
+from .discover import normalize_language
 from .cache import TTL_KINDS, CachedMovieSource, CacheStats, make_cache_region
 
 
@@ -22,9 +23,9 @@ def make_source(settings: dict) -> MovieSource:
             "nexus.movie_source = tmdb needs TMDB_API_KEY (tmdb.api_key) "
             "or TMDB_READ_TOKEN (tmdb.read_token)."
         )
-    keys = ("connect_timeout", "read_timeout", "budget", "max_retries", "backoff_base", "backoff_cap",
-            "language")
+    keys = ("connect_timeout", "read_timeout", "budget", "max_retries", "backoff_base", "backoff_cap")
     tmdb = {key: value(settings, "tmdb." + key) for key in keys}
+    tmdb["language"] = normalize_language(value(settings, "nexus.default_language"))
     return TMDbSource(
         value(settings, "tmdb.base_url"), api_key=api_key, read_token=read_token, **tmdb,
         breaker=CircuitBreaker(failure_threshold=value(settings, "tmdb.breaker_threshold"),
@@ -39,7 +40,8 @@ def make_cached_source(settings: dict, redis=None) -> CachedMovieSource:
     ttls = {kind: value(settings, f"cache.ttl.{kind}") for kind in TTL_KINDS}
     return CachedMovieSource(make_source(settings), region, ttls, hard_limit,
                              not_found_ttl=value(settings, "cache.ttl.not_found"), stats=stats,
-                             local_ttl=value(settings, "cache.local_ttl"))
+                             local_ttl=value(settings, "cache.local_ttl"),
+                             default_language=normalize_language(value(settings, "nexus.default_language")))
 
 
 def includeme(config):

@@ -32,26 +32,37 @@ def page_of(items: list, page: int, per_page: int = 20, total: int | None = None
 
 
 class MovieSource(ABC):
+    """Every lookup takes ``language`` (a normalized BCP 47 tag; None: the source's default)."""
+
     name = "abstract"
 
+    def content_language(self, requested: str) -> str:
+        """The language the source answers in when ``requested`` is asked for."""
+        return requested
+
+    def language_notes(self, requested: str) -> list[str]:
+        """What to tell the client about the language of the answer (e.g. English only)."""
+        return []
+
     @abstractmethod
-    def trending(self, window: str, page: int) -> dict:
+    def trending(self, window: str, page: int, language: str | None = None) -> dict:
         """Page of movies trending over ``window`` ("day" or "week")."""
 
     @abstractmethod
-    def movie(self, tmdb_id: int) -> dict:
+    def movie(self, tmdb_id: int, language: str | None = None) -> dict:
         """Details with ``credits`` (cast, crew) where the source has them."""
 
     @abstractmethod
-    def recommendations(self, tmdb_id: int, page: int) -> dict:
+    def recommendations(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
         """Page of movies recommended from this one."""
 
     @abstractmethod
-    def similar(self, tmdb_id: int, page: int) -> dict:
+    def similar(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
         """Page of movies similar in genre/keywords."""
 
     @abstractmethod
-    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> dict:
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False,
+                      language: str | None = None) -> dict:
         """Page of movies whose title matches ``query``."""
 
     @abstractmethod
@@ -59,11 +70,12 @@ class MovieSource(ABC):
         """Page of people whose name matches ``query``."""
 
     @abstractmethod
-    def discover(self, genre_ids=(), cast_ids=(), page: int = 1) -> dict:
-        """Page of movies with all ``genre_ids`` and any of ``cast_ids``, most popular first."""
+    def discover(self, query, language: str | None = None) -> dict:
+        """Page of movies matching a ``discover.DiscoverQuery`` (all its genres, any of its cast,
+        its years and minimum votes), in its sort order."""
 
     @abstractmethod
-    def genres(self) -> list[dict]:
+    def genres(self, language: str | None = None) -> list[dict]:
         """The movie genre list: ``[{"id", "name"}]``."""
 
     def state(self) -> dict:

@@ -55,6 +55,8 @@ class Result:
     value: object
     source: str
     key: str = ""  # the cache key: values derived from this one are cached under it
+    language: str = ""  # the language the value is in (its key's)
+    notes: tuple = ()  # what the client should know about that language (e.g. English only)
 
 
 class CacheStats:
@@ -369,8 +371,11 @@ class CachedMovieSource:
     """Every lookup the API makes, through the cache. Returns ``Result(value, source)``."""
 
     def __init__(self, source: MovieSource, region, ttls: dict, hard_limit: int, not_found_ttl: int = 60,
-                 stats: CacheStats | None = None, local_ttl: float = 0.0):
+                 stats: CacheStats | None = None, local_ttl: float = 0.0, default_language: str = "en-US"):
         self.source = source
+        # Every key carries the language its value is in: one entry per language (the offline
+        # catalog answers every language in English, so it keeps one).
+        self.default_language = default_language
         self.region = region
         # A first level in this process for fresh values, for ``local_ttl`` seconds: hot keys
         # skip the Redis round trip and the decoding. A memory region, bounded; never holds
@@ -394,13 +399,22 @@ class CachedMovieSource:
             return NO_VALUE
         return cached.payload
 
-    def fetch(self, kind: str, key: str, creator) -> Result:
-        key = f"{self.prefix}:{key}"
+    def in_default_language(self, language: str | None) -> bool:
+        """Does ``language`` get the same text as the default (what the local mirror stores)?"""
+        content = self.source.content_language
+        return language is None or content(language) == content(self.default_language)
+
+    def fetch(self, kind: str, key: str, creator, language: str | None = None) -> Result:
+        """The value under ``key`` in ``language`` (None: the default); ``creator(language)`` makes it."""
+        requested = language or self.default_language
+        language = self.source.content_language(requested)
+        notes = tuple(self.source.language_notes(requested))
+        key = f"{self.prefix}:{language}:{key}"
         if self.local is not None:
             hit = self.local.get(key)
             if hit is not NO_VALUE:
                 self.stats.count("hits")
-                return Result(hit, CACHE, key)
+                return Result(hit, CACHE, key, language, notes)
         missing_key = "404:" + key
         produced = []
 
@@ -408,7 +422,7 @@ class CachedMovieSource:
             # Checked only when the source would be asked: cache hits pay no extra lookup.
             if self.region.get(missing_key, expiration_time=self.not_found_ttl) is not NO_VALUE:
                 raise _RememberedNotFound(key)
-            value = creator()
+            value = creator(language)
             produced.append(value)
             return value
 
@@ -428,46 +442,51 @@ class CachedMovieSource:
             self.stats.count("stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
-            return Result(stale, STALE, key)
+            return Result(stale, STALE, key, language, notes)
         if self.local is not None:
             self.local.set(key, value)
         if produced:
             self.stats.count("misses")
-            return Result(value, UPSTREAM, key)
+            return Result(value, UPSTREAM, key, language, notes)
         self.stats.count("hits")
-        return Result(value, CACHE, key)
+        return Result(value, CACHE, key, language, notes)
 
     # -- the lookups -------------------------------------------------------------
-    def trending(self, window: str, page: int) -> Result:
-        return self.fetch("trending", f"trending:{window}:{page}", lambda: self.source.trending(window, page))
+    def trending(self, window: str, page: int, language: str | None = None) -> Result:
+        return self.fetch("trending", f"trending:{window}:{page}",
+                          lambda lang: self.source.trending(window, page, lang), language)
 
-    def movie(self, tmdb_id: int) -> Result:
-        return self.fetch("movie", f"movie:{tmdb_id}", lambda: self.source.movie(tmdb_id))
+    def movie(self, tmdb_id: int, language: str | None = None) -> Result:
+        return self.fetch("movie", f"movie:{tmdb_id}", lambda lang: self.source.movie(tmdb_id, lang), language)
 
-    def recommendations(self, tmdb_id: int, page: int) -> Result:
+    def recommendations(self, tmdb_id: int, page: int, language: str | None = None) -> Result:
         return self.fetch("recommendations", f"recs:{tmdb_id}:{page}",
-                          lambda: self.source.recommendations(tmdb_id, page))
+                          lambda lang: self.source.recommendations(tmdb_id, page, lang), language)
 
-    def similar(self, tmdb_id: int, page: int) -> Result:
-        return self.fetch("recommendations", f"similar:{tmdb_id}:{page}", lambda: self.source.similar(tmdb_id, page))
+    def similar(self, tmdb_id: int, page: int, language: str | None = None) -> Result:
+        return self.fetch("recommendations", f"similar:{tmdb_id}:{page}",
+                          lambda lang: self.source.similar(tmdb_id, page, lang), language)
 
-    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> Result:
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False,
+                      language: str | None = None) -> Result:
         normalized = " ".join(query.lower().split())
         return self.fetch("search", f"search:{int(include_adult)}:{year}:{page}:{json.dumps(normalized)}",
-                          lambda: self.source.search_movies(query, page, year, include_adult))
+                          lambda lang: self.source.search_movies(query, page, year, include_adult, lang), language)
 
     def search_people(self, query: str, page: int) -> Result:
         normalized = " ".join(query.lower().split())
         return self.fetch("search", f"people:{page}:{json.dumps(normalized)}",
-                          lambda: self.source.search_people(query, page))
+                          lambda _lang: self.source.search_people(query, page))
 
-    def discover(self, genre_ids=(), cast_ids=(), page: int = 1) -> Result:
-        genre_ids, cast_ids = sorted(set(genre_ids)), sorted(set(cast_ids))
-        return self.fetch("trending", f"discover:{genre_ids}:{cast_ids}:{page}",
-                          lambda: self.source.discover(genre_ids, cast_ids, page))
+    def discover(self, query=None, language: str | None = None, **filters) -> Result:
+        """A page of ``DiscoverQuery`` (or its fields as keywords), keyed by its normalized form."""
+        from .discover import DiscoverQuery
 
-    def genres(self) -> Result:
-        return self.fetch("genres", "genres", self.source.genres)
+        query = query or DiscoverQuery(**filters)
+        return self.fetch("trending", query.key(), lambda lang: self.source.discover(query, lang), language)
+
+    def genres(self, language: str | None = None) -> Result:
+        return self.fetch("genres", "genres", lambda lang: self.source.genres(lang), language)
 
     def expire_all(self) -> None:
         """Mark every cached value as expired (kept for stale serving), e.g. after a data fix.

@@ -13,6 +13,8 @@ from .catalog_build import DATA_FILE
 from .genres import TMDB_GENRES
 
 NO_CREDITS_NOTE = "The offline catalog has no cast or crew data."
+CATALOG_LANGUAGE = "en"
+ENGLISH_ONLY_NOTE = "The offline catalog is in English only."
 
 
 def normalize(text: str) -> str:
@@ -42,6 +44,12 @@ class CatalogSource(MovieSource):
         neighbours = {int(k): v for k, v in raw["neighbours"].items()}
         return {"movies": movies, "trending": raw["trending"], "neighbours": neighbours,
                 "by_popularity": by_popularity, "search_keys": search_keys}
+
+    def content_language(self, requested: str) -> str:
+        return CATALOG_LANGUAGE
+
+    def language_notes(self, requested: str) -> list[str]:
+        return [] if requested.split("-")[0].lower() == CATALOG_LANGUAGE else [ENGLISH_ONLY_NOTE]
 
     def preload(self) -> None:
         """Read the data file now rather than on the first request."""
@@ -81,10 +89,10 @@ class CatalogSource(MovieSource):
         return result
 
     # -- the interface -----------------------------------------------------------
-    def trending(self, window: str, page: int) -> dict:
+    def trending(self, window: str, page: int, language: str | None = None) -> dict:
         return self._page(self._data["trending"][window], page)
 
-    def movie(self, tmdb_id: int) -> dict:
+    def movie(self, tmdb_id: int, language: str | None = None) -> dict:
         record = self._record(tmdb_id)
         names = {g["id"]: g["name"] for g in TMDB_GENRES}
         detail = self._item(record)
@@ -98,7 +106,7 @@ class CatalogSource(MovieSource):
         })
         return detail
 
-    def recommendations(self, tmdb_id: int, page: int) -> dict:
+    def recommendations(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
         """People who rated this movie highly also rated these highly (co-occurrence)."""
         self._record(tmdb_id)
         ids = [m for m, _score in self._data["neighbours"].get(tmdb_id, [])]
@@ -106,7 +114,7 @@ class CatalogSource(MovieSource):
             return self.similar(tmdb_id, page)
         return self._page(ids, page)
 
-    def similar(self, tmdb_id: int, page: int) -> dict:
+    def similar(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
         record = self._record(tmdb_id)
         genres = set(record["genre_ids"])
         movies = self._data["movies"]
@@ -122,7 +130,8 @@ class CatalogSource(MovieSource):
         ids = [m for score, _pop, m in sorted(scored, key=lambda t: (-t[0], -t[1], t[2])) if score >= 0.5][:100]
         return self._page(ids, page)
 
-    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> dict:
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False,
+                      language: str | None = None) -> dict:
         terms = normalize(query).split()
         if not terms:
             return self._page([], page)
@@ -143,15 +152,34 @@ class CatalogSource(MovieSource):
     def search_people(self, query: str, page: int) -> dict:
         return page_of([], page)  # the catalog has no people
 
-    def discover(self, genre_ids=(), cast_ids=(), page: int = 1) -> dict:
-        if cast_ids and not genre_ids:
-            return self._page([], page)  # no cast data: nothing matches a cast filter alone
-        wanted = set(genre_ids)
-        movies = self._data["movies"]
-        ids = [m for m in self._data["by_popularity"] if wanted <= set(movies[m]["genre_ids"])]
-        return self._page(ids, page)
+    def discover(self, query, language: str | None = None) -> dict:
+        """TMDb's discover over the catalog: the same filters and sort orders.
 
-    def genres(self) -> list[dict]:
+        The catalog knows release years, not dates: year bounds are inclusive and the
+        ``release_date`` order is by year (then popularity). ``rating`` orders by average
+        vote, then by number of votes. It has no cast: a cast filter alone matches nothing.
+        """
+        if query.cast_ids and not query.genre_ids:
+            return self._page([], query.page)
+        wanted = set(query.genre_ids)
+        movies = self._data["movies"]
+
+        def matches(record) -> bool:
+            year = record["year"]
+            if query.year_from is not None and (year is None or year < query.year_from):
+                return False
+            if query.year_to is not None and (year is None or year > query.year_to):
+                return False
+            return record["vote_count"] >= query.min_votes and wanted <= set(record["genre_ids"])
+
+        ids = [m for m in self._data["by_popularity"] if matches(movies[m])]  # popularity order
+        if query.sort == "rating":
+            ids.sort(key=lambda m: (-movies[m]["vote_average"], -movies[m]["vote_count"]))
+        elif query.sort == "release_date":
+            ids.sort(key=lambda m: -(movies[m]["year"] or 0))
+        return self._page(ids, query.page)
+
+    def genres(self, language: str | None = None) -> list[dict]:
         return [dict(g) for g in TMDB_GENRES]
 
     def all_movies(self):

@@ -223,32 +223,35 @@ class TMDbSource(MovieSource):
         raise SourceUnavailable(f"TMDb failed (HTTP {status})")
 
     # -- the interface -----------------------------------------------------------
-    def trending(self, window: str, page: int) -> dict:
-        return self._call(f"/trending/movie/{window}", _page, page=page, language=self.language)
+    def _lang(self, language: str | None) -> str:
+        return language or self.language
 
-    def movie(self, tmdb_id: int) -> dict:
-        return self._call(f"/movie/{int(tmdb_id)}", _movie, append_to_response="credits", language=self.language)
+    def trending(self, window: str, page: int, language: str | None = None) -> dict:
+        return self._call(f"/trending/movie/{window}", _page, page=page, language=self._lang(language))
 
-    def recommendations(self, tmdb_id: int, page: int) -> dict:
-        return self._call(f"/movie/{int(tmdb_id)}/recommendations", _page, page=page, language=self.language)
+    def movie(self, tmdb_id: int, language: str | None = None) -> dict:
+        return self._call(f"/movie/{int(tmdb_id)}", _movie, append_to_response="credits",
+                          language=self._lang(language))
 
-    def similar(self, tmdb_id: int, page: int) -> dict:
-        return self._call(f"/movie/{int(tmdb_id)}/similar", _page, page=page, language=self.language)
+    def recommendations(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
+        return self._call(f"/movie/{int(tmdb_id)}/recommendations", _page, page=page, language=self._lang(language))
 
-    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False) -> dict:
+    def similar(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
+        return self._call(f"/movie/{int(tmdb_id)}/similar", _page, page=page, language=self._lang(language))
+
+    def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False,
+                      language: str | None = None) -> dict:
         return self._call("/search/movie", _page, query=query, page=page, year=year,
-                          include_adult="true" if include_adult else "false", language=self.language)
+                          include_adult="true" if include_adult else "false", language=self._lang(language))
 
     def search_people(self, query: str, page: int) -> dict:
         return self._call("/search/person", _page, query=query, page=page, include_adult="false")
 
-    def discover(self, genre_ids=(), cast_ids=(), page: int = 1) -> dict:
-        return self._call("/discover/movie", _page, page=page, include_adult="false", sort_by="popularity.desc",
-                          with_genres=",".join(map(str, genre_ids)) or None,
-                          with_cast="|".join(map(str, cast_ids)) or None, language=self.language)
+    def discover(self, query, language: str | None = None) -> dict:
+        return self._call("/discover/movie", _page, **query.tmdb_params(), language=self._lang(language))
 
-    def genres(self) -> list[dict]:
-        return self._call("/genre/movie/list", _genres, language=self.language)
+    def genres(self, language: str | None = None) -> list[dict]:
+        return self._call("/genre/movie/list", _genres, language=self._lang(language))
 
     def state(self) -> dict:
         return {"name": self.name, "breaker": self.breaker.state, "breaker_opened": self.breaker.times_opened}

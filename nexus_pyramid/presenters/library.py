@@ -34,6 +34,14 @@ InteractionPage = page_of(Interaction, "InteractionPage")
 RecommendationPage = page_of(Recommendation, "RecommendationPage")
 
 
+class LanguageFacts(colander.MappingSchema):
+    """``meta`` of a list of the user's movies asked for in a ``language``."""
+    ref = "LanguageFacts"
+    language = string(description="The language of titles and overviews (BCP 47)")
+    notes = list_of(string(name="note"), missing=colander.drop,
+                    description="Movies that could not be had in that language, or a source that has one only")
+
+
 def preferences(prefs, movies) -> dict:
     """``services.library.Preferences`` (rows); ``movies``: a ``MoviePresenter``."""
     return {

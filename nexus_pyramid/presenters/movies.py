@@ -77,8 +77,11 @@ class CacheFacts(colander.MappingSchema):
     source = enum(["cache", "upstream", "stale"],
                   description="cache: fresh from the cache; upstream: fetched now; stale: the source failed "
                               "and an expired cached copy was served")
+    language = string(description="The language of titles and overviews (BCP 47); the offline catalog "
+                                  "answers in English (`en`) whatever was asked")
     notes = list_of(string(name="note"), missing=colander.drop,
-                    description="What the source cannot give (e.g. the offline catalog has no credits)")
+                    description="What the source cannot give (e.g. the offline catalog has no credits, "
+                                "or is English only)")
 
 
 # -- values as the source gives them ------------------------------------------------------

@@ -13,6 +13,7 @@ class User(colander.MappingSchema):
     id = string(format="uuid")
     name = string()
     email = string(format="email")
+    email_verified = boolean(description="The address was confirmed through a mailed link")
     date_of_birth = day(nullable=True)
     roles = list_of(enum(ROLE_NAMES, name="role"))
     created_at = moment()
@@ -49,6 +50,22 @@ class Session(colander.MappingSchema):
 UserPage = page_of(User, "UserPage")
 
 
+class UserSession(colander.MappingSchema):
+    ref = "UserSession"
+    id = string(format="uuid", description="The session (refresh-token family); DELETE it to end it")
+    created_at = moment(description="Sign-in")
+    last_used_at = moment(description="Last refresh (the sign-in if never refreshed)")
+    client_address = string(nullable=True, description="Where its newest token was issued")
+    user_agent = string(nullable=True)
+    current = boolean(description="The session of the access token of this request")
+
+
+class UserSessions(colander.SequenceSchema):
+    ref = "UserSessions"
+    nullable = False
+    session = UserSession()
+
+
 class ProfileUpdateMeta(colander.MappingSchema):
     ref = "ProfileUpdateMeta"
     reauthenticate = boolean(description="The password changed: every session ended; sign in again")
@@ -59,6 +76,7 @@ def user(u) -> dict:
         "id": str(u.id),
         "name": u.name,
         "email": u.email,
+        "email_verified": bool(u.email_verified),
         "date_of_birth": u.date_of_birth,
         "roles": u.role_names,
         "created_at": u.created_at,
@@ -78,3 +96,8 @@ def session(u, pair: dict) -> dict:
     """A user signed in: the user and the token pair of ``services.tokens.TokenService``."""
     return {"user": user(u), "access_token": pair["access_token"], "refresh_token": pair["refresh_token"],
             "token_type": pair["token_type"], "expires_in": pair["expires_in"]}
+
+
+def user_session(s: dict) -> dict:
+    return {"id": str(s["id"]), "created_at": s["created_at"], "last_used_at": s["last_used_at"],
+            "client_address": s["client_address"], "user_agent": s["user_agent"], "current": s["current"]}

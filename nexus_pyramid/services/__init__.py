@@ -5,9 +5,11 @@ the process-wide ones once, the per-request ones as factories over the request's
 """
 from __future__ import annotations
 
-from ..interfaces import (IGenreNames, ILibraryService, IMovieService, IMovieSource, IPasswords,
+from ..interfaces import (IAccountService, IDBSessionFactory, IGenreNames, IMailer, ILibraryService, IMovieService,
+                          IMovieSource, IPasswords,
                           IRecommendationCache, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
 from ..movie_source.cache import CacheStats, make_cache_region
+from .accounts import AccountService
 from .library import LibraryService
 from .movies import GenreNames, MovieService
 from .passwords import Passwords
@@ -20,13 +22,22 @@ from .users import UserService
 def token_service(context, request):
     settings = request.registry.settings
     return TokenService(request.dbsession, request.find_service(ITokenCodec),
-                        settings["jwt.refresh_token_ttl"], settings["jwt.refresh_grace_seconds"])
+                        settings["jwt.refresh_token_ttl"], settings["jwt.refresh_grace_seconds"],
+                        request.client_address, request.user_agent)
 
 
 def user_service(context, request):
     guard = request.find_service(IThrottles).guard(request.client_address)
     tokens = request.find_service(ITokenService)
     return UserService(request.dbsession, request.find_service(IPasswords), tokens, guard)
+
+
+def account_service(context, request):
+    settings = request.registry.settings
+    return AccountService(request.dbsession, request.find_service(IUserService), request.find_service(IMailer),
+                          request.tm, request.find_service(IThrottles), request.client_address,
+                          settings["auth.password_reset_ttl"], settings["auth.email_verification_ttl"],
+                          request.find_service(IDBSessionFactory, context=None))
 
 
 def movie_service(context, request):
@@ -58,6 +69,7 @@ def includeme(config):
 
     config.register_service_factory(token_service, ITokenService)
     config.register_service_factory(user_service, IUserService)
+    config.register_service_factory(account_service, IAccountService)
     config.register_service_factory(movie_service, IMovieService)
     config.register_service_factory(library_service, ILibraryService)
 

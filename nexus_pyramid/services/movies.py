@@ -85,20 +85,33 @@ class MovieService:
             genres.setdefault(movie_id, []).append(genre(genre_id, name))
         return {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
 
-    def _page(self, result, mirror: bool = True, allow_adult: bool = False) -> tuple[dict, dict]:
+    @staticmethod
+    def _meta(result, notes=()) -> dict:
+        """``meta`` of a page built from ``result``: where it came from, its language, notes."""
+        meta = {"source": result.source, "language": result.language}
+        notes = [*notes, *result.notes]
+        if notes:
+            meta["notes"] = notes
+        return meta
+
+    def _mirrors(self, result, language) -> bool:
+        # The local mirror keeps the default language's titles: other languages are not stored.
+        return result.source == UPSTREAM and self.source.in_default_language(language)
+
+    def _page(self, result, mirror: bool = True, allow_adult: bool = False, language=None) -> tuple[dict, dict]:
         raw = result.value
         items = [r for r in raw.get("results", []) if allow_adult or not r.get("adult")]
-        if mirror and result.source == UPSTREAM:
+        if mirror and self._mirrors(result, language):
             self.mirror_best_effort(items)
         # A value served again from the in-process cache is the same object: shape it once.
         derived, memo_key = self.source.derived, f"page:{int(allow_adult)}:{result.key}"
         memo = derived.get(memo_key) if derived is not None else NO_VALUE
         if memo is not NO_VALUE and memo[0] is raw:
-            return memo[1], {"source": result.source}
+            return memo[1], self._meta(result)
         page = self.presenter.page(raw, items, self.genre_names.get())
         if derived is not None:
             derived.set(memo_key, (raw, page))
-        return page, {"source": result.source}
+        return page, self._meta(result)
 
     # -- lookups -----------------------------------------------------------------
     def _call(self, lookup, *args, not_found=MovieNotFound):
@@ -109,29 +122,74 @@ class MovieService:
         except SourceUnavailable:
             raise UpstreamUnavailable()
 
-    def trending(self, window: str, page: int):
-        return self._page(self._call(self.source.trending, window, page))
+    def trending(self, window: str, page: int, language: str | None = None):
+        return self._page(self._call(self.source.trending, window, page, language), language=language)
 
-    def movie_detail(self, tmdb_id: int):
-        result = self._call(self.source.movie, tmdb_id)
-        if result.source == UPSTREAM:
+    def discover(self, query, language: str | None = None):
+        """A page of ``movie_source.discover.DiscoverQuery`` (browse by genre, years, votes, sort)."""
+        return self._page(self._call(self.source.discover, query, language), language=language)
+
+    def movie_detail(self, tmdb_id: int, language: str | None = None):
+        result = self._call(self.source.movie, tmdb_id, language)
+        if self._mirrors(result, language):
             self.mirror_best_effort([result.value])
-        meta = {"source": result.source}
-        if result.value.get("notes"):
-            meta["notes"] = list(result.value["notes"])
+        meta = self._meta(result, result.value.get("notes") or ())
         return self.presenter.detail(result.value, self.genre_names.get()), meta
 
-    def recommendations(self, tmdb_id: int, page: int):
-        return self._page(self._call(self.source.recommendations, tmdb_id, page))
+    def recommendations(self, tmdb_id: int, page: int, language: str | None = None):
+        return self._page(self._call(self.source.recommendations, tmdb_id, page, language), language=language)
 
-    def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False):
+    def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False,
+               language: str | None = None):
         """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
-        return self._page(self._call(self.source.search_movies, query, page, year, allow_adult),
-                          allow_adult=allow_adult)
+        return self._page(self._call(self.source.search_movies, query, page, year, allow_adult, language),
+                          allow_adult=allow_adult, language=language)
 
-    def genres(self):
-        result = self._call(self.source.genres)
-        return [genre(g["id"], g["name"]) for g in result.value], {"source": result.source}
+    def genres(self, language: str | None = None):
+        result = self._call(self.source.genres, language)
+        return [genre(g["id"], g["name"]) for g in result.value], self._meta(result)
+
+    def localize(self, items: list[dict], language: str | None, concurrency: int = 4,
+                 budget: float = 4.0) -> tuple[list[dict], dict]:
+        """Movies (contract dicts, from the local mirror) with title, overview and genre names in
+        ``language``, and the ``meta`` that says so.
+
+        The mirror holds the default language: another one is read from the source's cached
+        details, at most ``concurrency`` at a time and ``budget`` seconds in all; a movie the
+        source cannot give in time keeps its stored text, and ``meta.notes`` says so.
+        """
+        source = self.source.source
+        requested = language or self.source.default_language
+        meta = {"language": source.content_language(requested)}
+        notes = list(source.language_notes(requested))
+        if not items or self.source.in_default_language(language):
+            if notes:
+                meta["notes"] = notes
+            return items, meta
+        pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items))),
+                                  thread_name_prefix="nexus-localize")
+        try:
+            futures = {pool.submit(self.source.movie, item["tmdb_id"], language): i for i, item in enumerate(items)}
+            done, _late = wait(futures, timeout=budget)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        names = self.genre_names.get()
+        localized = list(items)
+        for future in done:
+            if future.exception() is not None:
+                continue
+            raw = future.result().value
+            shown = self.presenter.detail(raw, names)
+            index = futures[future]
+            localized[index] = {**items[index], "title": shown["title"], "overview": shown["overview"],
+                                "genres": shown["genres"] or items[index]["genres"]}
+        untranslated = sum(1 for a, b in zip(localized, items) if a is b)
+        if untranslated:
+            notes.append(f"{untranslated} of {len(items)} movies could not be had in {requested} now "
+                         f"and are shown in {self.source.default_language}.")
+        if notes:
+            meta["notes"] = notes
+        return localized, meta
 
     def ensure_movie(self, tmdb_id: int) -> Movie:
         """The local row of a movie, fetched from the source and stored if needed."""

@@ -119,18 +119,38 @@ class Throttles:
     """The application's throttles (the ``IThrottles`` service)."""
 
     def __init__(self, counters: Counters, per_address_account: str, per_address: str, per_account: str,
-                 register_per_address: str):
+                 register_per_address: str, reset_per_address: str = "20/hour", reset_per_account: str = "5/hour"):
         self.counters = counters
         self.per_address_account = parse(per_address_account)
         self.per_address = parse(per_address)
         self.per_account = parse(per_account)
         self.register_per_address = parse(register_per_address)
+        self.reset_per_address = parse(reset_per_address)
+        self.reset_per_account = parse(reset_per_account)
 
     @classmethod
     def from_settings(cls, settings: dict, redis: RedisDependency | None = None) -> "Throttles":
+        from ..settings import value
+
         return cls(Counters(redis), settings["auth.login_limit_per_address_account"],
                    settings["auth.login_limit_per_address"], settings["auth.login_limit_per_account"],
-                   settings["auth.register_limit_per_address"])
+                   settings["auth.register_limit_per_address"], value(settings, "auth.reset_limit_per_address"),
+                   value(settings, "auth.reset_limit_per_account"))
+
+    def _take(self, limit, *ids: str) -> None:
+        if not self.counters.hit(limit, *ids):
+            raise RateLimited(self.counters.retry_after(limit, *ids))
+
+    # -- account recovery (services/accounts.py) ------------------------------------------
+    def account_link(self, address: str, email: str | None) -> None:
+        """Count one reset request, reset confirmation or verification resend.
+
+        Per client address always; per account (a digest of the address asked for, known or
+        not, so that the answer says nothing about which accounts exist) when ``email`` is given.
+        """
+        self._take(self.reset_per_address, "link-addr", address_key(address))
+        if email is not None:
+            self._take(self.reset_per_account, "link-account", account_key(email))
 
     def _password_keys(self, email: str, address: str):
         account, client = account_key(email), address_key(address)

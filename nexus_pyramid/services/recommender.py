@@ -242,7 +242,7 @@ class Recommender:
         if self.source is None or not actor_ids:
             return []
         try:
-            page = self.source.discover(cast_ids=sorted(actor_ids), page=1).value
+            page = self.source.discover(cast_ids=tuple(actor_ids), page=1).value
         except (SourceNotFound, SourceUnavailable):
             return []
         items = [item for item in page.get("results", []) if isinstance(item.get("id"), int)]

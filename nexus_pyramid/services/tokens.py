@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import jwt
 from pyramid_jwt import JWTAuthenticationPolicy
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
-from ..errors import InvalidToken
+from ..errors import InvalidToken, NotFound
 from ..models import ConsoleSession, RefreshToken, User
 from ..models.meta import utcnow
 
@@ -44,10 +44,13 @@ def hash_refresh_token(token: str) -> str:
 
 class TokenService:
     def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int,
-                 refresh_grace: int):
+                 refresh_grace: int, client_address: str | None = None, user_agent: str | None = None):
         self.db = dbsession
         self.codec = codec
         self.refresh_ttl = refresh_ttl
+        # The client a new refresh token is issued to (sign-in, refresh): the sessions list shows it.
+        self.client_address = _clean(client_address, 64)
+        self.user_agent = _clean(user_agent, 255)
         # A rotated token presented again this soon is a concurrent refresh, not a theft.
         self.refresh_grace = timedelta(seconds=refresh_grace)
 
@@ -55,8 +58,10 @@ class TokenService:
     def access_ttl(self) -> int:
         return int(self.codec.expiration.total_seconds())
 
-    def access_token(self, user: User) -> str:
-        return self.codec.create_token(str(user.id), typ=ACCESS_TOKEN_TYPE, ver=user.token_version)
+    def access_token(self, user: User, session_id: uuid.UUID | None = None) -> str:
+        """A JWT for ``user``; ``sid`` names the session (refresh-token family) it was issued with."""
+        extra = {"sid": str(session_id)} if session_id is not None else {}
+        return self.codec.create_token(str(user.id), typ=ACCESS_TOKEN_TYPE, ver=user.token_version, **extra)
 
     def decode_access(self, request, token: str) -> dict | None:
         """The claims of a valid access token, or None.
@@ -84,6 +89,10 @@ class TokenService:
             return None
         if not isinstance(claims.get("ver"), int):
             return None
+        try:
+            claims["sid"] = uuid.UUID(claims["sid"]) if "sid" in claims else None
+        except (TypeError, ValueError, AttributeError):
+            return None
         return claims
 
     def _new_refresh(self, user_id: uuid.UUID, family_id: uuid.UUID) -> tuple[str, RefreshToken]:
@@ -94,18 +103,21 @@ class TokenService:
             family_id=family_id,
             token_hash=hash_refresh_token(token),
             expires_at=utcnow() + timedelta(seconds=self.refresh_ttl),
+            client_address=self.client_address,
+            user_agent=self.user_agent,
         )
         self.db.add(row)
         return token, row
 
     def issue_pair(self, user: User) -> dict:
-        refresh, _ = self._new_refresh(user.id, uuid.uuid4())
+        family = uuid.uuid4()
+        refresh, _ = self._new_refresh(user.id, family)
         self.db.flush()
-        return self._pair(user, refresh)
+        return self._pair(user, refresh, family)
 
-    def _pair(self, user: User, refresh: str) -> dict:
+    def _pair(self, user: User, refresh: str, family_id: uuid.UUID) -> dict:
         return {
-            "access_token": self.access_token(user),
+            "access_token": self.access_token(user, family_id),
             "refresh_token": refresh,
             "token_type": "Bearer",
             "expires_in": self.access_ttl,
@@ -146,7 +158,7 @@ class TokenService:
         row.revoked_at = now
         row.replaced_by_id = new_row.id
         self.db.flush()
-        return user, self._pair(user, new_token)
+        return user, self._pair(user, new_token, row.family_id)
 
     def revoke(self, token: str) -> None:
         row = self._find(token, lock=True)
@@ -169,6 +181,43 @@ class TokenService:
             .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
+
+    # -- sessions (refresh-token families): the API's /api/user/sessions, the console's user page --
+    def sessions(self, user_id: uuid.UUID, current: uuid.UUID | None = None) -> list[dict]:
+        """The user's live sessions, most recently used first.
+
+        A live session is a family whose newest token is neither revoked nor expired: its
+        ``created_at`` is the family's first token (the sign-in), ``last_used_at`` the newest
+        one (the last refresh), and the address and agent are the newest token's.
+        """
+        now = utcnow()
+        started = (select(RefreshToken.family_id, func.min(RefreshToken.created_at).label("created_at"))
+                   .where(RefreshToken.user_id == user_id).group_by(RefreshToken.family_id).subquery())
+        rows = self.db.execute(
+            select(RefreshToken, started.c.created_at)
+            .join(started, started.c.family_id == RefreshToken.family_id)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None),
+                   RefreshToken.expires_at > now)
+            .order_by(RefreshToken.created_at.desc(), RefreshToken.id)
+        ).all()
+        return [{"id": token.family_id, "created_at": created, "last_used_at": token.created_at,
+                 "client_address": token.client_address, "user_agent": token.user_agent,
+                 "current": token.family_id == current} for token, created in rows]
+
+    def end_session(self, user_id: uuid.UUID, session_id) -> None:
+        """End one of the user's sessions: its refresh token stops working at once (NotFound if none)."""
+        try:
+            family = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+        except ValueError:
+            raise NotFound("The session was not found.")
+        ended = self.db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.family_id == family,
+                   RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > utcnow())
+            .values(revoked_at=utcnow()).execution_options(synchronize_session=False)
+        ).rowcount
+        if not ended:
+            raise NotFound("The session was not found.")
 
     # -- console sessions --------------------------------------------------------------
     def start_console_session(self, user: User, max_age: int, address: str | None, agent: str | None) -> str:

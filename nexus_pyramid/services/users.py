@@ -156,6 +156,7 @@ class UserService:
                 if other is not None:
                     raise EmailTaken()
                 user.email = email
+                user.email_verified = False  # the new address gets a link (AccountService)
         password_changed = False
         if "password" in changes:
             user.password_hash = self.passwords.hash(changes["password"])
@@ -225,6 +226,21 @@ class UserService:
         # ones out until the deletion commits: they then find no user and answer 401.
         self._guard_last_admin(user, "delete", lock_target=True)
         self.audit(actor, "user.delete", user, None, channel)
+        self.db.delete(user)
+        self.db.flush()
+
+    def delete_self(self, user: User, current_password: str) -> None:
+        """The user erases their own account: everything tied to it goes in this one transaction.
+
+        Interactions, preferences, refresh tokens, console sessions and link tokens go with the
+        row (ON DELETE CASCADE); access tokens stop at once (their user no longer exists). The
+        audit log keeps that an account deleted itself, without its name or address.
+        """
+        if not self.check_current_password(user, current_password):
+            raise ValidationError.field("current_password", "Incorrect password.", "Current password is incorrect.")
+        self._guard_last_admin(user, "delete", lock_target=True)
+        self.db.add(AuditLogEntry(actor_id=None, actor_email="(self)", action="user.delete_self",
+                                  target_user_id=user.id, target_email=None, details=None, channel="api"))
         self.db.delete(user)
         self.db.flush()
 

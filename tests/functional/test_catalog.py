@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from nexus_pyramid.movie_source.catalog import CatalogSource, normalize
+from nexus_pyramid.movie_source.discover import DiscoverQuery
 from tests.conftest import assert_error
 
 MATRIX = 2571
@@ -64,7 +65,7 @@ def test_catalog_source_interface_extras():
     source = CatalogSource()
     assert normalize("  Amélie, Le Fabuleux!! ") == "amelie le fabuleux"
     assert source.search_people("keanu", 1)["results"] == []
-    scifi = source.discover(genre_ids=[878], page=1)["results"]
+    scifi = source.discover(DiscoverQuery(genre_ids=(878,), page=1))["results"]
     assert scifi and all(878 in m["genre_ids"] for m in scifi)
     similar = source.similar(MATRIX, 1)["results"]
     assert similar and all(set(m["genre_ids"]) & {28, 53, 878} for m in similar)

@@ -151,7 +151,7 @@ def test_cached_movie_routes_answer_without_touching_a_failed_redis(database_url
     assert web.get("/api/movies/search?query=heat").headers["X-Cache"] == "MISS"
     assert redis.breaker.state == "closed"
     assert direct.keys("nexus:movies:*search*heat*")  # the shared cache is written again, no restart
-    assert find_service(app.registry, IMovieSource).region.get(f"catalog:movie:{MATRIX}")["id"] == MATRIX
+    assert find_service(app.registry, IMovieSource).region.get(f"catalog:en:movie:{MATRIX}")["id"] == MATRIX
 
 
 def test_a_stale_copy_is_served_when_the_source_and_redis_both_fail(database_url, redis_proxy, committed, fake_tmdb):

@@ -18,12 +18,12 @@ class CountingSource(MovieSource):
         self.calls = {"trending": 0, "genres": 0}
         self.fail_genres = False
 
-    def trending(self, window, page):
+    def trending(self, window, page, language=None):
         self.calls["trending"] += 1
         return page_of([{"id": 1, "title": "One", "genre_ids": [28]},
                         {"id": 2, "title": "Two", "genre_ids": []}], page)
 
-    def genres(self):
+    def genres(self, language=None):
         self.calls["genres"] += 1
         if self.fail_genres:
             raise SourceUnavailable("down")
@@ -48,9 +48,9 @@ def test_the_first_level_is_a_memory_region_invalidated_with_the_shared_one():
         assert cache.trending("day", 1).source == CACHE
     finally:
         cache.region.get_or_create = original
-    assert cache.local.get("counting:trending:day:1") is not NO_VALUE
+    assert cache.local.get("counting:en-US:trending:day:1") is not NO_VALUE
     cache.expire_all()
-    assert cache.local.get("counting:trending:day:1") is NO_VALUE
+    assert cache.local.get("counting:en-US:trending:day:1") is NO_VALUE
     assert cache.trending("day", 1).source == UPSTREAM and source.calls["trending"] == 2
 
 
@@ -83,7 +83,7 @@ def test_a_page_is_shaped_once_per_first_level_value_and_forgotten_with_it():
     assert again is first and shaped == [1, 2]
     assert first["results"][0]["genres"] == [{"id": 28, "name": "Action"}]
     cache.expire_all()
-    assert cache.derived.get("page:0:counting:trending:day:1") is NO_VALUE
+    assert cache.derived.get("page:0:counting:en-US:trending:day:1") is NO_VALUE
     service._page(cache.trending("day", 1), mirror=False)
     assert shaped == [1, 2, 1, 2]
 

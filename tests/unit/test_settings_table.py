@@ -38,7 +38,8 @@ def test_defaults_load_as_typed_values():
 def test_every_named_variable_and_the_generic_form_set_their_setting():
     for setting in SETTINGS:
         if setting.env:
-            sample = {"nexus.movie_source": "tmdb", "jwt.algorithm": "HS384"}.get(setting.name, "7")
+            sample = {"nexus.movie_source": "tmdb", "jwt.algorithm": "HS384", "mail.tls": "ssl",
+                      "nexus.default_language": "fr-FR"}.get(setting.name, "7")
             if setting.name in ("nexus.trusted_proxies",):
                 sample = "10.0.0.0/8"
             if setting.name == "nexus.cors_origins":
