@@ -13,6 +13,8 @@ def includeme(config):
     config.add_route("console_users", "/admin/users")
     config.add_route("console_user", "/admin/users/{user_id}", factory=UserResource)
     config.add_route("console_user_roles", "/admin/users/{user_id}/roles", factory=UserResource)
+    config.add_route("console_user_suspend", "/admin/users/{user_id}/suspend", factory=UserResource)
+    config.add_route("console_user_reinstate", "/admin/users/{user_id}/reinstate", factory=UserResource)
     config.add_route("console_user_delete", "/admin/users/{user_id}/delete", factory=UserResource)
     config.add_route("console_audit", "/admin/audit")
     config.scan(".views")

@@ -15,7 +15,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
-from ..errors import AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
+from ..errors import AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
 from ..interfaces import ILibraryService, IMovieService, IMovieSource, IUserService
 from ..models import ROLE_NAMES
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
@@ -89,6 +89,9 @@ def login_submit(request):
     except InvalidCredentials as exc:
         request.response.status_int = 401
         return {**form, "error": exc.message}
+    except AccountSuspendedSignIn as exc:
+        request.response.status_int = 403
+        return {**form, "error": exc.message}
     if not set(CONSOLE_ROLES) & set(user.role_names):
         request.response.status_int = 403
         return {**form, "error": "This account cannot use the admin console."}
@@ -145,6 +148,13 @@ def change_role(request):
     if action not in ("assign", "revoke"):
         raise HTTPBadRequest("Unknown action.")
     users = request.find_service(IUserService)
+    if action == "assign" and role == "admin" and role not in user.role_names and request.POST.get("confirm") != "yes":
+        # Granting admin hands over everything, deletion included: asked twice, as deleting is.
+        from pyramid.renderers import render_to_response
+
+        return render_to_response("confirm_admin.jinja2", {
+            "user": present.admin_user(user, users.interaction_counts(user)),
+            "page_title": f"Make {user.name} an admin"}, request=request)
     change = users.assign_role if action == "assign" else users.revoke_role
     try:
         # The service decides, as for the API: a role it does not know is a 400 page.
@@ -154,6 +164,34 @@ def change_role(request):
         return Redirect(request.route_path("console_user", user_id=user.id))
     verb = "now has" if action == "assign" else "no longer has"
     request.session.flash(f"{user.email} {verb} the role {role}.", "success")
+    return Redirect(request.route_path("console_user", user_id=user.id))
+
+
+@view_config(route_name="console_user_suspend", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def suspend_user(request):
+    user = request.context.user
+    reason = request.POST.get("reason", "").strip()
+    back = Redirect(request.route_path("console_user", user_id=user.id))
+    if not reason or len(reason) > 500:
+        request.session.flash("Give a reason for the suspension (at most 500 characters).", "error")
+        return back
+    try:
+        request.find_service(IUserService).suspend(user, reason, actor=request.identity.user, channel="console")
+    except Conflict as exc:  # the last active admin
+        request.session.flash(exc.message, "error")
+        return back
+    request.session.flash(f"{user.email} is suspended: they cannot sign in and their sessions ended.", "success")
+    if user.id == request.identity.user.id:
+        return Redirect("/admin/login", headers=forget(request))
+    return back
+
+
+@view_config(route_name="console_user_reinstate", request_method="POST", permission=ADMIN_WRITE,
+             require_csrf=True)
+def reinstate_user(request):
+    user = request.context.user
+    request.find_service(IUserService).reinstate(user, actor=request.identity.user, channel="console")
+    request.session.flash(f"{user.email} is reinstated and can sign in again.", "success")
     return Redirect(request.route_path("console_user", user_id=user.id))
 
 

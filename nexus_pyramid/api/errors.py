@@ -54,6 +54,8 @@ def forbidden_view(exc, request):
     if state.identity is None:
         if state.credentials == "invalid":
             return app_error_view(errors.InvalidToken(), request)
+        if state.credentials == "suspended":
+            return app_error_view(errors.AccountSuspended(), request)
         return app_error_view(errors.AuthenticationRequired(), request)
     return app_error_view(errors.Forbidden(), request)
 
