@@ -71,6 +71,7 @@ def configure(config: Configurator):
     settings["handle_exceptions"] = False
     config.include("cornice")
     config.include("pyramid_services")
+    config.include(".metrics")  # first: it names prometheus_client's directory before anything records
     config.include(".request_limits")
     config.include(".db")
     config.include(".dependencies")  # Redis, readiness probes

@@ -20,10 +20,12 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IThrottles           | sign-in, password and registration throttles   | services/__init__.py           |
 | IGenreNames          | genre id -> name                               | services/__init__.py           |
 | IRecommendationCache | the per-user recommendations cache region      | services/__init__.py           |
+| IBlocklist           | this process's copy of the blocked titles       | services/__init__.py           |
 | ITokenService        | tokens and console sessions (per request)      | services/__init__.py           |
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
 | ILibraryService      | interactions, preferences, recommendations (per request) | services/__init__.py  |
+| IBlockedMovies       | blocking and unblocking titles (per request)    | services/__init__.py           |
 
 (*) features add probes with ``config.add_readiness_probe(name, probe)`` and seed steps with
 ``config.add_seed_step(name, step)``.
@@ -90,6 +92,10 @@ class IRecommendationCache(Interface):
     """The dogpile region of the per-user recommendations."""
 
 
+class IBlocklist(Interface):
+    """services.blocklist.Blocklist: this process's copy of the blocked titles."""
+
+
 # -- per request ---------------------------------------------------------------------------
 class ITokenService(Interface):
     """services.tokens.TokenService over the request's session."""
@@ -105,6 +111,10 @@ class IMovieService(Interface):
 
 class ILibraryService(Interface):
     """services.library.LibraryService over the request's session."""
+
+
+class IBlockedMovies(Interface):
+    """services.blocklist.BlockedMovies: blocking and unblocking titles (per request)."""
 
 
 def provide(config, service, iface) -> None:

@@ -16,8 +16,9 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
 from ..errors import AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
-from ..interfaces import ILibraryService, IMovieService, IMovieSource, IUserService
+from ..interfaces import IBlockedMovies, ILibraryService, IMovieService, IMovieSource, IUserService
 from ..models import ROLE_NAMES
+from ..presenters import blocked as present_blocked
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
 from ..services import stats
 from ..services.users import CONSOLE_ROLES, normalize_email
@@ -226,6 +227,60 @@ def audit(request):
                      present_audit.entry)
     return {"page": page, "page_title": "Audit log",
             "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
+
+
+# -- movies: search the local table, block and unblock titles ------------------------------
+@view_config(route_name="console_movies", renderer="movies.jinja2", permission=ADMIN_READ, request_method="GET")
+def movies_page(request):
+    q = request.params.get("q", "").strip()[:200]
+    blocked = request.find_service(IBlockedMovies)
+    page = paging.of(blocked.list(_int_param(request, "page", 1), PER_PAGE), present_blocked.blocked_movie)
+    return {"q": q, "found": blocked.search_local(q) if q else [], "blocked": page, "page_title": "Movies",
+            "page_url": lambda number: request.route_path("console_movies", _query={"q": q, "page": number})}
+
+
+def _tmdb_id(request) -> int:
+    try:
+        value = int(request.POST.get("tmdb_id", ""))
+    except ValueError:
+        raise HTTPBadRequest("No such movie id.")
+    if not 1 <= value <= 2**31 - 1:
+        raise HTTPBadRequest("No such movie id.")
+    return value
+
+
+def _back_to_movies(request):
+    q = _safe_q(request.POST.get("q", ""))
+    return Redirect(request.route_path("console_movies", _query={"q": q} if q else {}))
+
+
+def _safe_q(value: str) -> str:
+    return value.strip()[:200] if isinstance(value, str) else ""
+
+
+@view_config(route_name="console_movie_block", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def block_movie(request):
+    tmdb_id = _tmdb_id(request)
+    reason = request.POST.get("reason", "").strip()
+    if not reason or len(reason) > 500:
+        request.session.flash("Give a reason for blocking the title (at most 500 characters).", "error")
+        return _back_to_movies(request)
+    row, created = request.find_service(IBlockedMovies).block(tmdb_id, reason, request.identity.user, "console")
+    name = row.title or f"#{row.tmdb_id}"
+    request.session.flash(f"{name} is blocked." if created else f"{name} was already blocked.", "success")
+    return _back_to_movies(request)
+
+
+@view_config(route_name="console_movie_unblock", request_method="POST", permission=ADMIN_WRITE,
+             require_csrf=True)
+def unblock_movie(request):
+    tmdb_id = _tmdb_id(request)
+    service = request.find_service(IBlockedMovies)
+    row = service.get(tmdb_id)
+    name = (row.title if row is not None else None) or f"#{tmdb_id}"
+    service.unblock(tmdb_id, request.identity.user, "console")
+    request.session.flash(f"{name} is unblocked.", "success")
+    return _back_to_movies(request)
 
 
 # -- errors inside /admin are pages, not JSON -----------------------------------------------

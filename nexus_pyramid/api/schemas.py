@@ -266,3 +266,9 @@ class InteractionBody(colander.MappingSchema):
 
 class InteractionPath(colander.MappingSchema):
     interaction_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, 2**31 - 1))
+
+
+class BlockMovieBody(colander.MappingSchema):
+    examples = [{"tmdb_id": 603, "reason": "Rights holder's take-down notice"}]
+    tmdb_id = colander.SchemaNode(StrictInt(), validator=colander.Range(1, MAX_TMDB_ID))
+    reason = colander.SchemaNode(StrictString(), validator=colander.Length(1, 500))

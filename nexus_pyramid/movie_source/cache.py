@@ -29,7 +29,7 @@ from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
-from .. import settings as nexus_settings
+from .. import metrics, settings as nexus_settings
 from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
 from .base import MovieSource, SourceNotFound, SourceUnavailable
@@ -234,6 +234,7 @@ class ResilientBackend(ProxyBackend):
 
     def _error(self, operation: str, exc: Exception):
         self.stats.count("bypassed")
+        metrics.cache_event("any", "bypass")
         now = time.monotonic()
         if now - self._last_logged > 10:  # one line per 10 s, not one per request
             self._last_logged = now
@@ -255,6 +256,7 @@ class ResilientBackend(ProxyBackend):
                                  lambda: _UNAVAILABLE, "cache " + operation)
         if result is _UNAVAILABLE:
             self.stats.count("bypassed")
+            metrics.cache_event("any", "bypass")
             return default
         return result
 
@@ -394,12 +396,18 @@ class CachedMovieSource:
             return NO_VALUE
         return cached.payload
 
+    _EVENTS = {"hits": "hit", "misses": "miss", "stale": "stale", "errors": "error", "busy": "busy"}
+
+    def _count(self, kind: str, name: str) -> None:
+        self.stats.count(name)
+        metrics.cache_event(kind, self._EVENTS[name])
+
     def fetch(self, kind: str, key: str, creator) -> Result:
         key = f"{self.prefix}:{key}"
         if self.local is not None:
             hit = self.local.get(key)
             if hit is not NO_VALUE:
-                self.stats.count("hits")
+                self._count(kind, "hits")
                 return Result(hit, CACHE, key)
         missing_key = "404:" + key
         produced = []
@@ -415,26 +423,26 @@ class CachedMovieSource:
         try:
             value = self.region.get_or_create(key, create, expiration_time=self.ttls[kind])
         except _RememberedNotFound:
-            self.stats.count("hits")
+            self._count(kind, "hits")
             raise
         except SourceNotFound:
             self.region.set(missing_key, True)
             raise
         except SourceUnavailable as exc:
-            self.stats.count("busy" if isinstance(exc, CacheBusy) else "errors")
+            self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
             stale = self._stale(key)
             if stale is NO_VALUE:
                 raise
-            self.stats.count("stale")
+            self._count(kind, "stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
             return Result(stale, STALE, key)
         if self.local is not None:
             self.local.set(key, value)
         if produced:
-            self.stats.count("misses")
+            self._count(kind, "misses")
             return Result(value, UPSTREAM, key)
-        self.stats.count("hits")
+        self._count(kind, "hits")
         return Result(value, CACHE, key)
 
     # -- the lookups -------------------------------------------------------------

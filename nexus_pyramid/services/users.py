@@ -276,12 +276,17 @@ class UserService:
             self.audit(actor, "role.revoke", user, role_name, channel)
         return user
 
-    def audit(self, actor: User | None, action: str, target: User, details: str | None, channel: str) -> None:
-        """Every administrative change is recorded, whichever door it came through."""
+    def audit(self, actor: User | None, action: str, target: User | None, details: str | None,
+              channel: str) -> None:
+        """Every administrative change is recorded, whichever door it came through.
+
+        ``target`` is None for changes that concern no user (a blocked title, a cache purge):
+        ``details`` then says what was changed."""
         self.db.add(AuditLogEntry(
             actor_id=actor.id if actor else None,
             actor_email=actor.email if actor else f"({channel})",
-            action=action, target_user_id=target.id, target_email=target.email, details=details, channel=channel,
+            action=action, target_user_id=target.id if target else None,
+            target_email=target.email if target else None, details=details, channel=channel,
         ))
 
     def audit_log(self, page: int, per_page: int) -> Page:
