@@ -168,6 +168,40 @@ def throttled(kind: str) -> None:
         m.throttled.labels(kind).inc()
 
 
+def snapshot() -> dict | None:
+    """Cache and upstream figures summed over every worker process (None while metrics are off):
+    what the console's dashboard and cache page show."""
+    m = METRICS
+    if m is None:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    if m.multiprocess:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = m.registry
+    cache: dict[str, dict[str, float]] = {}
+    upstream: dict[str, dict[str, float]] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "nexus_cache_events_total":
+                kind = cache.setdefault(sample.labels["kind"], {})
+                kind[sample.labels["event"]] = kind.get(sample.labels["event"], 0) + sample.value
+            elif sample.name == "nexus_upstream_calls_total":
+                dep = upstream.setdefault(sample.labels["dependency"], {})
+                dep[sample.labels["outcome"]] = dep.get(sample.labels["outcome"], 0) + sample.value
+    totals: dict[str, float] = {}
+    for events in cache.values():
+        for event, value in events.items():
+            totals[event] = totals.get(event, 0) + value
+    looked_up = totals.get("hit", 0) + totals.get("miss", 0) + totals.get("stale", 0)
+    return {"cache": cache, "totals": totals, "upstream": upstream,
+            "hit_ratio": totals.get("hit", 0) / looked_up if looked_up else None}
+
+
 # -- GET /metrics -----------------------------------------------------------------------
 def metrics_view(request):
     from pyramid.response import Response

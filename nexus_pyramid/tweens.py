@@ -8,6 +8,7 @@ import time
 import uuid
 
 from . import metrics
+from .logs import request_fields
 from .api.errors import render_error
 from .cors import Cors, is_api, is_preflight
 from .dependencies.postgres import is_unavailable as is_database_unavailable
@@ -51,7 +52,8 @@ def request_id_tween_factory(handler, registry):
         metrics.request_done(request, response.status_int, elapsed)
         # The path only, never the query string: it may carry search terms or keys.
         access_log.info('%s "%s %s" %s %.1fms request_id=%s', request.client_address or "-", request.method,
-                        request.path_info, response.status_int, elapsed * 1000, request.request_id)
+                        request.path_info, response.status_int, elapsed * 1000, request.request_id,
+                        extra=request_fields(request, response.status_int, elapsed))
         return response
 
     return tween

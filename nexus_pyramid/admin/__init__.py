@@ -18,6 +18,8 @@ def includeme(config):
     config.add_route("console_user_delete", "/admin/users/{user_id}/delete", factory=UserResource)
     config.add_route("console_audit", "/admin/audit")
     config.add_route("console_movies", "/admin/movies")
+    config.add_route("console_cache", "/admin/cache")
+    config.add_route("console_cache_purge", "/admin/cache/purge")
     config.add_route("console_movie_block", "/admin/movies/block")
     config.add_route("console_movie_unblock", "/admin/movies/unblock")
     config.scan(".views")

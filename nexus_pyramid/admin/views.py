@@ -15,12 +15,15 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
-from ..errors import AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
+from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, RateLimited,
+                      ServiceUnavailable, UpstreamUnavailable)
 from ..interfaces import IBlockedMovies, ILibraryService, IMovieService, IMovieSource, IUserService
 from ..models import ROLE_NAMES
 from ..presenters import blocked as present_blocked
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
+from .. import metrics
 from ..services import stats
+from .charts import bar_chart
 from ..services.users import CONSOLE_ROLES, normalize_email
 
 log = logging.getLogger("nexus.errors")
@@ -112,7 +115,16 @@ def logout(request):
 @view_config(route_name="console_home", renderer="dashboard.jinja2", permission=ADMIN_READ, request_method="GET")
 def dashboard(request):
     figures = stats.dashboard(request.dbsession)
-    return {**figures, "source": request.find_service(IMovieSource).state(), "page_title": "Dashboard"}
+    series = stats.daily_series(request.dbsession, 30)
+    charts = [
+        {"id": "chart-signups", "title": "Sign-ups per day, last 30 days", "points": series["signups"]},
+        {"id": "chart-active", "title": "Active users per day, last 30 days", "points": series["active"]},
+        {"id": "chart-interactions", "title": "Interactions per day, last 30 days", "points": series["interactions"]},
+    ]
+    for chart in charts:
+        chart["svg"] = bar_chart(chart["title"], chart["points"], chart["id"])
+    return {**figures, "charts": charts, "deployment": metrics.snapshot(),
+            "source": request.find_service(IMovieSource).state(), "page_title": "Dashboard"}
 
 
 @view_config(route_name="console_users", renderer="users.jinja2", permission=ADMIN_READ, request_method="GET")
@@ -137,9 +149,18 @@ def user_detail(request):
         "user": present.admin_user(user, request.find_service(IUserService).interaction_counts(user)),
         "preferences": present_library.preferences(library.preferences(user), movies),
         "recent": [present_library.interaction(item, movies) for item in recent.items],
+        # The first page the API's GET /api/user/recommendations gives this user, as it gives it.
+        **_recommendations_of(library, user),
         "roles": ROLE_NAMES,
         "page_title": user.name,
     }
+
+
+def _recommendations_of(library, user) -> dict:
+    try:
+        return {"recommendations": library.recommendations(user)[:20], "recommendations_error": None}
+    except (UpstreamUnavailable, ServiceUnavailable) as exc:  # the rest of the page still shows
+        return {"recommendations": [], "recommendations_error": exc.message}
 
 
 @view_config(route_name="console_user_roles", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
@@ -281,6 +302,40 @@ def unblock_movie(request):
     service.unblock(tmdb_id, request.identity.user, "console")
     request.session.flash(f"{name} is unblocked.", "success")
     return _back_to_movies(request)
+
+
+# -- cache: what it holds, purging one key or one kind -------------------------------------
+def _inspector(request):
+    from ..interfaces import IRedis, find_service
+    from ..movie_source.inspect import CacheInspector
+
+    return CacheInspector(request.find_service(IMovieSource), find_service(request.registry, IRedis, None))
+
+
+@view_config(route_name="console_cache", renderer="cache.jinja2", permission=ADMIN_READ, request_method="GET")
+def cache_page(request):
+    source = request.find_service(IMovieSource)
+    return {"kinds": _inspector(request).summary(), "deployment": metrics.snapshot(),
+            "process": source.stats.as_dict(), "page_title": "Cache", "shown": 50}
+
+
+@view_config(route_name="console_cache_purge", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def purge_cache(request):
+    inspector = _inspector(request)
+    users = request.find_service(IUserService)
+    key, kind = request.POST.get("key", "")[:1000], request.POST.get("kind", "")[:64]
+    if key:
+        if not inspector.purge_key(key):
+            raise HTTPBadRequest("Not a movie cache key.")
+        users.audit(request.identity.user, "cache.purge", None, f"key {key}", "console")
+        request.session.flash(f"Purged {key}: the next request for it asks the movie source.", "success")
+    elif kind:
+        count = inspector.purge_kind(kind)
+        users.audit(request.identity.user, "cache.purge", None, f"kind {kind} ({count} entries)", "console")
+        request.session.flash(f"Purged {count} {kind} entries.", "success")
+    else:
+        raise HTTPBadRequest("Nothing to purge.")
+    return Redirect(request.route_path("console_cache"))
 
 
 # -- errors inside /admin are pages, not JSON -----------------------------------------------

@@ -128,3 +128,107 @@ def test_moderators_read_the_movies_page_but_change_nothing(live_server, browser
                                form={"csrf_token": token, "tmdb_id": str(MATRIX)},
                                headers={"Origin": live_server})
     assert answer.status == 403
+
+
+
+def test_dashboard_draws_thirty_days_for_the_whole_deployment(live_server, browser, api, root):  # noqa: F811
+    for n in range(3):
+        person = api.user(email=f"p{n}@example.com", name=f"Person {n}")
+        api.app.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "liked"},
+                          headers=api.auth(person["token"]), status=201)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    sign_in(page, live_server)
+    for chart in ("chart-signups", "chart-active", "chart-interactions"):
+        svg = page.locator(f"svg#{chart}")
+        assert svg.get_attribute("role") == "img"
+        assert svg.locator("rect.bar").count() == 30
+    # Today's bars: 4 sign-ups (root and three people), 4 active users, 3 interactions.
+    assert page.locator("svg#chart-signups rect.bar").last.get_attribute("data-value") == "4"
+    assert page.locator("svg#chart-active rect.bar").last.get_attribute("data-value") == "4"
+    assert page.locator("svg#chart-interactions rect.bar").last.get_attribute("data-value") == "3"
+    assert "in all" in page.locator("svg#chart-signups title").first.text_content()
+    ARTIFACTS.mkdir(exist_ok=True)  # the README's docs/console-dashboard.png is a copy of this one
+    page.screenshot(path=str(ARTIFACTS / "console-dashboard.png"), full_page=True)
+    # The figures are in a table too, reachable from the keyboard.
+    page.locator("#chart-signups-heading").scroll_into_view_if_needed()
+    summary = page.locator("section:has(#chart-signups) summary")
+    summary.focus()
+    page.keyboard.press("Enter")
+    assert page.locator("#chart-signups-table tbody tr").count() == 30
+
+
+def test_purging_a_cache_key_makes_the_next_request_a_miss(live_server, browser, api, root):  # noqa: F811
+    api.app.get("/api/movies/trending", {"window": "week"})
+    assert api.app.get("/api/movies/trending", {"window": "week"}).headers["X-Cache"] == "HIT"
+    api.app.get("/api/genres")
+    page = browser.new_page()
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Cache").click()
+    assert page.get_by_role("heading", name="Cache", exact=True).is_visible()
+    key = next(k for k in page.locator("#entries-trending code").all_inner_texts() if ":trending:week:1" in k)
+    assert "fresh" in page.locator("#entries-trending tbody tr").first.inner_text()
+    page.get_by_role("button", name=f"Purge {key}", exact=True).click()
+    assert page.get_by_role("status").inner_text().startswith(f"Purged {key}")
+    assert api.app.get("/api/movies/trending", {"window": "week"}).headers["X-Cache"] == "MISS"
+    assert api.app.get("/api/movies/trending", {"window": "week"}).headers["X-Cache"] == "HIT"
+    # One kind at once: the genre list.
+    page.get_by_role("button", name="Purge every genres entry").click()
+    assert page.get_by_role("status").inner_text() == "Purged 1 genres entries."
+    assert api.app.get("/api/genres").headers["X-Cache"] == "MISS"
+    page.get_by_role("link", name="Audit log").click()
+    rows = page.locator("#audit tbody tr").all_inner_texts()
+    assert any(f"cache.purge key {key}" in r for r in rows)
+    assert any("cache.purge kind genres (1 entries)" in r for r in rows)
+
+
+def test_the_user_page_shows_what_the_api_recommends_and_why(live_server, browser, api, root):  # noqa: F811
+    from nexus_pyramid.movie_source.genres import TMDB_GENRES
+    from nexus_pyramid.services.movies import upsert_genres
+
+    upsert_genres(api.db, TMDB_GENRES)
+    api.db.commit()
+    ann = api.user(email="ann@example.com", name="Ann Asker")
+    for tmdb_id in (MATRIX, 589, 1200):
+        api.app.post_json("/api/user/interactions", {"tmdb_id": tmdb_id, "interaction_type": "liked"},
+                          headers=api.auth(ann["token"]), status=201)
+    api.app.post_json("/api/user/preferences", {"genre_ids": [878]}, headers=api.auth(ann["token"]))
+    from_api = api.app.get("/api/user/recommendations", headers=api.auth(ann["token"])).json["data"]["results"]
+    page = browser.new_page()
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/admin/users/{ann['id']}")
+    rows = page.locator("#recommendations tbody tr").all_inner_texts()
+    assert len(rows) == len(from_api) == 20
+    for row, rec in zip(rows, from_api):
+        assert rec["movie"]["title"] in row and f"({rec['movie']['tmdb_id']})" in row
+        assert "; ".join(rec["reasons"]) in row and f"{rec['score']:.3f}" in row
+    assert "Science Fiction" in page.locator("section:has(h2:text('Preferences'))").inner_text()
+    assert "The Matrix" in page.locator("section:has(h2:text('Recent interactions'))").inner_text()
+
+
+def test_the_operations_pages_work_from_the_keyboard(live_server, browser, api, root):  # noqa: F811
+    api.app.get("/api/movies/search", {"query": "toy story"})  # mirrored into the local table
+    page = browser.new_page()
+    sign_in(page, live_server)
+    # The skip link first, then the navigation: Movies is reachable with Tab and Enter.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Movies":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server}/admin/movies")
+    page.get_by_label("Movie title", exact=True).focus()
+    page.keyboard.type("toy story 2")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/admin/movies?q=toy+story+2")
+    # Tab to the reason field of the first title, type, Enter: blocked without a mouse.
+    page.keyboard.press("Tab")
+    for _ in range(10):
+        if page.evaluate("document.activeElement.name") == "reason":
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.type("Keyboard block")
+    page.keyboard.press("Enter")
+    assert page.get_by_role("status").inner_text().endswith("is blocked.")
+    assert "Keyboard block" in page.locator("#blocked").inner_text()

@@ -154,6 +154,13 @@ def test_a_block_reaches_every_worker_at_once(metrics_server, database_url):
         assert status == 200 and headers["X-Cache"] == "HIT"
         assert not any(m["tmdb_id"] == 603 for m in json.loads(body)["data"]["results"])
 
+    # Production logs are JSON lines; the access line names the route, the status and the caller.
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    blocked = [line for line in lines if line.get("logger") == "nexus.access"
+               and line.get("route") == "/api/admin/blocked-movies" and line.get("method") == "POST"]
+    assert len(blocked) == 1 and blocked[0]["status"] == 201 and blocked[0]["request_id"]
+    assert blocked[0]["user_id"] and token not in server.log()
+
 
 def test_metrics_are_off_by_default(testapp):
     from tests.conftest import assert_error
