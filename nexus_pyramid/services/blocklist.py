@@ -21,7 +21,7 @@ from sqlalchemy import Integer, String, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..dependencies.postgres import is_unavailable
+from ..dependencies.postgres import guard_for, is_unavailable
 from ..errors import MovieNotFound, NotFound
 from ..interfaces import IBlocklist
 from ..models import AppMeta, BlockedMovie, Movie
@@ -74,11 +74,20 @@ class Blocklist:
         checked = self._checked_at
         if checked is not None and self.clock() - checked < self.refresh_interval:
             return self._version, self._ids
-        with self._lock:
+        # One thread reads; the others go on with the list they have (a hung database holds up
+        # one request per process and interval, never every movie page).
+        if not self._lock.acquire(blocking=checked is None):
+            return self._version, self._ids
+        try:
             checked = self._checked_at
             if checked is not None and self.clock() - checked < self.refresh_interval:
                 return self._version, self._ids
             db = session() if callable(session) else session
+            guard = guard_for(db)
+            if guard is not None and guard.is_open():
+                # The database is known to be down: don't wait for it; ask again after the interval.
+                self._checked_at = self.clock()
+                return self._version, self._ids
             try:
                 version = read_version(db)
                 if version != self._version or checked is None:
@@ -91,6 +100,8 @@ class Blocklist:
                 log.debug("blocklist: kept the last list read (%s)", type(exc).__name__)
             self._checked_at = self.clock()
             return self._version, self._ids
+        finally:
+            self._lock.release()
 
     def version(self, session) -> int:
         return self.current(session)[0]

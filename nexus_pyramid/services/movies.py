@@ -58,7 +58,8 @@ class MovieService:
     def __init__(self, dbsession, source: CachedMovieSource, genre_names: GenreNames, image_base: str,
                  poster_size: str = "w500", blocklist=None):
         # A session, or a callable returning one: public movie reads served from the cache
-        # never open a database session.
+        # open a database session only to re-read the blocklist's version (services/blocklist.py:
+        # at most once per blocklist.refresh_interval per process).
         self._db = dbsession
         self.source = source
         self.genre_names = genre_names
