@@ -51,19 +51,28 @@ def bump_version(dbsession) -> None:
 
 
 class Blocklist:
-    """This process's copy of the blocked ids, re-checked at most every ``refresh_interval`` s."""
+    """This process's copy of the blocked ids, re-checked at most every ``refresh_interval`` s.
+
+    With an interval of 0 every call reads (each thread for itself): a change is seen by the
+    very next movie page. Otherwise one thread reads while the others go on with the list they
+    have, so a hung database holds up one request per process and interval, never every
+    movie page; nothing is asked while the database breaker is open.
+    """
 
     def __init__(self, refresh_interval: float = 1.0, clock=time.monotonic):
         self.refresh_interval = refresh_interval
         self.clock = clock
         self._lock = threading.Lock()
-        self._version = 0
-        self._ids: frozenset[int] = frozenset()
+        self._state: tuple[int, frozenset[int]] = (0, frozenset())  # replaced whole, never torn
         self._checked_at: float | None = None
 
     def forget(self) -> None:
         """Check the database on the next call (this process just changed the list)."""
         self._checked_at = None
+
+    def _fresh(self) -> bool:
+        checked = self._checked_at
+        return checked is not None and self.clock() - checked < self.refresh_interval
 
     def current(self, session) -> tuple[int, frozenset[int]]:
         """(version, blocked ids). ``session``: a SQLAlchemy session, or a callable returning one.
@@ -71,37 +80,38 @@ class Blocklist:
         While the database is unavailable the last list read is kept (and asked again after
         the interval): a movie page never fails because of the blocklist.
         """
-        checked = self._checked_at
-        if checked is not None and self.clock() - checked < self.refresh_interval:
-            return self._version, self._ids
-        # One thread reads; the others go on with the list they have (a hung database holds up
-        # one request per process and interval, never every movie page).
-        if not self._lock.acquire(blocking=checked is None):
-            return self._version, self._ids
+        if self.refresh_interval <= 0:
+            return self._read(session, known=None)
+        if self._fresh():
+            return self._state
+        # A list that was never read, or that this process just changed, is waited for.
+        if not self._lock.acquire(blocking=self._checked_at is None):
+            return self._state
         try:
-            checked = self._checked_at
-            if checked is not None and self.clock() - checked < self.refresh_interval:
-                return self._version, self._ids
-            db = session() if callable(session) else session
-            guard = guard_for(db)
-            if guard is not None and guard.is_open():
-                # The database is known to be down: don't wait for it; ask again after the interval.
-                self._checked_at = self.clock()
-                return self._version, self._ids
-            try:
-                version = read_version(db)
-                if version != self._version or checked is None:
-                    self._ids = frozenset(db.execute(select(BlockedMovie.tmdb_id)).scalars())
-                    self._version = version
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                db.rollback()  # leave the session usable for the rest of the request
-                log.debug("blocklist: kept the last list read (%s)", type(exc).__name__)
-            self._checked_at = self.clock()
-            return self._version, self._ids
+            if self._fresh():
+                return self._state
+            return self._read(session, known=self._state if self._checked_at is not None else None)
         finally:
             self._lock.release()
+
+    def _read(self, session, known) -> tuple[int, frozenset[int]]:
+        db = session() if callable(session) else session
+        guard = guard_for(db)
+        if guard is not None and guard.is_open():
+            # The database is known to be down: don't wait for it; ask again after the interval.
+            self._checked_at = self.clock()
+            return self._state
+        try:
+            version = read_version(db)
+            if known is None or version != known[0]:
+                self._state = (version, frozenset(db.execute(select(BlockedMovie.tmdb_id)).scalars()))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            db.rollback()  # leave the session usable for the rest of the request
+            log.debug("blocklist: kept the last list read (%s)", type(exc).__name__)
+        self._checked_at = self.clock()
+        return self._state
 
     def version(self, session) -> int:
         return self.current(session)[0]

@@ -70,10 +70,12 @@ def test_json_is_the_production_default():
     assert wants_json({"nexus.env": "development", "log.format": "json"})
     root = logging.getLogger()
     handler = logging.StreamHandler(io.StringIO())
-    root.addHandler(handler)
+    # Only ours: pytest's own handlers on the root logger live for the whole run.
+    others = root.handlers[:]
+    root.handlers[:] = [handler]
     try:
         configure({"nexus.env": "production", "log.format": ""})
         assert isinstance(handler.formatter, JsonFormatter)
         assert any(isinstance(f, RequestIdFilter) for f in handler.filters)
     finally:
-        root.removeHandler(handler)
+        root.handlers[:] = others

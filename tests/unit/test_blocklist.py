@@ -100,3 +100,13 @@ def test_one_thread_reads_while_the_others_go_on_with_the_list_they_have():
     gate.set()
     reader.join()
     assert blocklist.current(other) == (2, frozenset({550}))
+
+
+def test_an_interval_of_zero_reads_on_every_call_in_every_thread():
+    blocklist = Blocklist(0.0, Clock())
+    db = FakeSession()
+    blocklist.current(db)
+    blocklist.current(db)
+    assert db.statements == 4  # the version and the ids, each time
+    db.version, db.ids = 2, ()
+    assert blocklist.current(db) == (2, frozenset())
