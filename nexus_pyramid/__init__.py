@@ -6,7 +6,7 @@ import gc
 from pyramid.config import Configurator
 from pyramid.session import SignedCookieSessionFactory
 
-from . import settings as nexus_settings
+from . import logs, settings as nexus_settings
 from .authz import Root
 from .interfaces import IDatabaseEngine, IMovieSource, find_service
 from .models.app_meta import check_movie_id_space
@@ -19,6 +19,7 @@ def main(global_config, **ini_settings):
 
 def make_app(ini_settings: dict, environ=None):
     settings = nexus_settings.load(ini_settings, environ)
+    logs.configure(settings)  # JSON lines in production, request ids on every record
     with Configurator(settings=settings, root_factory=Root) as config:
         config.include(configure)
     app = config.make_wsgi_app()
@@ -71,6 +72,7 @@ def configure(config: Configurator):
     settings["handle_exceptions"] = False
     config.include("cornice")
     config.include("pyramid_services")
+    config.include(".metrics")  # first: it names prometheus_client's directory before anything records
     config.include(".request_limits")
     config.include(".db")
     config.include(".dependencies")  # Redis, readiness probes

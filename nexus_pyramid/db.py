@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 import zope.sqlalchemy
 
+from . import metrics
 from .dependencies import postgres
 from .interfaces import IDatabaseEngine, IDatabaseGuard, IDBSessionFactory, ISeedSteps
 
@@ -101,6 +102,9 @@ def includeme(config):
     engine = get_engine(settings)
     forget_connections_after_fork(engine)
     config.register_service(engine, IDatabaseEngine)
+    # Connections in use, for /metrics (no-ops while metrics are off).
+    event.listen(engine, "checkout", lambda *args: metrics.pool_checked_out())
+    event.listen(engine, "checkin", lambda *args: metrics.pool_checked_in())
     config.register_service(get_session_factory(engine), IDBSessionFactory)
     config.register_service(postgres.guard_for(engine), IDatabaseGuard)
 

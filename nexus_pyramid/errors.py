@@ -57,6 +57,25 @@ class InvalidLinkToken(AppError):
     message = "The link is invalid, was already used or has expired."
 
 
+class AccountSuspended(AppError):
+    """A suspended account's token or session (401); see AccountSuspendedSignIn for sign-in."""
+    status = 401
+    code = "ACCOUNT_SUSPENDED"
+    message = "This account is suspended."
+
+    def __init__(self, message=None, details=None, headers=None, commit=False):
+        super().__init__(
+            message, details, {"WWW-Authenticate": 'Bearer error="invalid_token"', **(headers or {})}, commit
+        )
+
+
+class AccountSuspendedSignIn(AppError):
+    """The right password for a suspended account: 403, so that a client does not ask again."""
+    status = 403
+    code = "ACCOUNT_SUSPENDED"
+    message = "This account is suspended."
+
+
 class InvalidCredentials(AppError):
     status = 401
     code = "INVALID_CREDENTIALS"

@@ -21,11 +21,13 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IGenreNames          | genre id -> name                               | services/__init__.py           |
 | IRecommendationCache | the per-user recommendations cache region      | services/__init__.py           |
 | IMailer              | builds mail, sends it after commit              | mail/__init__.py               |
+| IBlocklist           | this process's copy of the blocked titles       | services/__init__.py           |
 | ITokenService        | tokens and console sessions (per request)      | services/__init__.py           |
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
 | IAccountService      | password reset, email verification (per request) | services/__init__.py         |
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
 | ILibraryService      | interactions, preferences, recommendations (per request) | services/__init__.py  |
+| IBlockedMovies       | blocking and unblocking titles (per request)    | services/__init__.py           |
 
 (*) features add probes with ``config.add_readiness_probe(name, probe)`` and seed steps with
 ``config.add_seed_step(name, step)``.
@@ -96,6 +98,10 @@ class IMailer(Interface):
     """mail.Mailer: templated messages handed to a background sender after commit."""
 
 
+class IBlocklist(Interface):
+    """services.blocklist.Blocklist: this process's copy of the blocked titles."""
+
+
 # -- per request ---------------------------------------------------------------------------
 class ITokenService(Interface):
     """services.tokens.TokenService over the request's session."""
@@ -115,6 +121,10 @@ class IAccountService(Interface):
 
 class ILibraryService(Interface):
     """services.library.LibraryService over the request's session."""
+
+
+class IBlockedMovies(Interface):
+    """services.blocklist.BlockedMovies: blocking and unblocking titles (per request)."""
 
 
 def provide(config, service, iface) -> None:

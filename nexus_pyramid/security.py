@@ -28,7 +28,8 @@ class Identity:
 @dataclass
 class AuthState:
     identity: Identity | None
-    # "absent": no credentials; "invalid": credentials that did not check out.
+    # "absent": no credentials; "invalid": credentials that did not check out;
+    # "suspended": a valid token of a suspended account.
     credentials: str
 
 
@@ -55,6 +56,9 @@ def resolve_auth_state(request) -> AuthState:
     if token is not None:
         claims = request.find_service(ITokenService).decode_access(request, token) if token else None
         user = request.dbsession.get(User, claims["sub"]) if claims else None
+        if user is not None and user.suspended_at is not None:
+            # Whatever the token's version: its owner is told why (ACCOUNT_SUSPENDED).
+            return AuthState(None, "suspended")
         if user is None or user.token_version != claims["ver"]:
             return AuthState(None, "invalid")
         return AuthState(Identity(user, BEARER, [role_principal(r) for r in user.role_names], claims.get("sid")),
@@ -65,7 +69,7 @@ def resolve_auth_state(request) -> AuthState:
         # password change, role removal, deletion) or expired, a replayed cookie is worthless.
         row = request.find_service(ITokenService).console_session(key, _session_setting(request, "session.timeout"))
         user = request.dbsession.get(User, row.user_id) if row is not None else None
-        if user is None or user.token_version != request.session.get("ver"):
+        if user is None or user.suspended_at is not None or user.token_version != request.session.get("ver"):
             return AuthState(None, "invalid")
         return AuthState(Identity(user, SESSION, [role_principal(r) for r in user.role_names]), "valid")
     return AuthState(None, "absent")

@@ -45,6 +45,8 @@ from .request_limits import DEFAULT_MAX_BODY_SIZE, max_body_size
 def serve(app, global_conf, **local_conf):
     from gunicorn.app.pasterapp import serve as gunicorn_serve
 
+    # A dead worker's samples leave the live gauges of /metrics (prometheus_client multiprocess).
+    local_conf.setdefault("child_exit", "nexus_pyramid.metrics.child_exit")
     if os.environ.get("WEB_CONCURRENCY"):
         local_conf["workers"] = os.environ["WEB_CONCURRENCY"]
     if os.environ.get("BIND"):

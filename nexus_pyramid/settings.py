@@ -258,6 +258,17 @@ SETTINGS: tuple[Setting, ...] = (
             "NEXUS_CORS_ORIGINS"),
     Setting("nexus.cors_max_age", Integer(0, 86400, unit="seconds"), 600,
             "how long a browser may reuse a CORS preflight answer"),
+    # Operations (services/blocklist.py, metrics.py, logs.py)
+    Setting("blocklist.refresh_interval", Seconds(0, 60, above=False), 1.0,
+            "a worker re-reads the blocked-titles version at most this often; 0 = on every movie page"),
+    Setting("metrics.enabled", Boolean(), False, "serve `GET /metrics` (Prometheus)"),
+    Setting("metrics.token", Text(), "", "bearer token `/metrics` requires; empty = none (then keep it "
+            "off the public network); production refuses metrics on without one", "NEXUS_METRICS_TOKEN",
+            secret=True),
+    Setting("metrics.dir", Text(), "", "prometheus_client's multiprocess directory, emptied at start-up; "
+            "empty = a fresh temporary one per server", "PROMETHEUS_MULTIPROC_DIR"),
+    Setting("log.format", Choice("", "text", "json"), "", "log lines: `json` (one object a line) or `text`; "
+            "empty = json in production"),
     Setting("library.fetch_concurrency", Integer(1, 32), 4,
             "movies of an id list missing locally: upstream calls at once"),
     Setting("library.fetch_budget", Seconds(0, 60), 4.0,
@@ -451,6 +462,11 @@ def validate(settings: dict) -> None:
             raise ConfigurationError(
                 "Refusing to start in production with a development or short session secret: "
                 "set SESSION_SECRET to a random value of at least 32 characters."
+            )
+        if settings.get("metrics.enabled") and not settings.get("metrics.token"):
+            raise ConfigurationError(
+                "Refusing to serve /metrics in production without a token: set NEXUS_METRICS_TOKEN "
+                "(Prometheus sends it as a bearer token), or leave metrics.enabled off."
             )
 
 

@@ -7,6 +7,8 @@ import re
 import time
 import uuid
 
+from . import metrics
+from .logs import request_fields
 from .api.errors import render_error
 from .cors import Cors, is_api, is_preflight
 from .dependencies.postgres import is_unavailable as is_database_unavailable
@@ -46,10 +48,12 @@ def request_id_tween_factory(handler, registry):
         add_security_headers(request, response)
         if is_api(request):
             cors.decorate(request, response)
+        elapsed = time.perf_counter() - started
+        metrics.request_done(request, response.status_int, elapsed)
         # The path only, never the query string: it may carry search terms or keys.
         access_log.info('%s "%s %s" %s %.1fms request_id=%s', request.client_address or "-", request.method,
-                        request.path_info, response.status_int, (time.perf_counter() - started) * 1000,
-                        request.request_id)
+                        request.path_info, response.status_int, elapsed * 1000, request.request_id,
+                        extra=request_fields(request, response.status_int, elapsed))
         return response
 
     return tween

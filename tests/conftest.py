@@ -22,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from nexus_pyramid.interfaces import (IDatabaseEngine, IDBSessionFactory, IGenreNames, IMovieSource,
+from nexus_pyramid.interfaces import (IBlocklist, IDatabaseEngine, IDBSessionFactory, IGenreNames, IMovieSource,
                                       IRecommendationCache, IRedis, IThrottles, find_service)
 from nexus_pyramid.models import Base
 
@@ -153,8 +153,9 @@ def forget_cached_movies(source) -> None:
 
 def fresh_services(app) -> None:
     """Each test starts with new throttles, genre names and recommendations cache, no cached
-    movies and a Redis breaker that remembers no failure."""
+    movies, no remembered blocklist and a Redis breaker that remembers no failure."""
     from nexus_pyramid.movie_source.cache import CacheStats, make_cache_region
+    from nexus_pyramid.services.blocklist import Blocklist
     from nexus_pyramid.services.movies import GenreNames
     from nexus_pyramid.services.ratelimit import Throttles
 
@@ -167,6 +168,8 @@ def fresh_services(app) -> None:
         redis.outage.success()
     swap_service(app, Throttles.from_settings(settings, redis), IThrottles)
     swap_service(app, GenreNames(source), IGenreNames)
+    # The version a test's rolled-back blocks left behind may come back with other ids.
+    swap_service(app, Blocklist(settings["blocklist.refresh_interval"]), IBlocklist)
     region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
     swap_service(app, region, IRecommendationCache)
 

@@ -13,8 +13,15 @@ def includeme(config):
     config.add_route("console_users", "/admin/users")
     config.add_route("console_user", "/admin/users/{user_id}", factory=UserResource)
     config.add_route("console_user_roles", "/admin/users/{user_id}/roles", factory=UserResource)
+    config.add_route("console_user_suspend", "/admin/users/{user_id}/suspend", factory=UserResource)
+    config.add_route("console_user_reinstate", "/admin/users/{user_id}/reinstate", factory=UserResource)
     config.add_route("console_user_delete", "/admin/users/{user_id}/delete", factory=UserResource)
     config.add_route("console_audit", "/admin/audit")
+    config.add_route("console_movies", "/admin/movies")
+    config.add_route("console_cache", "/admin/cache")
+    config.add_route("console_cache_purge", "/admin/cache/purge")
+    config.add_route("console_movie_block", "/admin/movies/block")
+    config.add_route("console_movie_unblock", "/admin/movies/unblock")
     config.scan(".views")
     from .views import ADMIN_PATH, admin_database_error
 

@@ -15,11 +15,15 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
-from ..errors import AppError, Conflict, InvalidCredentials, RateLimited, ServiceUnavailable
-from ..interfaces import ILibraryService, IMovieService, IMovieSource, IUserService
+from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, RateLimited,
+                      ServiceUnavailable, UpstreamUnavailable)
+from ..interfaces import IBlockedMovies, ILibraryService, IMovieService, IMovieSource, IUserService
 from ..models import ROLE_NAMES
+from ..presenters import blocked as present_blocked
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
+from .. import metrics
 from ..services import stats
+from .charts import bar_chart
 from ..services.users import CONSOLE_ROLES, normalize_email
 
 log = logging.getLogger("nexus.errors")
@@ -89,6 +93,9 @@ def login_submit(request):
     except InvalidCredentials as exc:
         request.response.status_int = 401
         return {**form, "error": exc.message}
+    except AccountSuspendedSignIn as exc:
+        request.response.status_int = 403
+        return {**form, "error": exc.message}
     if not set(CONSOLE_ROLES) & set(user.role_names):
         request.response.status_int = 403
         return {**form, "error": "This account cannot use the admin console."}
@@ -108,7 +115,16 @@ def logout(request):
 @view_config(route_name="console_home", renderer="dashboard.jinja2", permission=ADMIN_READ, request_method="GET")
 def dashboard(request):
     figures = stats.dashboard(request.dbsession)
-    return {**figures, "source": request.find_service(IMovieSource).state(), "page_title": "Dashboard"}
+    series = stats.daily_series(request.dbsession, 30)
+    charts = [
+        {"id": "chart-signups", "title": "Sign-ups per day, last 30 days", "points": series["signups"]},
+        {"id": "chart-active", "title": "Active users per day, last 30 days", "points": series["active"]},
+        {"id": "chart-interactions", "title": "Interactions per day, last 30 days", "points": series["interactions"]},
+    ]
+    for chart in charts:
+        chart["svg"] = bar_chart(chart["title"], chart["points"], chart["id"])
+    return {**figures, "charts": charts, "deployment": metrics.snapshot(),
+            "source": request.find_service(IMovieSource).state(), "page_title": "Dashboard"}
 
 
 @view_config(route_name="console_users", renderer="users.jinja2", permission=ADMIN_READ, request_method="GET")
@@ -133,9 +149,18 @@ def user_detail(request):
         "user": present.admin_user(user, request.find_service(IUserService).interaction_counts(user)),
         "preferences": present_library.preferences(library.preferences(user), movies),
         "recent": [present_library.interaction(item, movies) for item in recent.items],
+        # The first page the API's GET /api/user/recommendations gives this user, as it gives it.
+        **_recommendations_of(library, user),
         "roles": ROLE_NAMES,
         "page_title": user.name,
     }
+
+
+def _recommendations_of(library, user) -> dict:
+    try:
+        return {"recommendations": library.recommendations(user)[:20], "recommendations_error": None}
+    except (UpstreamUnavailable, ServiceUnavailable) as exc:  # the rest of the page still shows
+        return {"recommendations": [], "recommendations_error": exc.message}
 
 
 @view_config(route_name="console_user_roles", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
@@ -145,6 +170,13 @@ def change_role(request):
     if action not in ("assign", "revoke"):
         raise HTTPBadRequest("Unknown action.")
     users = request.find_service(IUserService)
+    if action == "assign" and role == "admin" and role not in user.role_names and request.POST.get("confirm") != "yes":
+        # Granting admin hands over everything, deletion included: asked twice, as deleting is.
+        from pyramid.renderers import render_to_response
+
+        return render_to_response("confirm_admin.jinja2", {
+            "user": present.admin_user(user, users.interaction_counts(user)),
+            "page_title": f"Make {user.name} an admin"}, request=request)
     change = users.assign_role if action == "assign" else users.revoke_role
     try:
         # The service decides, as for the API: a role it does not know is a 400 page.
@@ -154,6 +186,34 @@ def change_role(request):
         return Redirect(request.route_path("console_user", user_id=user.id))
     verb = "now has" if action == "assign" else "no longer has"
     request.session.flash(f"{user.email} {verb} the role {role}.", "success")
+    return Redirect(request.route_path("console_user", user_id=user.id))
+
+
+@view_config(route_name="console_user_suspend", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def suspend_user(request):
+    user = request.context.user
+    reason = request.POST.get("reason", "").strip()
+    back = Redirect(request.route_path("console_user", user_id=user.id))
+    if not reason or len(reason) > 500:
+        request.session.flash("Give a reason for the suspension (at most 500 characters).", "error")
+        return back
+    try:
+        request.find_service(IUserService).suspend(user, reason, actor=request.identity.user, channel="console")
+    except Conflict as exc:  # the last active admin
+        request.session.flash(exc.message, "error")
+        return back
+    request.session.flash(f"{user.email} is suspended: they cannot sign in and their sessions ended.", "success")
+    if user.id == request.identity.user.id:
+        return Redirect("/admin/login", headers=forget(request))
+    return back
+
+
+@view_config(route_name="console_user_reinstate", request_method="POST", permission=ADMIN_WRITE,
+             require_csrf=True)
+def reinstate_user(request):
+    user = request.context.user
+    request.find_service(IUserService).reinstate(user, actor=request.identity.user, channel="console")
+    request.session.flash(f"{user.email} is reinstated and can sign in again.", "success")
     return Redirect(request.route_path("console_user", user_id=user.id))
 
 
@@ -188,6 +248,94 @@ def audit(request):
                      present_audit.entry)
     return {"page": page, "page_title": "Audit log",
             "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
+
+
+# -- movies: search the local table, block and unblock titles ------------------------------
+@view_config(route_name="console_movies", renderer="movies.jinja2", permission=ADMIN_READ, request_method="GET")
+def movies_page(request):
+    q = request.params.get("q", "").strip()[:200]
+    blocked = request.find_service(IBlockedMovies)
+    page = paging.of(blocked.list(_int_param(request, "page", 1), PER_PAGE), present_blocked.blocked_movie)
+    return {"q": q, "found": blocked.search_local(q) if q else [], "blocked": page, "page_title": "Movies",
+            "page_url": lambda number: request.route_path("console_movies", _query={"q": q, "page": number})}
+
+
+def _tmdb_id(request) -> int:
+    try:
+        value = int(request.POST.get("tmdb_id", ""))
+    except ValueError:
+        raise HTTPBadRequest("No such movie id.")
+    if not 1 <= value <= 2**31 - 1:
+        raise HTTPBadRequest("No such movie id.")
+    return value
+
+
+def _back_to_movies(request):
+    q = _safe_q(request.POST.get("q", ""))
+    return Redirect(request.route_path("console_movies", _query={"q": q} if q else {}))
+
+
+def _safe_q(value: str) -> str:
+    return value.strip()[:200] if isinstance(value, str) else ""
+
+
+@view_config(route_name="console_movie_block", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def block_movie(request):
+    tmdb_id = _tmdb_id(request)
+    reason = request.POST.get("reason", "").strip()
+    if not reason or len(reason) > 500:
+        request.session.flash("Give a reason for blocking the title (at most 500 characters).", "error")
+        return _back_to_movies(request)
+    row, created = request.find_service(IBlockedMovies).block(tmdb_id, reason, request.identity.user, "console")
+    name = row.title or f"#{row.tmdb_id}"
+    request.session.flash(f"{name} is blocked." if created else f"{name} was already blocked.", "success")
+    return _back_to_movies(request)
+
+
+@view_config(route_name="console_movie_unblock", request_method="POST", permission=ADMIN_WRITE,
+             require_csrf=True)
+def unblock_movie(request):
+    tmdb_id = _tmdb_id(request)
+    service = request.find_service(IBlockedMovies)
+    row = service.get(tmdb_id)
+    name = (row.title if row is not None else None) or f"#{tmdb_id}"
+    service.unblock(tmdb_id, request.identity.user, "console")
+    request.session.flash(f"{name} is unblocked.", "success")
+    return _back_to_movies(request)
+
+
+# -- cache: what it holds, purging one key or one kind -------------------------------------
+def _inspector(request):
+    from ..interfaces import IRedis, find_service
+    from ..movie_source.inspect import CacheInspector
+
+    return CacheInspector(request.find_service(IMovieSource), find_service(request.registry, IRedis, None))
+
+
+@view_config(route_name="console_cache", renderer="cache.jinja2", permission=ADMIN_READ, request_method="GET")
+def cache_page(request):
+    source = request.find_service(IMovieSource)
+    return {"kinds": _inspector(request).summary(), "deployment": metrics.snapshot(),
+            "process": source.stats.as_dict(), "page_title": "Cache", "shown": 50}
+
+
+@view_config(route_name="console_cache_purge", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def purge_cache(request):
+    inspector = _inspector(request)
+    users = request.find_service(IUserService)
+    key, kind = request.POST.get("key", "")[:1000], request.POST.get("kind", "")[:64]
+    if key:
+        if not inspector.purge_key(key):
+            raise HTTPBadRequest("Not a movie cache key.")
+        users.audit(request.identity.user, "cache.purge", None, f"key {key}", "console")
+        request.session.flash(f"Purged {key}: the next request for it asks the movie source.", "success")
+    elif kind:
+        count = inspector.purge_kind(kind)
+        users.audit(request.identity.user, "cache.purge", None, f"kind {kind} ({count} entries)", "console")
+        request.session.flash(f"Purged {count} {kind} entries.", "success")
+    else:
+        raise HTTPBadRequest("Nothing to purge.")
+    return Redirect(request.route_path("console_cache"))
 
 
 # -- errors inside /admin are pages, not JSON -----------------------------------------------

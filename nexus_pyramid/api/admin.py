@@ -12,6 +12,10 @@ users = ApiService(name="admin_users", path="/api/admin/users", description="Sea
 user_detail = ApiService(name="admin_user", path="/api/admin/users/{user_id}", factory=UserResource,
                          description="One user")
 assign = ApiService(name="admin_roles_assign", path="/api/admin/roles/assign", description="Give a user a role")
+suspend = ApiService(name="admin_user_suspend", path="/api/admin/users/{user_id}/suspend", factory=UserResource,
+                     description="Suspend an account: no sign-in, every token and session refused")
+reinstate = ApiService(name="admin_user_reinstate", path="/api/admin/users/{user_id}/reinstate",
+                       factory=UserResource, description="Lift a suspension")
 revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", description="Take a role away")
 
 
@@ -53,3 +57,19 @@ def assign_role(request):
              permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def revoke_role(request):
     return _role_change(request, request.find_service(IUserService).revoke_role)
+
+
+@suspend.post(schema=schemas.request_schema(schemas.SuspendBody), returns=present.AdminUser,
+              permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
+def suspend_user(request):
+    users = request.find_service(IUserService)
+    user = users.suspend(request.context.user, request.validated["body"]["reason"], actor=request.identity.user,
+                         channel="api")
+    return success(present.admin_user(user, users.interaction_counts(user)), "User suspended")
+
+
+@reinstate.post(returns=present.AdminUser, permission=ADMIN_WRITE, error_codes=(401, 403, 404))
+def reinstate_user(request):
+    users = request.find_service(IUserService)
+    user = users.reinstate(request.context.user, actor=request.identity.user, channel="api")
+    return success(present.admin_user(user, users.interaction_counts(user)), "User reinstated")

@@ -37,7 +37,7 @@ def register_view(request):
 
 
 @login.post(schema=schemas.request_schema(schemas.LoginBody), returns=present.Session, permission=PUBLIC,
-            error_codes=(401, 429, 503))
+            error_codes=(401, 403, 429, 503))
 def login_view(request):
     body = request.validated["body"]
     user = request.find_service(IUserService).sign_in(body["email"], body["password"])  # throttled
@@ -79,6 +79,8 @@ def logout_view(request):
         # (token_version), every console session.
         state = request.auth_state
         if state.identity is None:
+            if state.credentials == "suspended":
+                raise errors.AccountSuspended()
             raise errors.InvalidToken() if state.credentials == "invalid" else errors.AuthenticationRequired()
         request.find_service(IUserService).end_all_sessions(state.identity.user)
         return success(None, "Signed out of every session")

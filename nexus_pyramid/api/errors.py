@@ -38,6 +38,10 @@ def render_error(request, status: int, code: str, message: str, details=None, he
     response.status_int = status
     response.content_type = "application/json"
     response.charset = "utf-8"
+    request_id = getattr(request, "request_id", None)
+    if request_id is not None:
+        # The id of this response (X-Request-ID), so that a user's report can be found in the logs.
+        details = {**(details or {}), "request_id": request_id}
     response.json_body = envelope.error(code, message, details)
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -54,6 +58,8 @@ def forbidden_view(exc, request):
     if state.identity is None:
         if state.credentials == "invalid":
             return app_error_view(errors.InvalidToken(), request)
+        if state.credentials == "suspended":
+            return app_error_view(errors.AccountSuspended(), request)
         return app_error_view(errors.AuthenticationRequired(), request)
     return app_error_view(errors.Forbidden(), request)
 

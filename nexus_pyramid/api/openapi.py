@@ -375,6 +375,14 @@ def _ops_paths() -> dict:
         "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "tags": ["ops"],
                                       "security": [{}],
                                       "responses": plain("OpenAPI 3.1", {"type": "object"}, 500)}},
+        "/metrics": {"get": {"operationId": "metrics", "tags": ["ops"], "security": [{}, {"bearer": []}],
+                             "summary": "Prometheus exposition, summed over every worker process; 404 unless "
+                                        "metrics.enabled, bearer metrics.token when set",
+                             "responses": {
+                                 "200": {"description": "Prometheus text format", "headers": {
+                                     "X-Request-ID": _header("X-Request-ID")},
+                                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                 **{str(c): {"$ref": f"#/components/responses/Error{c}"} for c in (401, 404, 500)}}}},
         "/api/docs": {"get": {"operationId": "api_docs", "summary": "Interactive documentation (HTML)",
                               "tags": ["ops"], "security": [{}], "responses": {
                                   "200": {"description": "HTML page", "headers": {
@@ -435,7 +443,7 @@ def served_document() -> dict:
 
 # Routes outside Cornice that the document lists with GET only: any other method is a 405 with
 # Allow, as on the Cornice services (not a 404 for a view predicate that did not match).
-GET_ONLY_ROUTES = ("openapi", "api_docs", "healthz", "readyz")
+GET_ONLY_ROUTES = ("openapi", "api_docs", "healthz", "readyz", "metrics")
 
 
 def method_not_allowed(context, request):

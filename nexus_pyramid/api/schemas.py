@@ -170,6 +170,12 @@ class RoleChangeBody(colander.MappingSchema):
                                json_schema={"enum": list(ROLE_NAMES)})
 
 
+class SuspendBody(colander.MappingSchema):
+    examples = [{"reason": "Spam in reviews, reported three times"}]
+    reason = colander.SchemaNode(StrictString(), validator=colander.Length(1, 500),
+                                 description="Why (shown to administrators and kept in the audit log)")
+
+
 def page_node(max_page=None):
     return colander.SchemaNode(QueryInt(), missing=1, validator=colander.Range(1, max_page),
                                description="Page number, from 1" + (f" to {max_page}" if max_page else ""))
@@ -368,3 +374,9 @@ class DiscoverQuery(TmdbPaging):
 
 class RecommendationsQuery(LocalPaging):
     language = language_node()
+
+
+class BlockMovieBody(colander.MappingSchema):
+    examples = [{"tmdb_id": 603, "reason": "Rights holder's take-down notice"}]
+    tmdb_id = colander.SchemaNode(StrictInt(), validator=colander.Range(1, MAX_TMDB_ID))
+    reason = colander.SchemaNode(StrictString(), validator=colander.Length(1, 500))

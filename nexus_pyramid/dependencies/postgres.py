@@ -40,7 +40,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
 from ..errors import ServiceUnavailable
-from .. import settings as nexus_settings
+from .. import metrics, settings as nexus_settings
 from ..interfaces import IDatabaseGuard, find_service
 from .breaker import CLOSED, CircuitBreaker
 from .outage import OutageLog
@@ -281,10 +281,13 @@ class DatabaseGuard:
         if not self.breaker.allow():
             error = DatabaseUnavailable(self.retry_after())
             self.outage.failure("checkout refused, breaker open", error)
+            metrics.upstream_call("database", None, ok=False)
             raise error
+        started = time.perf_counter()
         try:
             connection = connect()
         except PoolTimeout as exc:
+            metrics.pool_waited(time.perf_counter() - started, timed_out=True)
             # Every pooled connection is taken: the process is busy, which says nothing of the
             # database (a hung one shows in the stuck requests' own failures). Only a half-open
             # trial must end here, or the breaker would wait for it forever.
@@ -296,11 +299,17 @@ class DatabaseGuard:
             # A failed connect (refused, timed out): consecutive ones mean that waiting for the
             # database is pointless for a while.
             self.breaker.failure()
+            metrics.upstream_call("database", time.perf_counter() - started, ok=False)
+            metrics.breaker_state("database", self.breaker.state)
             if isinstance(exc, Exception):
                 self.outage.failure("pool wait" if isinstance(exc, PoolTimeout) else "connect", exc)
             raise
+        waited = time.perf_counter() - started
+        metrics.pool_waited(waited, timed_out=False)
+        metrics.upstream_call("database", waited, ok=True)
         self.breaker.success()
         self.outage.success()
+        metrics.breaker_state("database", self.breaker.state)
         return connection
 
     def _on_error(self, context) -> None:

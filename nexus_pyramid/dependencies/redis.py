@@ -56,7 +56,7 @@ import redis as redis_py
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .. import settings as nexus_settings
+from .. import metrics, settings as nexus_settings
 from .breaker import OPEN, CircuitBreaker
 from .outage import OutageLog
 
@@ -109,17 +109,21 @@ class RedisDependency:
              operation: str = "call") -> T:
         if not self.breaker.allow():
             self.outage.failure(operation, BreakerOpen())
+            metrics.upstream_call("redis", None, ok=False)
             return self._fall_back(fallback)
+        started = time.perf_counter()
         try:
             result = fn(self.client)
         except REDIS_ERRORS as exc:
             self._failed(operation, exc)
+            metrics.upstream_call("redis", time.perf_counter() - started, ok=False)
             return self._fall_back(fallback)
         except BaseException as exc:
             # Not Redis's doing, but the call did not prove Redis healthy either; a
             # half-open trial must end one way or the other.
             self._failed(operation, exc)
             raise
+        metrics.upstream_call("redis", time.perf_counter() - started, ok=True)
         self._succeeded()
         return result
 
@@ -138,10 +142,12 @@ class RedisDependency:
     def _succeeded(self) -> None:
         self.breaker.success()
         self.outage.success()
+        metrics.breaker_state("redis", self.breaker.state)
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self.breaker.failure()
         self.outage.failure(operation, exc)
+        metrics.breaker_state("redis", self.breaker.state)
 
     @staticmethod
     def _fall_back(fallback):

@@ -8,3 +8,4 @@ from .token import AccountToken, RefreshToken  # noqa: F401
 from .user import ROLE_NAMES, Role, User, user_roles  # noqa: F401
 from .app_meta import MOVIE_ID_SPACE, AppMeta  # noqa: F401
 from .console_session import ConsoleSession  # noqa: F401
+from .blocked_movie import BlockedMovie  # noqa: F401

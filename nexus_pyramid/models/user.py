@@ -1,7 +1,7 @@
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table, Uuid
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .meta import Base, UTCDateTime, utcnow
@@ -43,10 +43,18 @@ class User(Base):
     # Bumped in the same transaction as any change to the user's interactions or
     # preferences; part of the recommendation cache key, so no invalidation can be lost.
     recs_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set while the account is suspended (an administrator's decision, with a reason): the user
+    # cannot sign in and every token and session of theirs is refused with ACCOUNT_SUSPENDED.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    suspension_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin", order_by=Role.id)
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @property
     def role_names(self) -> list[str]:

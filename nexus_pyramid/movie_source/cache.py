@@ -29,7 +29,7 @@ from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 from dogpile.cache.proxy import ProxyBackend
 
-from .. import settings as nexus_settings
+from .. import metrics, settings as nexus_settings
 from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
 from .base import MovieSource, SourceNotFound, SourceUnavailable
@@ -236,6 +236,7 @@ class ResilientBackend(ProxyBackend):
 
     def _error(self, operation: str, exc: Exception):
         self.stats.count("bypassed")
+        metrics.cache_event("any", "bypass")
         now = time.monotonic()
         if now - self._last_logged > 10:  # one line per 10 s, not one per request
             self._last_logged = now
@@ -257,6 +258,7 @@ class ResilientBackend(ProxyBackend):
                                  lambda: _UNAVAILABLE, "cache " + operation)
         if result is _UNAVAILABLE:
             self.stats.count("bypassed")
+            metrics.cache_event("any", "bypass")
             return default
         return result
 
@@ -404,6 +406,12 @@ class CachedMovieSource:
         content = self.source.content_language
         return language is None or content(language) == content(self.default_language)
 
+    _EVENTS = {"hits": "hit", "misses": "miss", "stale": "stale", "errors": "error", "busy": "busy"}
+
+    def _count(self, kind: str, name: str) -> None:
+        self.stats.count(name)
+        metrics.cache_event(kind, self._EVENTS[name])
+
     def fetch(self, kind: str, key: str, creator, language: str | None = None) -> Result:
         """The value under ``key`` in ``language`` (None: the default); ``creator(language)`` makes it."""
         requested = language or self.default_language
@@ -413,7 +421,7 @@ class CachedMovieSource:
         if self.local is not None:
             hit = self.local.get(key)
             if hit is not NO_VALUE:
-                self.stats.count("hits")
+                self._count(kind, "hits")
                 return Result(hit, CACHE, key, language, notes)
         missing_key = "404:" + key
         produced = []
@@ -429,26 +437,26 @@ class CachedMovieSource:
         try:
             value = self.region.get_or_create(key, create, expiration_time=self.ttls[kind])
         except _RememberedNotFound:
-            self.stats.count("hits")
+            self._count(kind, "hits")
             raise
         except SourceNotFound:
             self.region.set(missing_key, True)
             raise
         except SourceUnavailable as exc:
-            self.stats.count("busy" if isinstance(exc, CacheBusy) else "errors")
+            self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
             stale = self._stale(key)
             if stale is NO_VALUE:
                 raise
-            self.stats.count("stale")
+            self._count(kind, "stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
             return Result(stale, STALE, key, language, notes)
         if self.local is not None:
             self.local.set(key, value)
         if produced:
-            self.stats.count("misses")
+            self._count(kind, "misses")
             return Result(value, UPSTREAM, key, language, notes)
-        self.stats.count("hits")
+        self._count(kind, "hits")
         return Result(value, CACHE, key, language, notes)
 
     # -- the lookups -------------------------------------------------------------

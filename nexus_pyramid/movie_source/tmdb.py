@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable
+from .. import metrics
 from ..dependencies.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -180,11 +181,16 @@ class TMDbSource(MovieSource):
     def _call(self, path: str, shape, **params):
         """GET ``path`` through the retry policy, inside the breaker; ``shape`` checks a 200's body."""
         if not self.breaker.allow():
+            metrics.upstream_call("tmdb", None, ok=False)
             raise SourceUnavailable("TMDb circuit breaker is open")
+        started = time.perf_counter()
+        ok = False
         try:
             response = self.retry.run(lambda time_left: self.transport.get(path, params, time_left))
             value = self._answer(path, response, shape)
+            ok = True
         except SourceNotFound:
+            ok = True
             self.breaker.success()  # TMDb is up; the thing is just not there
             raise
         except _Refused as exc:
@@ -196,7 +202,11 @@ class TMDbSource(MovieSource):
         except BaseException:
             self.breaker.failure()  # a half-open trial must end one way or the other
             raise
+        finally:
+            metrics.upstream_call("tmdb", time.perf_counter() - started, ok)
+            metrics.breaker_state("tmdb", self.breaker.state)
         self.breaker.success()
+        metrics.breaker_state("tmdb", self.breaker.state)
         return value
 
     @staticmethod

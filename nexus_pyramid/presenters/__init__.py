@@ -9,6 +9,7 @@ output and the OpenAPI document (``api/openapi.py``) all use these and nothing e
 - ``users``: user, profile, admin view of a user, session (token pair);
 - ``library``: preferences, interaction, recommendation;
 - ``audit``: audit log entry (the console's audit page);
+- ``blocked``: a blocked title;
 - ``paging``: the page of any list.
 
 Presenters return plain dicts; dates and times stay ``date``/``datetime`` objects, which

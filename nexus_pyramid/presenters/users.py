@@ -36,6 +36,8 @@ class InteractionCounts(colander.MappingSchema):
 class AdminUser(User):
     ref = "AdminUser"
     interaction_counts = InteractionCounts()
+    suspended_at = moment(nullable=True, description="Set while the account is suspended")
+    suspension_reason = string(nullable=True)
 
 
 class Session(colander.MappingSchema):
@@ -89,7 +91,8 @@ def profile(u, preferences: dict) -> dict:
 
 
 def admin_user(u, interaction_counts: dict) -> dict:
-    return {**user(u), "interaction_counts": interaction_counts}
+    return {**user(u), "interaction_counts": interaction_counts, "suspended_at": u.suspended_at,
+            "suspension_reason": u.suspension_reason}
 
 
 def session(u, pair: dict) -> dict:

@@ -5,11 +5,12 @@ the process-wide ones once, the per-request ones as factories over the request's
 """
 from __future__ import annotations
 
-from ..interfaces import (IAccountService, IDBSessionFactory, IGenreNames, IMailer, ILibraryService, IMovieService,
-                          IMovieSource, IPasswords,
-                          IRecommendationCache, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
+from ..interfaces import (IAccountService, IBlockedMovies, IBlocklist, IDBSessionFactory, IGenreNames, IMailer,
+                          ILibraryService, IMovieService, IMovieSource, IPasswords, IRecommendationCache, IRedis,
+                          IThrottles, ITokenCodec, ITokenService, IUserService)
 from ..movie_source.cache import CacheStats, make_cache_region
 from .accounts import AccountService
+from .blocklist import BlockedMovies, Blocklist
 from .library import LibraryService
 from .movies import GenreNames, MovieService
 from .passwords import Passwords
@@ -44,7 +45,14 @@ def movie_service(context, request):
     settings = request.registry.settings
     return MovieService(lambda: request.dbsession, request.find_service(IMovieSource),
                         request.find_service(IGenreNames),
-                        settings["tmdb.image_base_url"], settings["tmdb.poster_size"])
+                        settings["tmdb.image_base_url"], settings["tmdb.poster_size"],
+                        blocklist=request.find_service(IBlocklist))
+
+
+def blocked_movies_service(context, request):
+    return BlockedMovies(request.dbsession, request.find_service(IBlocklist), request.find_service(IMovieService),
+                         request.find_service(IUserService),
+                         after_commit=lambda hook: request.tm.get().addAfterCommitHook(hook))
 
 
 def library_service(context, request):
@@ -66,12 +74,14 @@ def includeme(config):
     config.register_service(GenreNames(config.registry.getUtility(IMovieSource)), IGenreNames)
     recs_region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
     config.register_service(recs_region, IRecommendationCache)
+    config.register_service(Blocklist(settings["blocklist.refresh_interval"]), IBlocklist)
 
     config.register_service_factory(token_service, ITokenService)
     config.register_service_factory(user_service, IUserService)
     config.register_service_factory(account_service, IAccountService)
     config.register_service_factory(movie_service, IMovieService)
     config.register_service_factory(library_service, ILibraryService)
+    config.register_service_factory(blocked_movies_service, IBlockedMovies)
 
     config.add_seed_step("genres", seed_genres)
     config.add_seed_step("catalog", seed_catalog)

@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from .. import metrics
 from ..errors import InteractionNotFound, ValidationError
 from ..models.meta import utcnow
 from ..models import (Genre, Movie, User, UserActorPreference, UserGenrePreference, UserMovieInteraction,
@@ -140,14 +141,25 @@ class LibraryService:
             self.db.expire(user, ["recs_version"])
 
     def recommendations(self, user) -> list[dict]:
-        """The user's ranked recommendations (cached until their data changes)."""
+        """The user's ranked recommendations (cached until their data changes), less blocked titles."""
+        return self.movies.without_blocked(self._recommendations(user), lambda rec: rec["movie"]["tmdb_id"])
+
+    def _recommendations(self, user) -> list[dict]:
         if self.recs_region is None:
             return self._compute(user)
-        try:
-            return self.recs_region.get_or_create(self._recs_key(user), lambda: self._compute(user),
-                                                  expiration_time=self.recs_ttl)
-        except CacheBusy:  # another request of this user is computing them: don't wait longer
+        computed = []
+
+        def compute():
+            computed.append(True)
             return self._compute(user)
+
+        try:
+            ranked = self.recs_region.get_or_create(self._recs_key(user), compute, expiration_time=self.recs_ttl)
+        except CacheBusy:  # another request of this user is computing them: don't wait longer
+            metrics.cache_event("recommendations_user", "busy")
+            return self._compute(user)
+        metrics.cache_event("recommendations_user", "miss" if computed else "hit")
+        return ranked
 
     def _compute(self, user) -> list[dict]:
         signal = user_signal(self.db, user, self.preferences(user))

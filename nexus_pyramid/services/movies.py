@@ -56,13 +56,31 @@ class GenreNames:
 
 class MovieService:
     def __init__(self, dbsession, source: CachedMovieSource, genre_names: GenreNames, image_base: str,
-                 poster_size: str = "w500"):
+                 poster_size: str = "w500", blocklist=None):
         # A session, or a callable returning one: public movie reads served from the cache
-        # never open a database session.
+        # open a database session only to re-read the blocklist's version (services/blocklist.py:
+        # at most once per blocklist.refresh_interval per process).
         self._db = dbsession
         self.source = source
         self.genre_names = genre_names
         self.presenter = MoviePresenter(image_base, poster_size)
+        # services.blocklist.Blocklist: titles taken down are left out of every page built here.
+        self.blocklist = blocklist
+
+    def blocked(self) -> tuple[int, frozenset[int]]:
+        """(version, ids) of the blocked titles; (0, empty) without a blocklist (scripts)."""
+        if self.blocklist is None:
+            return 0, frozenset()
+        return self.blocklist.current(lambda: self.db)
+
+    def check_not_blocked(self, tmdb_id: int) -> None:
+        if tmdb_id in self.blocked()[1]:
+            raise MovieNotFound()
+
+    def without_blocked(self, items: list, tmdb_id=lambda item: item["tmdb_id"]) -> list:
+        """``items`` less the blocked titles (for lists built outside ``_page``)."""
+        blocked = self.blocked()[1]
+        return [i for i in items if tmdb_id(i) not in blocked] if blocked else items
 
     @property
     def db(self):
@@ -103,8 +121,13 @@ class MovieService:
         items = [r for r in raw.get("results", []) if allow_adult or not r.get("adult")]
         if mirror and self._mirrors(result, language):
             self.mirror_best_effort(items)
-        # A value served again from the in-process cache is the same object: shape it once.
-        derived, memo_key = self.source.derived, f"page:{int(allow_adult)}:{result.key}"
+        # The one place every movie page passes, whichever cache it came from.
+        version, blocked = self.blocked()
+        if blocked:
+            items = [r for r in items if r.get("id") not in blocked]
+        # A value served again from the in-process cache is the same object: shape it once
+        # per version of the blocklist.
+        derived, memo_key = self.source.derived, f"page:{int(allow_adult)}:{version}:{result.key}"
         memo = derived.get(memo_key) if derived is not None else NO_VALUE
         if memo is not NO_VALUE and memo[0] is raw:
             return memo[1], self._meta(result)
@@ -130,6 +153,7 @@ class MovieService:
         return self._page(self._call(self.source.discover, query, language), language=language)
 
     def movie_detail(self, tmdb_id: int, language: str | None = None):
+        self.check_not_blocked(tmdb_id)
         result = self._call(self.source.movie, tmdb_id, language)
         if self._mirrors(result, language):
             self.mirror_best_effort([result.value])
@@ -137,6 +161,7 @@ class MovieService:
         return self.presenter.detail(result.value, self.genre_names.get()), meta
 
     def recommendations(self, tmdb_id: int, page: int, language: str | None = None):
+        self.check_not_blocked(tmdb_id)
         return self._page(self._call(self.source.recommendations, tmdb_id, page, language), language=language)
 
     def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False,

@@ -50,6 +50,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from ..dependencies.redis import RedisDependency
+from .. import metrics
 from ..errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class Throttles:
         """Count one password guess; raise RateLimited (nothing evaluated) when a limit is full."""
         for limit, *ids in self._password_keys(email, address):
             if not self.counters.hit(limit, *ids):
+                metrics.throttled("login")
                 raise RateLimited(self.counters.retry_after(limit, *ids))
 
     def succeeded(self, email: str, address: str) -> None:
@@ -186,6 +188,7 @@ class Throttles:
         """Count one registration from ``address``; RateLimited when the address is at its limit."""
         client = address_key(address)
         if not self.counters.hit(self.register_per_address, "register-addr", client):
+            metrics.throttled("registration")
             raise RateLimited(self.counters.retry_after(self.register_per_address, "register-addr", client))
 
 

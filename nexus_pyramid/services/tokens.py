@@ -10,7 +10,7 @@ import jwt
 from pyramid_jwt import JWTAuthenticationPolicy
 from sqlalchemy import delete, func, select, update
 
-from ..errors import InvalidToken, NotFound
+from ..errors import AccountSuspended, InvalidToken, NotFound
 from ..models import ConsoleSession, RefreshToken, User
 from ..models.meta import utcnow
 
@@ -135,6 +135,9 @@ class TokenService:
         if row is None:
             raise InvalidToken("The refresh token is invalid.")
         now = utcnow()
+        owner = self.db.get(User, row.user_id)
+        if owner is not None and owner.suspended_at is not None:
+            raise AccountSuspended()
         if row.revoked_at is not None:
             if row.replaced_by_id is not None and now - row.revoked_at <= self.refresh_grace:
                 # Rotated moments ago: another request with this token won the race (the row

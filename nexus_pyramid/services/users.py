@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import Conflict, EmailTaken, InvalidCredentials, InvalidToken, UserNotFound, ValidationError
+from ..errors import AccountSuspendedSignIn, Conflict, EmailTaken, InvalidCredentials, InvalidToken, UserNotFound, ValidationError
 from ..models import INTERACTION_TYPES, AuditLogEntry, Role, User, UserMovieInteraction, user_roles
 from ..models.meta import utcnow
 from .passwords import Passwords
@@ -122,6 +122,9 @@ class UserService:
         if not self._check_password(email, verify):
             raise InvalidCredentials()
         user = found[0]
+        if user.suspended_at is not None:
+            # Only once the password is right: a wrong one says nothing about the account.
+            raise AccountSuspendedSignIn()
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(password)
         return user
@@ -209,17 +212,19 @@ class UserService:
         return self.db.execute(select(Role).where(Role.name == "admin").with_for_update()).scalar_one()
 
     def _admin_count(self, admin_role: Role) -> int:
+        """Active admins: a suspended admin cannot administer anything."""
         return self.db.execute(
-            select(func.count()).select_from(user_roles).where(user_roles.c.role_id == admin_role.id)
+            select(func.count()).select_from(user_roles).join(User, User.id == user_roles.c.user_id)
+            .where(user_roles.c.role_id == admin_role.id, User.suspended_at.is_(None))
         ).scalar_one()
 
     def _guard_last_admin(self, user: User, action: str, lock_target: bool = False) -> None:
         admin_role = self._lock_admins()
         if lock_target:  # always after the admin role: one lock order, no deadlock with role changes
             lock_user(self.db, user, exclusive=True, gone=UserNotFound)
-        self.db.refresh(user, ["roles"])
-        if "admin" in user.role_names and self._admin_count(admin_role) <= 1:
-            raise Conflict(f"Cannot {action} the last admin.")
+        self.db.refresh(user, ["roles", "suspended_at"])
+        if "admin" in user.role_names and user.suspended_at is None and self._admin_count(admin_role) <= 1:
+            raise Conflict(f"Cannot {action} the last active admin.")
 
     def delete(self, user: User, actor: User | None = None, channel: str = "api") -> None:
         # Locking the user's row waits for their own writes in flight (see lock_user) and keeps new
@@ -244,6 +249,30 @@ class UserService:
         self.db.delete(user)
         self.db.flush()
 
+
+    def suspend(self, user: User, reason: str, actor: User | None = None, channel: str = "api") -> User:
+        """The user can no longer sign in; every token and session of theirs stops now.
+
+        Refresh tokens and console sessions are ended and ``token_version`` bumped, so that
+        reinstating the account does not bring old tokens back: the user signs in again.
+        """
+        reason = reason.strip()
+        self._guard_last_admin(user, "suspend", lock_target=True)
+        if user.suspended_at is None:
+            user.suspended_at = utcnow()
+        user.suspension_reason = reason
+        self.end_all_sessions(user)
+        self.audit(actor, "user.suspend", user, reason, channel)
+        return user
+
+    def reinstate(self, user: User, actor: User | None = None, channel: str = "api") -> User:
+        if user.suspended_at is not None:
+            user.suspended_at = None
+            user.suspension_reason = None
+            self.db.flush()
+            self.audit(actor, "user.reinstate", user, None, channel)
+        return user
+
     def assign_role(self, user: User, role_name: str, actor: User | None = None, channel: str = "api") -> User:
         role = self.role(role_name)
         if role_name not in user.role_names:
@@ -264,12 +293,17 @@ class UserService:
             self.audit(actor, "role.revoke", user, role_name, channel)
         return user
 
-    def audit(self, actor: User | None, action: str, target: User, details: str | None, channel: str) -> None:
-        """Every administrative change is recorded, whichever door it came through."""
+    def audit(self, actor: User | None, action: str, target: User | None, details: str | None,
+              channel: str) -> None:
+        """Every administrative change is recorded, whichever door it came through.
+
+        ``target`` is None for changes that concern no user (a blocked title, a cache purge):
+        ``details`` then says what was changed."""
         self.db.add(AuditLogEntry(
             actor_id=actor.id if actor else None,
             actor_email=actor.email if actor else f"({channel})",
-            action=action, target_user_id=target.id, target_email=target.email, details=details, channel=channel,
+            action=action, target_user_id=target.id if target else None,
+            target_email=target.email if target else None, details=details, channel=channel,
         ))
 
     def audit_log(self, page: int, per_page: int) -> Page:

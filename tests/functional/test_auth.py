@@ -35,8 +35,8 @@ def test_register_duplicate_email_ignores_case(api):
 def test_register_validation_errors_name_each_field(api):
     response = api.app.post_json("/api/auth/register", {"email": "not-an-email", "password": "short"}, status=400)
     body = assert_error(response, 400, "VALIDATION_ERROR")
-    assert set(body["details"]) == {"email", "password", "name"}
-    assert all(isinstance(v, list) and v for v in body["details"].values())
+    assert set(body["details"]) == {"email", "password", "name", "request_id"}
+    assert all(isinstance(v, list) and v for k, v in body["details"].items() if k != "request_id")
 
 
 def test_register_rejects_wrong_types_and_bad_dates(api):
@@ -61,7 +61,8 @@ def test_bodies_must_be_json(api):
                             status=415)
     assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
     response = api.app.post("/api/auth/register", "{not json", content_type="application/json", status=400)
-    assert assert_error(response, 400, "VALIDATION_ERROR")["details"] == {"body": ["Malformed JSON."]}
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"body": ["Malformed JSON."], "request_id": response.headers["X-Request-ID"]}
     response = api.app.post("/api/auth/register", "[1, 2]", content_type="application/json", status=400)
     assert_error(response, 400, "VALIDATION_ERROR")
 

@@ -180,10 +180,10 @@ def test_the_last_admin_is_protected_in_the_console_too(testapp, people, dbsessi
     token = csrf(testapp)
     result = testapp.post(f"/admin/users/{admin['id']}/roles", {"csrf_token": token, "role": "admin",
                                                                  "action": "revoke"}, status=302).follow()
-    assert "Cannot remove the role admin from the last admin." in result.text
+    assert "Cannot remove the role admin from the last active admin." in result.text
     result = testapp.post(f"/admin/users/{admin['id']}/delete", {"csrf_token": token, "confirm": "yes"},
                           status=302).follow()
-    assert "Cannot delete the last admin." in result.text
+    assert "Cannot delete the last active admin." in result.text
     assert "admin" in roles_of(dbsession, "admin@example.com")
     assert audit_rows(dbsession) == []
 

@@ -50,7 +50,8 @@ def test_preferences_validation_loses_nothing(api, user):
     url, headers = "/api/user/preferences", user["headers"]
     api.app.post_json(url, {"genre_ids": [878], "movie_ids": [MATRIX]}, headers=headers)
     response = api.app.post_json(url, {"genre_ids": [878, 4242]}, headers=headers, status=400)
-    assert assert_error(response, 400, "VALIDATION_ERROR")["details"] == {"genre_ids": ["Unknown genre id: 4242"]}
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details == {"genre_ids": ["Unknown genre id: 4242"], "request_id": response.headers["X-Request-ID"]}
     response = api.app.post_json(url, {"movie_ids": [MATRIX, 99999999, 88888888]}, headers=headers, status=400)
     details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert details["unknown_movie_ids"] == [99999999, 88888888]

@@ -31,6 +31,7 @@ def test_every_user_owned_table_cascades(engine):
     for table in inspector.get_table_names():
         for fk in inspector.get_foreign_keys(table):
             if fk["referred_table"] == "users":
-                # The audit log outlives the people in it: it keeps their emails, the link goes.
-                expected = "SET NULL" if table == "admin_audit_log" else "CASCADE"
+                # The audit log and a blocked title outlive the people in them: they keep their
+                # emails, the link goes.
+                expected = "SET NULL" if table in ("admin_audit_log", "blocked_movies") else "CASCADE"
                 assert fk["options"].get("ondelete", "").upper() == expected, (table, fk)

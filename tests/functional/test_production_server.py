@@ -30,7 +30,8 @@ PSERVE = Path(sys.executable).with_name("pserve")
 
 
 class ProductionServer:
-    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, fake: FakeTMDb, **server_options):
+    def __init__(self, tmp_path: Path, database_url: str, redis_url: str, fake: FakeTMDb, env: dict | None = None,
+                 **server_options):
         ini = (ROOT / "production.ini").read_text()
         # The ini names a Redis; the tests use theirs, or none (process-local cache).
         ini = re.sub(r"(?m)^nexus\.redis_url = .*$", f"nexus.redis_url = {redis_url}", ini)
@@ -41,7 +42,7 @@ class ProductionServer:
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                "JWT_SECRET": secrets.token_urlsafe(40), "SESSION_SECRET": secrets.token_urlsafe(40),
                "NEXUS_MOVIE_SOURCE": "tmdb", "TMDB_BASE_URL": fake.base_url, "TMDB_API_KEY": API_KEY,
-               "WEB_CONCURRENCY": "2", "BIND": "127.0.0.1:0"}
+               "WEB_CONCURRENCY": "2", "BIND": "127.0.0.1:0", **(env or {})}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([str(PSERVE), "production.ini"], cwd=tmp_path, env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

@@ -11,7 +11,8 @@ from nexus_pyramid.services.ratelimit import Throttles
 from nexus_pyramid.services.users import UserService
 from tests.conftest import TEST_REDIS_URL, swap_service
 
-PER_REQUEST = {"ITokenService", "IUserService", "IMovieService", "ILibraryService", "IAccountService"}
+PER_REQUEST = {"ITokenService", "IUserService", "IMovieService", "ILibraryService", "IAccountService",
+               "IBlockedMovies"}
 ALL = {name: value for name, value in vars(interfaces).items()
        if isinstance(value, InterfaceClass) and value.__module__ == interfaces.__name__}
 

@@ -1,0 +1,99 @@
+"""Log lines: JSON in production (python-json-logger), each carrying the request id.
+
+``configure(settings)`` runs when the application is built: with ``log.format = json`` (the
+default in production) every handler the root logger has then gets the JSON formatter, and
+every handler the filter that stamps a record with the id of the request being served
+(``request_id``), so an error logged deep in a service carries the same id as the access
+line and the error envelope's ``details.request_id``. ``pserve production.ini`` under
+gunicorn configures logging from the ini again after the app is built, so production.ini
+names ``JsonFormatter`` itself (which adds the request id on its own).
+
+One access line per request (tweens.py) with ``request_id``, ``method``, ``path``,
+``route`` (the pattern), ``status``, ``duration_ms`` and ``user_id`` when the request was
+authenticated. Never the query string, a header or a body.
+"""
+from __future__ import annotations
+
+import logging
+
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
+
+
+class JsonFormatter(_JsonFormatter):
+    """One JSON object a line: time, level, logger, process, message, and the record's extras."""
+
+    def __init__(self, fmt=None, *args, **kwargs):
+        kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"})
+        super().__init__(fmt or JSON_FIELDS, *args, **kwargs)
+
+    def add_fields(self, log_record, record, message_dict):
+        super().add_fields(log_record, record, message_dict)
+        if log_record.get("request_id") is None:
+            # Also where no RequestIdFilter could be attached (an ini's fileConfig, as gunicorn runs it).
+            request_id = current_request_id()
+            if request_id is not None:
+                log_record["request_id"] = request_id
+
+
+def current_request_id() -> str | None:
+    from pyramid.threadlocal import get_current_request
+
+    request = get_current_request()
+    return getattr(request, "request_id", None) if request is not None else None
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the id of the request this thread is serving (or leaves it out)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            request_id = current_request_id()
+            if request_id is not None:
+                record.request_id = request_id
+        return True
+
+
+def wants_json(settings: dict) -> bool:
+    chosen = settings.get("log.format") or ""
+    return chosen == "json" or (not chosen and settings.get("nexus.env") == "production")
+
+
+def configure(settings: dict) -> None:
+    root = logging.getLogger()
+    use_json = wants_json(settings)
+    for handler in root.handlers:
+        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())
+        if use_json and not isinstance(handler.formatter, JsonFormatter):
+            handler.setFormatter(JsonFormatter())
+
+
+def _user_id(user) -> str | None:
+    """The user's id from the ORM's identity key: no load, even after the request's rollback
+    expired or detached the object."""
+    from sqlalchemy import inspect
+
+    try:
+        identity = inspect(user).identity
+    except Exception:  # not a mapped object
+        identity = None
+    return str(identity[0]) if identity else None
+
+
+def request_fields(request, status: int, elapsed: float) -> dict:
+    """What the access line carries, as fields of the JSON object."""
+    matched = getattr(request, "matched_route", None)
+    state = request.__dict__.get("auth_state")  # only if this request resolved its caller
+    identity = state.identity if state is not None else None
+    return {
+        "request_id": request.request_id,
+        "method": request.method,
+        "path": request.path_info,
+        "route": matched.pattern if matched is not None else None,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 1),
+        "user_id": _user_id(identity.user) if identity is not None else None,
+        "client": request.client_address,
+    }

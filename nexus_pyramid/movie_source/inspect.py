@@ -1,0 +1,133 @@
+"""What the movie cache holds, for the console's Cache page, and purging it.
+
+Reads the shared cache (Redis, or this process's memory backend without Redis) under the
+region's key prefix, without decoding any value: dogpile stores each entry as
+``<metadata JSON>|<payload>``, and the metadata's ``ct`` (creation time) gives its age.
+At most ``MAX_KEYS`` keys are read, so a large cache costs a bounded scan. Locks and the
+"not found" markers are counted apart from the entries.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from .cache import TTL_KINDS, clear_memory_region
+
+MAX_KEYS = 5000
+BATCH = 200
+KIND_OF = {"trending": "trending", "discover": "trending", "movie": "movie", "recs": "recommendations",
+           "similar": "recommendations", "search": "search", "people": "search", "genres": "genres"}
+
+
+@dataclass
+class Entry:
+    key: str  # the region's key (what ``purge_key`` takes)
+    kind: str
+    age: float
+    fresh: bool
+    remaining: float  # seconds of freshness left (<= 0: stale, kept to serve when the source fails)
+
+
+@dataclass
+class KindSummary:
+    kind: str
+    ttl: int
+    entries: list[Entry] = field(default_factory=list)
+
+    @property
+    def fresh(self) -> int:
+        return sum(1 for e in self.entries if e.fresh)
+
+    @property
+    def stale(self) -> int:
+        return len(self.entries) - self.fresh
+
+
+def kind_of(key: str) -> str | None:
+    """``tmdb:trending:day:1`` -> ``trending``; None for what is not a movie entry."""
+    parts = key.split(":")
+    return KIND_OF.get(parts[1]) if len(parts) > 1 else None
+
+
+def _created(raw) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, (bytes, bytearray)):
+        head, sep, _ = bytes(raw).partition(b"|")
+        if not sep:
+            return None
+        try:
+            return float(json.loads(head)["ct"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    metadata = getattr(raw, "metadata", None)
+    return float(metadata["ct"]) if metadata and "ct" in metadata else None
+
+
+class CacheInspector:
+    def __init__(self, source, redis=None, prefix: str = "nexus:movies:"):
+        self.source = source  # CachedMovieSource
+        self.redis = redis  # RedisDependency or None
+        self.prefix = prefix
+
+    def _raw_items(self) -> list[tuple[str, object]]:
+        region = self.source.region
+        if self.redis is not None:
+            def scan(client):
+                keys = []
+                for key in client.scan_iter(match=self.prefix + "*", count=500):
+                    keys.append(key)
+                    if len(keys) >= MAX_KEYS:
+                        break
+                found = []
+                for start in range(0, len(keys), BATCH):
+                    batch = keys[start:start + BATCH]
+                    found += zip(batch, client.mget(batch))
+                return found
+
+            rows = self.redis.call(scan, lambda: [], "cache inspection")
+            return [(k.decode() if isinstance(k, bytes) else k, v) for k, v in rows]
+        backend = getattr(region.backend, "proxied", region.backend)
+        cache = getattr(backend, "_cache", {})
+        return list(cache.items())[:MAX_KEYS]
+
+    def summary(self) -> list[KindSummary]:
+        now = time.time()
+        kinds = {kind: KindSummary(kind, self.source.ttls[kind]) for kind in TTL_KINDS}
+        for mangled, raw in self._raw_items():
+            if not mangled.startswith(self.prefix):
+                continue
+            key = mangled[len(self.prefix):]
+            kind = kind_of(key)
+            created = _created(raw)
+            if kind is None or created is None:
+                continue  # a lock, a "not found" marker, another region's key
+            age = max(0.0, now - created)
+            remaining = kinds[kind].ttl - age
+            kinds[kind].entries.append(Entry(key, kind, age, remaining > 0, remaining))
+        for summary in kinds.values():
+            summary.entries.sort(key=lambda e: e.age)
+        return list(kinds.values())
+
+    def purge_key(self, key: str) -> bool:
+        """Forget one entry everywhere this process can: the shared cache and its local levels.
+
+        Other workers' first level (``cache.local_ttl``, 2 s) lets theirs go by itself."""
+        if kind_of(key) is None:
+            return False
+        self.source.region.delete(key)
+        for region in (self.source.local, self.source.derived):
+            if region is not None:
+                region.delete(key)
+        return True
+
+    def purge_kind(self, kind: str) -> int:
+        if kind not in TTL_KINDS:
+            return 0
+        keys = [e.key for s in self.summary() if s.kind == kind for e in s.entries]
+        for start in range(0, len(keys), BATCH):
+            self.source.region.delete_multi(keys[start:start + BATCH])
+        for region in (self.source.local, self.source.derived):
+            clear_memory_region(region)
+        return len(keys)

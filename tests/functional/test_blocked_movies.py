@@ -1,0 +1,112 @@
+"""Blocked titles (issue 15): gone for everyone from trending, search, details, recommendations
+(the user's and a movie's), cached pages included, until unblocked; admin writes, moderators read;
+audited."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import assert_error
+
+MATRIX = 2571  # the offline catalog's id
+
+
+@pytest.fixture
+def admin(api):
+    return api.user(email="admin@example.com", name="Root Admin", roles=("user", "admin"))
+
+
+def ids(response) -> list[int]:
+    return [m["tmdb_id"] for m in response.json["data"]["results"]]
+
+
+def block(app, admin, tmdb_id, reason="Take-down notice", status=201):
+    return app.post_json("/api/admin/blocked-movies", {"tmdb_id": tmdb_id, "reason": reason},
+                         headers={"Authorization": f"Bearer {admin['token']}"}, status=status)
+
+
+def test_a_blocked_title_disappears_everywhere_until_unblocked(api, admin, dbsession):
+    from nexus_pyramid.movie_source.genres import TMDB_GENRES
+    from nexus_pyramid.services.movies import upsert_genres
+
+    upsert_genres(dbsession, TMDB_GENRES)
+    dbsession.commit()
+    app = api.app
+    headers = api.auth(admin["token"])
+    found = ids(app.get("/api/movies/search", {"query": "matrix"}))
+    assert MATRIX in found
+    trending = ids(app.get("/api/movies/trending", {"window": "week"}))
+    victim = trending[0]
+    assert app.get("/api/movies/trending", {"window": "week"}).headers["X-Cache"] == "HIT"
+    # A user whose recommendations include the victim (a newcomer gets the popular titles).
+    recs = [r["movie"]["tmdb_id"] for r in app.get("/api/user/recommendations", {"per_page": 50},
+                                                   headers=headers).json["data"]["results"]]
+    assert recs
+    rec_victim = recs[0]
+    by_movie = ids(app.get(f"/api/movies/{MATRIX}/recommendations"))
+    neighbour = by_movie[0]
+
+    for tmdb_id in {MATRIX, victim, rec_victim, neighbour}:
+        body = block(app, admin, tmdb_id).json["data"]
+        assert body["tmdb_id"] == tmdb_id and body["reason"] == "Take-down notice"
+        assert body["blocked_by"] == "admin@example.com" and body["title"]
+    # Blocking again is idempotent: 200 with the row that exists.
+    assert block(app, admin, MATRIX, "again", status=200).json["data"]["reason"] == "Take-down notice"
+
+    # The cached pages are filtered too.
+    assert MATRIX not in ids(app.get("/api/movies/search", {"query": "matrix"}))
+    week = app.get("/api/movies/trending", {"window": "week"})
+    assert week.headers["X-Cache"] == "HIT" and victim not in ids(week)
+    assert_error(app.get(f"/api/movies/{MATRIX}", status=404), 404, "MOVIE_NOT_FOUND")
+    assert_error(app.get(f"/api/movies/{MATRIX}/recommendations", status=404), 404, "MOVIE_NOT_FOUND")
+    other = next(m for m in trending if m not in {MATRIX, victim, rec_victim, neighbour})
+    assert not {MATRIX, victim, rec_victim, neighbour} & set(ids(app.get(f"/api/movies/{other}/recommendations")))
+    recs_now = [r["movie"]["tmdb_id"] for r in app.get("/api/user/recommendations", {"per_page": 50},
+                                                       headers=headers).json["data"]["results"]]
+    assert rec_victim not in recs_now and recs_now
+
+    listed = app.get("/api/admin/blocked-movies", headers=headers).json["data"]
+    assert listed["total_results"] == len({MATRIX, victim, rec_victim, neighbour})
+
+    app.delete(f"/api/admin/blocked-movies/{MATRIX}", headers=headers)
+    assert MATRIX in ids(app.get("/api/movies/search", {"query": "matrix"}))
+    app.get(f"/api/movies/{MATRIX}")
+    assert_error(app.delete(f"/api/admin/blocked-movies/{MATRIX}", headers=headers, status=404), 404, "NOT_FOUND")
+
+    from nexus_pyramid.models import AuditLogEntry
+
+    dbsession.rollback()
+    actions = [(e.action, e.details, e.actor_email) for e in dbsession.query(AuditLogEntry)]
+    assert sum(1 for a in actions if a[0] == "movie.block") == len({MATRIX, victim, rec_victim, neighbour})
+    assert any(a[0] == "movie.unblock" and f"tmdb_id {MATRIX} (The Matrix" in a[1] for a in actions)
+
+
+def test_blocking_needs_admin_and_valid_input(api, admin):
+    moderator = api.user(email="mod@example.com", roles=("user", "moderator"))
+    app = api.app
+    assert_error(block(app, moderator, MATRIX, status=403), 403, "FORBIDDEN")
+    app.get("/api/admin/blocked-movies", headers=api.auth(moderator["token"]))
+    assert_error(app.get("/api/admin/blocked-movies", status=401), 401, "AUTHENTICATION_REQUIRED")
+    user = api.user(email="user@example.com")
+    assert_error(app.get("/api/admin/blocked-movies", headers=api.auth(user["token"]), status=403), 403, "FORBIDDEN")
+    assert_error(block(app, admin, MATRIX, "", status=400), 400, "VALIDATION_ERROR")
+    assert_error(block(app, admin, "603", status=400), 400, "VALIDATION_ERROR")
+    assert_error(block(app, admin, 0, status=400), 400, "VALIDATION_ERROR")
+    # The source does not know this id: nothing to block.
+    assert_error(block(app, admin, 9_999_999, status=404), 404, "MOVIE_NOT_FOUND")
+    assert_error(app.delete("/api/admin/blocked-movies/abc", headers=api.auth(admin["token"]), status=400),
+                 400, "VALIDATION_ERROR")
+
+
+def test_blocked_on_the_tmdb_source_cached_in_redis(tmdb_testapp, api, fake_tmdb):
+    from tests.conftest import Api
+
+    tmdb = Api(tmdb_testapp, api.db)
+    admin = tmdb.user(email="admin@example.com", roles=("user", "admin"))
+    assert 603 in ids(tmdb_testapp.get("/api/movies/trending"))
+    calls = fake_tmdb.calls["/3/trending/movie/day"]
+    block(tmdb_testapp, admin, 603)
+    page = tmdb_testapp.get("/api/movies/trending")
+    assert page.headers["X-Cache"] == "HIT" and 603 not in ids(page) and ids(page)
+    assert fake_tmdb.calls["/3/trending/movie/day"] == calls  # filtered from the cache, not refetched
+    assert_error(tmdb_testapp.get("/api/movies/603", status=404), 404, "MOVIE_NOT_FOUND")
+    assert 603 not in ids(tmdb_testapp.get("/api/movies/search", {"query": "matrix"}))

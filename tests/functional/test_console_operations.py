@@ -1,0 +1,67 @@
+"""The console's operations forms through webtest: CSRF on every one, admins only, the console
+session of a suspended user ends, a suspended admin cannot sign in to the console."""
+from __future__ import annotations
+
+from tests.conftest import PASSWORD
+from tests.functional.test_console import csrf, people, sign_in  # noqa: F401 (fixture)
+
+MATRIX = 2571
+
+
+def forms(user_id):
+    return [(f"/admin/users/{user_id}/suspend", {"reason": "Spam"}), (f"/admin/users/{user_id}/reinstate", {}),
+            ("/admin/movies/block", {"tmdb_id": str(MATRIX), "reason": "Take-down"}),
+            ("/admin/movies/unblock", {"tmdb_id": str(MATRIX)}),
+            ("/admin/cache/purge", {"kind": "genres"}),
+            (f"/admin/users/{user_id}/roles", {"role": "admin", "action": "assign", "confirm": "yes"})]
+
+
+def test_every_operations_form_needs_the_csrf_token(testapp, people, dbsession):  # noqa: F811
+    sign_in(testapp, "admin@example.com")
+    for path, fields in forms(people["member"]["id"]):
+        page = testapp.post(path, fields, status=400)
+        assert "The form was not accepted" in page.text
+        wrong = testapp.post(path, {**fields, "csrf_token": "forged"}, status=400)
+        assert "The form was not accepted" in wrong.text
+    from nexus_pyramid.models import BlockedMovie, User
+
+    dbsession.rollback()
+    assert dbsession.query(BlockedMovie).count() == 0
+    assert dbsession.query(User).filter_by(email="member@example.com").one().suspended_at is None
+
+
+def test_moderators_read_every_operations_page_and_change_nothing(testapp, people):  # noqa: F811
+    sign_in(testapp, "mod@example.com")
+    for path in ("/admin", "/admin/movies?q=matrix", "/admin/cache", f"/admin/users/{people['member']['id']}"):
+        page = testapp.get(path)
+        assert "Suspend</button>" not in page.text and "Purge" not in page.text and ">Block<" not in page.text
+    token = csrf(testapp)
+    for path, fields in forms(people["member"]["id"]):
+        testapp.post(path, {**fields, "csrf_token": token}, status=403)
+
+
+def test_granting_admin_needs_the_confirmation_step(testapp, people, dbsession):  # noqa: F811
+    from tests.functional.test_console import roles_of
+
+    sign_in(testapp, "admin@example.com")
+    token = csrf(testapp)
+    page = testapp.post(f"/admin/users/{people['member']['id']}/roles",
+                        {"role": "admin", "action": "assign", "csrf_token": token}, status=200)
+    assert "Make Mel Member an admin?" in page.text
+    assert roles_of(dbsession, "member@example.com") == ["user"]
+    # A moderator role needs no confirmation.
+    testapp.post(f"/admin/users/{people['member']['id']}/roles",
+                 {"role": "moderator", "action": "assign", "csrf_token": token}, status=302)
+    assert roles_of(dbsession, "member@example.com") == ["user", "moderator"]
+
+
+def test_a_suspended_admin_is_signed_out_of_the_console_and_cannot_sign_in(testapp, api, people):  # noqa: F811
+    second = api.user(email="second@example.com", name="Second Admin", roles=("user", "admin"))
+    sign_in(testapp, "second@example.com")
+    testapp.get("/admin")
+    # The first admin suspends the second through the API: the second's console session ends.
+    api.app.post_json(f"/api/admin/users/{second['id']}/suspend", {"reason": "Compromised"},
+                      headers=api.auth(people["admin"]["token"]))
+    assert "/admin/login" in testapp.get("/admin", status=302).location
+    page = sign_in(testapp, "second@example.com", PASSWORD, status=403)
+    assert "This account is suspended." in page.text
