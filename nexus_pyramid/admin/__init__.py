@@ -16,6 +16,7 @@ def includeme(config):
     config.add_route("console_user_suspend", "/admin/users/{user_id}/suspend", factory=UserResource)
     config.add_route("console_user_reinstate", "/admin/users/{user_id}/reinstate", factory=UserResource)
     config.add_route("console_user_delete", "/admin/users/{user_id}/delete", factory=UserResource)
+    config.add_route("console_user_session_end", "/admin/users/{user_id}/sessions/end", factory=UserResource)
     config.add_route("console_audit", "/admin/audit")
     config.add_route("console_movies", "/admin/movies")
     config.add_route("console_cache", "/admin/cache")

@@ -15,9 +15,9 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
-from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, RateLimited,
+from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, NotFound, RateLimited,
                       ServiceUnavailable, UpstreamUnavailable)
-from ..interfaces import IBlockedMovies, ILibraryService, IMovieService, IMovieSource, IUserService
+from ..interfaces import IBlockedMovies, ILibraryService, IMovieService, IMovieSource, ITokenService, IUserService
 from ..models import ROLE_NAMES
 from ..presenters import blocked as present_blocked
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
@@ -151,6 +151,8 @@ def user_detail(request):
         "recent": [present_library.interaction(item, movies) for item in recent.items],
         # The first page the API's GET /api/user/recommendations gives this user, as it gives it.
         **_recommendations_of(library, user),
+        # The user's signed-in apps (refresh-token families), as GET /api/user/sessions lists them.
+        "sessions": request.find_service(ITokenService).sessions(user.id),
         "roles": ROLE_NAMES,
         "page_title": user.name,
     }
@@ -215,6 +217,23 @@ def reinstate_user(request):
     request.find_service(IUserService).reinstate(user, actor=request.identity.user, channel="console")
     request.session.flash(f"{user.email} is reinstated and can sign in again.", "success")
     return Redirect(request.route_path("console_user", user_id=user.id))
+
+
+@view_config(route_name="console_user_session_end", request_method="POST", permission=ADMIN_WRITE,
+             require_csrf=True)
+def end_user_session(request):
+    """End one of the user's sessions: its refresh token fails from now on (audited)."""
+    user = request.context.user
+    session_id = request.POST.get("session_id", "")
+    back = Redirect(request.route_path("console_user", user_id=user.id))
+    try:
+        request.find_service(ITokenService).end_session(user.id, session_id)
+    except NotFound:  # already ended or expired: nothing to do, and the page says so
+        request.session.flash("That session had already ended.", "error")
+        return back
+    request.find_service(IUserService).audit(request.identity.user, "session.end", user, session_id, "console")
+    request.session.flash(f"A session of {user.email} was ended: its app must sign in again.", "success")
+    return back
 
 
 @view_config(route_name="console_user_delete", request_method="GET", renderer="confirm_delete.jinja2",

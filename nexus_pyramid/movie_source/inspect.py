@@ -45,9 +45,10 @@ class KindSummary:
 
 
 def kind_of(key: str) -> str | None:
-    """``tmdb:trending:day:1`` -> ``trending``; None for what is not a movie entry."""
+    """``tmdb:en-US:trending:day:1`` (source, language, what) -> ``trending``; None for what is
+    not a movie entry."""
     parts = key.split(":")
-    return KIND_OF.get(parts[1]) if len(parts) > 1 else None
+    return KIND_OF.get(parts[2]) if len(parts) > 2 else None
 
 
 def _created(raw) -> float | None:

@@ -232,3 +232,19 @@ def test_the_operations_pages_work_from_the_keyboard(live_server, browser, api, 
     page.keyboard.press("Enter")
     assert page.get_by_role("status").inner_text().endswith("is blocked.")
     assert "Keyboard block" in page.locator("#blocked").inner_text()
+
+
+def test_the_user_page_lists_sessions_and_ends_one(live_server, browser, api, root):  # noqa: F811
+    ann = api.user(email="ann@example.com", name="Ann Asker")  # a first session, from webtest
+    phone = api.login(email="ann@example.com", headers={"User-Agent": "NexusPhone/2.1"}).json["data"]
+    page = browser.new_page()
+    sign_in(page, live_server)
+    page.goto(f"{live_server}/admin/users/{ann['id']}")
+    rows = page.locator("#sessions tbody tr").all_inner_texts()
+    assert len(rows) == 2 and any("NexusPhone/2.1" in r for r in rows)
+    page.locator("#sessions tbody tr", has_text="NexusPhone/2.1").get_by_role("button", name="End the session").click()
+    assert "A session of ann@example.com was ended" in page.get_by_role("status").inner_text()
+    rows = page.locator("#sessions tbody tr").all_inner_texts()
+    assert len(rows) == 1 and "NexusPhone/2.1" not in rows[0]
+    # The phone's refresh token is dead at once; it must sign in again.
+    api.app.post_json("/api/auth/refresh", {"refresh_token": phone["refresh_token"]}, status=401)

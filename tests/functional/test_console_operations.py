@@ -13,7 +13,8 @@ def forms(user_id):
             ("/admin/movies/block", {"tmdb_id": str(MATRIX), "reason": "Take-down"}),
             ("/admin/movies/unblock", {"tmdb_id": str(MATRIX)}),
             ("/admin/cache/purge", {"kind": "genres"}),
-            (f"/admin/users/{user_id}/roles", {"role": "admin", "action": "assign", "confirm": "yes"})]
+            (f"/admin/users/{user_id}/roles", {"role": "admin", "action": "assign", "confirm": "yes"}),
+            (f"/admin/users/{user_id}/sessions/end", {"session_id": "00000000-0000-4000-8000-000000000000"})]
 
 
 def test_every_operations_form_needs_the_csrf_token(testapp, people, dbsession):  # noqa: F811
@@ -65,3 +66,36 @@ def test_a_suspended_admin_is_signed_out_of_the_console_and_cannot_sign_in(testa
     assert "/admin/login" in testapp.get("/admin", status=302).location
     page = sign_in(testapp, "second@example.com", PASSWORD, status=403)
     assert "This account is suspended." in page.text
+
+
+def test_an_admin_ends_one_session_of_a_user_from_their_page(testapp, api, people, dbsession):  # noqa: F811
+    from tests.functional.test_console import audit_rows
+
+    phone = api.login(email="member@example.com", headers={"User-Agent": "NexusPhone/2.1"}).json["data"]
+    laptop = api.login(email="member@example.com", headers={"User-Agent": "NexusLaptop/7"}).json["data"]
+    sign_in(testapp, "admin@example.com")
+    page = testapp.get(f"/admin/users/{people['member']['id']}")
+    assert "NexusPhone/2.1" in page.text and "NexusLaptop/7" in page.text
+    sessions = api.app.get("/api/user/sessions", headers=api.auth(phone["access_token"])).json["data"]
+    phone_session = next(s["id"] for s in sessions if s["user_agent"] == "NexusPhone/2.1")
+    form = next(f for f in page.forms.values() if f.fields.get("session_id")
+                and f["session_id"].value == phone_session)
+    form.submit(status=302)
+    page = testapp.get(f"/admin/users/{people['member']['id']}")
+    assert "NexusPhone/2.1" not in page.text and "NexusLaptop/7" in page.text
+    assert "A session of member@example.com was ended" in page.text
+    # The ended session's refresh token fails at once; the other one still refreshes.
+    api.app.post_json("/api/auth/refresh", {"refresh_token": phone["refresh_token"]}, status=401)
+    api.app.post_json("/api/auth/refresh", {"refresh_token": laptop["refresh_token"]}, status=200)
+    assert ("admin@example.com", "session.end", "member@example.com", phone_session, "console") in audit_rows(dbsession)
+    # Ending it again says so and changes nothing.
+    page = testapp.post(f"/admin/users/{people['member']['id']}/sessions/end",
+                        {"session_id": phone_session, "csrf_token": csrf(testapp)}, status=302).follow()
+    assert "had already ended" in page.text
+
+
+def test_moderators_see_sessions_without_the_end_button(testapp, api, people):  # noqa: F811
+    api.login(email="member@example.com", headers={"User-Agent": "NexusPhone/2.1"})
+    sign_in(testapp, "mod@example.com")
+    page = testapp.get(f"/admin/users/{people['member']['id']}")
+    assert "NexusPhone/2.1" in page.text and "End session</button>" not in page.text
