@@ -97,6 +97,10 @@ def includeme(config):
     # the database even for /healthz and public movie routes.
     settings["tm.annotate_user"] = "false"
     config.include("pyramid_tm")
+    # A request whose first statement found its pooled connection dead runs once more
+    # (dependencies/postgres.py, RetryDeadConnection): nothing else is marked retryable.
+    settings.setdefault("retry.attempts", 2)
+    config.include("pyramid_retry")
 
     engine = get_engine(settings)
     forget_connections_after_fork(engine)

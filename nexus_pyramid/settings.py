@@ -268,7 +268,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db.tcp_user_timeout", Seconds(0, above=False), 6.0,
             "TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection"),
     Setting("db.pool_timeout", Seconds(0.1, above=False), 2.0, "wait for a free pooled connection"),
-    Setting("db.ping_timeout", Seconds(0.1, above=False), 1.0, "the pool's pre-ping of an idle connection"),
     Setting("db.breaker_threshold", Integer(1), 3, "consecutive connection failures that open the breaker"),
     Setting("db.breaker_reset", Seconds(0.1, above=False), 5.0,
             "seconds the breaker stays open before one trial"),
