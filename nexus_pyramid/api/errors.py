@@ -38,7 +38,7 @@ def render_error(request, status: int, code: str, message: str, details=None, he
     response.status_int = status
     response.content_type = "application/json"
     response.charset = "utf-8"
-    response.json_body = envelope.error(code, message, details)
+    response.body = envelope.encode(envelope.error(code, message, details))
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response

@@ -11,6 +11,7 @@ from ..dependencies import postgres
 from ..interfaces import IMovieService
 from ..services.recommender import can_see_adult
 from . import schemas
+from .cached import cached_response
 from .envelope import success
 from .service import ApiService
 
@@ -21,20 +22,13 @@ genres = ApiService(name="genres", path="/api/genres", description="The movie ge
 MOVIE_ERRORS = (503,)
 
 
-def cache_response(request, data, meta: dict):
-    """The success envelope with the cache facts as ``meta`` and ``X-Cache``."""
-    from ..movie_source.cache import X_CACHE
-
-    request.response.headers["X-Cache"] = X_CACHE[meta["source"]]
-    return success(data, meta=meta)
-
-
 @trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns=movies.MoviePage,
               meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def trending_view(request):
     query = request.validated["querystring"]
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.trending(query["window"], query["page"]))
+    result = movies.trending_result(query["window"], query["page"])
+    return cached_response(request, movies, result, "page", lambda: movies.page_body(result))
 
 
 @search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns=movies.MoviePage,
@@ -46,10 +40,16 @@ def search_view(request):
     user = postgres.optional(request, lambda: request.identity.user if request.identity else None)
     allow_adult = user is not None and can_see_adult(user.date_of_birth)
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.search(query["query"], query["page"], query.get("year"),
-                                          allow_adult))
+    result = movies.search_result(query["query"], query["page"], query.get("year"), allow_adult)
+    response = cached_response(request, movies, result, f"page:adult={int(allow_adult)}",
+                               lambda: movies.page_body(result, allow_adult=allow_adult),
+                               private="Authorization" in request.headers)
+    response.headers["Vary"] = "Authorization"
+    return response
 
 
 @genres.get(returns=movies.GenreList, meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def genres_view(request):
-    return cache_response(request, *request.find_service(IMovieService).genres())
+    movies = request.find_service(IMovieService)
+    result = movies.genres_result()
+    return cached_response(request, movies, result, "genres", lambda: movies.genres_body(result))

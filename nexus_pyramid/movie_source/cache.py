@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SIX_MONTHS = nexus_settings.SIX_MONTHS
 LOCAL_ENTRIES = 2000  # values in each in-process region in front of the shared one
+RENDERED_ENTRIES = 500  # response bodies kept as bytes (a 20-movie page is some 10 kB)
 TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres")
 
 CACHE = "cache"
@@ -55,6 +56,14 @@ class Result:
     value: object
     source: str
     key: str = ""  # the cache key: values derived from this one are cached under it
+    created: float = 0.0  # when this generation of the value was fetched (time.time())
+    ttl: float = 0.0  # its freshness, seconds from ``created``
+
+    def max_age(self, now: float | None = None) -> int:
+        """Seconds of freshness left (0 for a stale copy): what ``Cache-Control: max-age`` says."""
+        if self.source == STALE:
+            return 0
+        return max(0, int(self.created + self.ttl - (time.time() if now is None else now)))
 
 
 class CacheStats:
@@ -380,6 +389,8 @@ class CachedMovieSource:
         # Values derived from a first-level value (e.g. a page shaped for the API), under its
         # key, as long as it: callers check that the value they derived from is the same object.
         self.derived = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
+        # Responses rendered to their final bytes, by cache entry and generation (api/cached.py).
+        self.rendered = BoundedDict(RENDERED_ENTRIES)
         self.ttls = {**{kind: nexus_settings.DEFAULTS["cache.ttl." + kind] for kind in TTL_KINDS}, **ttls}
         self.hard_limit = hard_limit
         self.not_found_ttl = not_found_ttl
@@ -392,15 +403,25 @@ class CachedMovieSource:
             return NO_VALUE
         if time.time() - cached.metadata["ct"] > self.hard_limit:
             return NO_VALUE
-        return cached.payload
+        return cached
 
     def fetch(self, kind: str, key: str, creator) -> Result:
         key = f"{self.prefix}:{key}"
+        ttl = self.ttls[kind]
         if self.local is not None:
             hit = self.local.get(key)
             if hit is not NO_VALUE:
                 self.stats.count("hits")
-                return Result(hit, CACHE, key)
+                return Result(hit[0], CACHE, key, hit[1], ttl)
+        # A fresh value with its creation time (for Cache-Control and the rendered bytes' key);
+        # only a miss goes on to the locked regeneration below.
+        cached = self.region.get_value_metadata(key, expiration_time=ttl)
+        if cached is not None:
+            created = cached.metadata["ct"]
+            if self.local is not None:
+                self.local.set(key, (cached.payload, created))
+            self.stats.count("hits")
+            return Result(cached.payload, CACHE, key, created, ttl)
         missing_key = "404:" + key
         produced = []
 
@@ -413,7 +434,7 @@ class CachedMovieSource:
             return value
 
         try:
-            value = self.region.get_or_create(key, create, expiration_time=self.ttls[kind])
+            value = self.region.get_or_create(key, create, expiration_time=ttl)
         except _RememberedNotFound:
             self.stats.count("hits")
             raise
@@ -428,14 +449,16 @@ class CachedMovieSource:
             self.stats.count("stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
-            return Result(stale, STALE, key)
+            return Result(stale.payload, STALE, key, stale.metadata["ct"], ttl)
+        # Created now, here or by whoever held the key's lock while this request waited.
+        created = time.time()
         if self.local is not None:
-            self.local.set(key, value)
+            self.local.set(key, (value, created))
         if produced:
             self.stats.count("misses")
-            return Result(value, UPSTREAM, key)
+            return Result(value, UPSTREAM, key, created, ttl)
         self.stats.count("hits")
-        return Result(value, CACHE, key)
+        return Result(value, CACHE, key, created, ttl)
 
     # -- the lookups -------------------------------------------------------------
     def trending(self, window: str, page: int) -> Result:
@@ -476,6 +499,7 @@ class CachedMovieSource:
         for region in (self.local, self.derived):
             if region is not None:
                 region.invalidate(hard=True)
+        self.rendered.clear()
         self.region.invalidate(hard=False)
 
     def state(self) -> dict:

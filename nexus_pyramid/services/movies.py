@@ -101,6 +101,9 @@ class MovieService:
         return page, {"source": result.source}
 
     # -- lookups -----------------------------------------------------------------
+    # Each cached lookup is two steps: ``*_result`` asks the cached source (cheap on a hit) and
+    # ``*_body`` shapes its value for the contract; api/cached.py renders the shape to bytes
+    # once per cache generation, so a hit served again skips the shaping entirely.
     def _call(self, lookup, *args, not_found=MovieNotFound):
         try:
             return lookup(*args)
@@ -109,11 +112,35 @@ class MovieService:
         except SourceUnavailable:
             raise UpstreamUnavailable()
 
-    def trending(self, window: str, page: int):
-        return self._page(self._call(self.source.trending, window, page))
+    def render_epoch(self) -> int:
+        """What, besides the cache entry, a rendered movie response depends on.
 
-    def movie_detail(self, tmdb_id: int):
-        result = self._call(self.source.movie, tmdb_id)
+        Part of the key of every response rendered to bytes and of its ``ETag``: when it
+        changes, every cached page is rendered again and clients' copies stop matching. It is
+        constant today; it is the hook for data that filters what the source returns (a list
+        of blocked titles, say: return its version here and filter in the ``*_body`` methods).
+        """
+        return 0
+
+    def trending_result(self, window: str, page: int):
+        return self._call(self.source.trending, window, page)
+
+    def recommendations_result(self, tmdb_id: int, page: int):
+        return self._call(self.source.recommendations, tmdb_id, page)
+
+    def search_result(self, query: str, page: int, year: int | None = None, allow_adult: bool = False):
+        return self._call(self.source.search_movies, query, page, year, allow_adult)
+
+    def detail_result(self, tmdb_id: int):
+        return self._call(self.source.movie, tmdb_id)
+
+    def genres_result(self):
+        return self._call(self.source.genres)
+
+    def page_body(self, result, allow_adult: bool = False):
+        return self._page(result, allow_adult=allow_adult)
+
+    def detail_body(self, result):
         if result.source == UPSTREAM:
             self.mirror_best_effort([result.value])
         meta = {"source": result.source}
@@ -121,17 +148,25 @@ class MovieService:
             meta["notes"] = list(result.value["notes"])
         return self.presenter.detail(result.value, self.genre_names.get()), meta
 
+    @staticmethod
+    def genres_body(result):
+        return [genre(g["id"], g["name"]) for g in result.value], {"source": result.source}
+
+    def trending(self, window: str, page: int):
+        return self.page_body(self.trending_result(window, page))
+
+    def movie_detail(self, tmdb_id: int):
+        return self.detail_body(self.detail_result(tmdb_id))
+
     def recommendations(self, tmdb_id: int, page: int):
-        return self._page(self._call(self.source.recommendations, tmdb_id, page))
+        return self.page_body(self.recommendations_result(tmdb_id, page))
 
     def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False):
         """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
-        return self._page(self._call(self.source.search_movies, query, page, year, allow_adult),
-                          allow_adult=allow_adult)
+        return self.page_body(self.search_result(query, page, year, allow_adult), allow_adult=allow_adult)
 
     def genres(self):
-        result = self._call(self.source.genres)
-        return [genre(g["id"], g["name"]) for g in result.value], {"source": result.source}
+        return self.genres_body(self.genres_result())
 
     def ensure_movie(self, tmdb_id: int) -> Movie:
         """The local row of a movie, fetched from the source and stored if needed."""
