@@ -154,6 +154,23 @@ def _rate(value: str) -> None:
         raise ValueError("must be a rate such as '5/5 minutes' or '20/hour'") from None
 
 
+def gc_thresholds(value: str) -> tuple[int, ...] | None:
+    """``"a,b,c"`` (one to three counts, the first at least 1) as a tuple; None for ``off``."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        counts = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        counts = ()
+    if not 1 <= len(counts) <= 3 or counts[0] < 1 or any(c < 0 for c in counts):
+        raise ValueError("expected one to three whole numbers separated by commas (the first at least 1), or off")
+    return counts
+
+
+def _gc_thresholds(value: str) -> None:
+    gc_thresholds(value)
+
+
 def _trusted_proxies(value: str) -> None:
     from .client_address import TrustedProxiesError, parse_trusted_proxies
 
@@ -204,7 +221,10 @@ SETTINGS: tuple[Setting, ...] = (
             "NEXUS_MOVIE_SOURCE"),
     Setting("catalog.path", Text(), "", "the offline catalog file; empty = the one in the package"),
     Setting("nexus.gc_freeze", Boolean(), True,
-            "freeze start-up objects out of the garbage collector's sight"),
+            "freeze start-up objects out of the garbage collector's sight (in the master and in each worker)"),
+    Setting("nexus.gc_thresholds", Text(_gc_thresholds, "thresholds"), "700,10,10",
+            "the collector's thresholds (gc.set_threshold), chosen from bench/production.py; "
+            "`off` = no automatic collection (for measuring only)", "NEXUS_GC_THRESHOLDS"),
     # Tokens and the console session
     Setting("jwt.secret", Text(), "", "signing key (required); production refuses a development or short one",
             "JWT_SECRET", secret=True),

@@ -8,78 +8,14 @@ transaction open sends nothing). A regression in any of them fails a test here.
 """
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
-
 import pytest
-from sqlalchemy import event
 
 from nexus_pyramid.interfaces import IDatabaseEngine, find_service
 from tests.conftest import TEST_DB_URL
+from tests.roundtrips import counting
 
 pytestmark = pytest.mark.skipif(not TEST_DB_URL, reason="round trips are PostgreSQL's (psycopg2); "
                                 "CI sets NEXUS_TEST_DATABASE_URL")
-
-
-@dataclass
-class RoundTrips:
-    statements: list = field(default_factory=list)
-    begins: int = 0
-    commits: int = 0
-    rollbacks: int = 0
-    pings: int = 0
-
-    @property
-    def others(self) -> int:
-        return self.begins + self.commits + self.rollbacks + self.pings
-
-
-def _in_transaction(dbapi_connection) -> bool:
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-
-    return dbapi_connection.info.transaction_status != TRANSACTION_STATUS_IDLE
-
-
-@contextlib.contextmanager
-def counting(engine):
-    trips = RoundTrips()
-
-    def before_execute(conn, cursor, statement, *args):
-        # Runs after the app's own listener, which may have ended autocommit for a write.
-        if not cursor.connection.autocommit and not _in_transaction(cursor.connection):
-            trips.begins += 1
-        trips.statements.append(statement.split("\n")[0][:80])
-
-    def ending(kind):
-        def listener(conn):
-            if conn.invalidated:  # a dead connection: nothing can be sent on it
-                return
-            dbapi_connection = conn.connection.dbapi_connection
-            if not dbapi_connection.autocommit and _in_transaction(dbapi_connection):
-                setattr(trips, kind, getattr(trips, kind) + 1)
-        return listener
-
-    def reset(dbapi_connection, connection_record, reset_state):
-        if not dbapi_connection.autocommit and _in_transaction(dbapi_connection):
-            trips.rollbacks += 1
-
-    real_ping = engine.dialect.do_ping
-
-    def do_ping(dbapi_connection):
-        trips.pings += 1
-        return real_ping(dbapi_connection)
-
-    listeners = [(engine, "before_cursor_execute", before_execute), (engine, "commit", ending("commits")),
-                 (engine, "rollback", ending("rollbacks")), (engine.pool, "reset", reset)]
-    for target, name, fn in listeners:
-        event.listen(target, name, fn)
-    engine.dialect.do_ping = do_ping
-    try:
-        yield trips
-    finally:
-        del engine.dialect.do_ping
-        for target, name, fn in listeners:
-            event.remove(target, name, fn)
 
 
 @pytest.fixture
