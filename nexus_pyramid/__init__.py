@@ -91,6 +91,9 @@ def configure(config: Configurator):
     settings["handle_exceptions"] = False
     config.include("cornice")
     config.include("pyramid_services")
+    from .interfaces import request_find_service
+
+    config.add_request_method(request_find_service, "find_service")
     config.include(".request_limits")
     config.include(".db")
     config.include(".dependencies")  # Redis, readiness probes

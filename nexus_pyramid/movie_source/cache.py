@@ -450,13 +450,22 @@ class CachedMovieSource:
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
             return Result(stale.payload, STALE, key, stale.metadata["ct"], ttl)
-        # Created now, here or by whoever held the key's lock while this request waited.
-        created = time.time()
-        if self.local is not None:
-            self.local.set(key, (value, created))
         if produced:
+            created = time.time()
+            if self.local is not None:
+                self.local.set(key, (value, created))
             self.stats.count("misses")
             return Result(value, UPSTREAM, key, created, ttl)
+        # Made by whoever held the key's lock while this request waited, or an expired value
+        # that dogpile hands out while another caller regenerates it: that one is stale, said so,
+        # and never kept as fresh in the first level.
+        cached = self.region.get_value_metadata(key, ignore_expiration=True)
+        created = cached.metadata["ct"] if cached is not None else time.time()
+        if time.time() - created > ttl:
+            self.stats.count("stale")
+            return Result(value, STALE, key, created, ttl)
+        if self.local is not None:
+            self.local.set(key, (value, created))
         self.stats.count("hits")
         return Result(value, CACHE, key, created, ttl)
 

@@ -1,11 +1,12 @@
 """A user's own movie data: saved preferences, interactions, and their recommendations."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import delete, func, literal_column, null, select, union_all, update
+from sqlalchemy import Uuid, bindparam, delete, func, literal_column, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -47,6 +48,34 @@ class Preferences:
     movies: list
 
 
+_MOVIE_COLUMNS = tuple(name for name in STORED_FIELDS if name not in ("tmdb_id", "title"))
+
+
+@functools.lru_cache(maxsize=1)
+def _preferences_statement():
+    """The statement of ``LibraryService.preferences``, built once (the user id is a parameter)."""
+    user_id = bindparam("user_id", type_=Uuid)
+    g, a, m = literal_column("'g'"), literal_column("'a'"), literal_column("'m'")
+    movie_columns = [getattr(Movie, name) for name in _MOVIE_COLUMNS]
+    none = [null()] * len(movie_columns)
+    movies = (select(m.label("kind"), null().label("sort_name"), UserMoviePreference.created_at,
+                     Movie.tmdb_id.label("key"), Movie.title.label("name"), *movie_columns,
+                     Genre.id.label("genre_id"), Genre.name.label("genre_name"))
+              .join(Movie, Movie.id == UserMoviePreference.movie_id)
+              .outerjoin(movie_genres, movie_genres.c.movie_id == Movie.id)
+              .outerjoin(Genre, Genre.id == movie_genres.c.genre_id)
+              .where(UserMoviePreference.user_id == user_id))
+    genres = (select(g, Genre.name, null(), Genre.id, Genre.name, *none, null(), null())
+              .join(UserGenrePreference, UserGenrePreference.genre_id == Genre.id)
+              .where(UserGenrePreference.user_id == user_id))
+    actors = (select(a, null(), UserActorPreference.created_at, UserActorPreference.person_id,
+                     UserActorPreference.name, *none, null(), null())
+              .where(UserActorPreference.user_id == user_id))
+    union = union_all(movies, genres, actors).subquery()
+    c = union.c
+    return select(union).order_by(c.kind, c.sort_name, c.created_at, c.key, c.genre_id)
+
+
 class LibraryService:
     def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600,
                  fetch_concurrency: int = 4, fetch_budget: float = 4.0):
@@ -64,25 +93,7 @@ class LibraryService:
         One ``UNION ALL`` of the three lists, the movies with their genres; an authenticated
         read of the profile is then two statements in all (the user with roles, and this).
         """
-        g, a, m = literal_column("'g'"), literal_column("'a'"), literal_column("'m'")
-        movie_columns = [getattr(Movie, name) for name in STORED_FIELDS if name not in ("tmdb_id", "title")]
-        none = [null()] * len(movie_columns)
-        movies = (select(m.label("kind"), null().label("sort_name"), UserMoviePreference.created_at,
-                         Movie.tmdb_id.label("key"), Movie.title.label("name"), *movie_columns,
-                         Genre.id.label("genre_id"), Genre.name.label("genre_name"))
-                  .join(Movie, Movie.id == UserMoviePreference.movie_id)
-                  .outerjoin(movie_genres, movie_genres.c.movie_id == Movie.id)
-                  .outerjoin(Genre, Genre.id == movie_genres.c.genre_id)
-                  .where(UserMoviePreference.user_id == user.id))
-        genres = (select(g, Genre.name, null(), Genre.id, Genre.name, *none, null(), null())
-                  .join(UserGenrePreference, UserGenrePreference.genre_id == Genre.id)
-                  .where(UserGenrePreference.user_id == user.id))
-        actors = (select(a, null(), UserActorPreference.created_at, UserActorPreference.person_id,
-                         UserActorPreference.name, *none, null(), null())
-                  .where(UserActorPreference.user_id == user.id))
-        union = union_all(movies, genres, actors).subquery()
-        c = union.c
-        rows = self.db.execute(select(union).order_by(c.kind, c.sort_name, c.created_at, c.key, c.genre_id)).all()
+        rows = self.db.execute(_preferences_statement(), {"user_id": user.id}).all()
         prefs = Preferences([], [], [])
         for row in rows:
             if row.kind == "g":
@@ -92,7 +103,7 @@ class LibraryService:
             else:
                 if not prefs.movies or prefs.movies[-1].tmdb_id != row.key:
                     prefs.movies.append(SavedMovie(tmdb_id=row.key, title=row.name, genres=[], **{
-                        column.key: getattr(row, column.key) for column in movie_columns}))
+                        name: getattr(row, name) for name in _MOVIE_COLUMNS}))
                 if row.genre_id is not None:
                     prefs.movies[-1].genres.append(SavedGenre(row.genre_id, row.genre_name))
         return prefs
