@@ -405,6 +405,10 @@ class CachedMovieSource:
             return NO_VALUE
         return cached
 
+    def _fresh(self, created: float, ttl: float) -> bool:
+        """Within its TTL and not expired since by ``expire_all``."""
+        return time.time() - created <= ttl and not self.region.region_invalidator.is_invalidated(created)
+
     def fetch(self, kind: str, key: str, creator) -> Result:
         key = f"{self.prefix}:{key}"
         ttl = self.ttls[kind]
@@ -413,15 +417,16 @@ class CachedMovieSource:
             if hit is not NO_VALUE:
                 self.stats.count("hits")
                 return Result(hit[0], CACHE, key, hit[1], ttl)
-        # A fresh value with its creation time (for Cache-Control and the rendered bytes' key);
-        # only a miss goes on to the locked regeneration below.
-        cached = self.region.get_value_metadata(key, expiration_time=ttl)
+        # The value with its creation time (for Cache-Control and the rendered bytes' key), fresh
+        # or not: a fresh one is served; an expired one is what a failed regeneration serves.
+        cached = self.region.get_value_metadata(key, ignore_expiration=True)
         if cached is not None:
             created = cached.metadata["ct"]
-            if self.local is not None:
-                self.local.set(key, (cached.payload, created))
-            self.stats.count("hits")
-            return Result(cached.payload, CACHE, key, created, ttl)
+            if self._fresh(created, ttl):
+                if self.local is not None:
+                    self.local.set(key, (cached.payload, created))
+                self.stats.count("hits")
+                return Result(cached.payload, CACHE, key, created, ttl)
         missing_key = "404:" + key
         produced = []
 
@@ -443,7 +448,8 @@ class CachedMovieSource:
             raise
         except SourceUnavailable as exc:
             self.stats.count("busy" if isinstance(exc, CacheBusy) else "errors")
-            stale = self._stale(key)
+            fetched = cached is not None and time.time() - cached.metadata["ct"] <= self.hard_limit
+            stale = cached if fetched else self._stale(key)
             if stale is NO_VALUE:
                 raise
             self.stats.count("stale")
@@ -461,7 +467,7 @@ class CachedMovieSource:
         # and never kept as fresh in the first level.
         cached = self.region.get_value_metadata(key, ignore_expiration=True)
         created = cached.metadata["ct"] if cached is not None else time.time()
-        if time.time() - created > ttl:
+        if not self._fresh(created, ttl):
             self.stats.count("stale")
             return Result(value, STALE, key, created, ttl)
         if self.local is not None:
