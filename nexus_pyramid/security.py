@@ -5,6 +5,7 @@ so role changes, deletions and password changes apply on the very next request.
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -72,12 +73,18 @@ def load_user(request, user_id):
     """The caller as a ``models.User`` entity with its roles, in one statement (a join).
 
     An entity, so that what the rest of the request reads or changes on the user (columns
-    added later included) works as with any loaded user."""
+    added later included) works as with any loaded user. The statement is built once."""
+    return request.dbsession.execute(_user_statement(), {"user_id": user_id}).unique().scalar_one_or_none()
+
+
+@functools.lru_cache(maxsize=1)
+def _user_statement():
+    from sqlalchemy import bindparam, select
     from sqlalchemy.orm import joinedload
 
     from .models import User
 
-    return request.dbsession.get(User, user_id, options=[joinedload(User.roles)])
+    return select(User).options(joinedload(User.roles)).where(User.id == bindparam("user_id"))
 
 
 def _session_setting(request, name: str) -> int:
