@@ -132,6 +132,21 @@ def commit_veto(request, response) -> bool:
     return response.status_int >= 400
 
 
+def retry_attempts(request):
+    """pyramid_retry's hook: 1 attempt (no copy of the body) unless the body is small and declared.
+
+    To run a request again pyramid_retry first copies its whole body. A body sent in chunks,
+    or declared larger than ``nexus.max_body_size``, must meet the request limits (413 before
+    it is read, request_limits.py) instead: such a request gets one attempt.
+    """
+    from .request_limits import max_body_size
+
+    if request.headers.get("Transfer-Encoding") or (request.content_length or 0) > max_body_size(
+            request.registry.settings):
+        return 1
+    return None
+
+
 def forget_connections_after_fork(engine) -> None:
     """A forked process (a gunicorn worker) opens connections of its own.
 
@@ -162,6 +177,7 @@ def includeme(config):
     # A request whose first statement found its pooled connection dead runs once more
     # (dependencies/postgres.py, RetryDeadConnection): nothing else is marked retryable.
     settings.setdefault("retry.attempts", 2)
+    settings.setdefault("retry.activate_hook", "nexus_pyramid.db.retry_attempts")
     config.include("pyramid_retry")
 
     engine = get_engine(settings)

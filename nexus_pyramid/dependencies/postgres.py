@@ -322,10 +322,11 @@ class DatabaseGuard:
                 self.outage.failure("connect", exc)
             return
         if context.is_disconnect:
-            if self.network:
+            # A pooled connection found dead by its first statement is what a pre-ping would have
+            # found: not counted by the breaker (the retry's new connection is, if it fails).
+            if self.network and not RetryDeadConnection.mark(context):
                 self.breaker.failure()
             self.outage.failure("query", exc)
-            RetryDeadConnection.mark(context)
         elif (_is_operational(exc) and not is_transaction_conflict(exc)
               and not context.connection.get_execution_options().get("nexus_best_effort")):
             # The server answered, but gave up (statement timeout, too many connections...).
@@ -444,18 +445,20 @@ class RetryDeadConnection:
     """
 
     @staticmethod
-    def mark(context) -> None:
+    def mark(context) -> bool:
+        """Mark the error retryable if its connection was untried; whether it was."""
         connection = context.connection
         try:
             info = connection.info
         except Exception:
-            return
+            return False
         dbapi_connection = getattr(getattr(connection, "connection", None), "dbapi_connection", None)
         if not info.get("nexus_untried") or getattr(dbapi_connection, "nexus_timed_out", False):
-            return
+            return False
         from pyramid_retry import mark_error_retryable
 
         mark_error_retryable(context.sqlalchemy_exception)
+        return True
 
 
 def _is_operational(exc) -> bool:
