@@ -12,7 +12,6 @@ from ..interfaces import IMovieService
 from ..services.recommender import can_see_adult
 from . import schemas
 from .cached import cached_response
-from .envelope import success
 from .service import ApiService
 
 trending = ApiService(name="movies_trending", path="/api/movies/trending", description="Trending movies")

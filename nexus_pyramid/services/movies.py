@@ -129,6 +129,7 @@ class MovieService:
         return self._call(self.source.recommendations, tmdb_id, page)
 
     def search_result(self, query: str, page: int, year: int | None = None, allow_adult: bool = False):
+        """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
         return self._call(self.source.search_movies, query, page, year, allow_adult)
 
     def detail_result(self, tmdb_id: int):
@@ -151,22 +152,6 @@ class MovieService:
     @staticmethod
     def genres_body(result):
         return [genre(g["id"], g["name"]) for g in result.value], {"source": result.source}
-
-    def trending(self, window: str, page: int):
-        return self.page_body(self.trending_result(window, page))
-
-    def movie_detail(self, tmdb_id: int):
-        return self.detail_body(self.detail_result(tmdb_id))
-
-    def recommendations(self, tmdb_id: int, page: int):
-        return self.page_body(self.recommendations_result(tmdb_id, page))
-
-    def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False):
-        """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
-        return self.page_body(self.search_result(query, page, year, allow_adult), allow_adult=allow_adult)
-
-    def genres(self):
-        return self.genres_body(self.genres_result())
 
     def ensure_movie(self, tmdb_id: int) -> Movie:
         """The local row of a movie, fetched from the source and stored if needed."""
