@@ -90,9 +90,19 @@ def test_a_pooled_connection_found_dead_is_replaced_and_the_request_retried_once
                              {"pids": pids}).all()
     admin.dispose()
     assert len(ended) == len(pids) >= 1 and all(row[0] for row in ended)
-    with counting(engine_of_app) as trips:
-        data = api.app.get("/api/user/profile", headers=headers).json["data"]
+    from nexus_pyramid.dependencies.postgres import guard_for
+
+    breaker = guard_for(engine_of_app).breaker
+    failures = []
+    real_failure = breaker.failure
+    breaker.failure = lambda: failures.append(1) or real_failure()
+    try:
+        with counting(engine_of_app) as trips:
+            data = api.app.get("/api/user/profile", headers=headers).json["data"]
+    finally:
+        del breaker.failure
     assert data["id"] == user["id"]
+    assert failures == []  # what a pre-ping would have found: not an outage
     assert len(trips.statements) == 3  # the first on the dead connection, then the retried request's two
 
 
