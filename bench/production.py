@@ -1,26 +1,40 @@
-"""Production benchmarks: `pserve production.ini` (gunicorn workers) on PostgreSQL and Redis.
+"""Production benchmark: `pserve production.ini` (gunicorn, 2 workers) on PostgreSQL and Redis.
 
-    .venv/bin/python bench/production.py          # needs wrk (apt-get install wrk)
+    .venv/bin/python bench/production.py [--rounds 3] [--duration 4s]    # needs wrk
 
-TMDb is the fake TMDb of the tests, a real HTTP server on loopback. Everything is measured
-in this one run and reported as ratios:
-  (a) cached trending throughput / bare JSON endpoint (/healthz) throughput, same server (target >= 0.7)
-  (b) throughput with 1 worker vs N workers
-  (c) 200 concurrent clients on one cold key across 4 workers -> upstream calls (target 1)
-  (d) TMDb down, breaker open: p99 of stale responses / p99 of healthy cache hits (target <= 1.5)
-  (e) resident memory per worker
+TMDb is the fake TMDb of the tests (a real HTTP server on loopback) with 20 movies on a
+trending page, as TMDb has. Several servers run side by side, identical but for the
+garbage collector's settings (``NEXUS_GC_THRESHOLDS``): the candidates of ``--gc`` and
+automatic collection off. Each round measures every server in turn (A, B, C, A, B, C ...),
+so that a change of machine load falls on all of them alike; medians and per-round ratios:
+
+  trending / healthz      cached GET /api/movies/trending req/s / GET /healthz req/s (>= 0.85)
+  profile / healthz CPU   server CPU ms per request (master + workers, /proc/<pid>/stat) (<= 2.5)
+  p99 vs GC off           p99 of /healthz and of cached trending, each GC setting / GC off (<= 1.3)
+  conditional requests    If-None-Match with the page's ETag: share of 304s, req/s
+  PSS                     proportional set size of master + workers (/proc/<pid>/smaps_rollup) (<= 120 MB)
+  round trips             SQL statements and other round trips of one profile read (<= 2, nothing else),
+                          counted by engine events through the same app in this process
+
+Then, on the first server: 200 clients on one cold key (upstream calls, 1) and TMDb down
+with the breaker open (p99 stale / p99 healthy hit, <= 1.5).
 Environment: NEXUS_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/nexus_bench_prod),
 NEXUS_BENCH_REDIS_URL (default redis://127.0.0.1:6379/12; flushed).
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,141 +42,367 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests import fake_tmdb as fake_module  # noqa: E402
 from tests.conftest import recreate_postgres_database  # noqa: E402
 from tests.fake_tmdb import API_KEY, FakeTMDb  # noqa: E402
 
 DB_URL = os.environ.get("NEXUS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nexus_bench_prod")
 REDIS_URL = os.environ.get("NEXUS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 BIN = ROOT / ".venv" / "bin"
-DURATION = os.environ.get("NEXUS_BENCH_DURATION", "6s")
+JWT_SECRET, SESSION_SECRET = secrets.token_urlsafe(40), secrets.token_urlsafe(40)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+COUNT_304 = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) n304 = 0; nall = 0 end
+function response(status, headers, body) nall = nall + 1; if status == 304 then n304 = n304 + 1 end end
+function done(summary, latency, requests)
+  local a, b = 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("n304"); b = b + t:get("nall") end
+  io.write(string.format("N304 %d NALL %d\\n", a, b))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def twenty_movie_pages() -> None:
+    """TMDb's trending pages have 20 movies; the fake has 7 (one adult): add popular ones."""
+    for i in range(20):
+        tmdb_id = 9000 + i
+        fake_module.MOVIES[tmdb_id] = fake_module._movie(tmdb_id, f"Bench Movie {i}", [28, 12, 878][: 1 + i % 3],
+                                                         200.0 - i, f"20{10 + i % 10}-0{1 + i % 9}-1{i % 10}")
+
+
+def base_env(fake: FakeTMDb) -> dict:
+    return {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "JWT_SECRET": JWT_SECRET,
+            "SESSION_SECRET": SESSION_SECRET, "NEXUS_MOVIE_SOURCE": "tmdb", "TMDB_BASE_URL": fake.base_url,
+            "TMDB_API_KEY": API_KEY}
 
 
 class Server:
-    def __init__(self, workers: int, port: int, fake: FakeTMDb, **env):
-        self.env = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL,
-                    "JWT_SECRET": secrets.token_urlsafe(40), "SESSION_SECRET": secrets.token_urlsafe(40),
-                    "NEXUS_MOVIE_SOURCE": "tmdb", "TMDB_BASE_URL": fake.base_url, "TMDB_API_KEY": API_KEY,
-                    "WEB_CONCURRENCY": str(workers), "PORT": str(port), **env}
-        self.port = port
+    def __init__(self, name: str, fake: FakeTMDb, workers: int = 2, **env):
+        self.name = name
+        self.port = free_port()
+        self.env = {**base_env(fake), "WEB_CONCURRENCY": str(workers), "PORT": str(self.port), **env}
         self.proc = subprocess.Popen([str(BIN / "pserve"), "production.ini"], cwd=ROOT, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        self.url = f"http://127.0.0.1:{self.port}"
+        for _ in range(150):
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
         else:
-            raise RuntimeError("server did not start")
+            raise RuntimeError(f"server {name} did not start")
+        deadline = time.monotonic() + 20
+        while len(self.pids()) < workers + 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
         time.sleep(1.0)  # let every worker boot
 
-    def workers(self) -> list[int]:
+    def pids(self) -> list[int]:
+        """The master (pserve runs gunicorn's arbiter in its own process) and its workers."""
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
-        master = [int(p) for p in out.split()]  # pserve -> gunicorn master is the same process
-        children = subprocess.run(["pgrep", "-P", ",".join(map(str, [self.proc.pid, *master]))],
-                                  capture_output=True, text=True).stdout
-        return sorted({int(p) for p in children.split()} | set(master))
+        return [self.proc.pid, *sorted(int(p) for p in out.split())]
+
+    def cpu_ms(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total * 1000 / CLOCK_TICKS
+
+    def pss_mb(self) -> dict[int, float]:
+        sizes = {}
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    sizes[pid] = int(line.split()[1]) / 1024
+        return sizes
 
     def stop(self):
         os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=30)
 
 
-def wrk(url: str, connections: int = 32, duration: str = DURATION) -> dict:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}", "--latency", url],
-                         capture_output=True, text=True).stdout
+def wrk(url: str, duration: str, connections: int = 32, headers=(), script: str | None = None) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}", "--latency"]
+    for header in headers:
+        command += ["-H", header]
+    if script:
+        command += ["-s", script]
+    out = subprocess.run(command + [url], capture_output=True, text=True).stdout
 
     def ms(label):
-        match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": ms("50"), "p99": ms("99"),
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": ms("50"), "p99": ms("99"),
+              "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+              "errors": int(non2xx.group(1)) if non2xx else 0}
+    counted = re.search(r"N304 (\d+) NALL (\d+)", out)
+    if counted:
+        result["n304"], result["nall"] = int(counted.group(1)), int(counted.group(2))
+    return result
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def measured(server: Server, url: str, duration: str, **kw) -> dict:
+    """A wrk run and the server's CPU time per request during it."""
+    before = server.cpu_ms()
+    result = wrk(url, duration, **kw)
+    result["cpu_ms"] = (server.cpu_ms() - before) / max(1, result["requests"])
+    return result
+
+
+def request(url: str, method: str = "GET", body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def in_process(fake: FakeTMDb, email: str, password: str, candidates: list[str], requests: int) -> tuple[dict, dict]:
+    """Through the same app in this process: the round trips of one profile read, counted by
+    engine events, and the collector's pauses under each threshold candidate.
+
+    The pauses are timed by ``gc.callbacks`` around every collection while the app serves
+    ``requests`` requests (trending, genres, profile in turn): CPU work, not queueing, so
+    the figures hold under machine load better than p99s do.
+    """
+    import gc
+
+    from webtest import TestApp
+
+    from nexus_pyramid import make_app
+    from nexus_pyramid.interfaces import IDatabaseEngine, find_service
+    from nexus_pyramid.settings import gc_thresholds
+    from tests.roundtrips import counting
+
+    env = {k: v for k, v in base_env(fake).items() if k in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET",
+                                                              "SESSION_SECRET", "NEXUS_MOVIE_SOURCE",
+                                                              "TMDB_BASE_URL", "TMDB_API_KEY")}
+    app = make_app({"nexus.env": "production", "session.secure": "true"}, environ=env)
+    client = TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.99"})
+    token = client.post_json("/api/auth/login", {"email": email, "password": password}).json["data"]["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    engine = find_service(app.registry, IDatabaseEngine)
+    client.get("/api/user/profile", headers=auth)  # the pool's first connection
+    with counting(engine) as trips:
+        client.get("/api/user/profile", headers=auth)
+    round_trips = {"statements": len(trips.statements), "begins": trips.begins, "commits": trips.commits,
+                   "rollbacks": trips.rollbacks, "pings": trips.pings}
+
+    pauses: list[float] = []
+    started = [0.0]
+
+    def timer(phase, info):
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    paths = [("/api/movies/trending", {}), ("/api/genres", {}), ("/api/user/profile", auth)]
+    figures = {}
+    saved = gc.get_threshold()
+    gc.callbacks.append(timer)
+    try:
+        for thresholds in candidates:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(*gc_thresholds(thresholds))
+            pauses.clear()
+            began = time.perf_counter()
+            for number in range(requests):
+                path, headers = paths[number % len(paths)]
+                client.get(path, headers=headers)
+            elapsed = (time.perf_counter() - began) * 1000
+            figures[thresholds] = {"count": len(pauses), "max": max(pauses, default=0.0),
+                                   "total": sum(pauses), "per_request": elapsed / requests}
+    finally:
+        gc.callbacks.remove(timer)
+        gc.set_threshold(*saved)
+    engine.dispose()
+    return round_trips, figures
+
+
+def median(values):
+    return statistics.median(values)
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", default="4s")
+    parser.add_argument("--gc", default="700,10,10;5000,10,10;50000,50,100",
+                        help="GC threshold candidates besides the app's setting (';'-separated)")
+    parser.add_argument("--gc-requests", type=int, default=3000, help="requests per candidate, in process")
+    args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = os.getloadavg()
     recreate_postgres_database(DB_URL)
+    twenty_movie_pages()
     fake = FakeTMDb()
-    # The server runs on the (fake) TMDb source: the database is initialized from the same
-    # source, since a database records which movie id space filled it and refuses the other.
-    env = {**os.environ, "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "JWT_SECRET": secrets.token_urlsafe(40),
-           "SESSION_SECRET": secrets.token_urlsafe(40), "NEXUS_MOVIE_SOURCE": "tmdb",
-           "TMDB_BASE_URL": fake.base_url, "TMDB_API_KEY": API_KEY}
-    subprocess.run([str(BIN / "nexus-initialize-db"), "production.ini"], cwd=ROOT, env=env, check=True,
+    subprocess.run([str(BIN / "nexus-initialize-db"), "production.ini"], cwd=ROOT, env=base_env(fake), check=True,
                    capture_output=True)
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    rows = []
+    from nexus_pyramid.settings import DEFAULTS
+
+    default = DEFAULTS["nexus.gc_thresholds"]
+    candidates = [default] + [c.strip() for c in args.gc.split(";") if c.strip() and c.strip() != default]
+    servers: list[Server] = []
+    lines = []
     try:
-        # (a) and (e): 4 workers; cached trending vs /healthz.
-        server = Server(4, 6601, fake)
-        urllib.request.urlopen(server.url + "/api/movies/trending").read()  # warm the key
-        bare = wrk(server.url + "/healthz")
-        cached = wrk(server.url + "/api/movies/trending")
-        rows.append(("(a) cached trending / bare JSON throughput", f"{cached['rps']:.0f} / {bare['rps']:.0f} req/s",
-                     f"{cached['rps'] / bare['rps']:.2f}", ">= 0.7"))
-        rss = [rss_mb(pid) for pid in server.workers()]
-        # (c) 200 concurrent clients on one cold key.
+        for thresholds in candidates + ["off"]:
+            label = f"gc {thresholds}" + (" (the app's)" if thresholds == default else "")
+            servers.append(Server(label, fake, NEXUS_GC_THRESHOLDS=thresholds))
+        app = servers[0]
+        # A signed-in user with saved preferences, for the profile read.
+        email, password = "bench@example.com", "correct horse battery staple"
+        status, _, body = request(app.url + "/api/auth/register", "POST",
+                                  {"email": email, "name": "Bench", "password": password})
+        assert status == 201, body
+        token = json.loads(body)["data"]["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        status, _, body = request(app.url + "/api/user/preferences", "POST",
+                                  {"genre_ids": [28, 878], "actors": [{"id": 6384, "name": "Keanu Reeves"}],
+                                   "movie_ids": [603, 550]}, auth)
+        assert status == 200, body
+        trending = "/api/movies/trending"
+        for server in servers:
+            status, _, body = request(server.url + trending)
+            assert status == 200
+        shown = len(json.loads(body)["data"]["results"])
+        _, headers, _ = request(app.url + trending)
+        etag = headers["ETag"]
+        script = Path(tempfile.mkstemp(suffix=".lua")[1])
+        script.write_text(COUNT_304)
+
+        per_round = {s.name: {"healthz": [], "trending": [], "healthz_p99": [], "trending_p99": []} for s in servers}
+        profile, healthz_cpu, conditional = [], [], []
+        for number in range(args.rounds):
+            for server in servers:
+                h = measured(server, server.url + "/healthz", args.duration)
+                t = measured(server, server.url + trending, args.duration)
+                figures = per_round[server.name]
+                figures["healthz"].append(h["rps"])
+                figures["trending"].append(t["rps"])
+                figures["healthz_p99"].append(h["p99"])
+                figures["trending_p99"].append(t["p99"])
+                if server is app:
+                    healthz_cpu.append(h["cpu_ms"])
+            profile.append(measured(app, app.url + "/api/user/profile", args.duration,
+                                    headers=[f"Authorization: Bearer {token}"]))
+            conditional.append(wrk(app.url + trending, args.duration, headers=[f"If-None-Match: {etag}"]))
+            # The share of 304s, counted by a wrk script (which slows wrk itself: not for req/s).
+            counted = wrk(app.url + trending, "1s", headers=[f"If-None-Match: {etag}"], script=str(script))
+            conditional[-1].update(n304=counted["n304"], nall=counted["nall"])
+            print(f"round {number + 1}/{args.rounds} done", file=sys.stderr)
+        pss = app.pss_mb()
+        trips, pauses = in_process(fake, email, password, candidates, args.gc_requests)
+
+        # Reliability, on the app's server: one cold key under 200 clients; TMDb down.
         fake.reset()
         fake.set_mode("slow", delay=0.3)
         cold = "/api/movies/trending?window=week&page=7"
-        burst = wrk(server.url + cold, connections=200, duration="3s")
-        calls = fake.calls["/3/trending/movie/week"]
-        rows.append(("(c) upstream calls, 200 clients on one cold key", f"{burst['rps']:.0f} req/s, "
-                     f"{burst['errors']} errors", f"{calls}", "1"))
+        burst = wrk(app.url + cold, "3s", connections=200)
+        stampede_calls = fake.calls["/3/trending/movie/week"]
         fake.set_mode("ok")
-        server.stop()
-
-        # (b) 1 vs N workers on the cached endpoint.
-        one = Server(1, 6602, fake)
-        single = wrk(one.url + "/api/movies/trending")
-        one.stop()
-        n = os.cpu_count() or 2
-        many = Server(n, 6603, fake)
-        multi = wrk(many.url + "/api/movies/trending")
-        many.stop()
-        rows.append((f"(b) throughput, {n} workers / 1 worker", f"{multi['rps']:.0f} / {single['rps']:.0f} req/s",
-                     f"{multi['rps'] / single['rps']:.2f}", f"~{n} on {n} cores"))
-
-        # (d) TMDb down, breaker open: stale vs healthy hits, same key and server.
-        server = Server(4, 6604, fake, CACHE_TTL_TRENDING="4")
-        key = server.url + "/api/movies/trending?page=3"
-        urllib.request.urlopen(key).read()
-        healthy = wrk(key, duration="3s")  # within the 4 s TTL: cache hits
-        fake.set_mode("error", status=503)
-        time.sleep(4.5)  # the copy expires
-        for _ in range(60):  # trip every worker's breaker
-            urllib.request.urlopen(key).read()
-        stale = wrk(key, duration="3s")
-        state = urllib.request.urlopen(server.url + "/readyz").read().decode()
-        breaker = re.search(r'"breaker": "(\w+)"', state).group(1)
-        rows.append(("(d) p99 stale (breaker open) / p99 healthy hit", f"{stale['p99']:.2f} / {healthy['p99']:.2f} ms "
-                     f"(breaker {breaker}, {stale['errors']} errors)", f"{stale['p99'] / healthy['p99']:.2f}",
-                     "<= 1.5"))
-        server.stop()
-        rows.append(("(e) resident memory per worker (4 workers)", ", ".join(f"{r:.0f}" for r in rss) + " MB",
-                     f"{sum(rss) / len(rss):.0f} MB avg", "-"))
     finally:
+        for server in servers:
+            server.stop()
+    stale_server = Server("stale", fake, CACHE_TTL_TRENDING="4")
+    try:
+        key = stale_server.url + "/api/movies/trending?page=3"
+        request(key)
+        healthy = wrk(key, "3s")
+        fake.set_mode("error", status=503)
+        time.sleep(4.5)
+        for _ in range(60):
+            request(key)
+        stale = wrk(key, "3s")
+        _, stale_headers, stale_body = request(key)
+    finally:
+        stale_server.stop()
         fake.close()
+    load_after = os.getloadavg()
 
-    print(f"Production benchmarks (gunicorn via pserve production.ini, PostgreSQL + Redis, fake TMDb, "
-          f"{os.cpu_count()} cores, wrk {DURATION})")
-    print(f"{'measure':<50} {'figures':<44} {'ratio':>8}  target")
-    for name, figures, ratio, target in rows:
-        print(f"{name:<50} {figures:<44} {ratio:>8}  {target}")
+    # -- the report --------------------------------------------------------------------------
+    app_rounds, off_rounds = per_round[servers[0].name], per_round["gc off"]
+    ratios = [t / h for t, h in zip(app_rounds["trending"], app_rounds["healthz"])]
+    cpu_ratios = [p["cpu_ms"] / h for p, h in zip(profile, healthz_cpu)]
+    print(f"bench/production.py, {started}: pserve production.ini, 2 workers each, PostgreSQL + Redis, fake TMDb "
+          f"({shown} movies on the trending page), wrk 2 threads / 32 connections / {args.duration}, "
+          f"{args.rounds} interleaved rounds, {os.cpu_count()} cores, load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after")
+    print()
+    print(f"{'measure':<52} {'median':>22}   per round")
+
+    def row(name, value, rounds):
+        print(f"{name:<52} {value:>22}   {rounds}")
+
+    def fmt(values, spec=".2f"):
+        return ", ".join(format(v, spec) for v in values)
+
+    row("trending / healthz req/s (target >= 0.85)",
+        f"{median(app_rounds['trending']):.0f} / {median(app_rounds['healthz']):.0f} = {median(ratios):.2f}",
+        fmt(ratios))
+    row("profile / healthz CPU ms per request (<= 2.5)",
+        f"{median(p['cpu_ms'] for p in profile):.2f} / {median(healthz_cpu):.2f} = {median(cpu_ratios):.2f}",
+        fmt(cpu_ratios))
+    row("profile req/s", f"{median(p['rps'] for p in profile):.0f}", fmt([p["rps"] for p in profile], ".0f"))
+    row("profile read round trips (<= 2, nothing else)",
+        f"{trips['statements']} statements", f"begin {trips['begins']}, commit {trips['commits']}, "
+        f"rollback {trips['rollbacks']}, pre-ping {trips['pings']}")
+    for server in servers:
+        if server.name == "gc off":
+            continue
+        rounds = per_round[server.name]
+        for path in ("healthz", "trending"):
+            ratio = [a / b for a, b in zip(rounds[path + "_p99"], off_rounds[path + "_p99"])]
+            row(f"p99 {path}, {server.name} / off (<= 1.3)",
+                f"{median(rounds[path + '_p99']):.1f} / {median(off_rounds[path + '_p99']):.1f} ms = "
+                f"{median(ratio):.2f}", fmt(ratio))
+        row(f"  req/s trending, {server.name}", f"{median(rounds['trending']):.0f}",
+            fmt(rounds["trending"], ".0f"))
+    row("gc off: req/s trending", f"{median(off_rounds['trending']):.0f}", fmt(off_rounds["trending"], ".0f"))
+    for thresholds, figures in pauses.items():
+        row(f"GC pauses in process, {thresholds}",
+            f"max {figures['max']:.2f} ms, {figures['total'] / args.gc_requests * 1000:.0f} ms/1000 req",
+            f"{figures['count']} collections in {args.gc_requests} requests, "
+            f"{figures['per_request']:.2f} ms per request")
+    rates = [c["n304"] / max(1, c["nall"]) for c in conditional]
+    row("If-None-Match: share of 304s", f"{median(rates):.3f}", fmt(rates, ".3f"))
+    cond_ratio = [c["rps"] / t for c, t in zip(conditional, app_rounds["trending"])]
+    row("If-None-Match req/s / trending req/s",
+        f"{median(c['rps'] for c in conditional):.0f} / {median(app_rounds['trending']):.0f} = "
+        f"{median(cond_ratio):.2f}", fmt(cond_ratio))
+    row(f"PSS master + {len(pss) - 1} workers (<= 120 MB)", f"{sum(pss.values()):.0f} MB",
+        ", ".join(f"{v:.0f}" for v in pss.values()) + " MB")
+    row("200 clients on one cold key: upstream calls (1)", f"{stampede_calls}",
+        f"{burst['rps']:.0f} req/s, {burst['errors']} errors")
+    row("TMDb down: p99 stale / p99 healthy hit (<= 1.5)",
+        f"{stale['p99']:.1f} / {healthy['p99']:.1f} ms = {stale['p99'] / healthy['p99']:.2f}",
+        f"{stale_headers.get('X-Cache')}, {json.loads(stale_body)['meta']['source']}, "
+        f"{stale_headers.get('Cache-Control')}, {stale['errors']} errors")
 
 
 if __name__ == "__main__":

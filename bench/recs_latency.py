@@ -84,6 +84,8 @@ def main(argv=None):
     parser.add_argument("--interactions", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--reuse", action="store_true", help="measure on the database a previous run generated")
+    parser.add_argument("--gc-thresholds", default=None,
+                        help="nexus.gc_thresholds for the app (default: the app's setting)")
     args = parser.parse_args(argv)
     url = os.environ.get("NEXUS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nexus_bench")
     if args.reuse:
@@ -130,7 +132,10 @@ def measure(url, engine, args, counts, generated, similarities, rebuilt):
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Path(tmp) / "bench-catalog.json.gz"
         bench_catalog(catalog, args.movies)
-        app = make_app(make_settings(url, **{"catalog.path": str(catalog)}), environ={})
+        overrides = {"catalog.path": str(catalog)}
+        if args.gc_thresholds:
+            overrides["nexus.gc_thresholds"] = args.gc_thresholds
+        app = make_app(make_settings(url, **overrides), environ={})
         client = TestApp(app)
         codec = find_service(app.registry, ITokenCodec)
         with Session(engine) as session:

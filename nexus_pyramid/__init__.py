@@ -36,20 +36,40 @@ def warm_up(registry) -> None:
     """Load long-lived data now, then take it out of the garbage collector's sight.
 
     The offline catalog is some 400,000 small objects that live as long as the process:
-    left to the cyclic collector, every full collection walks them all and a request
-    waits 100 ms or more (see bench/recs_latency.py). ``gc.freeze()`` moves everything
-    alive at start-up to a generation the collector ignores, and a larger first-generation
-    threshold makes collections rarer (a request allocates tens of thousands of short-lived
-    objects). ``pserve`` builds the app once, in gunicorn's master, and the workers are
-    forked from it: they share these pages copy-on-write.
+    left to the cyclic collector, every full collection walks them all (a request waits
+    100 ms or more, see bench/recs_latency.py), and in a forked worker that walk writes to
+    every page holding them, so the pages shared with the master become private copies.
+    ``gc.freeze()`` moves everything alive at start-up to a generation the collector ignores.
+    ``pserve`` builds the app once, in gunicorn's master, and the workers are forked from it:
+    they share these pages copy-on-write, and each worker freezes what it adds at its start
+    (``freeze_worker``). The thresholds are the ones chosen in bench/production.py.
     """
     source = find_service(registry, IMovieSource).source
     if hasattr(source, "preload"):
         source.preload()
-    if registry.settings["nexus.gc_freeze"]:
+    settings = registry.settings
+    if settings["nexus.gc_freeze"]:
         gc.collect()
         gc.freeze()
-        gc.set_threshold(50_000, 50, 100)
+    apply_gc_thresholds(settings)
+
+
+def apply_gc_thresholds(settings) -> None:
+    thresholds = nexus_settings.gc_thresholds(settings["nexus.gc_thresholds"])
+    if thresholds is None:
+        gc.disable()
+    else:
+        gc.set_threshold(*thresholds)
+        gc.enable()
+
+
+def freeze_worker(settings) -> None:
+    """In a worker just forked: freeze what start-up left (the master's objects already are)."""
+    if settings.get("nexus.gc_freeze"):
+        gc.collect()
+        gc.freeze()
+    if "nexus.gc_thresholds" in settings:
+        apply_gc_thresholds(settings)
 
 
 def configure(config: Configurator):
@@ -73,6 +93,9 @@ def configure(config: Configurator):
     config.include("cornice")
     config.include("pyramid_services")
     config.include(".metrics")  # first: it names prometheus_client's directory before anything records
+    from .interfaces import request_find_service
+
+    config.add_request_method(request_find_service, "find_service")
     config.include(".request_limits")
     config.include(".db")
     config.include(".dependencies")  # Redis, readiness probes

@@ -146,3 +146,29 @@ def find_service(registry, iface, default=_missing):
             raise LookupError(f"no service registered for {iface.__name__}")
         return default
     return factory.factory(None, None)  # a singleton's factory ignores the context and request
+
+
+def request_find_service(request, iface=Interface, context=_missing, name=""):
+    """``request.find_service``: what pyramid_services finds, without its per-request container.
+
+    pyramid_services builds a container for every request (zope.interface registries) and
+    registers each service it creates there: about a third of a cached page's CPU time.
+    This finds the same factory in the same registry (so ``register_service`` and swapping
+    a service between requests work as before) and keeps what it built for the rest of the
+    request: one instance of each per-request service per request, the singletons as they are.
+    Services here are registered for any context, so the context is only passed on.
+    """
+    memo = request.__dict__.get("_nexus_services")
+    if memo is None:
+        memo = request.__dict__["_nexus_services"] = {}
+    key = (iface, name)
+    service = memo.get(key, _missing)
+    if service is _missing:
+        if context is _missing:
+            context = getattr(request, "context", None)
+        factory = request.registry.getUtility(IServiceRegistry).find_factory(iface, name=name)
+        if factory is None:
+            raise LookupError("could not find registered service")
+        service = memo[key] = factory.factory(context, request)
+    return service
+

@@ -74,7 +74,7 @@ def body_limits_tween_factory(handler, registry):
 def check_body_size(environ: dict, limit: int) -> None:
     declared = (environ.get("CONTENT_LENGTH") or "").strip()
     if declared:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise errors.ValidationError("The Content-Length header is not valid.",
                                          {"Content-Length": ["Must be a number of bytes"]})
         if int(declared) > limit:

@@ -5,6 +5,7 @@ so role changes, deletions and password changes apply on the very next request.
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ def resolve_auth_state(request) -> AuthState:
     token = None if console else _bearer_token(request)
     if token is not None:
         claims = request.find_service(ITokenService).decode_access(request, token) if token else None
-        user = request.dbsession.get(User, claims["sub"]) if claims else None
+        user = load_user(request, claims["sub"]) if claims else None
         if user is not None and user.suspended_at is not None:
             # Whatever the token's version: its owner is told why (ACCOUNT_SUSPENDED).
             return AuthState(None, "suspended")
@@ -68,11 +69,29 @@ def resolve_auth_state(request) -> AuthState:
         # The cookie only names a server-side session: once that row is gone (sign-out,
         # password change, role removal, deletion) or expired, a replayed cookie is worthless.
         row = request.find_service(ITokenService).console_session(key, _session_setting(request, "session.timeout"))
-        user = request.dbsession.get(User, row.user_id) if row is not None else None
+        user = load_user(request, row.user_id) if row is not None else None
         if user is None or user.suspended_at is not None or user.token_version != request.session.get("ver"):
             return AuthState(None, "invalid")
         return AuthState(Identity(user, SESSION, [role_principal(r) for r in user.role_names]), "valid")
     return AuthState(None, "absent")
+
+
+def load_user(request, user_id):
+    """The caller as a ``models.User`` entity with its roles, in one statement (a join).
+
+    An entity, so that what the rest of the request reads or changes on the user (columns
+    added later included) works as with any loaded user. The statement is built once."""
+    return request.dbsession.execute(_user_statement(), {"user_id": user_id}).unique().scalar_one_or_none()
+
+
+@functools.lru_cache(maxsize=1)
+def _user_statement():
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.orm import joinedload
+
+    from .models import User
+
+    return select(User).options(joinedload(User.roles)).where(User.id == bindparam("user_id"))
 
 
 def _session_setting(request, name: str) -> int:

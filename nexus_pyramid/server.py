@@ -171,6 +171,9 @@ class WaitressWorker(Worker):
 
     def run(self):
         settings = getattr(getattr(self.wsgi, "registry", None), "settings", None) or {}
+        from . import freeze_worker
+
+        freeze_worker(settings)
         body_limit = max_body_size(settings)
         counter = itertools.count(1)
         application = self.wsgi

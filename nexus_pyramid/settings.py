@@ -155,6 +155,23 @@ def _rate(value: str) -> None:
         raise ValueError("must be a rate such as '5/5 minutes' or '20/hour'") from None
 
 
+def gc_thresholds(value: str) -> tuple[int, ...] | None:
+    """``"a,b,c"`` (one to three counts, the first at least 1) as a tuple; None for ``off``."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        counts = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        counts = ()
+    if not 1 <= len(counts) <= 3 or counts[0] < 1 or any(c < 0 for c in counts):
+        raise ValueError("expected one to three whole numbers separated by commas (the first at least 1), or off")
+    return counts
+
+
+def _gc_thresholds(value: str) -> None:
+    gc_thresholds(value)
+
+
 def _trusted_proxies(value: str) -> None:
     from .client_address import TrustedProxiesError, parse_trusted_proxies
 
@@ -214,7 +231,10 @@ SETTINGS: tuple[Setting, ...] = (
             "NEXUS_DEFAULT_LANGUAGE"),
     Setting("catalog.path", Text(), "", "the offline catalog file; empty = the one in the package"),
     Setting("nexus.gc_freeze", Boolean(), True,
-            "freeze start-up objects out of the garbage collector's sight"),
+            "freeze start-up objects out of the garbage collector's sight (in the master and in each worker)"),
+    Setting("nexus.gc_thresholds", Text(_gc_thresholds, "thresholds"), "700,10,10",
+            "the collector's thresholds (gc.set_threshold), chosen from bench/production.py; "
+            "`off` = no automatic collection (for measuring only)", "NEXUS_GC_THRESHOLDS"),
     # Tokens and the console session
     Setting("jwt.secret", Text(), "", "signing key (required); production refuses a development or short one",
             "JWT_SECRET", secret=True),
@@ -316,7 +336,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db.tcp_user_timeout", Seconds(0, above=False), 6.0,
             "TCP_USER_TIMEOUT: unacknowledged data for this long kills the connection"),
     Setting("db.pool_timeout", Seconds(0.1, above=False), 2.0, "wait for a free pooled connection"),
-    Setting("db.ping_timeout", Seconds(0.1, above=False), 1.0, "the pool's pre-ping of an idle connection"),
     Setting("db.breaker_threshold", Integer(1), 3, "consecutive connection failures that open the breaker"),
     Setting("db.breaker_reset", Seconds(0.1, above=False), 5.0,
             "seconds the breaker stays open before one trial"),

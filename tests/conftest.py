@@ -145,6 +145,7 @@ def forget_cached_movies(source) -> None:
 
     for region in (source.local, source.derived, source.region):
         clear_memory_region(region)
+    source.rendered.clear()
     source.stats.reset()
     breaker = getattr(source.source, "breaker", None)
     if breaker is not None:

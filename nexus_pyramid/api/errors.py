@@ -42,7 +42,7 @@ def render_error(request, status: int, code: str, message: str, details=None, he
     if request_id is not None:
         # The id of this response (X-Request-ID), so that a user's report can be found in the logs.
         details = {**(details or {}), "request_id": request_id}
-    response.json_body = envelope.error(code, message, details)
+    response.body = envelope.encode(envelope.error(code, message, details))
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response

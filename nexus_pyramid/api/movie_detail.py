@@ -5,7 +5,7 @@ from ..authz import PUBLIC
 from ..interfaces import IMovieService
 from ..presenters import movies
 from . import schemas
-from .movies import cache_response
+from .cached import cached_response
 from .service import ApiService
 
 detail = ApiService(name="movie_detail", path="/api/movies/{tmdb_id}", description="One movie with cast and directors")
@@ -17,8 +17,9 @@ recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tm
             returns=movies.MovieDetail, meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
 def detail_view(request):
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.movie_detail(request.validated["path"]["tmdb_id"],
-                                                        request.validated["querystring"].get("language")))
+    language = request.validated["querystring"].get("language")
+    result = movies.detail_result(request.validated["path"]["tmdb_id"], language)
+    return cached_response(request, movies, result, "detail", lambda: movies.detail_body(result, language))
 
 
 @recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging),
@@ -27,5 +28,6 @@ def detail_view(request):
 def recommendations_view(request):
     movies = request.find_service(IMovieService)
     query = request.validated["querystring"]
-    return cache_response(request, *movies.recommendations(request.validated["path"]["tmdb_id"], query["page"],
-                                                           query.get("language")))
+    language = query.get("language")
+    result = movies.recommendations_result(request.validated["path"]["tmdb_id"], query["page"], language)
+    return cached_response(request, movies, result, "page", lambda: movies.page_body(result, language=language))

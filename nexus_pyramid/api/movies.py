@@ -11,7 +11,7 @@ from ..dependencies import postgres
 from ..interfaces import IMovieService
 from ..services.recommender import can_see_adult
 from . import schemas
-from .envelope import success
+from .cached import cached_response
 from .service import ApiService
 
 trending = ApiService(name="movies_trending", path="/api/movies/trending", description="Trending movies")
@@ -23,20 +23,14 @@ discover = ApiService(name="movies_discover", path="/api/movies/discover",
 MOVIE_ERRORS = (503,)
 
 
-def cache_response(request, data, meta: dict):
-    """The success envelope with the cache facts as ``meta`` and ``X-Cache``."""
-    from ..movie_source.cache import X_CACHE
-
-    request.response.headers["X-Cache"] = X_CACHE[meta["source"]]
-    return success(data, meta=meta)
-
-
 @trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns=movies.MoviePage,
               meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def trending_view(request):
     query = request.validated["querystring"]
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.trending(query["window"], query["page"], query.get("language")))
+    language = query.get("language")
+    result = movies.trending_result(query["window"], query["page"], language)
+    return cached_response(request, movies, result, "page", lambda: movies.page_body(result, language=language))
 
 
 @discover.get(schema=schemas.request_schema(querystring=schemas.DiscoverQuery), returns=movies.MoviePage,
@@ -48,7 +42,9 @@ def discover_view(request):
     wanted = DiscoverQuery(genre_ids=tuple(query.get("genre_ids", ())), year_from=query.get("year_from"),
                            year_to=query.get("year_to"), min_votes=query["min_votes"], sort=query["sort"],
                            page=query["page"])
-    return cache_response(request, *request.find_service(IMovieService).discover(wanted, query.get("language")))
+    movies, language = request.find_service(IMovieService), query.get("language")
+    result = movies.discover_result(wanted, language)
+    return cached_response(request, movies, result, "page", lambda: movies.page_body(result, language=language))
 
 
 @search.get(schema=schemas.request_schema(querystring=schemas.SearchQuery), returns=movies.MoviePage,
@@ -60,12 +56,18 @@ def search_view(request):
     user = postgres.optional(request, lambda: request.identity.user if request.identity else None)
     allow_adult = user is not None and can_see_adult(user.date_of_birth)
     movies = request.find_service(IMovieService)
-    return cache_response(request, *movies.search(query["query"], query["page"], query.get("year"),
-                                          allow_adult, query.get("language")))
+    language = query.get("language")
+    result = movies.search_result(query["query"], query["page"], query.get("year"), allow_adult, language)
+    response = cached_response(request, movies, result, f"page:adult={int(allow_adult)}",
+                               lambda: movies.page_body(result, allow_adult=allow_adult, language=language),
+                               private="Authorization" in request.headers)
+    response.headers["Vary"] = "Authorization"
+    return response
 
 
 @genres.get(schema=schemas.request_schema(querystring=schemas.LanguageQuery), returns=movies.GenreList,
             meta=movies.CacheFacts, permission=PUBLIC, error_codes=MOVIE_ERRORS)
 def genres_view(request):
-    language = request.validated["querystring"].get("language")
-    return cache_response(request, *request.find_service(IMovieService).genres(language))
+    movies = request.find_service(IMovieService)
+    result = movies.genres_result(request.validated["querystring"].get("language"))
+    return cached_response(request, movies, result, "genres", lambda: movies.genres_body(result))

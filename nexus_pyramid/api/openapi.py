@@ -221,6 +221,12 @@ HEADERS = {
                 "required": True, "schema": {"type": "string", "enum": ["HIT", "MISS", "STALE"]}},
     "Cache-Control": {"description": "Personal data and tokens are never stored by caches.", "required": True,
                       "schema": {"type": "string", "const": "no-store"}},
+    "ETag": {"description": "Strong validator of this body; send it back in If-None-Match to get a 304.",
+             "required": True, "schema": {"type": "string"}},
+    "PublicCacheControl": {"description": "public (private for a signed-in search), max-age = seconds of "
+                                          "freshness the cached entry has left (0 for a stale copy)",
+                           "required": True, "schema": {"type": "string",
+                                                        "pattern": "^(public|private), max-age=[0-9]+$"}},
     "Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
                     "schema": {"type": "string", "pattern": "^[0-9]+$"}},
     "WWW-Authenticate": {"description": 'Bearer, or Bearer error="invalid_token"', "required": True,
@@ -324,8 +330,13 @@ def _operation(service, method: str, args: dict, info: dict) -> dict:
     returns, meta = info.get("returns"), info.get("meta")
     data = node_schema(returns()) if returns is not None else {"type": "null"}
     headers = {"X-Request-ID": _header("X-Request-ID")}
+    not_modified = None
     if meta is CacheFacts:
         headers["X-Cache"] = _header("X-Cache")
+        headers["ETag"] = _header("ETag")
+        headers["Cache-Control"] = _header("PublicCacheControl")
+        not_modified = {"description": "Not modified: the If-None-Match header names this response's ETag "
+                                       "(no body)", "headers": dict(headers)}
     if carries_private_data(service.path):
         headers["Cache-Control"] = _header("Cache-Control")
     success = {"description": info.get("success") or "Success envelope", "headers": headers,
@@ -333,6 +344,8 @@ def _operation(service, method: str, args: dict, info: dict) -> dict:
                    data, node_schema(meta()) if meta is not None else None)}}}
     status = info.get("response_status", 200)
     responses = {str(status): success}
+    if not_modified is not None:
+        responses["304"] = not_modified
     if method == "POST" and status == 201:  # idempotent creations answer 200 with the existing one
         responses["200"] = {**success, "description": "Already there: the existing one"}
     for code in sorted(_statuses(method, args, info)):

@@ -338,7 +338,7 @@ class GenreIds(QueryString):
         if value is colander.null:
             return value
         parts = [p.strip() for p in value.split(",")]
-        if not all(p.isdigit() and len(p) <= 9 for p in parts):
+        if not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in parts):
             raise colander.Invalid(node, "Must be comma-separated genre ids, e.g. 18,28")
         ids = sorted({int(p) for p in parts})
         known = {g["id"] for g in TMDB_GENRES}

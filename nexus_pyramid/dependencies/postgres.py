@@ -6,9 +6,17 @@ Every use of the database goes through the engine built here, so every caller ge
   accepts a connection and never answers (a hung process, a black-holed network: the
   kernel keeps acknowledging, so TCP keepalives and ``tcp_user_timeout`` never fire on a
   loopback hang). psycopg2 is therefore driven through a wait callback that polls with a
-  deadline: ``db.connect_timeout`` while connecting, ``db.ping_timeout`` for the pool's
-  pre-ping, ``db.read_timeout`` for anything else. A connection that misses its deadline is
-  closed, which SQLAlchemy sees as a disconnect and drops from the pool.
+  deadline: ``db.connect_timeout`` while connecting, ``db.read_timeout`` for anything else.
+  A connection that misses its deadline is closed, which SQLAlchemy sees as a disconnect and
+  drops from the pool.
+- no round trip that does no work. There is no pre-ping on checkout: a pooled connection
+  found dead by its first statement (the server restarted, say) fails that request before it
+  did anything, and the request is run once more on a new connection (``pyramid_retry``,
+  see ``RetryDeadConnection``). Reads need no transaction: a connection leaves the pool in
+  autocommit mode and stays so while it only reads (each statement its own snapshot, as
+  under READ COMMITTED anyway), so a read-only request sends neither BEGIN nor ROLLBACK; its
+  first write or locking read (``FOR UPDATE``...) starts a transaction, which commits or
+  rolls back as usual (see ``ReadsWithoutTransaction``).
 - server-side limits (``statement_timeout``, ``idle_in_transaction_session_timeout``) so the
   server stops work nobody waits for any more, TCP keepalives and ``tcp_user_timeout`` so a
   peer that vanished on a real network is noticed, and a bounded wait for a pooled
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import select
 import threading
 import time
@@ -64,7 +73,6 @@ class DatabasePolicy:
     keepalives_count: int
     tcp_user_timeout: float
     pool_timeout: float
-    ping_timeout: float
     breaker_threshold: int
     breaker_reset: float
     readiness_timeout: float
@@ -125,6 +133,7 @@ def _wait(conn) -> None:
         if remaining is not None and remaining <= 0:
             # psycopg2 closes the connection when the callback fails: SQLAlchemy then sees a
             # disconnect and throws the connection away.
+            conn.nexus_timed_out = True
             raise psycopg2.OperationalError(
                 "the database did not answer within %.1f s while %s" % (timeout, "connecting" if connecting
                                                                          else "waiting for a result"))
@@ -222,7 +231,7 @@ def get_engine(settings: dict, prefix: str = "sqlalchemy.", policy: DatabasePoli
     policy = policy or DatabasePolicy.from_settings(settings)
     url = make_url(settings[prefix + "url"])
     echo = nexus_settings.value(settings, "sqlalchemy.echo") if prefix == "sqlalchemy." else False
-    options = {"pool_pre_ping": True, "hide_parameters": True, "echo": echo}
+    options = {"pool_pre_ping": False, "hide_parameters": True, "echo": echo}
     memory = not _is_network(url) and url.database in (None, "", ":memory:")
     guard = DatabaseGuard(policy, url)
     if _is_network(url):
@@ -260,7 +269,9 @@ class DatabaseGuard:
         event.listen(engine, "handle_error", self._on_error)
         if self.network:
             event.listen(engine, "checkout", self._on_checkout)
-            event.listen(engine, "checkin", self._on_checkin)
+            event.listen(engine, "connect", ReadsWithoutTransaction.on_connect)
+            event.listen(engine, "before_cursor_execute", ReadsWithoutTransaction.before_execute)
+            event.listen(engine, "after_cursor_execute", ReadsWithoutTransaction.after_execute)
 
     def retry_after(self) -> float:
         remaining = self.breaker.reset_timeout
@@ -268,13 +279,11 @@ class DatabaseGuard:
             remaining = self.breaker.reset_timeout - (self.breaker.clock() - self.breaker._opened_at)
         return max(1.0, remaining)
 
-    # pool events: the pre-ping of an idle connection gets the short deadline, work the long one
+    # pool events: a connection taken from the pool gets the default deadline back (best-effort
+    # work shortens it), starts in autocommit mode, and is known to be untried until it answers.
     def _on_checkout(self, dbapi_connection, record, proxy) -> None:
         set_read_timeout(dbapi_connection, getattr(dbapi_connection, "nexus_default_read_timeout", None))
-
-    def _on_checkin(self, dbapi_connection, record) -> None:
-        if dbapi_connection is not None:
-            set_read_timeout(dbapi_connection, self.policy.ping_timeout)
+        ReadsWithoutTransaction.on_checkout(dbapi_connection, record)
 
     def checkout(self, connect):
         """Take a connection from the pool, through the breaker."""
@@ -322,7 +331,9 @@ class DatabaseGuard:
                 self.outage.failure("connect", exc)
             return
         if context.is_disconnect:
-            if self.network:
+            # A pooled connection found dead by its first statement is what a pre-ping would have
+            # found: not counted by the breaker (the retry's new connection is, if it fails).
+            if self.network and not RetryDeadConnection.mark(context):
                 self.breaker.failure()
             self.outage.failure("query", exc)
         elif (_is_operational(exc) and not is_transaction_conflict(exc)
@@ -380,6 +391,83 @@ class DatabaseGuard:
         except (DBAPIError, PoolTimeout, DatabaseUnavailable) as exc:
             log.debug("best-effort %s skipped (%s)", operation, type(exc).__name__)
             return False
+
+
+# -- no round trip that does no work ------------------------------------------------------------
+_LOCKING_READ = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.IGNORECASE)
+
+
+class ReadsWithoutTransaction:
+    """Plain reads run in autocommit mode: no BEGIN before them, no ROLLBACK or COMMIT after.
+
+    psycopg2 sends ``BEGIN`` before the first statement of a transaction and the transaction
+    must then be ended (``ROLLBACK`` when the pool takes the connection back): two round trips
+    for every request that only reads. Under READ COMMITTED each statement sees its own
+    snapshot whether or not a transaction surrounds it, so a read-only request loses nothing.
+    The first statement that is not a plain ``SELECT`` (a write, ``SET LOCAL``, a savepoint,
+    a locking read) turns autocommit off just before it runs: psycopg2 then begins the
+    transaction with it, and the commit or rollback that follows is real. Setting the flag
+    costs no round trip (psycopg2 keeps it client-side while no transaction is open).
+    A connection given an explicit isolation level by SQLAlchemy is left alone.
+    """
+
+    @staticmethod
+    def on_connect(dbapi_connection, record) -> None:
+        record.info["nexus_untried"] = False  # a new connection's failure is a connect failure
+
+    @staticmethod
+    def on_checkout(dbapi_connection, record) -> None:
+        record.info["nexus_untried"] = True
+        dbapi_connection.nexus_timed_out = False
+        if not record.info.get("nexus_isolation"):
+            try:
+                dbapi_connection.autocommit = True
+            except Exception:  # a transaction is somehow still open: leave the connection as it is
+                pass
+
+    @staticmethod
+    def before_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        dbapi_connection = cursor.connection
+        if not dbapi_connection.autocommit:
+            return
+        if conn.get_execution_options().get("isolation_level"):
+            conn.info["nexus_isolation"] = True
+            return
+        head = statement.lstrip()[:6].upper()
+        if head != "SELECT" or _LOCKING_READ.search(statement):
+            dbapi_connection.autocommit = False
+
+    @staticmethod
+    def after_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        info = conn.info
+        if info.get("nexus_untried"):
+            info["nexus_untried"] = False
+
+
+class RetryDeadConnection:
+    """A pooled connection found dead by its first statement: the request is run again, once.
+
+    That statement did nothing (it never reached a live server), so running the whole request
+    again on a new connection is safe; SQLAlchemy has already invalidated every connection the
+    pool held before the failure. A deadline missed (a hung server) is not retried: the
+    request already waited as long as it may.
+    """
+
+    @staticmethod
+    def mark(context) -> bool:
+        """Mark the error retryable if its connection was untried; whether it was."""
+        connection = context.connection
+        try:
+            info = connection.info
+        except Exception:
+            return False
+        dbapi_connection = getattr(getattr(connection, "connection", None), "dbapi_connection", None)
+        if not info.get("nexus_untried") or getattr(dbapi_connection, "nexus_timed_out", False):
+            return False
+        from pyramid_retry import mark_error_retryable
+
+        mark_error_retryable(context.sqlalchemy_exception)
+        return True
 
 
 def _is_operational(exc) -> bool:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SIX_MONTHS = nexus_settings.SIX_MONTHS
 LOCAL_ENTRIES = 2000  # values in each in-process region in front of the shared one
+RENDERED_ENTRIES = 500  # response bodies kept as bytes (a 20-movie page is some 10 kB)
 TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres")
 
 CACHE = "cache"
@@ -55,8 +56,16 @@ class Result:
     value: object
     source: str
     key: str = ""  # the cache key: values derived from this one are cached under it
+    created: float = 0.0  # when this generation of the value was fetched (time.time())
+    ttl: float = 0.0  # its freshness, seconds from ``created``
     language: str = ""  # the language the value is in (its key's)
     notes: tuple = ()  # what the client should know about that language (e.g. English only)
+
+    def max_age(self, now: float | None = None) -> int:
+        """Seconds of freshness left (0 for a stale copy): what ``Cache-Control: max-age`` says."""
+        if self.source == STALE:
+            return 0
+        return max(0, int(self.created + self.ttl - (time.time() if now is None else now)))
 
 
 class CacheStats:
@@ -387,6 +396,8 @@ class CachedMovieSource:
         # Values derived from a first-level value (e.g. a page shaped for the API), under its
         # key, as long as it: callers check that the value they derived from is the same object.
         self.derived = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
+        # Responses rendered to their final bytes, by cache entry and generation (api/cached.py).
+        self.rendered = BoundedDict(RENDERED_ENTRIES)
         self.ttls = {**{kind: nexus_settings.DEFAULTS["cache.ttl." + kind] for kind in TTL_KINDS}, **ttls}
         self.hard_limit = hard_limit
         self.not_found_ttl = not_found_ttl
@@ -399,7 +410,11 @@ class CachedMovieSource:
             return NO_VALUE
         if time.time() - cached.metadata["ct"] > self.hard_limit:
             return NO_VALUE
-        return cached.payload
+        return cached
+
+    def _fresh(self, created: float, ttl: float) -> bool:
+        """Within its TTL and not expired since by ``expire_all``."""
+        return time.time() - created <= ttl and not self.region.region_invalidator.is_invalidated(created)
 
     def in_default_language(self, language: str | None) -> bool:
         """Does ``language`` get the same text as the default (what the local mirror stores)?"""
@@ -418,11 +433,26 @@ class CachedMovieSource:
         language = self.source.content_language(requested)
         notes = tuple(self.source.language_notes(requested))
         key = f"{self.prefix}:{language}:{key}"
+        ttl = self.ttls[kind]
+
+        def result(value, source, created):
+            return Result(value, source, key, created, ttl, language, notes)
+
         if self.local is not None:
             hit = self.local.get(key)
             if hit is not NO_VALUE:
                 self._count(kind, "hits")
-                return Result(hit, CACHE, key, language, notes)
+                return result(hit[0], CACHE, hit[1])
+        # The value with its creation time (for Cache-Control and the rendered bytes' key), fresh
+        # or not: a fresh one is served; an expired one is what a failed regeneration serves.
+        cached = self.region.get_value_metadata(key, ignore_expiration=True)
+        if cached is not None:
+            created = cached.metadata["ct"]
+            if self._fresh(created, ttl):
+                if self.local is not None:
+                    self.local.set(key, (cached.payload, created))
+                self._count(kind, "hits")
+                return result(cached.payload, CACHE, created)
         missing_key = "404:" + key
         produced = []
 
@@ -435,7 +465,7 @@ class CachedMovieSource:
             return value
 
         try:
-            value = self.region.get_or_create(key, create, expiration_time=self.ttls[kind])
+            value = self.region.get_or_create(key, create, expiration_time=ttl)
         except _RememberedNotFound:
             self._count(kind, "hits")
             raise
@@ -444,20 +474,32 @@ class CachedMovieSource:
             raise
         except SourceUnavailable as exc:
             self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
-            stale = self._stale(key)
+            fetched = cached is not None and time.time() - cached.metadata["ct"] <= self.hard_limit
+            stale = cached if fetched else self._stale(key)
             if stale is NO_VALUE:
                 raise
             self._count(kind, "stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
-            return Result(stale, STALE, key, language, notes)
-        if self.local is not None:
-            self.local.set(key, value)
+            return result(stale.payload, STALE, stale.metadata["ct"])
         if produced:
+            created = time.time()
+            if self.local is not None:
+                self.local.set(key, (value, created))
             self._count(kind, "misses")
-            return Result(value, UPSTREAM, key, language, notes)
+            return result(value, UPSTREAM, created)
+        # Made by whoever held the key's lock while this request waited, or an expired value
+        # that dogpile hands out while another caller regenerates it: that one is stale, said so,
+        # and never kept as fresh in the first level.
+        cached = self.region.get_value_metadata(key, ignore_expiration=True)
+        created = cached.metadata["ct"] if cached is not None else time.time()
+        if not self._fresh(created, ttl):
+            self._count(kind, "stale")
+            return result(value, STALE, created)
+        if self.local is not None:
+            self.local.set(key, (value, created))
         self._count(kind, "hits")
-        return Result(value, CACHE, key, language, notes)
+        return result(value, CACHE, created)
 
     # -- the lookups -------------------------------------------------------------
     def trending(self, window: str, page: int, language: str | None = None) -> Result:
@@ -503,6 +545,7 @@ class CachedMovieSource:
         for region in (self.local, self.derived):
             if region is not None:
                 region.invalidate(hard=True)
+        self.rendered.clear()
         self.region.invalidate(hard=False)
 
     def state(self) -> dict:

@@ -1,10 +1,12 @@
 """A user's own movie data: saved preferences, interactions, and their recommendations."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Uuid, bindparam, delete, func, literal_column, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -14,7 +16,9 @@ from ..models.meta import utcnow
 from ..models import (Genre, Movie, User, UserActorPreference, UserGenrePreference, UserMovieInteraction,
                       UserMoviePreference)
 from ..movie_source.cache import CacheBusy
+from ..models import movie_genres
 from ..presenters import library as present
+from ..presenters.movies import STORED_FIELDS
 from .movies import MovieService
 from .recommender import Recommender, SqlStore, user_signal
 from .users import Page, lock_user
@@ -23,10 +27,54 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class SavedGenre:
+    id: int
+    name: str
+
+
+@dataclass
+class SavedActor:
+    person_id: int
+    name: str | None
+
+
+class SavedMovie(SimpleNamespace):
+    """A saved movie: the ``STORED_FIELDS`` of ``models.Movie`` and its ``genres``."""
+
+
+@dataclass
 class Preferences:
     genres: list
     actors: list
     movies: list
+
+
+_MOVIE_COLUMNS = tuple(name for name in STORED_FIELDS if name not in ("tmdb_id", "title"))
+
+
+@functools.lru_cache(maxsize=1)
+def _preferences_statement():
+    """The statement of ``LibraryService.preferences``, built once (the user id is a parameter)."""
+    user_id = bindparam("user_id", type_=Uuid)
+    g, a, m = literal_column("'g'"), literal_column("'a'"), literal_column("'m'")
+    movie_columns = [getattr(Movie, name) for name in _MOVIE_COLUMNS]
+    none = [null()] * len(movie_columns)
+    movies = (select(m.label("kind"), null().label("sort_name"), UserMoviePreference.created_at,
+                     Movie.tmdb_id.label("key"), Movie.title.label("name"), *movie_columns,
+                     Genre.id.label("genre_id"), Genre.name.label("genre_name"))
+              .join(Movie, Movie.id == UserMoviePreference.movie_id)
+              .outerjoin(movie_genres, movie_genres.c.movie_id == Movie.id)
+              .outerjoin(Genre, Genre.id == movie_genres.c.genre_id)
+              .where(UserMoviePreference.user_id == user_id))
+    genres = (select(g, Genre.name, null(), Genre.id, Genre.name, *none, null(), null())
+              .join(UserGenrePreference, UserGenrePreference.genre_id == Genre.id)
+              .where(UserGenrePreference.user_id == user_id))
+    actors = (select(a, null(), UserActorPreference.created_at, UserActorPreference.person_id,
+                     UserActorPreference.name, *none, null(), null())
+              .where(UserActorPreference.user_id == user_id))
+    union = union_all(movies, genres, actors).subquery()
+    c = union.c
+    return select(union).order_by(c.kind, c.sort_name, c.created_at, c.key, c.genre_id)
 
 
 class LibraryService:
@@ -41,17 +89,25 @@ class LibraryService:
 
     # -- preferences -------------------------------------------------------------
     def preferences(self, user) -> Preferences:
-        genres = self.db.execute(
-            select(Genre).join(UserGenrePreference, UserGenrePreference.genre_id == Genre.id)
-            .where(UserGenrePreference.user_id == user.id).order_by(Genre.name)).scalars().all()
-        actors = self.db.execute(
-            select(UserActorPreference).where(UserActorPreference.user_id == user.id)
-            .order_by(UserActorPreference.created_at, UserActorPreference.person_id)).scalars().all()
-        movies = self.db.execute(
-            select(Movie).join(UserMoviePreference, UserMoviePreference.movie_id == Movie.id)
-            .where(UserMoviePreference.user_id == user.id)
-            .order_by(UserMoviePreference.created_at, Movie.tmdb_id)).scalars().all()
-        return Preferences(list(genres), list(actors), list(movies))
+        """The saved genres (by name), actors and movies (in the order saved), in one statement.
+
+        One ``UNION ALL`` of the three lists, the movies with their genres; an authenticated
+        read of the profile is then two statements in all (the user with roles, and this).
+        """
+        rows = self.db.execute(_preferences_statement(), {"user_id": user.id}).all()
+        prefs = Preferences([], [], [])
+        for row in rows:
+            if row.kind == "g":
+                prefs.genres.append(SavedGenre(row.key, row.name))
+            elif row.kind == "a":
+                prefs.actors.append(SavedActor(row.key, row.name))
+            else:
+                if not prefs.movies or prefs.movies[-1].tmdb_id != row.key:
+                    prefs.movies.append(SavedMovie(tmdb_id=row.key, title=row.name, genres=[], **{
+                        name: getattr(row, name) for name in _MOVIE_COLUMNS}))
+                if row.genre_id is not None:
+                    prefs.movies[-1].genres.append(SavedGenre(row.genre_id, row.genre_name))
+        return prefs
 
     def save_preferences(self, user, genre_ids=None, actors=None, movie_ids=None) -> None:
         """Each list given replaces the saved one; a list left out (None) is kept."""

@@ -137,6 +137,9 @@ class MovieService:
         return page, self._meta(result)
 
     # -- lookups -----------------------------------------------------------------
+    # Each cached lookup is two steps: ``*_result`` asks the cached source (cheap on a hit) and
+    # ``*_body`` shapes its value for the contract; api/cached.py renders the shape to bytes
+    # once per cache generation, so a hit served again skips the shaping entirely.
     def _call(self, lookup, *args, not_found=MovieNotFound):
         try:
             return lookup(*args)
@@ -145,33 +148,49 @@ class MovieService:
         except SourceUnavailable:
             raise UpstreamUnavailable()
 
-    def trending(self, window: str, page: int, language: str | None = None):
-        return self._page(self._call(self.source.trending, window, page, language), language=language)
+    def render_epoch(self) -> int:
+        """What, besides the cache entry, a rendered movie response depends on: the version of
+        the blocked titles.
 
-    def discover(self, query, language: str | None = None):
-        """A page of ``movie_source.discover.DiscoverQuery`` (browse by genre, years, votes, sort)."""
-        return self._page(self._call(self.source.discover, query, language), language=language)
+        Part of the key of every response rendered to bytes and of its ``ETag``: when a title is
+        blocked or unblocked, every cached page is rendered again (``_page`` filters it) and
+        clients' copies stop matching.
+        """
+        return self.blocked()[0]
 
-    def movie_detail(self, tmdb_id: int, language: str | None = None):
+    def trending_result(self, window: str, page: int, language: str | None = None):
+        return self._call(self.source.trending, window, page, language)
+
+    def discover_result(self, query, language: str | None = None):
+        """A ``movie_source.discover.DiscoverQuery`` (browse by genre, years, votes, sort)."""
+        return self._call(self.source.discover, query, language)
+
+    def recommendations_result(self, tmdb_id: int, page: int, language: str | None = None):
         self.check_not_blocked(tmdb_id)
-        result = self._call(self.source.movie, tmdb_id, language)
+        return self._call(self.source.recommendations, tmdb_id, page, language)
+
+    def search_result(self, query: str, page: int, year: int | None = None, allow_adult: bool = False,
+                      language: str | None = None):
+        """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
+        return self._call(self.source.search_movies, query, page, year, allow_adult, language)
+
+    def detail_result(self, tmdb_id: int, language: str | None = None):
+        self.check_not_blocked(tmdb_id)
+        return self._call(self.source.movie, tmdb_id, language)
+
+    def genres_result(self, language: str | None = None):
+        return self._call(self.source.genres, language)
+
+    def page_body(self, result, allow_adult: bool = False, language: str | None = None):
+        return self._page(result, allow_adult=allow_adult, language=language)
+
+    def detail_body(self, result, language: str | None = None):
         if self._mirrors(result, language):
             self.mirror_best_effort([result.value])
         meta = self._meta(result, result.value.get("notes") or ())
         return self.presenter.detail(result.value, self.genre_names.get()), meta
 
-    def recommendations(self, tmdb_id: int, page: int, language: str | None = None):
-        self.check_not_blocked(tmdb_id)
-        return self._page(self._call(self.source.recommendations, tmdb_id, page, language), language=language)
-
-    def search(self, query: str, page: int, year: int | None = None, allow_adult: bool = False,
-               language: str | None = None):
-        """Title search. Adult titles only when ``allow_adult`` (a signed-in adult)."""
-        return self._page(self._call(self.source.search_movies, query, page, year, allow_adult, language),
-                          allow_adult=allow_adult, language=language)
-
-    def genres(self, language: str | None = None):
-        result = self._call(self.source.genres, language)
+    def genres_body(self, result):
         return [genre(g["id"], g["name"]) for g in result.value], self._meta(result)
 
     def localize(self, items: list[dict], language: str | None, concurrency: int = 4,

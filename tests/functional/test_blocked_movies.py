@@ -110,3 +110,19 @@ def test_blocked_on_the_tmdb_source_cached_in_redis(tmdb_testapp, api, fake_tmdb
     assert fake_tmdb.calls["/3/trending/movie/day"] == calls  # filtered from the cache, not refetched
     assert_error(tmdb_testapp.get("/api/movies/603", status=404), 404, "MOVIE_NOT_FOUND")
     assert 603 not in ids(tmdb_testapp.get("/api/movies/search", {"query": "matrix"}))
+
+
+def test_blocking_changes_the_etag_of_cached_pages(api, admin):
+    # A client holding a page's ETag must not keep showing a title blocked since: the rendered
+    # bytes and their ETag depend on the blocklist's version.
+    app = api.app
+    week = app.get("/api/movies/trending", {"window": "week"})
+    etag, victim = week.headers["ETag"], ids(week)[0]
+    app.get("/api/movies/trending", {"window": "week"}, headers={"If-None-Match": etag}, status=304)
+    block(app, admin, victim)
+    again = app.get("/api/movies/trending", {"window": "week"}, headers={"If-None-Match": etag}, status=200)
+    assert again.headers["X-Cache"] == "HIT" and again.headers["ETag"] != etag and victim not in ids(again)
+    app.delete(f"/api/admin/blocked-movies/{victim}", headers=api.auth(admin["token"]))
+    back = app.get("/api/movies/trending", {"window": "week"}, headers={"If-None-Match": again.headers["ETag"]},
+                   status=200)
+    assert victim in ids(back)

@@ -91,6 +91,8 @@ def test_concurrent_requests_for_a_cold_discover_key_make_one_upstream_call(tmdb
     ({"sort": "votes"}, "sort"), ({"year_from": "2001", "year_to": "1999"}, "year_from"),
     ({"min_votes": "-1"}, "min_votes"), ({"page": "501"}, "page"), ({"language": "french"}, "language"),
     ({"language": "fr_FR"}, "language"),
+    # A digit that is not ASCII (superscript two) passes str.isdigit but is no genre id.
+    ({"genre_ids": "\u00b2"}, "genre_ids"), ({"genre_ids": "18,\u0661"}, "genre_ids"),
 ])
 def test_bad_filters_are_400(tmdb_testapp, fake_tmdb, params, field):
     body = assert_error(tmdb_testapp.get("/api/movies/discover", params, status=400), 400, "VALIDATION_ERROR")

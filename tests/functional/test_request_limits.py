@@ -82,6 +82,14 @@ def test_a_body_of_exactly_the_limit_is_served(app, committed, chunked):
     assert_envelope(response, 401, "INVALID_CREDENTIALS")  # parsed and checked, not refused
 
 
+@pytest.mark.parametrize("declared", ["12a", "-1", "\u00b2", "1\u00b9"])
+def test_a_content_length_that_is_not_a_number_of_bytes_is_400(app, declared):
+    # Superscript digits pass str.isdigit but are not a length: a 400, never a 500.
+    response = raw_request(app, "/api/auth/login", {"CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO(b"{}")})
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert "Content-Length" in body["details"]
+
+
 def test_one_byte_over_the_limit_is_refused(testapp):
     response = testapp.post("/api/auth/login", login_body_of_size(LIMIT + 1),
                             headers={"Content-Type": "application/json"}, status=413)

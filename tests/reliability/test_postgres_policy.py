@@ -32,7 +32,6 @@ CLIENT_TIMEOUT = 10
 # Short limits keep the suite fast; the defaults are checked in test_policy_defaults_and_validation.
 FAST = {
     "db.connect_timeout": "1",
-    "db.ping_timeout": "0.5",
     "db.statement_timeout": "1.5",
     "db.pool_timeout": "1",
     "db.breaker_threshold": "3",

@@ -127,3 +127,37 @@ def test_the_vote_prior_is_computed_once_per_expiry():
         assert computed == [1, 1]
     finally:
         recommender._PRIORS.invalidate()
+
+
+def test_an_expired_value_handed_out_during_another_regeneration_is_stale():
+    """dogpile gives the old value to callers while one regenerates: it is said to be stale,
+    carries its own age (no freshness left), and is never kept as fresh in the first level."""
+    import threading
+    import time
+
+    from nexus_pyramid.movie_source.cache import STALE
+
+    source, cache = cached()
+    first = cache.trending("day", 1)
+    cache.expire_all()
+    started, release = threading.Event(), threading.Event()
+    real = source.trending
+
+    def slow(window, page, language=None):
+        started.set()
+        release.wait(5)
+        return real(window, page, language)
+
+    source.trending = slow
+    regenerating = threading.Thread(target=cache.trending, args=("day", 1))
+    regenerating.start()
+    assert started.wait(5)
+    try:
+        meanwhile = cache.trending("day", 1)
+    finally:
+        release.set()
+        regenerating.join(5)
+    assert meanwhile.source == STALE and abs(meanwhile.created - first.created) < 1 and meanwhile.max_age() == 0
+    assert meanwhile.value == first.value
+    after = cache.trending("day", 1)
+    assert after.source == CACHE and after.created > first.created and after.max_age(time.time()) > 0

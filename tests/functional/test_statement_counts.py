@@ -1,0 +1,124 @@
+"""Round trips to the database per request, counted by engine and pool events.
+
+Counted on the app's own engine with transactions that really end (``committed``), so that
+what the pool and psycopg2 would send besides the statements is seen: a pre-ping (the
+dialect's ``do_ping``), the ``BEGIN`` psycopg2 sends before a transaction's first statement,
+and a ``COMMIT`` or ``ROLLBACK`` that ends an open transaction (one ended with no
+transaction open sends nothing). A regression in any of them fails a test here.
+"""
+from __future__ import annotations
+
+import pytest
+
+from nexus_pyramid.interfaces import IDatabaseEngine, find_service
+from tests.conftest import TEST_DB_URL
+from tests.roundtrips import counting
+
+pytestmark = pytest.mark.skipif(not TEST_DB_URL, reason="round trips are PostgreSQL's (psycopg2); "
+                                "CI sets NEXUS_TEST_DATABASE_URL")
+
+
+@pytest.fixture
+def engine_of_app(app):
+    return find_service(app.registry, IDatabaseEngine)
+
+
+def test_a_profile_read_is_two_statements_and_nothing_else(committed, api, dbsession, engine_of_app):
+    from nexus_pyramid.movie_source.genres import TMDB_GENRES
+    from nexus_pyramid.services.movies import upsert_genres
+
+    upsert_genres(dbsession, TMDB_GENRES)
+    dbsession.commit()
+    user = api.user()
+    token = api.auth(user["token"])
+    saved = api.app.post_json("/api/user/preferences", {
+        "genre_ids": [878, 12], "actors": [{"id": 6384, "name": "Keanu Reeves"}, {"id": 31, "name": "Tom Hanks"}],
+        "movie_ids": [2571, 1]}, headers=token).json["data"]
+    assert [m["title"] for m in saved["movies"]] == ["The Matrix", "Toy Story"]
+    assert all(m["genres"] for m in saved["movies"])
+    for _ in range(2):  # the second time on a connection the pool already used
+        with counting(engine_of_app) as trips:
+            data = api.app.get("/api/user/profile", headers=token).json["data"]
+        assert data["preferences"] == saved
+        assert len(trips.statements) == 2, trips.statements
+        assert (trips.begins, trips.commits, trips.rollbacks, trips.pings) == (0, 0, 0, 0)
+
+
+def test_a_write_still_runs_in_one_transaction_that_commits(committed, api, engine_of_app):
+    user = api.user()
+    with counting(engine_of_app) as trips:
+        api.app.put_json("/api/user/profile", {"name": "Ann Smith"}, headers=api.auth(user["token"]))
+    assert trips.begins == 1 and trips.commits == 1 and trips.rollbacks == 0 and trips.pings == 0
+    assert api.app.get("/api/user/profile", headers=api.auth(user["token"])).json["data"]["name"] == "Ann Smith"
+
+
+def test_a_failed_write_is_rolled_back_whole(committed, api, engine_of_app):
+    """The write began a transaction: the error's rollback undoes it (no autocommit leak)."""
+    first, second = api.user(), api.user(email="bob@example.com", name="Bob")
+    with counting(engine_of_app) as trips:
+        api.app.put_json("/api/user/profile", {"email": "bob@example.com", "current_password": "x" * 12},
+                         headers=api.auth(first["token"]), status=400)
+    assert trips.commits == 0
+    assert api.app.get("/api/user/profile", headers=api.auth(second["token"])).json["data"]["email"] == \
+        "bob@example.com"
+
+
+def test_public_movie_reads_served_from_the_cache_touch_no_database(committed, api, engine_of_app):
+    api.app.get("/api/movies/trending")  # fills the cache (and mirrors the movies)
+    with counting(engine_of_app) as trips:
+        for _ in range(3):
+            api.app.get("/api/movies/trending")
+            api.app.get("/api/genres")
+    assert trips.statements == [] and trips.others == 0
+
+
+def test_a_pooled_connection_found_dead_is_replaced_and_the_request_retried_once(committed, api, engine_of_app):
+    """No pre-ping: the server ending every pooled connection (a restart, say) costs no error."""
+    from sqlalchemy import create_engine, text
+
+    user = api.user()
+    headers = api.auth(user["token"])
+    api.app.get("/api/user/profile", headers=headers)
+    # Every connection the pool holds: taken out at once, so each is a different one.
+    held = [engine_of_app.connect() for _ in range(engine_of_app.pool.checkedin())]
+    pids = [conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in held]
+    for conn in held:
+        conn.close()
+    admin = create_engine(engine_of_app.url.render_as_string(hide_password=False))
+    with admin.begin() as conn:
+        ended = conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                             {"pids": pids}).all()
+    admin.dispose()
+    assert len(ended) == len(pids) >= 1 and all(row[0] for row in ended)
+    from nexus_pyramid.dependencies.postgres import guard_for
+
+    breaker = guard_for(engine_of_app).breaker
+    failures = []
+    real_failure = breaker.failure
+    breaker.failure = lambda: failures.append(1) or real_failure()
+    try:
+        with counting(engine_of_app) as trips:
+            data = api.app.get("/api/user/profile", headers=headers).json["data"]
+    finally:
+        del breaker.failure
+    assert data["id"] == user["id"]
+    assert failures == []  # what a pre-ping would have found: not an outage
+    assert len(trips.statements) == 3  # the first on the dead connection, then the retried request's two
+
+
+def test_a_request_is_not_retried_when_it_failed_after_its_first_statement(committed, api, engine_of_app):
+    """Only an untried connection's failure is retried: later ones did something, and are a 503."""
+    from nexus_pyramid.dependencies.postgres import RetryDeadConnection
+
+    class Context:
+        def __init__(self, untried):
+            self.connection = type("C", (), {"info": {"nexus_untried": untried}, "connection": None})()
+            self.sqlalchemy_exception = RuntimeError("gone")
+
+    from pyramid_retry import IRetryableError
+
+    tried, untried = Context(False), Context(True)
+    RetryDeadConnection.mark(tried)
+    RetryDeadConnection.mark(untried)
+    assert not IRetryableError.providedBy(tried.sqlalchemy_exception)
+    assert IRetryableError.providedBy(untried.sqlalchemy_exception)
