@@ -126,3 +126,16 @@ def find_service(registry, iface, default=_missing):
             raise LookupError(f"no service registered for {iface.__name__}")
         return default
     return factory.factory(None, None)  # a singleton's factory ignores the context and request
+
+
+# -- jobs and the recommender's model (nexus_pyramid/jobs) ----------------------------------
+class IJobQueue(Interface):
+    """jobs.queue.JobQueue: hands a committed job to a worker (RQ on Redis) or runs it at once (sync)."""
+
+
+class IRecommenderModels(Interface):
+    """recommender_model.ModelHolder: the process's current trained model, swapped when a newer one exists."""
+
+
+class IJobService(Interface):
+    """jobs.service.JobService over the request's session: list, start, get; the current model's version."""

@@ -6,7 +6,7 @@ the process-wide ones once, the per-request ones as factories over the request's
 from __future__ import annotations
 
 from ..interfaces import (IGenreNames, ILibraryService, IMovieService, IMovieSource, IPasswords,
-                          IRecommendationCache, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
+                          IRecommendationCache, IRecommenderModels, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
 from ..movie_source.cache import CacheStats, make_cache_region
 from .library import LibraryService
 from .movies import GenreNames, MovieService
@@ -42,7 +42,8 @@ def library_service(context, request):
                           request.find_service(IRecommendationCache),
                           settings["cache.ttl.recommendations_user"],
                           fetch_concurrency=settings["library.fetch_concurrency"],
-                          fetch_budget=settings["library.fetch_budget"])
+                          fetch_budget=settings["library.fetch_budget"],
+                          models=request.find_service(IRecommenderModels))
 
 
 def includeme(config):

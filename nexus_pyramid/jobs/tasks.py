@@ -1,0 +1,41 @@
+"""What each kind of job does (``FUNCTIONS``: kind -> function of a ``JobContext``)."""
+from __future__ import annotations
+
+import time
+
+from .. import recommender_model
+from ..interfaces import IRecommenderModels, find_service
+
+
+def train_recommender(ctx) -> None:
+    """Train the recommender on every interaction and store the next model version."""
+    settings = ctx.registry.settings
+    params = {"l2": float(ctx.params.get("l2", settings["recommender.l2"])),
+              "keep": int(ctx.params.get("keep", settings["recommender.neighbours"])),
+              "max_items": int(ctx.params.get("max_items", settings["recommender.max_items"]))}
+    started = time.perf_counter()
+    with ctx.transaction() as session:
+        rows = list(recommender_model.read_training_rows(session))
+    ctx.progress(0.05, force=True)
+    item_ids, indptr, indices, data, stats = recommender_model.fit(
+        rows, params["l2"], params["keep"], params["max_items"], progress=lambda f: ctx.progress(0.05 + 0.9 * f))
+    del rows
+    with ctx.transaction() as session:
+        version = recommender_model.store(session, item_ids, indptr, indices, data, stats,
+                                          {**params, "weights": recommender_model.TRAIN_WEIGHTS}, job_id=ctx.job_id)
+        ctx.finish(session, {"model_version": version, **stats,
+                             "seconds": round(time.perf_counter() - started, 3)})
+    holder = find_service(ctx.registry, IRecommenderModels, None)
+    if holder is not None:
+        holder.forget()  # this process serves the new version at its next request
+
+
+def run_import(ctx) -> None:
+    from .imports import run_import as run
+
+    run(ctx)
+
+
+FUNCTIONS = {"train_recommender": train_recommender, "import": run_import}
+# Kinds an admin may start by name (imports are started by their user, with a file).
+ADMIN_KINDS = ("train_recommender",)
