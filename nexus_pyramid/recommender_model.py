@@ -38,7 +38,7 @@ ALGORITHM = "ease"
 # Training weights of the interaction types (the signal "more like this").
 TRAIN_WEIGHTS = {"liked": 1.0, "watched": 0.6, "bookmarked": 0.3}
 DEFAULT_L2 = 200.0
-DEFAULT_KEEP = 100
+DEFAULT_KEEP = 300
 MODELS_KEPT = 3
 
 
@@ -159,8 +159,14 @@ def _max_duplicates(coo: sparse.coo_matrix) -> sparse.csr_matrix:
 
 def fit(rows, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, max_items: int = 20000, progress=None):
     """Rows of (user key, tmdb id, type) -> (item ids, indptr, indices, data, stats)."""
-    progress = progress or (lambda fraction: None)
     X, item_ids = interaction_matrix(rows)
+    return fit_matrix(X, item_ids, l2, keep, max_items, progress)
+
+
+def fit_matrix(X, item_ids, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, max_items: int = 20000,
+               progress=None):
+    """``fit`` from the interaction matrix (``interaction_matrix``'s result)."""
+    progress = progress or (lambda fraction: None)
     if X.shape[1] > max_items:  # the most interacted items only: memory grows with items squared
         counts = np.asarray((X > 0).sum(axis=0)).ravel()
         chosen = np.sort(np.argsort(-counts, kind="stable")[:max_items])

@@ -14,12 +14,12 @@ def train_recommender(ctx) -> None:
               "keep": int(ctx.params.get("keep", settings["recommender.neighbours"])),
               "max_items": int(ctx.params.get("max_items", settings["recommender.max_items"]))}
     started = time.perf_counter()
-    with ctx.transaction() as session:
-        rows = list(recommender_model.read_training_rows(session))
-    ctx.progress(0.05, force=True)
-    item_ids, indptr, indices, data, stats = recommender_model.fit(
-        rows, params["l2"], params["keep"], params["max_items"], progress=lambda f: ctx.progress(0.05 + 0.9 * f))
-    del rows
+    with ctx.transaction() as session:  # streamed into the sparse matrix; no transaction while computing
+        X, item_ids = recommender_model.interaction_matrix(recommender_model.read_training_rows(session))
+    ctx.progress(0.1, force=True)
+    item_ids, indptr, indices, data, stats = recommender_model.fit_matrix(
+        X, item_ids, params["l2"], params["keep"], params["max_items"], progress=lambda f: ctx.progress(0.1 + 0.85 * f))
+    del X
     with ctx.transaction() as session:
         version = recommender_model.store(session, item_ids, indptr, indices, data, stats,
                                           {**params, "weights": recommender_model.TRAIN_WEIGHTS}, job_id=ctx.job_id)
