@@ -71,7 +71,6 @@ ALS_GRID = [{"factors": f, "regularization": r, "alpha": a} for f in (64, 128) f
 SERVED_GRID = [
     {"l2": None, "weights": {}},
     {"l2": None, "weights": {"source": 0.0}},
-    {"l2": None, "weights": {"diversity": 0.0}},
     {"l2": None, "weights": {"recency": 0.85}},
     {"l2": None, "weights": {"recency": 0.95}},
 ]

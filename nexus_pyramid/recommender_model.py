@@ -28,7 +28,7 @@ from datetime import datetime
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from .models import Movie, RecommenderModel, UserMovieInteraction
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ALGORITHM = "ease"
 # Training weights of the interaction types (the signal "more like this").
 TRAIN_WEIGHTS = {"liked": 1.0, "watched": 0.6, "bookmarked": 0.3}
-DEFAULT_L2 = 200.0
+DEFAULT_L2 = 100.0
 DEFAULT_KEEP = 300
 MODELS_KEPT = 3
 
@@ -179,6 +179,44 @@ def fit_matrix(X, item_ids, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, ma
     stats = {"users": int(X.shape[0]), "items": int(X.shape[1]), "interactions": int(X.nnz),
              "neighbours": int(len(indices))}
     return item_ids, indptr, indices, data, stats
+
+
+# One row per user with their movies and types as two arrays: a few thousand rows instead of
+# a million (PostgreSQL builds the arrays; psycopg2 parses them in C).
+TRAINING_ARRAYS_SQL = """
+SELECT array_agg(m.tmdb_id) AS movies,
+       array_agg(CASE i.interaction_type WHEN 'liked' THEN 0 WHEN 'watched' THEN 1 ELSE 2 END) AS kinds
+FROM user_movie_interactions i JOIN movies m ON m.id = i.movie_id
+WHERE i.interaction_type IN ('liked', 'watched', 'bookmarked')
+GROUP BY i.user_id
+"""
+_KIND_CODES = ("liked", "watched", "bookmarked")
+
+
+def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
+    """(X, item tmdb ids) of every positive interaction, read the fastest way the database allows.
+
+    PostgreSQL: one row per user with array columns (several times faster than fetching a
+    million rows); elsewhere the rows are streamed through ``read_training_rows``.
+    """
+    if dbsession.get_bind().dialect.name != "postgresql":
+        return interaction_matrix(read_training_rows(dbsession), type_weights)
+    codes = np.array([type_weights.get(kind, 0.0) for kind in _KIND_CODES], dtype=np.float32)
+    users, items, weights = [], [], []
+    result = dbsession.execute(text(TRAINING_ARRAYS_SQL).execution_options(yield_per=1000))
+    for index, (movies, kinds) in enumerate(result):
+        users.append(np.full(len(movies), index, dtype=np.int64))
+        items.append(np.asarray(movies, dtype=np.int64))
+        weights.append(codes[np.asarray(kinds, dtype=np.int64)])
+    if not users:
+        return interaction_matrix([], type_weights)
+    users, items, weights = np.concatenate(users), np.concatenate(items), np.concatenate(weights)
+    keep = weights > 0
+    users, items, weights = users[keep], items[keep], weights[keep]
+    item_ids, item_col = np.unique(items, return_inverse=True)
+    coo = sparse.coo_matrix((weights, (users, item_col)), shape=(int(users.max()) + 1 if len(users) else 0,
+                                                                 len(item_ids)))
+    return _max_duplicates(coo), item_ids
 
 
 def read_training_rows(dbsession, chunk: int = 50_000):

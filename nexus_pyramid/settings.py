@@ -335,7 +335,7 @@ SETTINGS: tuple[Setting, ...] = (
             "the worker trains a new model this often; 0 = only on demand", "NEXUS_RETRAIN_INTERVAL"),
     Setting("recommender.model_check_interval", Seconds(0, 3600, above=False), 5.0,
             "how often a web process looks for a newer model"),
-    Setting("recommender.l2", Number(0, above=True), 200.0, "EASE^R regularization (tuned by bench/evaluate.py)"),
+    Setting("recommender.l2", Number(0, above=True), 100.0, "EASE^R regularization (tuned by bench/evaluate.py)"),
     Setting("recommender.neighbours", Integer(1, 2000), 300, "neighbours kept per movie in the model"),
     Setting("recommender.max_items", Integer(2, 50_000), 20_000,
             "movies in the model (the most interacted); training memory grows with its square"),

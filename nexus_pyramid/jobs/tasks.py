@@ -15,16 +15,18 @@ def train_recommender(ctx) -> None:
               "max_items": int(ctx.params.get("max_items", settings["recommender.max_items"]))}
     started = time.perf_counter()
     with ctx.transaction() as session:  # streamed into the sparse matrix; no transaction while computing
-        X, item_ids = recommender_model.interaction_matrix(recommender_model.read_training_rows(session))
+        X, item_ids = recommender_model.read_training_matrix(session)
+    read = time.perf_counter() - started
     ctx.progress(0.1, force=True)
     item_ids, indptr, indices, data, stats = recommender_model.fit_matrix(
         X, item_ids, params["l2"], params["keep"], params["max_items"], progress=lambda f: ctx.progress(0.1 + 0.85 * f))
     del X
+    fitted = time.perf_counter() - started - read
     with ctx.transaction() as session:
         version = recommender_model.store(session, item_ids, indptr, indices, data, stats,
                                           {**params, "weights": recommender_model.TRAIN_WEIGHTS}, job_id=ctx.job_id)
-        ctx.finish(session, {"model_version": version, **stats,
-                             "seconds": round(time.perf_counter() - started, 3)})
+        ctx.finish(session, {"model_version": version, **stats, "read_seconds": round(read, 3),
+                             "train_seconds": round(fitted, 3), "seconds": round(time.perf_counter() - started, 3)})
     holder = find_service(ctx.registry, IRecommenderModels, None)
     if holder is not None:
         holder.forget()  # this process serves the new version at its next request

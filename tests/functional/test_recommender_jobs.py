@@ -158,3 +158,22 @@ def test_not_interested_weighs_down_neighbours():
     assert set(plain) == {10, 11} and 2 not in weighed
     # 11, the neighbour of the movie the user is not interested in, loses against 10.
     assert weighed[11] / weighed[10] < plain[11] / plain[10]
+
+
+def test_the_fast_read_gives_the_same_matrix_as_the_row_by_row_one(api, user, dbsession):  # noqa: F811
+    """On PostgreSQL the training reads one row per user with arrays; it must equal the plain reading."""
+    from nexus_pyramid import recommender_model
+
+    fans(api, movies=(TOY_STORY, TOY_STORY2, ALIENS))
+    like(api, user, TOY_STORY, kind="bookmarked")
+    like(api, user, TOY_STORY)  # the strongest type of a pair counts
+    like(api, user, ALIENS, kind="watched")
+    like(api, user, MATRIX, kind="not_interested")  # not a training signal
+    dbsession.rollback()
+    fast, fast_ids = recommender_model.read_training_matrix(dbsession)
+    plain, plain_ids = recommender_model.interaction_matrix(recommender_model.read_training_rows(dbsession))
+    assert fast_ids.tolist() == plain_ids.tolist() == [TOY_STORY, ALIENS, TOY_STORY2]
+    rows = lambda X: sorted(tuple(r) for r in X.toarray().tolist())  # noqa: E731 (users may come in any order)
+    assert rows(fast) == rows(plain) and len(rows(fast)) == 4
+    assert sorted(fast.toarray().max(axis=0).tolist()) == [1.0, 1.0, 1.0]
+    assert sorted(set(fast.data.tolist())) == pytest.approx([recommender_model.TRAIN_WEIGHTS["watched"], 1.0])
