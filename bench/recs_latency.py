@@ -4,8 +4,8 @@
         .venv/bin/python bench/recs_latency.py [--users 10000 --movies 10000 --interactions 1000000]
 
 Generates (in SQL) users, movies with skewed popularity and 1-3 genres each, and
-interactions whose movie choice follows popularity; rebuilds the similarity table with
-``rebuild_similarities`` (timed: it is the scheduled job's cost); then requests
+interactions whose movie choice follows popularity; trains the recommender's model with
+the training job (timed; ``--similarities``: rebuilds the co-occurrence table instead); then requests
 recommendations for random users through the whole WSGI app (auth, database, recommender,
 envelope), once cold (computed) and once warm (per-user cache), and prints percentiles.
 The database named in the URL is dropped and created.
@@ -31,7 +31,10 @@ from sqlalchemy.orm import Session  # noqa: E402
 from webtest import TestApp  # noqa: E402
 
 from nexus_pyramid import make_app  # noqa: E402
-from nexus_pyramid.interfaces import ITokenCodec, find_service  # noqa: E402
+from nexus_pyramid.interfaces import IDBSessionFactory, ITokenCodec, find_service  # noqa: E402
+from nexus_pyramid.jobs.runner import run_job  # noqa: E402
+from nexus_pyramid.jobs.tasks import FUNCTIONS  # noqa: E402
+from nexus_pyramid.models import Job  # noqa: E402
 from nexus_pyramid.movie_source.genres import TMDB_GENRES  # noqa: E402
 from nexus_pyramid.services.recommender import rebuild_similarities  # noqa: E402
 from tests.conftest import alembic_config, make_settings, recreate_postgres_database  # noqa: E402
@@ -86,6 +89,8 @@ def main(argv=None):
     parser.add_argument("--reuse", action="store_true", help="measure on the database a previous run generated")
     parser.add_argument("--gc-thresholds", default=None,
                         help="nexus.gc_thresholds for the app (default: the app's setting)")
+    parser.add_argument("--similarities", action="store_true",
+                        help="rebuild the co-occurrence table instead of training the model")
     args = parser.parse_args(argv)
     url = os.environ.get("NEXUS_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/nexus_bench")
     if args.reuse:
@@ -119,12 +124,25 @@ def setup(url, args):
         conn.execute(text("ANALYZE"))
     generated = time.perf_counter() - started
     started = time.perf_counter()
-    with Session(engine) as session, session.begin():
-        session.execute(text("SET LOCAL work_mem = '512MB'"))
-        similarities = rebuild_similarities(session)
+    if args.similarities:  # the co-occurrence table (the fallback before a first training)
+        with Session(engine) as session, session.begin():
+            session.execute(text("SET LOCAL work_mem = '512MB'"))
+            similarities = f"rebuild_similarities: {rebuild_similarities(session)} rows"
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE movie_similarities"))
+    else:  # the training job, as nexus-worker runs it
+        app = make_app(make_settings(url, "", **{"db.statement_timeout": "0"}), environ={})
+        session = find_service(app.registry, IDBSessionFactory)()
+        job = Job(kind="train_recommender", state="queued", progress=0.0, params={})
+        session.add(job)
+        session.commit()
+        job_id = job.id
+        session.close()
+        state = run_job(app.registry, job_id, FUNCTIONS)
+        session = find_service(app.registry, IDBSessionFactory)()
+        similarities = f"training job: {state}, {session.get(Job, job_id).result}"
+        session.close()
     rebuilt = time.perf_counter() - started
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE movie_similarities"))
     return engine, generated, similarities, rebuilt
 
 
@@ -144,7 +162,7 @@ def measure(url, engine, args, counts, generated, similarities, rebuilt):
         chosen = rng.sample(user_ids, min(args.requests, len(user_ids)))
         client.get("/api/user/recommendations",
                    headers={"Authorization": "Bearer " + codec.create_token(chosen[0], typ="access", ver=0)})
-        cold, warm, sizes = [], [], []
+        cold, warm, sizes, models = [], [], [], set()
         for user_id in chosen[1:]:
             headers = {"Authorization": "Bearer " + codec.create_token(user_id, typ="access", ver=0)}
             for timings in (cold, warm):
@@ -152,13 +170,15 @@ def measure(url, engine, args, counts, generated, similarities, rebuilt):
                 response = client.get("/api/user/recommendations", headers=headers)
                 timings.append((time.perf_counter() - t0) * 1000)
             sizes.append(response.json["data"]["total_results"])
+            models.add(response.json["meta"]["model"]["version"])
     engine.dispose()
 
     print(f"PostgreSQL: {counts['users']} users, {counts['movies']} movies, "
           f"{counts['user_movie_interactions']} interactions")
     if rebuilt is not None:
-        print(f"generated in {generated:.0f}s; rebuild_similarities: {similarities} rows in {rebuilt:.1f}s")
-    print(f"GET /api/user/recommendations over {len(cold)} users (median {statistics.median(sizes):.0f} results):")
+        print(f"generated in {generated:.0f}s; {similarities} in {rebuilt:.1f}s")
+    print(f"GET /api/user/recommendations over {len(cold)} users (median {statistics.median(sizes):.0f} results, "
+          f"ranked by model version {sorted(models, key=str)}):")
     for label, values in (("cold (computed)", cold), ("warm (cached)", warm)):
         print(f"  {label:<16} p50 {percentile(values, 50):6.1f} ms   p95 {percentile(values, 95):6.1f} ms   "
               f"p99 {percentile(values, 99):6.1f} ms")

@@ -103,6 +103,7 @@ def configure(config: Configurator):
     config.include(".security")
     config.include(".mail")
     config.include(".services")
+    config.include(".jobs")
     config.add_tween("nexus_pyramid.tweens.request_id_tween_factory", over="pyramid_tm.tm_tween_factory")
     config.include(".api.ops")
     config.include(".api")

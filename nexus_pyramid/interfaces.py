@@ -172,3 +172,15 @@ def request_find_service(request, iface=Interface, context=_missing, name=""):
         service = memo[key] = factory.factory(context, request)
     return service
 
+
+# -- jobs and the recommender's model (nexus_pyramid/jobs) ----------------------------------
+class IJobQueue(Interface):
+    """jobs.queue.JobQueue: hands a committed job to a worker (RQ on Redis) or runs it at once (sync)."""
+
+
+class IRecommenderModels(Interface):
+    """recommender_model.ModelHolder: the process's current trained model, swapped when a newer one exists."""
+
+
+class IJobService(Interface):
+    """jobs.service.JobService over the request's session: list, start, get; the current model's version."""

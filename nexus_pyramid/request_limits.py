@@ -59,11 +59,22 @@ def too_large(limit: int) -> PayloadTooLarge:
 
 
 # -- the tween ------------------------------------------------------------------------
+# Uploads (multipart) with a limit of their own: the file's limit plus room for the form's framing.
+UPLOAD_PATHS = ("/api/user/imports",)
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def upload_limit(settings) -> int:
+    return nexus_settings.value(settings, "imports.max_size") + MULTIPART_OVERHEAD
+
+
+
 def body_limits_tween_factory(handler, registry):
     limit = max_body_size(registry.settings)
+    uploads = upload_limit(registry.settings)
 
     def tween(request):
-        check_body_size(request.environ, limit)
+        check_body_size(request.environ, uploads if request.path in UPLOAD_PATHS else limit)
         if request.method not in _METHODS_WITHOUT_BODY:
             check_content_type(request.environ.get("CONTENT_TYPE", ""))
         return handler(request)

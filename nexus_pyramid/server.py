@@ -39,7 +39,7 @@ from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
-from .request_limits import DEFAULT_MAX_BODY_SIZE, max_body_size
+from .request_limits import DEFAULT_MAX_BODY_SIZE, UPLOAD_PATHS, max_body_size, upload_limit
 
 
 def serve(app, global_conf, **local_conf):
@@ -106,18 +106,21 @@ class LimitedRequestParser(HTTPRequestParser):
     """
 
     body_limit = DEFAULT_MAX_BODY_SIZE
+    upload_limit = DEFAULT_MAX_BODY_SIZE  # the upload routes' (request_limits.UPLOAD_PATHS)
 
     def parse_header(self, header_plus):
         super().parse_header(header_plus)
+        limit = self.upload_limit if self.path in UPLOAD_PATHS else self.body_limit
         if self.chunked:
-            self.body_rcv = _BodyLimit(self.body_rcv, self.body_limit)
-        elif self.content_length > self.body_limit:
-            self.error = RequestEntityTooLarge(f"exceeds {self.body_limit} bytes")
+            self.body_rcv = _BodyLimit(self.body_rcv, limit)
+        elif self.content_length > limit:
+            self.error = RequestEntityTooLarge(f"exceeds {limit} bytes")
             self.completed = True
 
 
-def make_channel_class(body_limit: int):
-    parser = type("LimitedRequestParser", (LimitedRequestParser,), {"body_limit": body_limit})
+def make_channel_class(body_limit: int, upload_limit: int | None = None):
+    parser = type("LimitedRequestParser", (LimitedRequestParser,),
+                  {"body_limit": body_limit, "upload_limit": upload_limit or body_limit})
     return type("NexusChannel", (HTTPChannel,), {"parser_class": parser, "error_task_class": EnvelopeErrorTask})
 
 
@@ -175,6 +178,7 @@ class WaitressWorker(Worker):
 
         freeze_worker(settings)
         body_limit = max_body_size(settings)
+        uploads = upload_limit(settings)
         counter = itertools.count(1)
         application = self.wsgi
 
@@ -190,14 +194,14 @@ class WaitressWorker(Worker):
             channel_timeout=self.cfg.timeout if self.cfg.timeout > 0 else 120,
             cleanup_interval=min(self.cfg.timeout, 30) if self.cfg.timeout > 0 else 30,
             # Raw bytes, chunk framing included: the exact limit is the parser's (decoded bytes).
-            max_request_body_size=2 * body_limit + 64 * 1024,
+            max_request_body_size=2 * max(body_limit, uploads) + 64 * 1024,
             # Bodies above this wait in a temporary file, not in memory.
             inbuf_overflow=64 * 1024, ident="", asyncore_use_poll=True,
             # X-Forwarded-* reach the app untouched, as with gunicorn: the app decides which
             # peers it trusts (waitress would otherwise delete them for every peer).
             clear_untrusted_proxy_headers=False,
         )
-        channel_class = make_channel_class(body_limit)
+        channel_class = make_channel_class(body_limit, uploads)
         self.servers = [d for d in self.socket_map.values() if isinstance(d, BaseWSGIServer)]
         self.probes = ProbeLane()
         for listener in self.servers:

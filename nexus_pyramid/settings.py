@@ -391,6 +391,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tmdb.breaker_threshold", Integer(1, 1000), 5, "consecutive TMDb failures that open its breaker"),
     Setting("tmdb.breaker_reset", Seconds(0, 3600), 30.0,
             "seconds the TMDb breaker stays open before one trial"),
+    # Background jobs and the recommender's model (jobs/, recommender_model.py)
+    Setting("jobs.mode", Choice("sync", "rq"), "sync",
+            "`sync`: jobs run in the web process after their request commits (no extra service); "
+            "`rq`: queued on Redis for `nexus-worker`"),
+    Setting("jobs.queue_name", Text(), "nexus", "the RQ queue's name"),
+    Setting("jobs.timeout", Integer(10, 24 * 3600, unit="seconds"), 3600, "a job running longer is stopped"),
+    Setting("recommender.retrain_interval", Integer(0, 30 * 24 * 3600, unit="seconds"), 0,
+            "the worker trains a new model this often; 0 = only on demand", "NEXUS_RETRAIN_INTERVAL"),
+    Setting("recommender.model_check_interval", Seconds(0, 3600, above=False), 5.0,
+            "how often a web process looks for a newer model"),
+    Setting("recommender.l2", Number(0, above=True), 100.0, "EASE^R regularization (tuned by bench/evaluate.py)"),
+    Setting("recommender.neighbours", Integer(1, 2000), 300, "neighbours kept per movie in the model"),
+    Setting("recommender.max_items", Integer(2, 50_000), 20_000,
+            "movies in the model (the most interacted); training memory grows with its square"),
+    Setting("online_eval.sample_rate", Number(0, 1), 1.0,
+            "share of recommendation pages whose first 10 picks are recorded for online evaluation"),
+    Setting("online_eval.window", Integer(60, 365 * 24 * 3600, unit="seconds"), 7 * 24 * 3600,
+            "a like or watch within this long of a served pick counts as its hit"),
+    Setting("imports.max_size", Integer(1024, 64 * 1024 * 1024, unit="bytes"), 5 * 1024 * 1024,
+            "largest import file (CSV) accepted"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 DEFAULTS = {s.name: s.default for s in SETTINGS}

@@ -173,6 +173,11 @@ def fresh_services(app) -> None:
     swap_service(app, Blocklist(settings["blocklist.refresh_interval"]), IBlocklist)
     region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
     swap_service(app, region, IRecommendationCache)
+    # The process's model: none known yet (each test's database starts without one).
+    from nexus_pyramid.interfaces import IRecommenderModels
+    from nexus_pyramid.recommender_model import ModelHolder
+
+    swap_service(app, ModelHolder(settings["recommender.model_check_interval"]), IRecommenderModels)
 
 
 def flush_redis(redis_url: str) -> None:

@@ -1,6 +1,6 @@
 """Accounts: email verification, password-reset and verification links, session details.
 
-Revision ID: 0005. Revises: 0003 (re-chained after 0004 at merge).
+Revision ID: 0005. Revises: 0004.
 
 - ``users.email_verified``: every existing user starts unverified (nothing ever checked
   their address); the frontend nags them, nothing is refused.
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -160,7 +160,7 @@ def user_detail(request):
 
 def _recommendations_of(library, user) -> dict:
     try:
-        return {"recommendations": library.recommendations(user)[:20], "recommendations_error": None}
+        return {"recommendations": library.recommendations(user)[0][:20], "recommendations_error": None}
     except (UpstreamUnavailable, ServiceUnavailable) as exc:  # the rest of the page still shows
         return {"recommendations": [], "recommendations_error": exc.message}
 

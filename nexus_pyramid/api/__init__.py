@@ -9,6 +9,8 @@ def includeme(config):
     config.scan(".user")
     config.scan(".admin")
     config.scan(".blocked")
+    config.scan(".jobs")
+    config.scan(".portability")
     config.scan(".library")
     config.scan(".movies")
     config.scan(".movie_detail")  # after .movies: /api/movies/search is not a movie id

@@ -4,7 +4,8 @@ from __future__ import annotations
 from ..authz import SELF
 from ..errors import ValidationError
 from ..interfaces import ILibraryService, IMovieService
-from ..presenters import library as present, paging
+from ..presenters import jobs as present_jobs, library as present, paging
+from ..services.online_eval import OnlineEvaluation
 from . import schemas
 from .envelope import success
 from .service import ApiService
@@ -78,18 +79,22 @@ def delete_interaction(request):
 
 
 @recommendations.get(schema=schemas.request_schema(querystring=schemas.RecommendationsQuery),
-                     returns=present.RecommendationPage, meta=present.LanguageFacts, permission=SELF,
+                     returns=present.RecommendationPage, meta=present_jobs.RecommendationMeta, permission=SELF,
                      error_codes=(401, 503))
 def get_recommendations(request):
     query = request.validated["querystring"]
     page, per_page = query["page"], query["per_page"]
-    ranked = request.find_service(ILibraryService).recommendations(request.identity.user)
+    user = request.identity.user
+    ranked, model = request.find_service(ILibraryService).recommendations(user)
     start = (page - 1) * per_page
     shown = ranked[start:start + per_page]
-    # Ranked once per user (cached) on the mirror's default language; the page follows the caller's.
     settings = request.registry.settings
+    if page == 1:  # the first picks a user sees: recorded (sampled) for the online evaluation
+        OnlineEvaluation(request.dbsession, settings["online_eval.sample_rate"],
+                         settings["online_eval.window"]).record(user, ranked, model["version"])
+    # Ranked once per user (cached) on the mirror's default language; the page follows the caller's.
     movies, meta = request.find_service(IMovieService).localize(
         [r["movie"] for r in shown], query.get("language"), settings["library.fetch_concurrency"],
         settings["library.fetch_budget"])
     shown = [{**r, "movie": m} for r, m in zip(shown, movies)]
-    return success(paging.page(shown, page, per_page, len(ranked)), meta=meta)
+    return success(paging.page(shown, page, per_page, len(ranked)), meta={**meta, "model": model})

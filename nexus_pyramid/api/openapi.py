@@ -363,6 +363,8 @@ def _operation(service, method: str, args: dict, info: dict) -> dict:
         # A body whose fields are all optional may be left out: no body is the empty object.
         required = "required" in body or "anyOf" in body
         operation["requestBody"] = {"required": required, "content": {"application/json": {"schema": body}}}
+    if info.get("request_body"):
+        operation["requestBody"] = info["request_body"]
     return operation
 
 

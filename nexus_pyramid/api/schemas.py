@@ -268,7 +268,7 @@ def path_request_schema(path, querystring=None):
 
 
 # -- preferences, interactions, recommendations ----------------------------------
-INTERACTION_TYPES = ("liked", "bookmarked", "watched")
+from ..models import INTERACTION_TYPES  # noqa: E402 (one list of types)
 # Any list of ids in a request: beyond this, 400 (each id may cost an upstream call).
 MAX_IDS_PER_LIST = 50
 

@@ -51,6 +51,7 @@ class ApiService(Service):
             "summary": kw.pop("summary", None),
             "returns": kw.pop("returns", None),  # the presenter's schema (class) that describes ``data``
             "meta": kw.pop("meta", None),  # the schema of ``meta``, if the view sends one
+            "request_body": kw.pop("request_body", None),  # an OpenAPI requestBody that is not JSON
         }
         if "permission" not in kw:
             raise ValueError(f"{self.name} {method}: every API view must declare a permission")

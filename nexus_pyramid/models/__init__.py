@@ -9,3 +9,4 @@ from .user import ROLE_NAMES, Role, User, user_roles  # noqa: F401
 from .app_meta import MOVIE_ID_SPACE, AppMeta  # noqa: F401
 from .console_session import ConsoleSession  # noqa: F401
 from .blocked_movie import BlockedMovie  # noqa: F401
+from .jobs import JOB_KINDS, JOB_STATES, Job, RecommenderModel, ServedRecommendation  # noqa: F401

@@ -7,14 +7,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .meta import Base, UTCDateTime, utcnow
 from .movie import Movie
 
-INTERACTION_TYPES = ("liked", "bookmarked", "watched")
+INTERACTION_TYPES = ("liked", "bookmarked", "watched", "not_interested")
 
 
 class UserMovieInteraction(Base):
     __tablename__ = "user_movie_interactions"
     __table_args__ = (
         UniqueConstraint("user_id", "movie_id", "interaction_type", name="uq_user_movie_interactions_triple"),
-        CheckConstraint("interaction_type IN ('liked', 'bookmarked', 'watched')", name="interaction_type"),
+        CheckConstraint("interaction_type IN ('liked', 'bookmarked', 'watched', 'not_interested')",
+                        name="interaction_type"),
         Index("ix_user_movie_interactions_user_created", "user_id", "created_at"),
     )
 

@@ -31,6 +31,7 @@ class InteractionCounts(colander.MappingSchema):
     liked = integer()
     bookmarked = integer()
     watched = integer()
+    not_interested = integer()
 
 
 class AdminUser(User):

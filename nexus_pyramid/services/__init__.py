@@ -6,8 +6,8 @@ the process-wide ones once, the per-request ones as factories over the request's
 from __future__ import annotations
 
 from ..interfaces import (IAccountService, IBlockedMovies, IBlocklist, IDBSessionFactory, IGenreNames, IMailer,
-                          ILibraryService, IMovieService, IMovieSource, IPasswords, IRecommendationCache, IRedis,
-                          IThrottles, ITokenCodec, ITokenService, IUserService)
+                          ILibraryService, IMovieService, IMovieSource, IPasswords, IRecommendationCache,
+                          IRecommenderModels, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
 from ..movie_source.cache import CacheStats, make_cache_region
 from .accounts import AccountService
 from .blocklist import BlockedMovies, Blocklist
@@ -61,7 +61,8 @@ def library_service(context, request):
                           request.find_service(IRecommendationCache),
                           settings["cache.ttl.recommendations_user"],
                           fetch_concurrency=settings["library.fetch_concurrency"],
-                          fetch_budget=settings["library.fetch_budget"])
+                          fetch_budget=settings["library.fetch_budget"],
+                          models=request.find_service(IRecommenderModels))
 
 
 def includeme(config):

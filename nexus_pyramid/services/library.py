@@ -20,7 +20,7 @@ from ..models import movie_genres
 from ..presenters import library as present
 from ..presenters.movies import STORED_FIELDS
 from .movies import MovieService
-from .recommender import Recommender, SqlStore, user_signal
+from .recommender import ModelStore, Recommender, user_signal
 from .users import Page, lock_user
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,9 @@ def _preferences_statement():
 
 class LibraryService:
     def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600,
-                 fetch_concurrency: int = 4, fetch_budget: float = 4.0):
+                 fetch_concurrency: int = 4, fetch_budget: float = 4.0, models=None):
         self.db = dbsession
+        self.models = models  # recommender_model.ModelHolder, or None (the co-occurrence table only)
         self.movies = movies
         self.recs_region = recs_region
         self.recs_ttl = recs_ttl
@@ -181,11 +182,11 @@ class LibraryService:
         self.forget_recommendations(user)
 
     # -- recommendations ---------------------------------------------------------
-    def _recs_key(self, user) -> str:
+    def _recs_key(self, user, model) -> str:
         # The version is kept in PostgreSQL and bumped with every change to the user's
         # data, so a change can never be lost to a cache that was down: the old entry is
-        # simply never asked for again (and expires).
-        return f"recs:{user.id}:{user.recs_version}"
+        # simply never asked for again (and expires). A new model is a new key too.
+        return f"recs:{user.id}:{user.recs_version}:m{model.version if model else 0}"
 
     def forget_recommendations(self, user) -> None:
         """Call in the same transaction as any change to the user's interactions or preferences."""
@@ -196,30 +197,37 @@ class LibraryService:
         if user in self.db:
             self.db.expire(user, ["recs_version"])
 
-    def recommendations(self, user) -> list[dict]:
-        """The user's ranked recommendations (cached until their data changes), less blocked titles."""
-        return self.movies.without_blocked(self._recommendations(user), lambda rec: rec["movie"]["tmdb_id"])
+    def recommendations(self, user) -> tuple[list[dict], dict]:
+        """The user's ranked recommendations (cached until their data or the model changes), less
+        blocked titles, and ``{"version", "trained_at"}`` of the model that ranked them (None and
+        None before the first)."""
+        model = self.models.current(self.db) if self.models is not None else None
+        meta = {"version": model.version, "trained_at": model.trained_at} if model else \
+            {"version": None, "trained_at": None}
+        ranked = self._recommendations(user, model)
+        return self.movies.without_blocked(ranked, lambda rec: rec["movie"]["tmdb_id"]), meta
 
-    def _recommendations(self, user) -> list[dict]:
+    def _recommendations(self, user, model) -> list[dict]:
         if self.recs_region is None:
-            return self._compute(user)
+            return self._compute(user, model)
         computed = []
 
         def compute():
             computed.append(True)
-            return self._compute(user)
+            return self._compute(user, model)
 
         try:
-            ranked = self.recs_region.get_or_create(self._recs_key(user), compute, expiration_time=self.recs_ttl)
+            ranked = self.recs_region.get_or_create(self._recs_key(user, model), compute,
+                                                    expiration_time=self.recs_ttl)
         except CacheBusy:  # another request of this user is computing them: don't wait longer
             metrics.cache_event("recommendations_user", "busy")
-            return self._compute(user)
+            return self._compute(user, model)
         metrics.cache_event("recommendations_user", "miss" if computed else "hit")
         return ranked
 
-    def _compute(self, user) -> list[dict]:
+    def _compute(self, user, model=None) -> list[dict]:
         signal = user_signal(self.db, user, self.preferences(user))
-        recommender = Recommender(SqlStore(self.db), self.movies.source)
+        recommender = Recommender(ModelStore(self.db, model), self.movies.source)
         picks = recommender.recommend(signal)
         wanted = [p.tmdb_id for p in picks]
         items = self.movies.items_by_tmdb_id(wanted)

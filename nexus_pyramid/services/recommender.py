@@ -34,6 +34,9 @@ from ..movie_source.cache import memory_region
 # count in the co-occurrence rebuild. Every type (these and any other, e.g. a future
 # "not_interested") excludes the movie from the user's recommendations.
 TYPE_WEIGHTS = {"liked": 1.0, "watched": 0.8, "bookmarked": 0.4}
+# "Not interested": never recommended itself, and its neighbours are pushed down by this
+# share of the weight a like would give them.
+NOT_INTERESTED_WEIGHT = 0.5
 VERBS = {"liked": "liked", "watched": "watched", "bookmarked": "saved", "favorite": "added to your favorites"}
 MAX_SEEDS = 50
 NEIGHBOURS_PER_SEED = 50
@@ -42,8 +45,12 @@ RESULT_SIZE = 100
 # Candidates kept, by their collaborative signal, before movie metadata is read.
 CANDIDATE_POOL = 300
 
-DEFAULT_WEIGHTS = {"cooccurrence": 1.0, "source": 1.5, "genre": 0.25, "actor": 0.35, "popularity": 0.08,
-                   "quality": 0.08, "recency": 0.1, "diversity": 0.3}
+# Tuned on a validation split of MovieLens (bench/evaluate.py): the trained model's neighbours
+# carry most of the signal; the source's suggestions and the diversity re-rank cost accuracy
+# there beyond small weights.
+DEFAULT_WEIGHTS = {"cooccurrence": 1.0, "source": 0.2, "genre": 0.25, "actor": 0.35, "popularity": 0.08,
+                   "quality": 0.08, "recency": 0.9, "diversity": 0.1, "not_interested": NOT_INTERESTED_WEIGHT,
+                   "watched": TYPE_WEIGHTS["watched"], "bookmarked": TYPE_WEIGHTS["bookmarked"]}
 POPULAR_REASON = "Popular right now"
 COLD_START_REASON = "Popular right now: like a few movies to get personal picks"
 
@@ -204,6 +211,39 @@ class SqlStore:
         return float(mean or 6.0), max(5.0, float(mean_count or 10.0))
 
 
+class ModelStore(SqlStore):
+    """``SqlStore`` whose neighbours come from the trained model (``recommender_model.Model``).
+
+    Without a model (before the first training) the co-occurrence table answers, as before.
+    The model's neighbours are filtered against the user's whole history, read once (ids
+    only, on the (user_id, created_at) index).
+    """
+
+    def __init__(self, dbsession, model=None):
+        super().__init__(dbsession)
+        self.model = model
+        self._seen: dict = {}
+
+    def seen(self, user_id) -> set[int]:
+        if user_id not in self._seen:
+            self._seen[user_id] = set(self.db.execute(
+                select(Movie.tmdb_id).join(UserMovieInteraction, UserMovieInteraction.movie_id == Movie.id)
+                .where(UserMovieInteraction.user_id == user_id)).scalars())
+        return self._seen[user_id]
+
+    def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED,
+                   exclude_user=None) -> dict[int, list]:
+        if self.model is None:
+            return super().neighbours(tmdb_ids, per_movie, exclude_user)
+        seen = self.seen(exclude_user) if exclude_user is not None else set()
+        result = {}
+        for tmdb_id in tmdb_ids:
+            found = [(other, score) for other, score in self.model.neighbours(tmdb_id) if other not in seen]
+            if found:
+                result[tmdb_id] = found
+        return result
+
+
 class Recommender:
     def __init__(self, store: SqlStore, source=None, weights: dict | None = None):
         self.store = store
@@ -267,20 +307,31 @@ class Recommender:
         for rank, (tmdb_id, title, kind) in enumerate(user.interactions[:MAX_SEEDS]):
             if kind not in TYPE_WEIGHTS:
                 continue  # e.g. "not interested": excluded, never a seed
-            weight = TYPE_WEIGHTS[kind] / (1.0 + self.weights["recency"] * rank)
+            # The user's row, folded in: each interaction weighs by its type and decays
+            # exponentially with its rank from the newest (``recency`` per step).
+            weight = (1.0 if kind == "liked" else self.weights[kind]) * self.weights["recency"] ** rank
             if tmdb_id not in seeds or seeds[tmdb_id][0] < weight:
                 seeds[tmdb_id] = (weight, title, kind)
         for tmdb_id, title in user.favorite_movies:
             seeds.setdefault(tmdb_id, (1.0, title, "favorite"))
 
+        negatives = {tmdb_id: self.weights["not_interested"] * self.weights["recency"] ** rank
+                     for rank, (tmdb_id, _title, kind) in enumerate(user.interactions[:MAX_SEEDS])
+                     if kind == "not_interested"}
+
         cooc: dict[int, float] = defaultdict(float)
         src: dict[int, float] = defaultdict(float)
         because: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-        for seed, neighbours in self.store.neighbours(list(seeds), exclude_user=exclude).items():
+        for seed, neighbours in self.store.neighbours(list(seeds) + list(negatives), exclude_user=exclude).items():
+            if seed in negatives and seed not in seeds:
+                for other, score in neighbours:
+                    cooc[other] -= negatives[seed] * score
+                continue
             weight = seeds[seed][0]
             for other, score in neighbours:
                 cooc[other] += weight * score
                 because[other][seed] += weight * score
+        cooc = {m: v for m, v in cooc.items() if v > 0}
         positive = [m for m, (w, _t, kind) in seeds.items() if kind != "bookmarked"][:SOURCE_SEEDS]
         for seed, items in self._source_candidates(positive).items():
             weight = seeds[seed][0]

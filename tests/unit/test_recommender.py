@@ -76,7 +76,7 @@ def test_adult_titles_need_an_adult():
 def test_liked_weighs_more_than_bookmarked():
     store = Store(MOVIES, {10: [(4, 0.5)], 11: [(5, 0.5)]})
     signal = UserSignal(interactions=[(10, "Drama Seed", "bookmarked"), (11, "Comedy Seed", "liked")])
-    picks = Recommender(store, weights={"popularity": 0, "quality": 0, "recency": 0}).recommend(signal, 2)
+    picks = Recommender(store, weights={"popularity": 0, "quality": 0, "recency": 1.0}).recommend(signal, 2)  # no decay
     assert [p.tmdb_id for p in picks] == [5, 4]
     assert picks[1].reasons == ["Because you saved Drama Seed"]
 

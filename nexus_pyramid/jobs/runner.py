@@ -1,0 +1,123 @@
+"""Running one job: state, progress, timings, result and error in the ``jobs`` table.
+
+A job's function gets a ``JobContext``: ``ctx.transaction()`` opens a short transaction
+(reading the input, writing the result), ``ctx.progress(fraction)`` records progress in a
+transaction of its own (at most every ``PROGRESS_EVERY`` seconds). Nothing is held open
+while the job computes. The function's last transaction and the job's ``done`` state are
+one commit (``ctx.finish(session, result)``): if anything fails before it, nothing the job
+produced is visible (a failed training leaves the previous model serving) and the job is
+``failed`` with its error.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import update
+
+from ..interfaces import IDBSessionFactory, find_service
+from ..models import Job
+from ..models.meta import utcnow
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 0.5
+ERROR_LENGTH = 500
+
+
+class JobFailed(Exception):
+    """A job's expected failure: its message is the job's error, shown to its owner."""
+
+
+class JobContext:
+    def __init__(self, registry, job: Job, session_factory):
+        self.registry = registry
+        self.job_id = job.id
+        self.kind = job.kind
+        self.params = dict(job.params or {})
+        self.user_id = job.user_id
+        self.factory = session_factory
+        self._last_progress = 0.0
+        self.finished = False
+
+    @contextmanager
+    def transaction(self):
+        session = self.factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def progress(self, fraction: float, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        try:
+            with self.transaction() as session:
+                session.execute(update(Job).where(Job.id == self.job_id)
+                                .values(progress=max(0.0, min(1.0, float(fraction)))))
+        except Exception:  # noqa: BLE001 (progress is informative; the job goes on)
+            log.warning("job %s: progress not recorded", self.job_id, exc_info=True)
+
+    def finish(self, session, result: dict) -> None:
+        """Mark the job done in ``session``'s transaction (commit it with the job's output)."""
+        job = session.get(Job, self.job_id)
+        finished = utcnow()
+        job.state, job.progress, job.result, job.finished_at = "done", 1.0, result, finished
+        job.duration = round((finished - job.started_at).total_seconds(), 3) if job.started_at else None
+        job.payload = None
+        self.finished = True
+
+
+def run_job(registry, job_id, functions: dict) -> str:
+    """Run a queued job to its end; returns its final state. Never raises for the job's own failure."""
+    factory = find_service(registry, IDBSessionFactory)
+    session = factory()
+    try:
+        job = session.get(Job, job_id)
+        if job is None or job.state != "queued":
+            return job.state if job is not None else "missing"  # run already, or its user was deleted
+        job.state, job.started_at, job.progress = "running", utcnow(), 0.0
+        session.commit()
+        ctx = JobContext(registry, job, factory)
+    finally:
+        session.close()
+    started = time.perf_counter()
+    try:
+        function = functions[ctx.kind]
+        function(ctx)
+        if not ctx.finished:
+            with ctx.transaction() as session:
+                ctx.finish(session, {})
+        log.info("job %s (%s) done in %.2fs", job_id, ctx.kind, time.perf_counter() - started)
+        return "done"
+    except Exception as exc:  # noqa: BLE001 (every failure is recorded on the job)
+        if isinstance(exc, JobFailed):
+            message = str(exc)
+            log.info("job %s (%s) failed: %s", job_id, ctx.kind, message)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            log.exception("job %s (%s) failed", job_id, ctx.kind)
+        mark_failed(factory, job_id, message)
+        return "failed"
+
+
+def mark_failed(factory, job_id, message: str) -> None:
+    session = factory()
+    try:
+        job = session.get(Job, job_id)
+        if job is not None:
+            finished = utcnow()
+            job.state, job.error, job.finished_at, job.payload = "failed", message[:ERROR_LENGTH], finished, None
+            job.duration = round((finished - job.started_at).total_seconds(), 3) if job.started_at else None
+            session.commit()
+    except Exception:  # noqa: BLE001
+        session.rollback()
+        log.exception("job %s: its failure could not be recorded", job_id)
+    finally:
+        session.close()

@@ -1,0 +1,284 @@
+"""The learned part of the recommender: EASE^R item-item weights, trained by a job, served from memory.
+
+Training (``train``) reads every positive interaction (liked, watched, bookmarked; weighted
+by type), builds the user x item matrix X, and solves EASE^R in closed form
+(Steck, "Embarrassingly Shallow Autoencoders", 2019): with G = X'X + lambda I and P = G^-1,
+B = -P / diag(P) with a zero diagonal. Each item keeps its ``keep`` strongest positive
+neighbours: the artifact is a sparse item x item matrix (tmdb ids, CSR arrays) of a few
+megabytes, stored versioned in ``recommender_models``.
+
+Serving is a fold-in of the user's row at request time: score = x_u B, where x_u is built
+from the user's current interactions (newest first, decayed by recency, weighted by type;
+``not_interested`` counts against its neighbours). A new like changes the next page at
+once, without retraining. The web request only scores: ``ModelHolder`` keeps the newest
+version in memory, looks for a newer one at most every ``recommender.model_check_interval``
+seconds, loads it aside and swaps one reference (requests in flight keep the one they
+took); a model that cannot be loaded leaves the previous one serving.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import lapack
+from sqlalchemy import delete, func, select, text
+
+from .models import Movie, RecommenderModel, UserMovieInteraction
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "ease"
+# Training weights of the interaction types (the signal "more like this").
+TRAIN_WEIGHTS = {"liked": 1.0, "watched": 0.6, "bookmarked": 0.3}
+DEFAULT_L2 = 100.0
+DEFAULT_KEEP = 300
+MODELS_KEPT = 3
+
+
+@dataclass
+class Model:
+    version: int
+    trained_at: datetime
+    item_ids: np.ndarray  # tmdb ids, sorted
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+
+    @property
+    def meta(self) -> dict:
+        return {"version": self.version, "trained_at": self.trained_at}
+
+    def neighbours(self, tmdb_id: int) -> list[tuple[int, float]]:
+        """The item's strongest neighbours, best first: [(tmdb id, weight)]."""
+        row = int(np.searchsorted(self.item_ids, tmdb_id))
+        if row >= len(self.item_ids) or self.item_ids[row] != tmdb_id:
+            return []
+        start, end = self.indptr[row], self.indptr[row + 1]
+        others = self.item_ids[self.indices[start:end]]
+        return list(zip(others.tolist(), self.data[start:end].tolist()))
+
+
+def to_bytes(item_ids, indptr, indices, data, params: dict) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, item_ids=item_ids.astype(np.int64), indptr=indptr.astype(np.int64),
+             indices=indices.astype(np.int32), data=data.astype(np.float32),
+             params=np.frombuffer(json.dumps(params).encode(), dtype=np.uint8))
+    return buffer.getvalue()
+
+
+def from_bytes(blob: bytes, version: int, trained_at: datetime) -> Model:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+        model = Model(version, trained_at, arrays["item_ids"], arrays["indptr"], arrays["indices"], arrays["data"])
+    if len(model.indptr) != len(model.item_ids) + 1 or (len(model.item_ids) and model.indptr[-1] != len(model.indices)):
+        raise ValueError("inconsistent model artifact")
+    return model
+
+
+# -- training ---------------------------------------------------------------------------------
+def ease_neighbours(X: sparse.csr_matrix, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, progress=None):
+    """EASE^R on X (users x items, float32): (indptr, indices, data) of each item's top ``keep`` weights.
+
+    Memory: one dense items x items float32 matrix (400 MB at 10,000 items), factorized and
+    inverted in place (LAPACK potrf/potri), then read block by block.
+    """
+    progress = progress or (lambda fraction: None)
+    n = X.shape[1]
+    gram = (X.T.tocsr() @ X).toarray().astype(np.float32, copy=False)
+    progress(0.3)
+    gram[np.diag_indices(n)] += l2
+    factor, info = lapack.spotrf(gram, lower=1, overwrite_a=1, clean=0)
+    if info != 0:
+        raise ArithmeticError(f"the Gram matrix is not positive definite (potrf info {info})")
+    del gram
+    progress(0.55)
+    inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
+    if info != 0:
+        raise ArithmeticError(f"inversion failed (potri info {info})")
+    del factor
+    progress(0.8)
+    # Only the lower triangle is set: P[i, j] = P[max, min]. B[i, j] = -P[i, j] / P[j, j].
+    diag = np.diag(inverse).copy()
+    keep = max(1, min(keep, n - 1)) if n > 1 else 0
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    all_indices, all_data = [], []
+    block = 512
+    for start in range(0, n, block):
+        end = min(n, start + block)
+        rows = np.empty((end - start, n), dtype=np.float32)
+        rows[:, :end] = np.tril(inverse[start:end, :end], k=start)
+        rows[:, start:end] += np.triu(inverse[start:end, start:end].T, k=1)
+        rows[:, end:] = inverse[end:, start:end].T
+        rows = -rows / diag[None, :]
+        rows[np.arange(end - start), np.arange(start, end)] = 0.0
+        if keep:
+            top = np.argpartition(-rows, keep - 1, axis=1)[:, :keep] if keep < n else np.argsort(-rows, axis=1)
+            values = np.take_along_axis(rows, top, axis=1)
+            order = np.argsort(-values, axis=1, kind="stable")
+            top, values = np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+            for r in range(end - start):
+                positive = values[r] > 0
+                all_indices.append(top[r][positive])
+                all_data.append(values[r][positive])
+                indptr[start + r + 1] = indptr[start + r] + int(positive.sum())
+        progress(0.8 + 0.2 * end / n)
+    indices = np.concatenate(all_indices) if all_indices else np.zeros(0, dtype=np.int32)
+    data = np.concatenate(all_data) if all_data else np.zeros(0, dtype=np.float32)
+    return indptr, indices.astype(np.int32), data.astype(np.float32)
+
+
+def interaction_matrix(rows, type_weights=TRAIN_WEIGHTS):
+    """(X, item tmdb ids) from rows of (user key, tmdb id, interaction type); the strongest type per pair."""
+    user_index: dict = {}
+    users, items, weights = [], [], []
+    for user, tmdb_id, kind in rows:
+        weight = type_weights.get(kind)
+        if weight:
+            users.append(user_index.setdefault(user, len(user_index)))
+            items.append(tmdb_id)
+            weights.append(weight)
+    item_ids, item_col = np.unique(np.asarray(items, dtype=np.int64), return_inverse=True)
+    coo = sparse.coo_matrix((np.asarray(weights, dtype=np.float32), (np.asarray(users, dtype=np.int64), item_col)),
+                            shape=(len(user_index), len(item_ids)))
+    return _max_duplicates(coo), item_ids
+
+
+def _max_duplicates(coo: sparse.coo_matrix) -> sparse.csr_matrix:
+    order = np.lexsort((-coo.data, coo.col, coo.row))
+    row, col, data = coo.row[order], coo.col[order], coo.data[order]
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
+    return sparse.csr_matrix((data[first], (row[first], col[first])), shape=coo.shape)
+
+
+def fit(rows, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, max_items: int = 20000, progress=None):
+    """Rows of (user key, tmdb id, type) -> (item ids, indptr, indices, data, stats)."""
+    X, item_ids = interaction_matrix(rows)
+    return fit_matrix(X, item_ids, l2, keep, max_items, progress)
+
+
+def fit_matrix(X, item_ids, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, max_items: int = 20000,
+               progress=None):
+    """``fit`` from the interaction matrix (``interaction_matrix``'s result)."""
+    progress = progress or (lambda fraction: None)
+    if X.shape[1] > max_items:  # the most interacted items only: memory grows with items squared
+        counts = np.asarray((X > 0).sum(axis=0)).ravel()
+        chosen = np.sort(np.argsort(-counts, kind="stable")[:max_items])
+        X, item_ids = X[:, chosen].tocsr(), item_ids[chosen]
+    progress(0.1)
+    if X.shape[1] < 2:
+        indptr, indices, data = np.zeros(X.shape[1] + 1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    else:
+        indptr, indices, data = ease_neighbours(X, l2, keep, lambda f: progress(0.1 + 0.85 * f))
+    stats = {"users": int(X.shape[0]), "items": int(X.shape[1]), "interactions": int(X.nnz),
+             "neighbours": int(len(indices))}
+    return item_ids, indptr, indices, data, stats
+
+
+# One row per user with their movies and types as two arrays: a few thousand rows instead of
+# a million (PostgreSQL builds the arrays; psycopg2 parses them in C).
+TRAINING_ARRAYS_SQL = """
+SELECT array_agg(m.tmdb_id) AS movies,
+       array_agg(CASE i.interaction_type WHEN 'liked' THEN 0 WHEN 'watched' THEN 1 ELSE 2 END) AS kinds
+FROM user_movie_interactions i JOIN movies m ON m.id = i.movie_id
+WHERE i.interaction_type IN ('liked', 'watched', 'bookmarked')
+GROUP BY i.user_id
+"""
+_KIND_CODES = ("liked", "watched", "bookmarked")
+
+
+def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
+    """(X, item tmdb ids) of every positive interaction, read the fastest way the database allows.
+
+    PostgreSQL: one row per user with array columns (several times faster than fetching a
+    million rows); elsewhere the rows are streamed through ``read_training_rows``.
+    """
+    if dbsession.get_bind().dialect.name != "postgresql":
+        return interaction_matrix(read_training_rows(dbsession), type_weights)
+    codes = np.array([type_weights.get(kind, 0.0) for kind in _KIND_CODES], dtype=np.float32)
+    users, items, weights = [], [], []
+    result = dbsession.execute(text(TRAINING_ARRAYS_SQL).execution_options(yield_per=1000))
+    for index, (movies, kinds) in enumerate(result):
+        users.append(np.full(len(movies), index, dtype=np.int64))
+        items.append(np.asarray(movies, dtype=np.int64))
+        weights.append(codes[np.asarray(kinds, dtype=np.int64)])
+    if not users:
+        return interaction_matrix([], type_weights)
+    users, items, weights = np.concatenate(users), np.concatenate(items), np.concatenate(weights)
+    keep = weights > 0
+    users, items, weights = users[keep], items[keep], weights[keep]
+    item_ids, item_col = np.unique(items, return_inverse=True)
+    coo = sparse.coo_matrix((weights, (users, item_col)), shape=(int(users.max()) + 1 if len(users) else 0,
+                                                                 len(item_ids)))
+    return _max_duplicates(coo), item_ids
+
+
+def read_training_rows(dbsession, chunk: int = 50_000):
+    """Every positive interaction as (user id, tmdb id, type), streamed."""
+    query = (select(UserMovieInteraction.user_id, Movie.tmdb_id, UserMovieInteraction.interaction_type)
+             .join(Movie, Movie.id == UserMovieInteraction.movie_id)
+             .where(UserMovieInteraction.interaction_type.in_(list(TRAIN_WEIGHTS))))
+    for row in dbsession.execute(query.execution_options(yield_per=chunk)):
+        yield row[0], row[1], row[2]
+
+
+def store(dbsession, item_ids, indptr, indices, data, stats: dict, params: dict, job_id=None) -> int:
+    """Save a trained model as the next version (in the caller's transaction); keep the last few."""
+    version = (dbsession.execute(select(func.max(RecommenderModel.version))).scalar() or 0) + 1
+    dbsession.add(RecommenderModel(version=version, job_id=job_id, algorithm=ALGORITHM, params=params,
+                                   stats=stats, artifact=to_bytes(item_ids, indptr, indices, data, params)))
+    dbsession.flush()
+    dbsession.execute(delete(RecommenderModel).where(RecommenderModel.version <= version - MODELS_KEPT))
+    return version
+
+
+# -- serving ----------------------------------------------------------------------------------
+class ModelHolder:
+    """The process's current model: checked against the database at most every ``check_interval`` s."""
+
+    def __init__(self, check_interval: float = 5.0, clock=time.monotonic):
+        self.check_interval = check_interval
+        self.clock = clock
+        self._model: Model | None = None
+        self._checked_at = None
+        self._lock = threading.Lock()
+        self._failed_versions: set[int] = set()
+
+    def current(self, dbsession) -> Model | None:
+        now = self.clock()
+        if self._checked_at is not None and now - self._checked_at < self.check_interval:
+            return self._model
+        if not self._lock.acquire(blocking=False):
+            return self._model  # another thread is checking: serve what we have
+        try:
+            self._checked_at = now
+            latest = dbsession.execute(
+                select(RecommenderModel.version, RecommenderModel.trained_at)
+                .order_by(RecommenderModel.version.desc()).limit(1)).first()
+            if latest is None:
+                self._model = None  # every model was deleted: the fallback ranking serves
+            elif (self._model is None or self._model.version != latest.version) \
+                    and latest.version not in self._failed_versions:
+                blob = dbsession.execute(select(RecommenderModel.artifact)
+                                         .where(RecommenderModel.version == latest.version)).scalar_one_or_none()
+                try:
+                    loaded = from_bytes(blob, latest.version, latest.trained_at)
+                except Exception:  # noqa: BLE001 (a bad artifact must not take serving down)
+                    log.exception("model version %s cannot be loaded; version %s keeps serving",
+                                  latest.version, self._model.version if self._model else None)
+                    self._failed_versions.add(latest.version)
+                else:
+                    self._model = loaded  # one reference swap: requests in flight keep theirs
+            return self._model
+        finally:
+            self._lock.release()
+
+    def forget(self) -> None:
+        """Look again at the next call (after this process trained a model)."""
+        self._checked_at = None

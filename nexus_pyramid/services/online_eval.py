@@ -1,0 +1,87 @@
+"""Online evaluation: which recommendations were served, and which of them users then took.
+
+Recording is compact: a sampled page-1 view (``online_eval.sample_rate``) stores its first
+10 picks as (user, movie, position, model version, time); a pick already recorded for that
+user and version within the attribution window is not stored again. A like or watch of a
+served movie by that user within ``online_eval.window`` after it was served is a hit of
+that version. Per version: hit rate at 10 (users with a hit / users served), pick hit
+rate (hits / picks), coverage (distinct movies served / movies in the catalog).
+"""
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from sqlalchemy import and_, distinct, func, select
+
+from ..models import Movie, RecommenderModel, ServedRecommendation, UserMovieInteraction
+from ..models.meta import utcnow
+
+K = 10
+HIT_TYPES = ("liked", "watched")
+
+
+class OnlineEvaluation:
+    def __init__(self, dbsession, sample_rate: float = 1.0, window: int = 7 * 24 * 3600, rng=random.random):
+        self.db = dbsession
+        self.sample_rate = sample_rate
+        self.window = timedelta(seconds=window)
+        self.rng = rng
+
+    def record(self, user, picks: list[dict], model_version: int | None) -> int:
+        """Record the first K picks of a page-1 view (sampled). Returns how many rows were stored."""
+        if not picks or self.sample_rate <= 0 or (self.sample_rate < 1 and self.rng() >= self.sample_rate):
+            return 0
+        version = model_version or 0
+        tmdb_ids = [p["movie"]["tmdb_id"] for p in picks[:K]]
+        ids = dict(self.db.execute(select(Movie.tmdb_id, Movie.id).where(Movie.tmdb_id.in_(tmdb_ids))).all())
+        now = utcnow()
+        already = set(self.db.execute(
+            select(ServedRecommendation.movie_id).where(
+                ServedRecommendation.user_id == user.id, ServedRecommendation.model_version == version,
+                ServedRecommendation.movie_id.in_(list(ids.values())),
+                ServedRecommendation.served_at > now - self.window)).scalars())
+        rows = [ServedRecommendation(user_id=user.id, movie_id=ids[t], position=position, model_version=version,
+                                     served_at=now)
+                for position, t in enumerate(tmdb_ids, start=1) if t in ids and ids[t] not in already]
+        self.db.add_all(rows)
+        self.db.flush()
+        return len(rows)
+
+    def report(self) -> list[dict]:
+        """Per model version (newest first): users, picks, hits, hit_rate_at_10, pick_hit_rate, coverage."""
+        served = ServedRecommendation
+        totals = self.db.execute(
+            select(served.model_version, func.count().label("picks"),
+                   func.count(distinct(served.user_id)).label("users"),
+                   func.count(distinct(served.movie_id)).label("movies"))
+            .group_by(served.model_version).order_by(served.model_version.desc())).all()
+        # Served picks the user later took (any time): few rows; the window is checked here,
+        # the same way on every database.
+        taken = self.db.execute(
+            select(served.id, served.model_version, served.user_id, served.served_at,
+                   UserMovieInteraction.created_at)
+            .join(UserMovieInteraction, and_(UserMovieInteraction.user_id == served.user_id,
+                                             UserMovieInteraction.movie_id == served.movie_id))
+            .where(UserMovieInteraction.interaction_type.in_(HIT_TYPES))).all()
+        hit_picks: dict[int, set] = {}
+        hit_users: dict[int, set] = {}
+        for pick_id, version, user_id, served_at, taken_at in taken:
+            if served_at <= taken_at <= served_at + self.window:
+                hit_picks.setdefault(version, set()).add(pick_id)
+                hit_users.setdefault(version, set()).add(user_id)
+        catalog = self.db.execute(select(func.count()).select_from(Movie)).scalar_one() or 1
+        trained = dict(self.db.execute(select(RecommenderModel.version, RecommenderModel.trained_at)).all())
+        report = []
+        for row in totals:
+            hits = len(hit_picks.get(row.model_version, ()))
+            report.append({
+                "model_version": row.model_version or None,
+                "trained_at": trained.get(row.model_version),
+                "users": row.users, "picks": row.picks, "hits": hits,
+                "hit_rate_at_10": round(len(hit_users.get(row.model_version, ())) / row.users, 4),
+                "pick_hit_rate": round(hits / row.picks, 4),
+                "coverage": round(row.movies / catalog, 4),
+                "distinct_movies": row.movies,
+            })
+        return report

@@ -1,0 +1,76 @@
+"""Online evaluation: served pages are recorded per model version, later likes and watches are attributed."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from nexus_pyramid.models import ServedRecommendation
+from nexus_pyramid.models.meta import utcnow
+from tests.conftest import assert_error
+from tests.functional.test_library import MATRIX, TOY_STORY, like, user  # noqa: F401
+from tests.functional.test_recommender_jobs import admin, fans, recommend, train
+
+
+def report(api, headers):
+    data = api.app.get("/api/admin/recommendations/evaluation", headers=headers).json["data"]
+    return data["window_seconds"], {m["model_version"]: m for m in data["models"]}
+
+
+def test_hits_and_coverage_per_model_version(api, user, dbsession):  # noqa: F811
+    fans(api)
+    headers = admin(api)
+    like(api, user, MATRIX)
+    before = recommend(api, user)["results"]  # ranked without a model: version null
+    assert train(api, headers)["state"] == "done"
+
+    other = api.user(email="bea@example.com")
+    bea = {"headers": api.auth(other["token"])}
+    like(api, bea, TOY_STORY)
+    page = recommend(api, bea)
+    assert page["meta"]["model"]["version"] == 1
+    recommend(api, bea)  # the same page again: not recorded twice
+    recommend(api, bea, page=2)  # later pages are not recorded
+    served = [r["movie"]["tmdb_id"] for r in page["results"][:10]]
+    dbsession.rollback()
+    assert dbsession.execute(select(func.count()).select_from(ServedRecommendation)).scalar_one() == 20
+
+    like(api, bea, served[2])  # Bea takes the third pick she was shown
+    api.app.post_json("/api/user/interactions", {"tmdb_id": served[4], "interaction_type": "watched"},
+                      headers=bea["headers"], status=201)
+    like(api, bea, 1200)  # a movie she was not shown: no hit
+    like(api, user, before[0]["movie"]["tmdb_id"], kind="bookmarked")  # a bookmark is not a hit
+
+    window, models = report(api, headers)
+    assert window == 7 * 24 * 3600
+    assert models[1]["users"] == 1 and models[1]["picks"] == 10 and models[1]["hits"] == 2
+    assert models[1]["hit_rate_at_10"] == 1.0 and models[1]["pick_hit_rate"] == 0.2
+    assert models[1]["trained_at"] is not None and models[1]["distinct_movies"] == 10
+    assert models[None]["users"] == 1 and models[None]["hits"] == 0 and models[None]["hit_rate_at_10"] == 0.0
+    assert 0 < models[1]["coverage"] <= 1
+
+    # A like long after the pick was served is not the recommendation's doing.
+    dbsession.execute(update(ServedRecommendation).where(ServedRecommendation.model_version == 0)
+                      .values(served_at=utcnow() - timedelta(days=30)))
+    dbsession.commit()
+    like(api, user, before[1]["movie"]["tmdb_id"])
+    assert report(api, headers)[1][None]["hits"] == 0
+
+
+def test_the_report_is_for_admins_and_moderators(api, user):  # noqa: F811
+    assert_error(api.app.get("/api/admin/recommendations/evaluation", headers=user["headers"], status=403),
+                 403, "FORBIDDEN")
+    moderator = api.user(email="mod@example.com", roles=("user", "moderator"))
+    data = api.app.get("/api/admin/recommendations/evaluation", headers=api.auth(moderator["token"])).json["data"]
+    assert data["models"] == []
+
+
+def test_sampling(dbsession):
+    from types import SimpleNamespace
+
+    from nexus_pyramid.services.online_eval import OnlineEvaluation
+
+    picks = [{"movie": {"tmdb_id": 1}}]
+    who = SimpleNamespace(id=None)
+    assert OnlineEvaluation(dbsession, sample_rate=0.0).record(who, picks, 1) == 0
+    assert OnlineEvaluation(dbsession, sample_rate=0.5, rng=lambda: 0.7).record(who, picks, 1) == 0

@@ -1,0 +1,179 @@
+"""Training jobs (sync mode in the app), the model they store, and the recommendations it ranks."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import assert_error
+from tests.functional.test_library import ALIENS, MATRIX, TERMINATOR2, TOY_STORY, like, user  # noqa: F401
+
+TOY_STORY2 = 3114
+
+
+def recommend(api, who, **params):
+    body = api.app.get("/api/user/recommendations", {"per_page": 20, **params}, headers=who["headers"]).json
+    return {**body["data"], "meta": body["meta"]}
+
+
+def fans(api, count=3, movies=(TOY_STORY, TOY_STORY2)):
+    for n in range(count):
+        other = api.user(email=f"fan{n}@example.com")
+        for tmdb_id in movies:
+            like(api, {"headers": api.auth(other["token"])}, tmdb_id)
+
+
+def admin(api):
+    data = api.user(email="root@example.com", roles=("user", "admin"))
+    return api.auth(data["token"])
+
+
+def train(api, headers):
+    job = api.app.post_json("/api/admin/jobs", {"kind": "train_recommender"}, headers=headers, status=202).json["data"]
+    assert job["kind"] == "train_recommender" and job["state"] == "queued"
+    # jobs.mode = sync: the job ran when the request committed.
+    return api.app.get(f"/api/admin/jobs/{job['id']}", headers=headers).json["data"]
+
+
+def test_training_job_stores_a_model_that_ranks_the_page(api, user, app, dbsession):  # noqa: F811
+    fans(api)
+    headers = admin(api)
+    before = recommend(api, user)
+    assert before["meta"]["model"] == {"version": None, "trained_at": None}
+
+    done = train(api, headers)
+    assert done["state"] == "done", done
+    assert done["progress"] == 1.0 and done["duration"] >= 0 and done["finished_at"] >= done["started_at"]
+    assert done["result"]["model_version"] == 1 and done["result"]["items"] == 2 and done["result"]["users"] == 3
+
+    from nexus_pyramid.interfaces import IRecommenderModels, find_service
+    from nexus_pyramid.services.recommender import ModelStore
+
+    model = find_service(app.registry, IRecommenderModels).current(dbsession)
+    assert model.version == 1
+    assert [other for other, _w in ModelStore(dbsession, model).neighbours([TOY_STORY])[TOY_STORY]] == [TOY_STORY2]
+
+    like(api, user, TOY_STORY)  # at once, no retraining: the user's row is folded in
+    page = recommend(api, user)
+    assert page["meta"]["model"]["version"] == 1 and page["meta"]["model"]["trained_at"]
+    first = page["results"][0]
+    assert first["movie"]["tmdb_id"] == TOY_STORY2
+    assert first["reasons"][0] == "Because you liked Toy Story"
+    assert TOY_STORY not in [r["movie"]["tmdb_id"] for r in page["results"]]
+
+    listing = api.app.get("/api/admin/jobs", {"kind": "train_recommender"}, headers=headers).json["data"]
+    assert listing["total_results"] == 1 and listing["results"][0]["id"] == done["id"]
+
+
+def test_a_failed_training_leaves_the_previous_model_serving(api, user, app, dbsession):  # noqa: F811
+    fans(api)
+    headers = admin(api)
+    assert train(api, headers)["state"] == "done"
+
+    from nexus_pyramid.interfaces import IJobQueue, IRecommenderModels, find_service
+    from nexus_pyramid.jobs.runner import run_job
+    from nexus_pyramid.jobs.tasks import FUNCTIONS
+    from nexus_pyramid.models import Job, RecommenderModel
+
+    # A real failure of the solver: a negative regularization makes the matrix indefinite.
+    job = Job(kind="train_recommender", state="queued", progress=0.0, params={"l2": -1e9})
+    dbsession.add(job)
+    dbsession.commit()
+    assert run_job(app.registry, job.id, FUNCTIONS) == "failed"
+    dbsession.expire_all()
+    failed = dbsession.get(Job, job.id)
+    assert failed.state == "failed" and "positive definite" in failed.error and failed.finished_at
+    assert [m.version for m in dbsession.query(RecommenderModel)] == [1]
+    holder = find_service(app.registry, IRecommenderModels)
+    holder.forget()
+    assert holder.current(dbsession).version == 1
+    like(api, user, TOY_STORY)
+    assert recommend(api, user)["meta"]["model"]["version"] == 1
+    shown = api.app.get(f"/api/admin/jobs/{job.id}", headers=headers).json["data"]
+    assert shown["state"] == "failed" and shown["error"] == failed.error
+    assert find_service(app.registry, IJobQueue).mode == "sync"
+
+
+def test_jobs_api_validation_and_permissions(api, user):  # noqa: F811
+    headers = admin(api)
+    assert_error(api.app.post_json("/api/admin/jobs", {"kind": "format_disk"}, headers=headers, status=400),
+                 400, "VALIDATION_ERROR")
+    assert_error(api.app.post_json("/api/admin/jobs", {"kind": "import"}, headers=headers, status=400),
+                 400, "VALIDATION_ERROR")
+    assert_error(api.app.post_json("/api/admin/jobs", {"kind": "train_recommender"}, headers=user["headers"],
+                                   status=403), 403, "FORBIDDEN")
+    assert_error(api.app.get("/api/admin/jobs", headers=user["headers"], status=403), 403, "FORBIDDEN")
+    assert_error(api.app.get("/api/admin/jobs", {"kind": "nope"}, headers=headers, status=400),
+                 400, "VALIDATION_ERROR")
+    assert_error(api.app.get("/api/admin/jobs/not-a-uuid", headers=headers, status=400), 400, "VALIDATION_ERROR")
+    assert_error(api.app.get("/api/admin/jobs/4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60", headers=headers, status=404),
+                 404, "NOT_FOUND")
+    moderator = api.user(email="mod@example.com", roles=("user", "moderator"))
+    api.app.get("/api/admin/jobs", headers=api.auth(moderator["token"]), status=200)
+
+
+def test_not_interested_is_hidden_weighs_down_and_is_undone_by_deleting(api, user, app):  # noqa: F811
+    fans(api, movies=(TOY_STORY, TOY_STORY2, ALIENS))
+    headers = admin(api)
+    assert train(api, headers)["state"] == "done"
+    like(api, user, TOY_STORY)
+    ids = [r["movie"]["tmdb_id"] for r in recommend(api, user, per_page=100)["results"]]
+    assert TOY_STORY2 in ids and ALIENS in ids
+    hidden = like(api, user, ALIENS, kind="not_interested").json["data"]
+    assert hidden["interaction_type"] == "not_interested"
+    ids = [r["movie"]["tmdb_id"] for r in recommend(api, user, per_page=100)["results"]]
+    assert ALIENS not in ids
+    listed = api.app.get("/api/user/interactions", {"type": "not_interested"}, headers=user["headers"]).json["data"]
+    assert [i["movie"]["tmdb_id"] for i in listed["results"]] == [ALIENS]
+    api.app.delete(f"/api/user/interactions/{hidden['id']}", headers=user["headers"])
+    assert ALIENS in [r["movie"]["tmdb_id"] for r in recommend(api, user, per_page=100)["results"]]
+
+
+def test_not_interested_weighs_down_neighbours():
+    from nexus_pyramid.services.recommender import Recommender, UserSignal
+
+    class Store:
+        def neighbours(self, ids, exclude_user=None):
+            table = {1: [(10, 1.0), (11, 0.9)], 2: [(11, 1.0)]}
+            return {i: table[i] for i in ids if i in table}
+
+        def movies(self, ids):
+            from nexus_pyramid.services.recommender import MovieInfo
+            return {i: MovieInfo(i, f"M{i}", 1.0, 7.0, 10, False, []) for i in ids}
+
+        def by_genres(self, *a, **k):
+            return []
+
+        def interacted(self, *a):
+            return set()
+
+        def popular(self, *a, **k):
+            return []
+
+        def vote_prior(self):
+            return 7.0, 10.0
+
+    plain = {p.tmdb_id: p.score for p in Recommender(Store()).recommend(
+        UserSignal(interactions=[(1, "One", "liked")]), 5)}
+    weighed = {p.tmdb_id: p.score for p in Recommender(Store()).recommend(
+        UserSignal(interactions=[(2, "Two", "not_interested"), (1, "One", "liked")]), 5)}
+    assert set(plain) == {10, 11} and 2 not in weighed
+    # 11, the neighbour of the movie the user is not interested in, loses against 10.
+    assert weighed[11] / weighed[10] < plain[11] / plain[10]
+
+
+def test_the_fast_read_gives_the_same_matrix_as_the_row_by_row_one(api, user, dbsession):  # noqa: F811
+    """On PostgreSQL the training reads one row per user with arrays; it must equal the plain reading."""
+    from nexus_pyramid import recommender_model
+
+    fans(api, movies=(TOY_STORY, TOY_STORY2, ALIENS))
+    like(api, user, TOY_STORY, kind="bookmarked")
+    like(api, user, TOY_STORY)  # the strongest type of a pair counts
+    like(api, user, ALIENS, kind="watched")
+    like(api, user, MATRIX, kind="not_interested")  # not a training signal
+    dbsession.rollback()
+    fast, fast_ids = recommender_model.read_training_matrix(dbsession)
+    plain, plain_ids = recommender_model.interaction_matrix(recommender_model.read_training_rows(dbsession))
+    assert fast_ids.tolist() == plain_ids.tolist() == [TOY_STORY, ALIENS, TOY_STORY2]
+    rows = lambda X: sorted(tuple(r) for r in X.toarray().tolist())  # noqa: E731 (users may come in any order)
+    assert rows(fast) == rows(plain) and len(rows(fast)) == 4
+    assert sorted(fast.toarray().max(axis=0).tolist()) == [1.0, 1.0, 1.0]
+    assert sorted(set(fast.data.tolist())) == pytest.approx([recommender_model.TRAIN_WEIGHTS["watched"], 1.0])
