@@ -19,6 +19,8 @@ def includeme(config):
     config.add_route("console_user_session_end", "/admin/users/{user_id}/sessions/end", factory=UserResource)
     config.add_route("console_audit", "/admin/audit")
     config.add_route("console_movies", "/admin/movies")
+    config.add_route("console_jobs", "/admin/jobs")
+    config.add_route("console_jobs_start", "/admin/jobs/start")
     config.add_route("console_cache", "/admin/cache")
     config.add_route("console_cache_purge", "/admin/cache/purge")
     config.add_route("console_movie_block", "/admin/movies/block")

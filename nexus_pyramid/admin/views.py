@@ -17,9 +17,10 @@ from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
 from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, NotFound, RateLimited,
                       ServiceUnavailable, UpstreamUnavailable)
-from ..interfaces import IBlockedMovies, ILibraryService, IMovieService, IMovieSource, ITokenService, IUserService
+from ..interfaces import (IBlockedMovies, IJobService, ILibraryService, IMovieService, IMovieSource, ITokenService,
+                          IUserService)
 from ..models import ROLE_NAMES
-from ..presenters import blocked as present_blocked
+from ..presenters import blocked as present_blocked, jobs as present_jobs
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
 from .. import metrics
 from ..services import stats
@@ -124,7 +125,31 @@ def dashboard(request):
     for chart in charts:
         chart["svg"] = bar_chart(chart["title"], chart["points"], chart["id"])
     return {**figures, "charts": charts, "deployment": metrics.snapshot(),
+            "model": _model_age(request.find_service(IJobService).current_model()),
             "source": request.find_service(IMovieSource).state(), "page_title": "Dashboard"}
+
+
+def _model_age(model: dict | None) -> dict | None:
+    """The serving recommendation model with its age (None before the first training)."""
+    if model is None:
+        return None
+    from ..models.meta import utcnow
+
+    age = (utcnow() - model["trained_at"]).total_seconds()
+    return {**model, "age": _duration(age)}
+
+
+def _duration(seconds: float) -> str:
+    """``3 d 4 h``, ``5 h 12 min``, ``7 min``, ``42 s``: how long ago, to the unit that matters."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{secs} s"
 
 
 @view_config(route_name="console_users", renderer="users.jinja2", permission=ADMIN_READ, request_method="GET")
@@ -329,6 +354,40 @@ def _inspector(request):
     from ..movie_source.inspect import CacheInspector
 
     return CacheInspector(request.find_service(IMovieSource), find_service(request.registry, IRedis, None))
+
+
+@view_config(route_name="console_jobs", renderer="jobs.jinja2", permission=ADMIN_READ, request_method="GET")
+def jobs_page(request):
+    """Runs of the background jobs, newest first; the page refreshes itself while one is under way."""
+    from ..jobs.tasks import ADMIN_KINDS
+    from ..models import JOB_KINDS
+
+    kind = request.GET.get("kind") or None
+    if kind is not None and kind not in JOB_KINDS:
+        kind = None
+    page_number = _int_param(request, "page", 1)
+    page = paging.of(request.find_service(IJobService).list(kind, page_number, PER_PAGE), present_jobs.job)
+
+    def page_url(number):
+        return request.route_path("console_jobs", _query={k: v for k, v in (("kind", kind), ("page", number)) if v})
+
+    under_way = any(j["state"] in ("queued", "running") for j in page["results"])
+    return {"jobs": page, "kind": kind, "kinds": JOB_KINDS, "startable": ADMIN_KINDS, "under_way": under_way,
+            "page_url": page_url, "page_title": "Jobs"}
+
+
+@view_config(route_name="console_jobs_start", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
+def start_job(request):
+    kind = request.POST.get("kind", "")
+    back = Redirect(request.route_path("console_jobs"))
+    try:
+        job = request.find_service(IJobService).start(kind)
+    except AppError as exc:  # an unknown kind: said on the page, nothing queued
+        request.session.flash(exc.message, "error")
+        return back
+    request.find_service(IUserService).audit(request.identity.user, "job.start", None, f"{kind} {job.id}", "console")
+    request.session.flash(f"Job {kind} queued.", "success")
+    return back
 
 
 @view_config(route_name="console_cache", renderer="cache.jinja2", permission=ADMIN_READ, request_method="GET")

@@ -99,3 +99,28 @@ def test_moderators_see_sessions_without_the_end_button(testapp, api, people):  
     sign_in(testapp, "mod@example.com")
     page = testapp.get(f"/admin/users/{people['member']['id']}")
     assert "NexusPhone/2.1" in page.text and "End session</button>" not in page.text
+
+
+def test_the_jobs_page_lists_runs_and_only_admins_start_them(testapp, api, people, dbsession):  # noqa: F811
+    from tests.functional.test_console import audit_rows
+
+    sign_in(testapp, "mod@example.com")
+    page = testapp.get("/admin/jobs")
+    assert "No jobs yet." in page.text and "Start</button>" not in page.text
+    testapp.post("/admin/jobs/start", {"kind": "train_recommender", "csrf_token": csrf(testapp)}, status=403)
+    testapp.post("/admin/logout", {"csrf_token": csrf(testapp)}, status=302)
+    sign_in(testapp, "admin@example.com")
+    testapp.post("/admin/jobs/start", {"kind": "train_recommender"}, status=400)  # no CSRF token
+    unknown = testapp.post("/admin/jobs/start", {"kind": "format_disk", "csrf_token": csrf(testapp)},
+                           status=302).follow()
+    assert "Unknown job kind" in unknown.text and "No jobs yet." in unknown.text
+    # jobs.mode = sync in the tests: the training ran when the form's transaction committed.
+    done = testapp.post("/admin/jobs/start", {"kind": "train_recommender", "csrf_token": csrf(testapp)},
+                        status=302).follow()
+    assert "Job train_recommender queued." in done.text
+    row = done.html.select("#jobs tbody tr")[0]
+    assert row.select_one("td.state").text == "done" and "model_version" in row.text
+    assert '<meta http-equiv="refresh"' not in done.text  # nothing under way: no refreshing
+    assert testapp.get("/admin/jobs", {"kind": "import"}).html.select("#jobs tbody tr")[0].text.strip() == "No jobs yet."
+    assert any(action == "job.start" and details.startswith("train_recommender ")
+               for _actor, action, _target, details, _channel in audit_rows(dbsession))
