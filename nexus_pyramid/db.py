@@ -65,34 +65,45 @@ class _SessionTransactionEvents(ZopeTransactionEvents):
     def __init__(self):
         super().__init__()
 
+    # A session of the same factory made without a transaction manager (a mail thread's, a
+    # job's) is a plain SQLAlchemy session: every listener leaves it alone.
     @staticmethod
     def _manager(session):
-        return session.info["transaction_manager"]
+        return session.info.get("transaction_manager")
 
     def after_begin(self, session, transaction, connection):
-        join_transaction(session, self.initial_state, self._manager(session), self.keep_session)
+        manager = self._manager(session)
+        if manager is not None:
+            join_transaction(session, self.initial_state, manager, self.keep_session)
 
     def after_attach(self, session, instance):
-        join_transaction(session, self.initial_state, self._manager(session), self.keep_session)
+        manager = self._manager(session)
+        if manager is not None:
+            join_transaction(session, self.initial_state, manager, self.keep_session)
+
+    def _changed(self, session):
+        manager = self._manager(session)
+        if manager is not None:
+            mark_changed(session, manager, self.keep_session)
 
     def after_flush(self, session, flush_context):
-        mark_changed(session, self._manager(session), self.keep_session)
+        self._changed(session)
 
     def after_bulk_update(self, update_context):
-        mark_changed(update_context.session, self._manager(update_context.session), self.keep_session)
+        self._changed(update_context.session)
 
     def after_bulk_delete(self, delete_context):
-        mark_changed(delete_context.session, self._manager(delete_context.session), self.keep_session)
+        self._changed(delete_context.session)
 
     def before_commit(self, session):
-        assert session.in_nested_transaction() or self._manager(session).get().status == ZopeStatus.COMMITTING, \
+        manager = self._manager(session)
+        assert manager is None or session.in_nested_transaction() or manager.get().status == ZopeStatus.COMMITTING, \
             "Transaction must be committed using the transaction manager"
 
     def do_orm_execute(self, execute_state):
         if execute_state.is_orm_statement and (execute_state.is_update or execute_state.is_insert
                                                or execute_state.is_delete):
-            session = execute_state.session
-            mark_changed(session, self._manager(session), self.keep_session)
+            self._changed(execute_state.session)
 
 
 _REGISTERED: "weakref.WeakSet" = weakref.WeakSet()

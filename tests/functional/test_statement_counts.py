@@ -122,3 +122,27 @@ def test_a_request_is_not_retried_when_it_failed_after_its_first_statement(commi
     RetryDeadConnection.mark(untried)
     assert not IRetryableError.providedBy(tried.sqlalchemy_exception)
     assert IRetryableError.providedBy(untried.sqlalchemy_exception)
+
+
+
+def test_a_plain_session_of_the_app_factory_commits_on_its_own(app, committed):
+    """The zope listeners are on the session factory: a session made without a transaction
+    manager (the mail thread's, a job's) must still begin, write and commit by itself."""
+    import uuid
+
+    import sqlalchemy as sa
+    import transaction
+
+    from nexus_pyramid.db import get_tm_session
+    from nexus_pyramid.interfaces import IDBSessionFactory
+    from nexus_pyramid.models import Role
+
+    factory = find_service(app.registry, IDBSessionFactory)
+    get_tm_session(factory, transaction.TransactionManager()).close()  # the listeners are now on the factory
+    name = f"plain-{uuid.uuid4().hex[:8]}"
+    with factory() as session, session.begin():
+        session.add(Role(name=name))
+    with factory() as session:
+        assert session.execute(sa.select(Role.name).where(Role.name == name)).scalar_one() == name
+        session.execute(sa.delete(Role).where(Role.name == name))
+        session.commit()
