@@ -219,10 +219,70 @@ def metrics_view(request):
             return render_error(request, 401, "AUTHENTICATION_REQUIRED", "A valid metrics token is required.",
                                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     body, content_type = m.exposition()
+    body += job_exposition(request)
     response = Response(body=body)
     response.headers["Content-Type"] = content_type
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def job_exposition(request) -> bytes:
+    """Background jobs and the recommendation model, read from the database at scrape time.
+
+    Jobs run in worker processes the web's metrics directory never sees, so their figures
+    come from the table every process writes: the same answer from whichever worker is
+    scraped. Labels are bounded (job kinds and states). Without the database: nothing.
+    """
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+    from sqlalchemy import func, select
+
+    from .dependencies import postgres
+    from .models import Job, RecommenderModel
+
+    def load():
+        db = request.dbsession
+        finished = db.execute(
+            select(Job.kind, Job.state, func.count(), func.max(Job.finished_at))
+            .where(Job.state.in_(("done", "failed"))).group_by(Job.kind, Job.state)).all()
+        latest = db.execute(
+            select(Job.kind, Job.duration, Job.state).distinct(Job.kind)
+            .where(Job.finished_at.is_not(None)).order_by(Job.kind, Job.finished_at.desc())).all()
+        waiting = db.execute(select(Job.kind, Job.state, func.count())
+                             .where(Job.state.in_(("queued", "running"))).group_by(Job.kind, Job.state)).all()
+        trained = db.execute(select(func.max(RecommenderModel.trained_at))).scalar()
+        return finished, latest, waiting, trained
+
+    loaded = postgres.optional(request, load)
+    if loaded is None:
+        return b""
+    finished, latest, waiting, trained = loaded
+    registry = CollectorRegistry()
+    runs = Gauge("nexus_job_runs", "Finished runs of background jobs in the table, by kind and result",
+                 ["kind", "result"], registry=registry)
+    last_success = Gauge("nexus_job_last_success_timestamp_seconds", "When a job of this kind last succeeded",
+                         ["kind"], registry=registry)
+    last_duration = Gauge("nexus_job_last_duration_seconds", "Duration of the latest finished job of this kind",
+                          ["kind"], registry=registry)
+    last_ok = Gauge("nexus_job_last_result_ok", "1 if the latest finished job of this kind succeeded, else 0",
+                    ["kind"], registry=registry)
+    pending = Gauge("nexus_jobs_pending", "Jobs queued or running, by kind and state", ["kind", "state"],
+                    registry=registry)
+    model_age = Gauge("nexus_recommender_model_trained_timestamp_seconds",
+                      "When the serving recommendation model was trained (absent before the first)",
+                      registry=registry)
+    for kind, state, count, when in finished:
+        runs.labels(kind, "success" if state == "done" else "failure").set(count)
+        if state == "done" and when is not None:
+            last_success.labels(kind).set(when.timestamp())
+    for kind, duration, state in latest:
+        if duration is not None:
+            last_duration.labels(kind).set(duration)
+        last_ok.labels(kind).set(1 if state == "done" else 0)
+    for kind, state, count in waiting:
+        pending.labels(kind, state).set(count)
+    if trained is not None:
+        model_age.set(trained.timestamp())
+    return generate_latest(registry)
 
 
 def includeme(config):

@@ -405,7 +405,7 @@ class ReadsWithoutTransaction:
     for every request that only reads. Under READ COMMITTED each statement sees its own
     snapshot whether or not a transaction surrounds it, so a read-only request loses nothing.
     The first statement that is not a plain ``SELECT`` (a write, ``SET LOCAL``, a savepoint,
-    a locking read) turns autocommit off just before it runs: psycopg2 then begins the
+    a locking read, a read streamed through a server-side cursor) turns autocommit off just before it runs: psycopg2 then begins the
     transaction with it, and the commit or rollback that follows is real. Setting the flag
     costs no round trip (psycopg2 keeps it client-side while no transaction is open).
     A connection given an explicit isolation level by SQLAlchemy is left alone.
@@ -434,7 +434,8 @@ class ReadsWithoutTransaction:
             conn.info["nexus_isolation"] = True
             return
         head = statement.lstrip()[:6].upper()
-        if head != "SELECT" or _LOCKING_READ.search(statement):
+        # A server-side (named) cursor, as ``yield_per`` streams with, lives in a transaction.
+        if head != "SELECT" or getattr(cursor, "name", None) or _LOCKING_READ.search(statement):
             dbapi_connection.autocommit = False
 
     @staticmethod

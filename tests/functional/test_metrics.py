@@ -177,3 +177,48 @@ def test_production_refuses_metrics_without_a_token():
     with pytest.raises(ConfigurationError, match="NEXUS_METRICS_TOKEN"):
         load({**base, "metrics.enabled": "true"}, environ={})
     assert load({**base, "metrics.enabled": "true", "metrics.token": "t" * 32}, environ={})["metrics.enabled"]
+
+
+def test_jobs_and_the_model_are_in_the_metrics_from_the_table(metrics_server, database_url):
+    """Jobs run in worker processes the web's metrics never see: /metrics reads their table."""
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy.orm import Session
+
+    from nexus_pyramid.models import Job, Role, User
+
+    server, _ = metrics_server
+    call(server.url + "/api/auth/register", "POST",
+         {"name": "Root", "email": "root@example.com", "password": "root password 1"})
+    engine = create_engine(database_url)
+    failed_at = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    try:
+        with Session(engine) as session, session.begin():
+            user = session.execute(select(User).where(User.email == "root@example.com")).scalar_one()
+            user.roles = list(session.execute(select(Role).where(Role.name.in_(["user", "admin"]))).scalars())
+            session.add(Job(id=uuid.uuid4(), kind="import", state="failed", progress=0.3, params={},
+                            started_at=failed_at - timedelta(seconds=4), finished_at=failed_at, duration=4.0,
+                            error="not a CSV"))
+    finally:
+        engine.dispose()
+    _, _, body = call(server.url + "/api/auth/login", "POST", {"email": "root@example.com",
+                                                               "password": "root password 1"})
+    admin = {"Authorization": f"Bearer {json.loads(body)['data']['access_token']}"}
+    status, _, body = call(server.url + "/api/admin/jobs", "POST", {"kind": "train_recommender"}, admin)
+    assert status == 202, body
+    job = json.loads(call(server.url + f"/api/admin/jobs/{json.loads(body)['data']['id']}", headers=admin)[2])
+    assert job["data"]["state"] == "done", job  # jobs.mode = sync: run when the request committed
+
+    status, _, text = call(server.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200
+    text = text.decode()
+    assert samples(text, "nexus_job_runs") == {
+        (("kind", "import"), ("result", "failure")): 1.0, (("kind", "train_recommender"), ("result", "success")): 1.0}
+    assert samples(text, "nexus_job_last_result_ok") == {(("kind", "import"),): 0.0,
+                                                         (("kind", "train_recommender"),): 1.0}
+    assert samples(text, "nexus_job_last_duration_seconds")[(("kind", "import"),)] == 4.0
+    success = samples(text, "nexus_job_last_success_timestamp_seconds")
+    assert list(success) == [(("kind", "train_recommender"),)]
+    trained = samples(text, "nexus_recommender_model_trained_timestamp_seconds")[()]
+    assert abs(trained - success[(("kind", "train_recommender"),)]) < 60
