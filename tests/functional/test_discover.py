@@ -203,11 +203,11 @@ def tmdb_api(tmdb_testapp, dbsession):
 def test_recommendations_follow_the_language_asked_for(tmdb_testapp, tmdb_api, fake_tmdb):
     headers = liked(tmdb_testapp, tmdb_api)
     english = tmdb_testapp.get("/api/user/recommendations", headers=headers).json
-    assert english["meta"] == {"language": "en-US"}
+    assert english["meta"] == {"language": "en-US", "model": {"version": None, "trained_at": None}}
     assert english["data"]["results"] and not any(r["movie"]["title"].endswith("(FR)")
                                                   for r in english["data"]["results"])
     french = tmdb_testapp.get("/api/user/recommendations", {"language": "fr-FR"}, headers=headers).json
-    assert french["meta"] == {"language": "fr-FR"}
+    assert french["meta"] == {"language": "fr-FR", "model": {"version": None, "trained_at": None}}
     assert [r["movie"]["tmdb_id"] for r in french["data"]["results"]] == [
         r["movie"]["tmdb_id"] for r in english["data"]["results"]]  # the same ranking
     for r in french["data"]["results"]:
@@ -233,5 +233,5 @@ def test_catalog_recommendations_say_they_are_english(testapp, api):
     testapp.post_json("/api/user/interactions", {"tmdb_id": 2571, "interaction_type": "liked"},
                       headers=api.auth(user["token"]), status=201)
     res = testapp.get("/api/user/recommendations", {"language": "de-DE"}, headers=api.auth(user["token"])).json
-    assert res["meta"] == {"language": "en", "notes": ["The offline catalog is in English only."]}
+    assert res["meta"] == {"language": "en", "notes": ["The offline catalog is in English only."], "model": {"version": None, "trained_at": None}}
     assert res["data"]["results"]
