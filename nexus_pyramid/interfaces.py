@@ -28,6 +28,9 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IMovieService        | movies for the API (per request)               | services/__init__.py           |
 | ILibraryService      | interactions, preferences, recommendations (per request) | services/__init__.py  |
 | IBlockedMovies       | blocking and unblocking titles (per request)    | services/__init__.py           |
+| IJobQueue            | hands committed jobs to RQ, or runs them (sync) | jobs/__init__.py               |
+| IRecommenderModels   | the process's current trained model            | jobs/__init__.py               |
+| IJobService          | jobs: list, start, get; the model's version (per request) | jobs/__init__.py    |
 
 (*) features add probes with ``config.add_readiness_probe(name, probe)`` and seed steps with
 ``config.add_seed_step(name, step)``.

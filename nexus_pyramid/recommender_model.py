@@ -55,10 +55,17 @@ class Model:
     def meta(self) -> dict:
         return {"version": self.version, "trained_at": self.trained_at}
 
-    def neighbours(self, tmdb_id: int) -> list[tuple[int, float]]:
-        """The item's strongest neighbours, best first: [(tmdb id, weight)]."""
+    def row(self, tmdb_id: int) -> int | None:
+        """The movie's row in the model, or None if the model does not know it."""
         row = int(np.searchsorted(self.item_ids, tmdb_id))
         if row >= len(self.item_ids) or self.item_ids[row] != tmdb_id:
+            return None
+        return row
+
+    def neighbours(self, tmdb_id: int) -> list[tuple[int, float]]:
+        """The item's strongest neighbours, best first: [(tmdb id, weight)]."""
+        row = self.row(tmdb_id)
+        if row is None:
             return []
         start, end = self.indptr[row], self.indptr[row + 1]
         others = self.item_ids[self.indices[start:end]]

@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 from sqlalchemy import delete, exists, func, select, text
 
 from ..models import Movie, MovieSimilarity, UserMovieInteraction, movie_genres
@@ -231,6 +232,44 @@ class ModelStore(SqlStore):
                 .where(UserMovieInteraction.user_id == user_id)).scalars())
         return self._seen[user_id]
 
+    def fold_in(self, positive: dict, negative: dict, exclude_user, limit: int):
+        """The model's scores for the user's row: ({tmdb id: score}, {tmdb id: [(seed, contribution)]}).
+
+        ``positive`` and ``negative``: {seed tmdb id: weight}. Only the ``limit`` best movies the
+        user never interacted with, each with its two largest positive contributors.
+        """
+        model = self.model
+        seeds, weights = [], []
+        for tmdb_id, weight in [*positive.items(), *((t, -w) for t, w in negative.items())]:
+            row = model.row(tmdb_id)
+            if row is not None:
+                seeds.append((tmdb_id, row))
+                weights.append(weight)
+        if not seeds:
+            return {}, {}
+        contributions = np.zeros((len(seeds), len(model.item_ids)), dtype=np.float32)
+        for k, (_tmdb_id, row) in enumerate(seeds):
+            start, end = model.indptr[row], model.indptr[row + 1]
+            contributions[k, model.indices[start:end]] = weights[k] * model.data[start:end]
+        total = contributions.sum(axis=0)
+        seen = np.fromiter(self.seen(exclude_user), dtype=np.int64) if exclude_user is not None else \
+            np.fromiter(positive, dtype=np.int64)
+        rows = np.searchsorted(model.item_ids, seen)
+        rows = rows[(rows < len(model.item_ids)) & (model.item_ids[np.minimum(rows, len(model.item_ids) - 1)] == seen)]
+        total[rows] = 0.0
+        candidates = np.flatnonzero(total > 0)
+        if len(candidates) > limit:
+            candidates = candidates[np.argpartition(-total[candidates], limit - 1)[:limit]]
+        share = contributions[:, candidates]
+        best = np.argsort(-share, axis=0, kind="stable")[:2]
+        scores, contributors = {}, {}
+        for column, item in enumerate(candidates):
+            tmdb_id = int(model.item_ids[item])
+            scores[tmdb_id] = float(total[item])
+            contributors[tmdb_id] = [(seeds[k][0], float(share[k, column])) for k in best[:, column]
+                                     if share[k, column] > 0]
+        return scores, contributors
+
     def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED,
                    exclude_user=None) -> dict[int, list]:
         if self.model is None:
@@ -322,15 +361,26 @@ class Recommender:
         cooc: dict[int, float] = defaultdict(float)
         src: dict[int, float] = defaultdict(float)
         because: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-        for seed, neighbours in self.store.neighbours(list(seeds) + list(negatives), exclude_user=exclude).items():
-            if seed in negatives and seed not in seeds:
+        fold_in = getattr(self.store, "fold_in", None)
+        if fold_in is not None and getattr(self.store, "model", None) is not None:
+            # The trained model: the user's row times its weights, in numpy.
+            cooc, contributors = fold_in({m: w for m, (w, _t, _k) in seeds.items()},
+                                         {m: w for m, w in negatives.items() if m not in seeds},
+                                         exclude, CANDIDATE_POOL)
+            for other, found in contributors.items():
+                for seed, value in found:
+                    because[other][seed] += value
+        else:
+            for seed, neighbours in self.store.neighbours(list(seeds) + list(negatives),
+                                                          exclude_user=exclude).items():
+                if seed in negatives and seed not in seeds:
+                    for other, score in neighbours:
+                        cooc[other] -= negatives[seed] * score
+                    continue
+                weight = seeds[seed][0]
                 for other, score in neighbours:
-                    cooc[other] -= negatives[seed] * score
-                continue
-            weight = seeds[seed][0]
-            for other, score in neighbours:
-                cooc[other] += weight * score
-                because[other][seed] += weight * score
+                    cooc[other] += weight * score
+                    because[other][seed] += weight * score
         cooc = {m: v for m, v in cooc.items() if v > 0}
         positive = [m for m, (w, _t, kind) in seeds.items() if kind != "bookmarked"][:SOURCE_SEEDS]
         for seed, items in self._source_candidates(positive).items():

@@ -64,7 +64,7 @@ def test_user_detail_has_interaction_counts(api, admin):
     user = api.user(email="user@example.com")
     data = api.app.get(f"/api/admin/users/{user['id']}", headers=api.auth(admin["token"])).json["data"]
     assert data["email"] == "user@example.com"
-    assert data["interaction_counts"] == {"liked": 0, "bookmarked": 0, "watched": 0}
+    assert data["interaction_counts"] == {"liked": 0, "bookmarked": 0, "watched": 0, "not_interested": 0}
 
 
 def test_unknown_or_malformed_user_id_is_404(api, admin):

@@ -179,6 +179,23 @@ def test_the_server_refuses_a_large_body_before_receiving_it(server):
     assert body["code"] == "PAYLOAD_TOO_LARGE" and body["details"]["max_bytes"] == DEFAULT_MAX_BODY_SIZE
 
 
+def test_the_import_route_has_its_own_larger_limit(server):
+    """Uploads (imports.max_size, 5 MiB) pass the server's framing limit; above theirs, 413 at once."""
+    from nexus_pyramid.request_limits import MULTIPART_OVERHEAD
+
+    boundary = "----NexusFormBoundary7MA4YWxkTrZu0gW"
+    head = (f"POST /api/user/imports HTTP/1.1\r\nHost: nexus\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n").encode()
+    status, body = raw_exchange(server.port, head + b"Content-Length: %d\r\n\r\n"
+                                % (5 * 1024 * 1024 + MULTIPART_OVERHEAD + 1))
+    assert status == 413 and body["code"] == "PAYLOAD_TOO_LARGE"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"ratings.csv\"\r\n"
+            f"Content-Type: text/csv\r\n\r\n").encode() + b"x" * (2 * DEFAULT_MAX_BODY_SIZE) + \
+        f"\r\n--{boundary}--\r\n".encode()
+    status, body = raw_exchange(server.port, head + b"Content-Length: %d\r\n\r\n" % len(form) + form)
+    assert status == 401 and body["code"] == "AUTHENTICATION_REQUIRED"  # read whole, then refused for no token
+
+
 @pytest.mark.parametrize("extra, status", [(0, 401), (1, 413)], ids=["exactly-the-limit", "one-byte-more"])
 def test_chunked_bodies_are_counted_once_decoded(server, extra, status):
     head = b'{"email": "nobody@example.com", "password": "wrong password", "pad": "'

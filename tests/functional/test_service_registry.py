@@ -12,7 +12,7 @@ from nexus_pyramid.services.users import UserService
 from tests.conftest import TEST_REDIS_URL, swap_service
 
 PER_REQUEST = {"ITokenService", "IUserService", "IMovieService", "ILibraryService", "IAccountService",
-               "IBlockedMovies"}
+               "IBlockedMovies", "IJobService"}
 ALL = {name: value for name, value in vars(interfaces).items()
        if isinstance(value, InterfaceClass) and value.__module__ == interfaces.__name__}
 
