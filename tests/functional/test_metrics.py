@@ -45,7 +45,10 @@ def metrics_server(tmp_path, database_url, redis_url):
     server = ProductionServer(tmp_path, database_url, redis_url, fake, env={
         "NEXUS__METRICS__ENABLED": "true", "NEXUS_METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(directory),
         # Every movie page asks the database for the blocklist version: a block is seen at once.
-        "NEXUS__BLOCKLIST__REFRESH_INTERVAL": "0"})
+        "NEXUS__BLOCKLIST__REFRESH_INTERVAL": "0",
+        # Jobs run in the web process when their request commits (production.ini queues them
+        # for nexus-worker, tested in test_worker.py).
+        "NEXUS__JOBS__MODE": "sync"})
     yield server, directory
     server.stop()
     fake.close()
