@@ -24,13 +24,15 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from scipy.linalg import lapack
 from sqlalchemy import delete, func, select, text
 
 from .models import Movie, RecommenderModel, UserMovieInteraction
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ def ease_neighbours(X: sparse.csr_matrix, l2: float = DEFAULT_L2, keep: int = DE
     Memory: one dense items x items float32 matrix (400 MB at 10,000 items), factorized and
     inverted in place (LAPACK potrf/potri), then read block by block.
     """
+    from scipy.linalg import lapack  # training only: web processes never load scipy
     progress = progress or (lambda fraction: None)
     n = X.shape[1]
     gram = (X.T.tocsr() @ X).toarray().astype(np.float32, copy=False)
@@ -142,6 +145,7 @@ def ease_neighbours(X: sparse.csr_matrix, l2: float = DEFAULT_L2, keep: int = DE
 
 def interaction_matrix(rows, type_weights=TRAIN_WEIGHTS):
     """(X, item tmdb ids) from rows of (user key, tmdb id, interaction type); the strongest type per pair."""
+    from scipy import sparse
     user_index: dict = {}
     users, items, weights = [], [], []
     for user, tmdb_id, kind in rows:
@@ -157,6 +161,7 @@ def interaction_matrix(rows, type_weights=TRAIN_WEIGHTS):
 
 
 def _max_duplicates(coo: sparse.coo_matrix) -> sparse.csr_matrix:
+    from scipy import sparse
     order = np.lexsort((-coo.data, coo.col, coo.row))
     row, col, data = coo.row[order], coo.col[order], coo.data[order]
     first = np.ones(len(row), dtype=bool)
@@ -206,6 +211,7 @@ def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
     PostgreSQL: one row per user with array columns (several times faster than fetching a
     million rows); elsewhere the rows are streamed through ``read_training_rows``.
     """
+    from scipy import sparse
     if dbsession.get_bind().dialect.name != "postgresql":
         return interaction_matrix(read_training_rows(dbsession), type_weights)
     codes = np.array([type_weights.get(kind, 0.0) for kind in _KIND_CODES], dtype=np.float32)
