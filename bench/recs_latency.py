@@ -31,10 +31,8 @@ from sqlalchemy.orm import Session  # noqa: E402
 from webtest import TestApp  # noqa: E402
 
 from nexus_pyramid import make_app  # noqa: E402
-from nexus_pyramid.interfaces import IDBSessionFactory, ITokenCodec, find_service  # noqa: E402
-from nexus_pyramid.jobs.runner import run_job  # noqa: E402
-from nexus_pyramid.jobs.tasks import FUNCTIONS  # noqa: E402
-from nexus_pyramid.models import Job  # noqa: E402
+from nexus_pyramid.interfaces import ITokenCodec, find_service  # noqa: E402
+from nexus_pyramid.jobs.runner import run_here  # noqa: E402
 from nexus_pyramid.movie_source.genres import TMDB_GENRES  # noqa: E402
 from nexus_pyramid.services.recommender import rebuild_similarities  # noqa: E402
 from tests.conftest import alembic_config, make_settings, recreate_postgres_database  # noqa: E402
@@ -132,16 +130,8 @@ def setup(url, args):
             conn.execute(text("ANALYZE movie_similarities"))
     else:  # the training job, as nexus-worker runs it
         app = make_app(make_settings(url, "", **{"db.statement_timeout": "0"}), environ={})
-        session = find_service(app.registry, IDBSessionFactory)()
-        job = Job(kind="train_recommender", state="queued", progress=0.0, params={})
-        session.add(job)
-        session.commit()
-        job_id = job.id
-        session.close()
-        state = run_job(app.registry, job_id, FUNCTIONS)
-        session = find_service(app.registry, IDBSessionFactory)()
-        similarities = f"training job: {state}, {session.get(Job, job_id).result}"
-        session.close()
+        done = run_here(app.registry, "train_recommender")
+        similarities = f"training job: {done.state}, {done.result}"
     rebuilt = time.perf_counter() - started
     return engine, generated, similarities, rebuilt
 

@@ -11,7 +11,7 @@ Prints wall time per phase and the process's peak resident memory.
 
 ``--job`` runs the real training job end to end at the largest size: the interactions are
 written to PostgreSQL (the database in NEXUS_BENCH_DATABASE_URL is dropped and created),
-then the job reads them, trains and stores the model version (``jobs.runner.run_job``).
+then the job reads them, trains and stores the model version (``jobs.runner.run_here``, as a worker runs it).
 """
 from __future__ import annotations
 
@@ -79,10 +79,7 @@ def job(users: int, movies: int, count: int) -> dict:
     from sqlalchemy import create_engine, text
 
     from nexus_pyramid import make_app
-    from nexus_pyramid.interfaces import IDBSessionFactory, find_service
-    from nexus_pyramid.jobs.runner import run_job
-    from nexus_pyramid.jobs.tasks import FUNCTIONS
-    from nexus_pyramid.models import Job
+    from nexus_pyramid.jobs.runner import run_here
     from tests.conftest import alembic_config, make_settings, recreate_postgres_database
     from alembic import command
 
@@ -107,21 +104,11 @@ def job(users: int, movies: int, count: int) -> dict:
         stored = conn.execute(text("SELECT COUNT(*) FROM user_movie_interactions")).scalar_one()
     engine.dispose()
     app = make_app(make_settings(url, "", **{"db.statement_timeout": "0"}), environ={})
-    session = find_service(app.registry, IDBSessionFactory)()
-    job = Job(kind="train_recommender", state="queued", progress=0.0, params={})
-    session.add(job)
-    session.commit()
-    job_id = job.id
-    session.close()
     started = time.perf_counter()
-    state = run_job(app.registry, job_id, FUNCTIONS)
+    done = run_here(app.registry, "train_recommender")
     elapsed = time.perf_counter() - started
-    session = find_service(app.registry, IDBSessionFactory)()
-    done = session.get(Job, job_id)
-    result = {"interactions": stored, "state": state, "job_s": round(elapsed, 2), "peak_mib": round(peak_mib()),
-              "result": done.result, "error": done.error}
-    session.close()
-    return result
+    return {"interactions": stored, "state": done.state, "job_s": round(elapsed, 2), "peak_mib": round(peak_mib()),
+            "result": done.result, "error": done.error}
 
 
 def main(argv=None):

@@ -121,3 +121,27 @@ def mark_failed(factory, job_id, message: str) -> None:
         log.exception("job %s: its failure could not be recorded", job_id)
     finally:
         session.close()
+
+
+def run_here(registry, kind: str, params: dict | None = None, functions: dict | None = None) -> Job:
+    """Record a new job of ``kind`` and run it in this process now, as a worker would; the
+    finished row (state, result, error). For benches and one-off runs that bypass the queue."""
+    import uuid
+
+    from .tasks import FUNCTIONS
+
+    factory = find_service(registry, IDBSessionFactory)
+    session = factory()
+    try:
+        job = Job(id=uuid.uuid4(), kind=kind, state="queued", progress=0.0, params=params or {})
+        session.add(job)
+        session.commit()
+        job_id = job.id
+    finally:
+        session.close()
+    run_job(registry, job_id, functions or FUNCTIONS)
+    session = factory()
+    try:
+        return session.get(Job, job_id)
+    finally:
+        session.close()

@@ -177,3 +177,14 @@ def test_the_fast_read_gives_the_same_matrix_as_the_row_by_row_one(api, user, db
     assert rows(fast) == rows(plain) and len(rows(fast)) == 4
     assert sorted(fast.toarray().max(axis=0).tolist()) == [1.0, 1.0, 1.0]
     assert sorted(set(fast.data.tolist())) == pytest.approx([recommender_model.TRAIN_WEIGHTS["watched"], 1.0])
+
+
+@pytest.mark.usefixtures("committed")
+def test_run_here_records_and_runs_a_job_as_a_worker_would(api, app):
+    from nexus_pyramid.jobs.runner import run_here
+
+    fans(api)
+    done = run_here(app.registry, "train_recommender")
+    assert done.state == "done" and done.result["model_version"] == 1 and done.duration is not None
+    failed = run_here(app.registry, "train_recommender", {"l2": -1e9})
+    assert failed.state == "failed" and failed.error and failed.result is None
