@@ -409,6 +409,8 @@ SETTINGS: tuple[Setting, ...] = (
             "share of recommendation pages whose first 10 picks are recorded for online evaluation"),
     Setting("online_eval.window", Integer(60, 365 * 24 * 3600, unit="seconds"), 7 * 24 * 3600,
             "a like or watch within this long of a served pick counts as its hit"),
+    Setting("online_eval.retention", Integer(3600, 10 * 365 * 24 * 3600, unit="seconds"), 90 * 24 * 3600,
+            "served picks older than this (and than the window) are deleted by each training"),
     Setting("imports.max_size", Integer(1024, 64 * 1024 * 1024, unit="bytes"), 5 * 1024 * 1024,
             "largest import file (CSV) accepted"),
 )

@@ -5,6 +5,7 @@ import time
 
 from .. import recommender_model
 from ..interfaces import IRecommenderModels, find_service
+from ..services.online_eval import OnlineEvaluation
 
 
 def train_recommender(ctx) -> None:
@@ -25,8 +26,12 @@ def train_recommender(ctx) -> None:
     with ctx.transaction() as session:
         version = recommender_model.store(session, item_ids, indptr, indices, data, stats,
                                           {**params, "weights": recommender_model.TRAIN_WEIGHTS}, job_id=ctx.job_id)
+        # Each (periodic) training also keeps the online evaluation's table bounded.
+        pruned = OnlineEvaluation(session, window=settings["online_eval.window"]).prune(
+            settings["online_eval.retention"])
         ctx.finish(session, {"model_version": version, **stats, "read_seconds": round(read, 3),
-                             "train_seconds": round(fitted, 3), "seconds": round(time.perf_counter() - started, 3)})
+                             "train_seconds": round(fitted, 3), "seconds": round(time.perf_counter() - started, 3),
+                             "served_picks_pruned": pruned})
     holder = find_service(ctx.registry, IRecommenderModels, None)
     if holder is not None:
         holder.forget()  # this process serves the new version at its next request

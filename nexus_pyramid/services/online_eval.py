@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from sqlalchemy import and_, distinct, func, select
+from sqlalchemy import and_, delete, distinct, func, select
 
 from ..models import Movie, RecommenderModel, ServedRecommendation, UserMovieInteraction
 from ..models.meta import utcnow
@@ -47,6 +47,13 @@ class OnlineEvaluation:
         self.db.add_all(rows)
         self.db.flush()
         return len(rows)
+
+    def prune(self, retention: int) -> int:
+        """Delete picks served longer ago than ``retention`` seconds (never within the window,
+        where a later like could still count): the table stays bounded. Returns how many."""
+        horizon = utcnow() - max(timedelta(seconds=retention), self.window)
+        return self.db.execute(delete(ServedRecommendation).where(ServedRecommendation.served_at < horizon)
+                               .execution_options(synchronize_session=False)).rowcount
 
     def report(self) -> list[dict]:
         """Per model version (newest first): users, picks, hits, hit_rate_at_10, pick_hit_rate, coverage."""

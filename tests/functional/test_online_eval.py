@@ -74,3 +74,25 @@ def test_sampling(dbsession):
     who = SimpleNamespace(id=None)
     assert OnlineEvaluation(dbsession, sample_rate=0.0).record(who, picks, 1) == 0
     assert OnlineEvaluation(dbsession, sample_rate=0.5, rng=lambda: 0.7).record(who, picks, 1) == 0
+
+
+def test_each_training_prunes_picks_older_than_the_retention(api, user, dbsession):  # noqa: F811
+    fans(api)
+    headers = admin(api)
+    like(api, user, MATRIX)
+    recommend(api, user)  # 10 picks recorded now
+    dbsession.rollback()
+    recorded = dbsession.execute(select(ServedRecommendation.id).order_by(ServedRecommendation.id)).scalars().all()
+    assert len(recorded) == 10
+    # Four of them were served 100 days ago (past the default 90-day retention), two 8 days ago
+    # (past the 7-day window but within the retention): only the four go.
+    dbsession.execute(update(ServedRecommendation).where(ServedRecommendation.id.in_(recorded[:4]))
+                      .values(served_at=utcnow() - timedelta(days=100)))
+    dbsession.execute(update(ServedRecommendation).where(ServedRecommendation.id.in_(recorded[4:6]))
+                      .values(served_at=utcnow() - timedelta(days=8)))
+    dbsession.commit()
+    job = train(api, headers)
+    assert job["state"] == "done" and job["result"]["served_picks_pruned"] == 4
+    dbsession.rollback()
+    left = dbsession.execute(select(ServedRecommendation.id).order_by(ServedRecommendation.id)).scalars().all()
+    assert left == recorded[4:]
