@@ -153,7 +153,10 @@ class LibraryService:
         return Page(list(rows), page, per_page, total)
 
     def add_interaction(self, user, tmdb_id: int, kind: str) -> tuple[UserMovieInteraction, bool]:
-        """Record an interaction. Returns (interaction, created); never a duplicate row."""
+        """Record an interaction. Returns (interaction, created); never a duplicate row.
+
+        A blocked title is not found here either (as its details are): nobody adds to it."""
+        self.movies.check_not_blocked(tmdb_id)
         movie = self.movies.ensure_movie(tmdb_id)
         lock_user(self.db, user)  # a deletion of the user in flight finishes first (then 401)
         insert = pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -127,3 +127,20 @@ def test_blocking_changes_the_etag_of_cached_pages(api, admin):
     back = app.get("/api/movies/trending", {"window": "week"}, headers={"If-None-Match": again.headers["ETag"]},
                    status=200)
     assert victim in ids(back)
+
+
+def test_a_blocked_title_cannot_be_liked_and_an_earlier_like_can_be_undone(api, admin):
+    app = api.app
+    ann = api.user(email="ann@example.com")
+    headers = api.auth(ann["token"])
+    earlier = app.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "liked"},
+                            headers=headers, status=201).json["data"]
+    block(app, admin, MATRIX)
+    for kind in ("liked", "watched", "bookmarked", "not_interested"):
+        assert_error(app.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": kind},
+                                   headers=headers, status=404), 404, "MOVIE_NOT_FOUND")
+    # What the user did before the block stays theirs, and they may still remove it.
+    app.delete(f"/api/user/interactions/{earlier['id']}", headers=headers, status=200)
+    app.delete(f"/api/admin/blocked-movies/{MATRIX}", headers=api.auth(admin["token"]))
+    app.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "liked"},
+                  headers=headers, status=201)
