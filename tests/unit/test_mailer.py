@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import transaction
 
 from nexus_pyramid.mail import Mailer, OutboxDelivery, SMTPDelivery
@@ -21,45 +22,47 @@ def reset_message(mailer):
                           minutes=30, link=mailer.link("/reset-password", token="abc"))
 
 
-def test_sent_after_commit_as_text_and_html(tmp_path):
+@pytest.fixture
+def server():
     server = SMTPServer().start()
-    try:
-        mailer = make_mailer(tmp_path, server.port)
-        tm = transaction.TransactionManager(explicit=True)
-        tm.begin()
-        mailer.send_after_commit(tm, reset_message(mailer))
-        assert mailer.wait_idle()
-        assert server.inbox.messages == []  # not before the commit
-        tm.commit()
-        [message] = server.inbox.wait_for(1)
-        assert message["To"] == "ann@example.com"
-        assert message["Subject"] == "Reset your password"
-        assert link_in(message) == "http://app.test/reset-password?token=abc"
-        assert "Ann <b>" in text_part(message)
-        html = html_part(message)
-        assert "Ann &lt;b&gt;" in html  # the HTML part escapes what it is given
-        assert 'href="http://app.test/reset-password?token=abc"' in html
-    finally:
-        server.stop()
+    yield server
+    server.stop()
 
 
-def test_an_aborted_transaction_sends_nothing(tmp_path):
-    server = SMTPServer().start()
-    try:
-        mailer = make_mailer(tmp_path, server.port)
-        tm = transaction.TransactionManager(explicit=True)
-        tm.begin()
-        mailer.send_after_commit(tm, reset_message(mailer))
-        tm.abort()
-        tm.begin()
-        mailer.send_after_commit(tm, mailer.message("verify_email", "bob@example.com", "Confirm", name="Bob",
-                                                    email="bob@example.com", hours=48, link="http://app.test/v"))
-        tm.commit()
-        messages = server.inbox.wait_for(1)
-        assert mailer.wait_idle()
-        assert [m["To"] for m in messages] == ["bob@example.com"]
-    finally:
-        server.stop()
+@pytest.fixture
+def tm():
+    manager = transaction.TransactionManager(explicit=True)
+    manager.begin()
+    return manager
+
+
+def test_sent_after_commit_as_text_and_html(tmp_path, server, tm):
+    mailer = make_mailer(tmp_path, server.port)
+    mailer.send_after_commit(tm, reset_message(mailer))
+    assert mailer.wait_idle()
+    assert server.inbox.messages == []  # not before the commit
+    tm.commit()
+    [message] = server.inbox.wait_for(1)
+    assert message["To"] == "ann@example.com"
+    assert message["Subject"] == "Reset your password"
+    assert link_in(message) == "http://app.test/reset-password?token=abc"
+    assert "Ann <b>" in text_part(message)
+    html = html_part(message)
+    assert "Ann &lt;b&gt;" in html  # the HTML part escapes what it is given
+    assert 'href="http://app.test/reset-password?token=abc"' in html
+
+
+def test_an_aborted_transaction_sends_nothing(tmp_path, server, tm):
+    mailer = make_mailer(tmp_path, server.port)
+    mailer.send_after_commit(tm, reset_message(mailer))
+    tm.abort()
+    tm.begin()
+    mailer.send_after_commit(tm, mailer.message("verify_email", "bob@example.com", "Confirm", name="Bob",
+                                                email="bob@example.com", hours=48, link="http://app.test/v"))
+    tm.commit()
+    messages = server.inbox.wait_for(1)
+    assert mailer.wait_idle()
+    assert [m["To"] for m in messages] == ["bob@example.com"]
 
 
 def test_a_server_that_comes_back_gets_the_message(tmp_path):
