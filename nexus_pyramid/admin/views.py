@@ -19,7 +19,9 @@ from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredent
                       ServiceUnavailable, UpstreamUnavailable)
 from ..interfaces import (IBlockedMovies, IJobService, ILibraryService, IMovieService, IMovieSource, ITokenService,
                           IUserService)
-from ..models import ROLE_NAMES
+from ..jobs.tasks import ADMIN_KINDS
+from ..models import JOB_KINDS, ROLE_NAMES
+from ..models.meta import utcnow
 from ..presenters import blocked as present_blocked, jobs as present_jobs
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
 from .. import metrics
@@ -133,8 +135,6 @@ def _model_age(model: dict | None) -> dict | None:
     """The serving recommendation model with its age (None before the first training)."""
     if model is None:
         return None
-    from ..models.meta import utcnow
-
     age = (utcnow() - model["trained_at"]).total_seconds()
     return {**model, "age": _duration(age)}
 
@@ -359,9 +359,6 @@ def _inspector(request):
 @view_config(route_name="console_jobs", renderer="jobs.jinja2", permission=ADMIN_READ, request_method="GET")
 def jobs_page(request):
     """Runs of the background jobs, newest first; the page refreshes itself while one is under way."""
-    from ..jobs.tasks import ADMIN_KINDS
-    from ..models import JOB_KINDS
-
     kind = request.GET.get("kind") or None
     if kind is not None and kind not in JOB_KINDS:
         kind = None
@@ -378,8 +375,6 @@ def jobs_page(request):
 
 @view_config(route_name="console_jobs_start", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
 def start_job(request):
-    from ..jobs.tasks import ADMIN_KINDS
-
     kind = request.POST.get("kind", "")
     back = Redirect(request.route_path("console_jobs"))
     if kind not in ADMIN_KINDS:  # said on the page, nothing queued
