@@ -79,11 +79,14 @@ def run_job(registry, job_id, functions: dict) -> str:
     factory = find_service(registry, IDBSessionFactory)
     session = factory()
     try:
-        job = session.get(Job, job_id)
-        if job is None or job.state != "queued":
-            return job.state if job is not None else "missing"  # run already, or its user was deleted
-        job.state, job.started_at, job.progress = "running", utcnow(), 0.0
+        # Claimed in one statement: two deliveries of one id (a requeue, a race) run it once.
+        claimed = session.execute(update(Job).where(Job.id == job_id, Job.state == "queued")
+                                  .values(state="running", started_at=utcnow(), progress=0.0)
+                                  .execution_options(synchronize_session=False)).rowcount
         session.commit()
+        job = session.get(Job, job_id)
+        if not claimed:
+            return job.state if job is not None else "missing"  # run already, or its user was deleted
         ctx = JobContext(registry, job, factory)
     finally:
         session.close()
@@ -100,11 +103,30 @@ def run_job(registry, job_id, functions: dict) -> str:
         if isinstance(exc, JobFailed):
             message = str(exc)
             log.info("job %s (%s) failed: %s", job_id, ctx.kind, message)
-        else:
-            message = f"{type(exc).__name__}: {exc}"
+        else:  # its text may carry SQL or addresses: the log has it, the job's owner does not
+            message = f"The job failed unexpectedly ({type(exc).__name__}); the worker's log has the details."
             log.exception("job %s (%s) failed", job_id, ctx.kind)
         mark_failed(factory, job_id, message)
         return "failed"
+
+
+def fail_abandoned(factory, older_than: float) -> int:
+    """Jobs left ``running`` longer than ``older_than`` seconds (their worker died: killed, out
+    of memory, redeployed) are failed, so that nobody waits on them. Returns how many."""
+    from datetime import timedelta
+
+    session = factory()
+    try:
+        now = utcnow()
+        count = session.execute(
+            update(Job).where(Job.state == "running", Job.started_at < now - timedelta(seconds=older_than))
+            .values(state="failed", finished_at=now, payload=None,
+                    error="The worker stopped before the job ended; start it again.")
+            .execution_options(synchronize_session=False)).rowcount
+        session.commit()
+        return count
+    finally:
+        session.close()
 
 
 def mark_failed(factory, job_id, message: str) -> None:

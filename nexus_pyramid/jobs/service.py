@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from ..errors import NotFound, ValidationError
 from ..models import Job, RecommenderModel
 from ..services.users import Page
-from .tasks import ADMIN_KINDS, FUNCTIONS
+from .tasks import ADMIN_KINDS, FUNCTIONS, SINGLETON_KINDS
 
 
 class JobService:
@@ -44,6 +44,11 @@ class JobService:
         """Queue a job: it is handed to the queue when the current transaction commits."""
         if kind not in FUNCTIONS or (admin and kind not in ADMIN_KINDS):
             raise ValidationError.field("kind", f"Unknown job kind; one of: {', '.join(ADMIN_KINDS)}")
+        if kind in SINGLETON_KINDS:  # a second training would redo all the work, then collide
+            pending = self.db.execute(select(Job).where(Job.kind == kind, Job.state.in_(("queued", "running")))
+                                      .order_by(Job.created_at).limit(1)).scalar_one_or_none()
+            if pending is not None:
+                return pending
         job = Job(id=uuid.uuid4(), kind=kind, state="queued", progress=0.0, params=params or {},
                   user_id=user_id, payload=payload)
         self.db.add(job)

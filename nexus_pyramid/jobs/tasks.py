@@ -6,6 +6,7 @@ import time
 from .. import recommender_model
 from ..interfaces import IRecommenderModels, find_service
 from ..services.online_eval import OnlineEvaluation
+from .runner import JobFailed
 
 
 def train_recommender(ctx) -> None:
@@ -19,8 +20,12 @@ def train_recommender(ctx) -> None:
         X, item_ids = recommender_model.read_training_matrix(session)
     read = time.perf_counter() - started
     ctx.progress(0.1, force=True)
-    item_ids, indptr, indices, data, stats = recommender_model.fit_matrix(
-        X, item_ids, params["l2"], params["keep"], params["max_items"], progress=lambda f: ctx.progress(0.1 + 0.85 * f))
+    try:
+        item_ids, indptr, indices, data, stats = recommender_model.fit_matrix(
+            X, item_ids, params["l2"], params["keep"], params["max_items"],
+            progress=lambda f: ctx.progress(0.1 + 0.85 * f))
+    except ArithmeticError as exc:  # the parameters do not fit the data: said to whoever started it
+        raise JobFailed(f"Training failed: {exc}.") from exc
     del X
     fitted = time.perf_counter() - started - read
     with ctx.transaction() as session:
@@ -46,3 +51,5 @@ def run_import(ctx) -> None:
 FUNCTIONS = {"train_recommender": train_recommender, "import": run_import}
 # Kinds an admin may start by name (imports are started by their user, with a file).
 ADMIN_KINDS = ("train_recommender",)
+# Kinds of which one at a time is queued or running: starting another returns that one.
+SINGLETON_KINDS = ("train_recommender",)

@@ -67,6 +67,9 @@ def main(argv=None):
         print(f"job {job_id} queued")
         if not args.wait:
             return 0
+        # Bounded: a job runs at most jobs.timeout; one still queued or running a minute later
+        # has no worker (none started, or it died).
+        deadline = time.monotonic() + registry.settings["jobs.timeout"] + 60
         while True:
             job = job_state(registry, job_id)
             print(f"\r{job.state:8} {job.progress:6.1%}", end="", flush=True)
@@ -74,6 +77,10 @@ def main(argv=None):
                 print()
                 print(job.result if job.state == "done" else f"error: {job.error}")
                 return 0 if job.state == "done" else 1
+            if time.monotonic() > deadline:
+                print()
+                print(f"error: still {job.state} after {registry.settings['jobs.timeout'] + 60} s: is nexus-worker running?")
+                return 1
             time.sleep(0.5)
 
 

@@ -33,16 +33,31 @@ def schedule_training(registry, client) -> bool:
     interval = registry.settings["recommender.retrain_interval"]
     if not interval or not client.set(SCHEDULE_KEY, "1", nx=True, ex=int(interval)):
         return False
-    from ..interfaces import IJobService  # noqa: F401
     from .jobs_cli import start_job
 
     start_job(registry, "train_recommender")
     return True
 
 
+def fail_abandoned_jobs(registry) -> None:
+    """Fail the jobs whose worker died mid-run: RQ stops a job at ``jobs.timeout``, so one still
+    ``running`` a minute past that has no worker left."""
+    from ..interfaces import IDBSessionFactory, find_service
+    from ..jobs.runner import fail_abandoned
+
+    try:
+        count = fail_abandoned(find_service(registry, IDBSessionFactory), registry.settings["jobs.timeout"] + 60)
+    except Exception:  # noqa: BLE001 (the next round tries again)
+        log.warning("abandoned jobs not checked", exc_info=True)
+        return
+    if count:
+        log.warning("%d job(s) abandoned by a stopped worker marked failed", count)
+
+
 def _scheduler(registry, client, stop: threading.Event) -> None:
-    interval = registry.settings["recommender.retrain_interval"]
+    interval = registry.settings["recommender.retrain_interval"] or 600
     while not stop.wait(min(60.0, max(1.0, interval / 10.0))):
+        fail_abandoned_jobs(registry)
         try:
             schedule_training(registry, client)
         except Exception:  # noqa: BLE001 (the next round tries again)
@@ -67,8 +82,10 @@ def main(argv=None):
     client = redis_py.Redis.from_url(settings["nexus.redis_url"], socket_connect_timeout=5,
                                      health_check_interval=30)
     stop = threading.Event()
-    if settings["recommender.retrain_interval"] and not args.burst:
-        schedule_training(registry, client)
+    fail_abandoned_jobs(registry)
+    if not args.burst:
+        if settings["recommender.retrain_interval"]:
+            schedule_training(registry, client)
         threading.Thread(target=_scheduler, args=(registry, client, stop), daemon=True).start()
     worker = SimpleWorker([Queue(settings["jobs.queue_name"], connection=client)], connection=client)
     try:

@@ -188,3 +188,53 @@ def test_run_here_records_and_runs_a_job_as_a_worker_would(api, app):
     assert done.state == "done" and done.result["model_version"] == 1 and done.duration is not None
     failed = run_here(app.registry, "train_recommender", {"l2": -1e9})
     assert failed.state == "failed" and failed.error and failed.result is None
+
+
+@pytest.mark.usefixtures("committed")
+def test_a_job_runs_once_and_an_unexpected_error_tells_its_owner_nothing_internal(api, app, caplog):
+    from nexus_pyramid.interfaces import IDBSessionFactory, find_service
+    from nexus_pyramid.jobs.runner import run_here, run_job
+
+    calls = []
+
+    def boom(ctx):
+        calls.append(ctx.job_id)
+        raise RuntimeError("connection to db.internal:5432 failed: password=hunter2")
+
+    failed = run_here(app.registry, "train_recommender", functions={"train_recommender": boom})
+    assert failed.state == "failed" and calls == [failed.id]
+    assert failed.error == "The job failed unexpectedly (RuntimeError); the worker's log has the details."
+    assert any("db.internal" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    # Delivered again (a requeue): it is not queued any more, so it does not run twice.
+    assert run_job(app.registry, failed.id, {"train_recommender": boom}) == "failed" and len(calls) == 1
+    assert find_service(app.registry, IDBSessionFactory) is not None
+
+
+@pytest.mark.usefixtures("committed")
+def test_a_second_training_returns_the_one_pending_and_abandoned_runs_fail(api, app, engine):
+    import uuid
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from nexus_pyramid.interfaces import IDBSessionFactory, find_service
+    from nexus_pyramid.jobs.runner import fail_abandoned
+    from nexus_pyramid.models import Job
+    from nexus_pyramid.models.meta import utcnow
+
+    with Session(engine) as session, session.begin():
+        stuck = Job(id=uuid.uuid4(), kind="train_recommender", state="running", progress=0.4, params={},
+                    started_at=utcnow() - timedelta(hours=2))
+        session.add(stuck)
+        stuck_id = str(stuck.id)
+    headers = admin(api)
+    again = api.app.post_json("/api/admin/jobs", {"kind": "train_recommender"}, headers=headers,
+                              status=202).json["data"]
+    assert again["id"] == stuck_id and again["state"] == "running"  # not a second training
+
+    assert fail_abandoned(find_service(app.registry, IDBSessionFactory), older_than=3600) == 1
+    shown = api.app.get(f"/api/admin/jobs/{stuck_id}", headers=headers).json["data"]
+    assert shown["state"] == "failed" and "worker stopped" in shown["error"]
+    fresh = api.app.post_json("/api/admin/jobs", {"kind": "train_recommender"}, headers=headers,
+                              status=202).json["data"]
+    assert fresh["id"] != stuck_id
