@@ -50,7 +50,8 @@ def render(movies, result, variant: str, shape) -> Rendered:
     epoch = movies.render_epoch()
     names = movies.genre_names.get()
     memo = movies.source.rendered
-    key = (variant, result.key, result.source, result.created, epoch)
+    # The notes say what the asked-for language got (e.g. English only): part of the body.
+    key = (variant, result.key, result.source, result.created, result.notes, epoch)
     rendered = memo.get(key)
     if rendered is None or rendered.names is not names:
         data, meta = shape()

@@ -34,10 +34,6 @@ def normalize_language(tag: str) -> str:
     return "-".join(parts)
 
 
-def primary_language(tag: str) -> str:
-    return tag.split("-", 1)[0].lower()
-
-
 @dataclass(frozen=True)
 class DiscoverQuery:
     genre_ids: tuple[int, ...] = ()  # all must match

@@ -8,8 +8,8 @@ the version moved: a change reaches every process within that interval, cached p
 included, because the filter runs where the pages are built (services/movies.py, the user's
 recommendations in services/library.py), after every cache.
 
-``blocklist_version(request)`` is the one number that names the current list: a response
-rendered from a cached page is valid only for the version it was rendered with.
+The version names the current list: a response rendered from a cached page is valid only
+for the version it was rendered with (``MovieService.render_epoch``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..dependencies.postgres import guard_for, is_unavailable
 from ..errors import MovieNotFound, NotFound
-from ..interfaces import IBlocklist
 from ..models import AppMeta, BlockedMovie, Movie
 from ..movie_source import SourceNotFound, SourceUnavailable
 from .users import Page
@@ -112,19 +111,6 @@ class Blocklist:
             log.debug("blocklist: kept the last list read (%s)", type(exc).__name__)
         self._checked_at = self.clock()
         return self._state
-
-    def version(self, session) -> int:
-        return self.current(session)[0]
-
-    def ids(self, session) -> frozenset[int]:
-        return self.current(session)[1]
-
-
-def blocklist_version(request) -> int:
-    """The version of the blocked-titles list as this process sees it now (changes on every
-    block and unblock, seen by every process within ``blocklist.refresh_interval`` seconds).
-    A cached rendering of a movie page must be keyed by it."""
-    return request.find_service(IBlocklist).version(lambda: request.dbsession)
 
 
 class BlockedMovies:

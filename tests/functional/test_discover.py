@@ -183,6 +183,14 @@ def test_the_catalog_is_english_only_and_says_so(testapp):
     assert french.headers["X-Cache"] == "HIT"  # one cache entry for every language
     testapp.get("/api/movies/discover", {"language": "de-DE", "genre_ids": "18"})
     assert testapp.get("/api/movies/discover", {"genre_ids": "18"}).headers["X-Cache"] == "HIT"
+    # Hits of the one entry, rendered once per language asked: each keeps its own notes, and
+    # the two renderings have different ETags.
+    again = testapp.get("/api/movies/trending")
+    assert again.json["meta"] == {"source": "cache", "language": "en"}
+    french_again = testapp.get("/api/movies/trending", {"language": "fr-FR"})
+    assert french_again.json["meta"]["notes"] == ["The offline catalog is in English only."]
+    assert french_again.headers["ETag"] != again.headers["ETag"]
+    assert testapp.get("/api/movies/trending").json["meta"] == {"source": "cache", "language": "en"}
 
 
 # -- the user's recommendations in their language ----------------------------------------

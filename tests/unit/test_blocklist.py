@@ -92,13 +92,17 @@ def test_one_thread_reads_while_the_others_go_on_with_the_list_they_have():
     slow = FakeSession(version=2, ids=(550,), gate=gate)
     reader = threading.Thread(target=blocklist.current, args=(slow,))
     reader.start()
-    while slow.statements == 0:
+    for _ in range(500):  # bounded: the reader starts its read within 5 s
+        if slow.statements:
+            break
         threading.Event().wait(0.01)
+    assert slow.statements
     other = FakeSession(version=3)
     assert blocklist.current(other) == (1, frozenset({603}))  # not held up by the slow read
     assert other.statements == 0
     gate.set()
-    reader.join()
+    reader.join(5)
+    assert not reader.is_alive()
     assert blocklist.current(other) == (2, frozenset({550}))
 
 
