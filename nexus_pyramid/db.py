@@ -191,7 +191,10 @@ def includeme(config):
     settings["tm.annotate_user"] = "false"
     config.include("pyramid_tm")
     # A request whose first statement found its pooled connection dead runs once more
-    # (dependencies/postgres.py, RetryDeadConnection): nothing else is marked retryable.
+    # (dependencies/postgres.py, RetryDeadConnection). pyramid_tm also marks what zope.sqlalchemy
+    # calls retryable (a deadlock, a serialization failure, a concurrent modification): such a
+    # request runs once more too, and only a second conflict answers 409 (database_errors.py).
+    # Either way, side effects outside the database before the failure happen twice.
     settings.setdefault("retry.attempts", 2)
     settings.setdefault("retry.activate_hook", "nexus_pyramid.db.retry_attempts")
     config.include("pyramid_retry")

@@ -244,9 +244,10 @@ def job_exposition(request) -> bytes:
         finished = db.execute(
             select(Job.kind, Job.state, func.count(), func.max(Job.finished_at))
             .where(Job.state.in_(("done", "failed"))).group_by(Job.kind, Job.state)).all()
-        latest = db.execute(
-            select(Job.kind, Job.duration, Job.state).distinct(Job.kind)
-            .where(Job.finished_at.is_not(None)).order_by(Job.kind, Job.finished_at.desc())).all()
+        last = (select(Job.kind, func.max(Job.finished_at).label("at")).where(Job.finished_at.is_not(None))
+                .group_by(Job.kind).subquery())
+        latest = db.execute(select(Job.kind, Job.duration, Job.state)
+                            .join(last, (Job.kind == last.c.kind) & (Job.finished_at == last.c.at))).all()
         waiting = db.execute(select(Job.kind, Job.state, func.count())
                              .where(Job.state.in_(("queued", "running"))).group_by(Job.kind, Job.state)).all()
         trained = db.execute(select(func.max(RecommenderModel.trained_at))).scalar()
