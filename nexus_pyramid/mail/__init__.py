@@ -17,6 +17,7 @@ file into ``mail.outbox_dir`` and the path is logged.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import smtplib
@@ -93,7 +94,6 @@ class Mailer:
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
 
     @classmethod
     def from_settings(cls, settings: dict) -> "Mailer":
@@ -182,13 +182,17 @@ class Mailer:
     def _deliver(self, message: EmailMessage) -> None:
         msgid = message.get("Message-ID")
         delay = self.retry_backoff
-        for attempt in range(1, self.retry_attempts + 1):
+        attempt = 0
+        while attempt < self.retry_attempts:
+            attempt += 1
             try:
                 result = self.delivery.send(message)
             except (OSError, smtplib.SMTPException) as exc:
                 # The recipient and the body stay out of the log (personal data, links with tokens).
                 log.warning("mail: attempt %d/%d for %s failed: %s", attempt, self.retry_attempts, msgid,
                             type(exc).__name__)
+                if _permanent(exc):  # the server refused this message (5xx): asking again changes nothing
+                    break
                 if attempt < self.retry_attempts:
                     time.sleep(delay)
                     delay *= 2
@@ -196,7 +200,14 @@ class Mailer:
             log.info("mail: %s %s", msgid, self.delivery.describe(result))
             return
         path = self.undelivered.send(message)
-        log.error("mail: %s undelivered after %d attempts; kept in %s", msgid, self.retry_attempts, path)
+        log.error("mail: %s undelivered after %d attempt(s); kept in %s", msgid, attempt, path)
+
+
+def _permanent(exc: Exception) -> bool:
+    """A 5xx answer from the SMTP server: for the recipients, or for the message itself."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
 
 
 def _transfer_encoding(text: str) -> str:
@@ -208,4 +219,9 @@ def _transfer_encoding(text: str) -> str:
 
 
 def includeme(config):
-    provide(config, Mailer.from_settings(config.get_settings()), IMailer)
+    settings = config.get_settings()
+    mailer = Mailer.from_settings(settings)
+    # A process that exits (a worker restarted, a deploy) first hands over what it still holds,
+    # within a bound: a message waiting in the queue is not dropped with the sender thread.
+    atexit.register(mailer.wait_idle, settings["mail.timeout"] * 2)
+    provide(config, mailer, IMailer)

@@ -109,3 +109,17 @@ def test_outbox_writes_eml_files_and_logs_their_path(tmp_path, caplog):
 
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert link_in(message) == "http://app.test/reset-password?token=abc"
+
+
+def test_a_refused_recipient_is_not_asked_again_and_the_next_message_goes_out(tmp_path, server, caplog):
+    server.inbox.refused.add("ann@example.com")
+    mailer = make_mailer(tmp_path, server.port, attempts=5, backoff=5)
+    with caplog.at_level(logging.INFO, logger="nexus_pyramid.mail"):
+        mailer.enqueue(reset_message(mailer))  # a 5xx: given up at once, not after 5 s + 10 s + ...
+        mailer.enqueue(mailer.message("verify_email", "bob@example.com", "Confirm", name="Bob",
+                                      email="bob@example.com", hours=48, link="http://app.test/v"))
+        assert mailer.wait_idle(timeout=4)
+    assert server.inbox.rcpt_seen == 2 and [m["To"] for m in server.inbox.messages] == ["bob@example.com"]
+    [kept] = (tmp_path / "undelivered").glob("*.eml")
+    assert b"reset-password?token=abc" in kept.read_bytes()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
