@@ -16,7 +16,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
 from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, NotFound, RateLimited,
-                      ServiceUnavailable, UpstreamUnavailable)
+                      ServiceUnavailable, UpstreamUnavailable, ValidationError)
 from ..interfaces import (IBlockedMovies, IJobService, ILibraryService, IMovieService, IMovieSource, ITokenService,
                           IUserService)
 from ..jobs.tasks import ADMIN_KINDS
@@ -219,14 +219,11 @@ def change_role(request):
 @view_config(route_name="console_user_suspend", request_method="POST", permission=ADMIN_WRITE, require_csrf=True)
 def suspend_user(request):
     user = request.context.user
-    reason = request.POST.get("reason", "").strip()
     back = Redirect(request.route_path("console_user", user_id=user.id))
-    if not reason or len(reason) > 500:
-        request.session.flash("Give a reason for the suspension (at most 500 characters).", "error")
-        return back
     try:
-        request.find_service(IUserService).suspend(user, reason, actor=request.identity.user, channel="console")
-    except Conflict as exc:  # the last active admin
+        request.find_service(IUserService).suspend(user, request.POST.get("reason", ""),
+                                                   actor=request.identity.user, channel="console")
+    except (Conflict, ValidationError) as exc:  # the last active admin; no reason given
         request.session.flash(exc.message, "error")
         return back
     request.session.flash(f"{user.email} is suspended: they cannot sign in and their sessions ended.", "success")

@@ -61,6 +61,9 @@ def test_suspend_needs_admin_and_a_reason(api):
                  401, "AUTHENTICATION_REQUIRED")
     assert_error(_suspend(api, admin, ann["id"], "", status=400), 400, "VALIDATION_ERROR")
     assert_error(_suspend(api, admin, ann["id"], "x" * 501, status=400), 400, "VALIDATION_ERROR")
+    blank = assert_error(_suspend(api, admin, ann["id"], "   ", status=400), 400, "VALIDATION_ERROR")
+    assert "reason" in blank["details"]
+    assert api.app.get("/api/user/profile", headers=api.auth(ann["token"]), status=200)  # not suspended
     assert_error(_suspend(api, admin, "00000000-0000-0000-0000-000000000000", status=404), 404, "USER_NOT_FOUND")
 
 
