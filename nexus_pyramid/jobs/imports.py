@@ -24,15 +24,16 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import ValidationError
 from ..interfaces import IMovieSource, find_service
-from ..models import Movie, User, UserMovieInteraction
+from ..models import Movie, UserMovieInteraction
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.genres import TMDB_GENRES
+from ..services.library import bump_recs_version
 
 FORMATS = ("letterboxd", "imdb", "auto")
 MAX_ERRORS_SHOWN = 20
@@ -180,7 +181,6 @@ def match_local(dbsession, rows: list[dict]) -> dict:
                 select(Movie.tmdb_id, Movie.title, Movie.release_year, Movie.release_date)
                 .where(func.lower(Movie.title).in_(chunk))).all():
             found.setdefault((title_key(title), _year(year, released)), tmdb_id)
-    # Loose keys (articles, punctuation): the rows whose exact title was not there.
     return found
 
 
@@ -263,9 +263,7 @@ def run_import(ctx) -> None:
                 .on_conflict_do_nothing(index_elements=["user_id", "movie_id", "interaction_type"])
                 .returning(UserMovieInteraction.id)).all())
         if imported:  # the user's cached recommendations are stale now
-            session.execute(update(User).where(User.id == ctx.user_id)
-                            .values(recs_version=User.recs_version + 1, updated_at=User.updated_at)
-                            .execution_options(synchronize_session=False))
+            bump_recs_version(session, ctx.user_id)
         result = {"rows": total, "matched": len(matched), "imported": imported,
                   "unmatched": unmatched[:MAX_UNMATCHED_SHOWN], "unmatched_count": len(unmatched)}
         if source_down:

@@ -77,6 +77,15 @@ def _preferences_statement():
     return select(union).order_by(c.kind, c.sort_name, c.created_at, c.key, c.genre_id)
 
 
+
+def bump_recs_version(db, user_id) -> None:
+    """The user's cached recommendations are stale from this transaction's commit on (their
+    cache key carries ``recs_version``). ``updated_at`` is named so that its onupdate does not
+    fire: the profile did not change."""
+    db.execute(update(User).where(User.id == user_id)
+               .values(recs_version=User.recs_version + 1, updated_at=User.updated_at)
+               .execution_options(synchronize_session=False))
+
 class LibraryService:
     def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600,
                  fetch_concurrency: int = 4, fetch_budget: float = 4.0, models=None):
@@ -193,10 +202,7 @@ class LibraryService:
 
     def forget_recommendations(self, user) -> None:
         """Call in the same transaction as any change to the user's interactions or preferences."""
-        # updated_at is named so that its onupdate does not fire: the profile did not change.
-        self.db.execute(update(User).where(User.id == user.id)
-                        .values(recs_version=User.recs_version + 1, updated_at=User.updated_at)
-                        .execution_options(synchronize_session=False))
+        bump_recs_version(self.db, user.id)
         if user in self.db:
             self.db.expire(user, ["recs_version"])
 
@@ -205,8 +211,7 @@ class LibraryService:
         blocked titles, and ``{"version", "trained_at"}`` of the model that ranked them (None and
         None before the first)."""
         model = self.models.current(self.db) if self.models is not None else None
-        meta = {"version": model.version, "trained_at": model.trained_at} if model else \
-            {"version": None, "trained_at": None}
+        meta = model.meta if model else {"version": None, "trained_at": None}
         ranked = self._recommendations(user, model)
         return self.movies.without_blocked(ranked, lambda rec: rec["movie"]["tmdb_id"]), meta
 
