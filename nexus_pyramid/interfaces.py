@@ -22,6 +22,7 @@ Each feature package registers its own in its ``includeme``; code finds one by w
 | IRecommendationCache | the per-user recommendations cache region      | services/__init__.py           |
 | IMailer              | builds mail, sends it after commit              | mail/__init__.py               |
 | IBlocklist           | this process's copy of the blocked titles       | services/__init__.py           |
+| ICachedPages         | cached movie responses answered again (replays) | api/cached.py                  |
 | ITokenService        | tokens and console sessions (per request)      | services/__init__.py           |
 | IUserService         | accounts, profiles, roles (per request)        | services/__init__.py           |
 | IAccountService      | password reset, email verification (per request) | services/__init__.py         |
@@ -103,6 +104,10 @@ class IMailer(Interface):
 
 class IBlocklist(Interface):
     """services.blocklist.Blocklist: this process's copy of the blocked titles."""
+
+
+class ICachedPages(Interface):
+    """api.cached.CachedPages: cached movie responses answered again without the framework."""
 
 
 # -- per request ---------------------------------------------------------------------------

@@ -36,9 +36,11 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer, create_server
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
+from .api.cached import REPLAY_ENVIRON_KEY
+from .interfaces import ICachedPages
 from .request_limits import DEFAULT_MAX_BODY_SIZE, UPLOAD_PATHS, max_body_size, upload_limit
 
 
@@ -121,7 +123,8 @@ class LimitedRequestParser(HTTPRequestParser):
 def make_channel_class(body_limit: int, upload_limit: int | None = None):
     parser = type("LimitedRequestParser", (LimitedRequestParser,),
                   {"body_limit": body_limit, "upload_limit": upload_limit or body_limit})
-    return type("NexusChannel", (HTTPChannel,), {"parser_class": parser, "error_task_class": EnvelopeErrorTask})
+    return type("NexusChannel", (HTTPChannel,), {"parser_class": parser, "error_task_class": EnvelopeErrorTask,
+                                                 "task_class": ReplayTask})
 
 
 class _SignalWakeup(wasyncore.file_dispatcher):
@@ -137,27 +140,67 @@ class _SignalWakeup(wasyncore.file_dispatcher):
             pass
 
 
-class ProbeLane:
-    """Liveness probes (``GET /healthz``) answered by the event loop itself, never queued.
+class ReplayTask(WSGITask):
+    """Hands the app the replay the event loop found for this request (``InlineLane``)."""
 
-    When every thread is taken (requests waiting on a hung database, say, until their
-    timeouts end them), a probe queued behind them would say the process is not alive when it
-    is. A channel whose pending requests are all probes is served by the loop's own thread,
-    right after the read that completed them (never from inside the read: the channel's
-    lock is held there). ``/healthz`` touches no dependency, so this takes microseconds.
+    def get_environment(self):
+        environ = super().get_environment()
+        replay = getattr(self.request, "replay", None)
+        if replay is not None:
+            environ[REPLAY_ENVIRON_KEY] = replay
+        return environ
+
+
+class InlineLane:
+    """Requests the event loop answers itself, never queued behind busy threads.
+
+    - Liveness probes (``GET /healthz``): when every thread is taken (requests waiting on a
+      hung database, say, until their timeouts end them), a probe queued behind them would say
+      the process is not alive when it is. ``/healthz`` touches no dependency.
+    - Replays of cached movie responses (api/cached.py ``CachedPages``): the same page asked
+      again while its cache entry is unchanged. Finding one is a few look-ups that never wait;
+      answering it writes bytes already made. So the pages stay up, at the cost of a probe,
+      while the threads wait on TMDb or the database.
+
+    A channel whose pending requests are all of these is served by the loop's own thread,
+    right after the read that completed them (never from inside the read: the channel's lock
+    is held there), with each replay handed to the app (``ReplayTask``): found and answered
+    microseconds apart. Anything else goes to the thread pool, replays forgotten.
     """
 
-    PATH = "/healthz"
+    PROBE = "/healthz"
 
-    def __init__(self):
+    def __init__(self, pages=None):
+        self.pages = pages  # api.cached.CachedPages, None: probes only
         self.pending: list = []
+
+    def answer_now(self, request):
+        """True for a probe, the replay for a page answered again, None for the thread pool."""
+        if request.error or request.command != "GET":
+            return None
+        # The path as the WSGI environ will have it (waitress's WSGITask.get_environment).
+        path = "/" + request.path.lstrip("/") if request.path.startswith("/") else request.path
+        if path == self.PROBE:
+            return True
+        if self.pages is None:
+            return None
+        headers = request.headers
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": request.query,
+                   "CONTENT_LENGTH": headers.get("CONTENT_LENGTH", "")}
+        environ.update(("HTTP_" + name, value) for name, value in headers.items()
+                       if name not in ("CONTENT_LENGTH", "CONTENT_TYPE"))
+        return self.pages.find_for(environ)
 
     def route(self, listener) -> None:
         dispatch = listener.add_task
 
         def add_task(channel):
             requests = list(channel.requests)
-            if requests and all(r.command == "GET" and r.path == self.PATH and not r.error for r in requests):
+            answers = [self.answer_now(r) for r in requests]
+            if requests and all(answer is not None for answer in answers):
+                for request, answer in zip(requests, answers):
+                    if answer is not True:
+                        request.replay = answer
                 self.pending.append(channel)
             else:
                 dispatch(channel)
@@ -203,16 +246,17 @@ class WaitressWorker(Worker):
         )
         channel_class = make_channel_class(body_limit, uploads)
         self.servers = [d for d in self.socket_map.values() if isinstance(d, BaseWSGIServer)]
-        self.probes = ProbeLane()
+        self.inline = InlineLane(self.wsgi.registry.queryUtility(ICachedPages)
+                                 if hasattr(self.wsgi, "registry") else None)
         for listener in self.servers:
             listener.channel_class = channel_class
-            self.probes.route(listener)
+            self.inline.route(listener)
         _SignalWakeup(self.PIPE[0], map=self.socket_map)
         try:
             while self.alive:
                 self.notify()
                 wasyncore.loop(timeout=1.0, map=self.socket_map, use_poll=True, count=1)
-                self.probes.serve()
+                self.inline.serve()
                 if self.nr >= self.max_requests:
                     self.log.info("Autorestarting worker after current request.")
                     self.alive = False
@@ -256,4 +300,4 @@ class WaitressWorker(Worker):
                 break
             self.notify()
             wasyncore.loop(timeout=0.2, map=self.socket_map, use_poll=True, count=1)
-            self.probes.serve()
+            self.inline.serve()

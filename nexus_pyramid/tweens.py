@@ -1,5 +1,6 @@
-"""The outermost tween: request ids, access log, a last-resort error envelope, and the
-headers every response carries (security headers, Cache-Control for private data, CORS)."""
+"""The outermost tween: request ids, access log, a last-resort error envelope, the headers
+every response carries (security headers, Cache-Control for private data, CORS), and the
+replays of cached movie responses (api/cached.py), answered here before anything else runs."""
 from __future__ import annotations
 
 import logging
@@ -9,9 +10,11 @@ import uuid
 
 from . import metrics
 from .logs import request_fields
+from .api.cached import REPLAY_ENVIRON_KEY
 from .api.errors import render_error
 from .cors import Cors, is_api, is_preflight
 from .dependencies.postgres import is_unavailable as is_database_unavailable
+from .interfaces import ICachedPages
 
 access_log = logging.getLogger("nexus.access")
 error_log = logging.getLogger("nexus.errors")
@@ -21,13 +24,19 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 def request_id_tween_factory(handler, registry):
     cors = Cors(registry)
+    pages = registry.queryUtility(ICachedPages)  # cached movie responses answered again (api/cached.py)
 
     def tween(request):
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         started = time.perf_counter()
         try:
-            if is_api(request) and is_preflight(request):
+            # Found by the production server on its event loop, or looked up now.
+            replay = request.environ.get(REPLAY_ENVIRON_KEY) or (pages.find_for(request.environ) if pages else None)
+            if replay is not None:
+                # The same bytes and headers as the full path would give; nothing below runs.
+                response = pages.answer(request, replay)
+            elif is_api(request) and is_preflight(request):
                 # Answered here: no authentication, no transaction, no database.
                 response = cors.preflight(request)
             else:

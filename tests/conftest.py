@@ -22,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from nexus_pyramid.interfaces import (IBlocklist, IDatabaseEngine, IDBSessionFactory, IGenreNames, IMovieSource,
+from nexus_pyramid.interfaces import (IBlocklist, ICachedPages, IDatabaseEngine, IDBSessionFactory, IGenreNames, IMovieSource,
                                       IRecommendationCache, IRedis, IThrottles, find_service)
 from nexus_pyramid.models import Base
 
@@ -168,9 +168,15 @@ def fresh_services(app) -> None:
         redis.breaker.reset()
         redis.outage.success()
     swap_service(app, Throttles.from_settings(settings, redis), IThrottles)
-    swap_service(app, GenreNames(source), IGenreNames)
+    names = GenreNames(source)
+    swap_service(app, names, IGenreNames)
     # The version a test's rolled-back blocks left behind may come back with other ids.
-    swap_service(app, Blocklist(settings["blocklist.refresh_interval"]), IBlocklist)
+    blocklist = Blocklist(settings["blocklist.refresh_interval"])
+    swap_service(app, blocklist, IBlocklist)
+    # The replays (api/cached.py) check the services the app uses now, and remember nothing yet.
+    pages = app.registry.queryUtility(ICachedPages)
+    pages.clear()
+    pages.blocklist, pages.genre_names = blocklist, names
     region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
     swap_service(app, region, IRecommendationCache)
     # The process's model: none known yet (each test's database starts without one).

@@ -3,6 +3,7 @@
 
 def includeme(config):
     config.include(".errors")
+    config.include(".cached")
     config.include(".openapi")
     config.include(".docs")
     config.scan(".auth")

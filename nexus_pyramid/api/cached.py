@@ -1,4 +1,5 @@
-"""Cached movie responses rendered to their final bytes once per cache generation.
+"""Cached movie responses rendered to their final bytes once per cache generation, and
+served again without the framework while that generation lasts.
 
 A movie route asks the cached source for a ``Result`` (a hit costs a dictionary look-up),
 then calls ``cached_response`` with a function that shapes it. The bytes of the success
@@ -9,17 +10,31 @@ are shaped and encoded only when that key is new. Every such response carries a 
 ``ETag`` and ``Cache-Control`` with the freshness the entry has left, and a request whose
 ``If-None-Match`` names the ETag is answered ``304 Not Modified`` with no body.
 
-Any cached route gets this by calling ``cached_response``: nothing here knows the routes.
+**Replays.** A cache hit answered to an anonymous ``GET`` is also remembered by its path and
+query string (``CachedPages``). The same request again is answered from there by the
+outermost tween (tweens.py), before routing, validation, security and the transaction: the
+same bytes and headers, while the first-level cache entry it came from is still the same
+object, the blocked titles' version is the one it was rendered with and was checked within
+its interval, and the genre names are the same. Each of those checks is a look-up that
+never waits, so the production server may answer a replay on its event loop, as it does
+``/healthz`` (server.py). Anything else (a stale copy, a miss, a token, a body, a check due)
+takes the full path, which remembers the request again. Nothing here knows the routes.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
 from pyramid.response import Response
 
-from ..movie_source.cache import X_CACHE
+from ..interfaces import ICachedPages
+from ..movie_source.cache import CACHE, RENDERED_ENTRIES, X_CACHE, BoundedDict, Result
 from .envelope import encode, success
+
+REPLAY_ENTRIES = RENDERED_ENTRIES  # (path, query string) pairs remembered per process; each holds its value
+# Where the production server leaves the replay it found, for the tween (server.py).
+REPLAY_ENVIRON_KEY = "nexus.replay"
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,17 @@ class Rendered:
     body: bytes
     etag: str
     names: object  # the genre names the body was shaped with (re-rendered when they change)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A response that can be answered again, and what it is good for as long as it is unchanged."""
+    rendered: Rendered
+    result: Result  # its cache entry's facts (created, TTL, kind), without the value
+    first_level: tuple  # the first-level entry the body came from (compared with ``is``)
+    epoch: int  # the blocked titles' version it was rendered with
+    vary: str | None
+    route: object  # the matched route, for the access log and the metrics
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -45,8 +71,9 @@ def etag_matches(header: str | None, etag: str) -> bool:
     return False
 
 
-def render(movies, result, variant: str, shape) -> Rendered:
-    """The rendered bytes of ``result`` (shaped by ``shape()`` -> (data, meta)) from the memo, or made now."""
+def render(movies, result, variant: str, shape) -> tuple[Rendered, int]:
+    """The rendered bytes of ``result`` (shaped by ``shape()`` -> (data, meta)) from the memo, or
+    made now; and the render epoch they belong to."""
     epoch = movies.render_epoch()
     names = movies.genre_names.get()
     memo = movies.source.rendered
@@ -59,23 +86,92 @@ def render(movies, result, variant: str, shape) -> Rendered:
         digest = hashlib.blake2b(body, digest_size=16).hexdigest()
         rendered = Rendered(body, f'"{epoch}-{digest}"', names)
         memo[key] = rendered
-    return rendered
+    return rendered, epoch
 
 
-def cached_response(request, movies, result, variant: str, shape, private: bool = False) -> Response:
-    """The response for a cached movie ``result``: 200 with the rendered bytes, or 304.
-
-    ``private``: the body depends on who asks (a signed-in adult's search), so only the
-    caller's own cache may keep it.
-    """
-    rendered = render(movies, result, variant, shape)
-    cache_control = f"{'private' if private else 'public'}, max-age={result.max_age()}"
+def respond(request, rendered: Rendered, result: Result, private: bool = False, vary: str | None = None) -> Response:
+    """200 with the rendered bytes, or 304 when ``If-None-Match`` names them."""
     if etag_matches(request.headers.get("If-None-Match"), rendered.etag):
         response = Response(status=304, content_type=None)
     else:
         response = Response(body=rendered.body, content_type="application/json", charset=None)
     headers = response.headers
     headers["ETag"] = rendered.etag
-    headers["Cache-Control"] = cache_control
+    headers["Cache-Control"] = f"{'private' if private else 'public'}, max-age={result.max_age()}"
     headers["X-Cache"] = X_CACHE[result.source]
+    if vary:
+        headers["Vary"] = vary
     return response
+
+
+def cached_response(request, movies, result, variant: str, shape, private: bool = False,
+                    vary: str | None = None) -> Response:
+    """The response for a cached movie ``result``: 200 with the rendered bytes, or 304.
+
+    ``private``: the body depends on who asks (a signed-in adult's search), so only the
+    caller's own cache may keep it. ``vary``: the request headers, besides the URL, it depends on.
+    """
+    rendered, epoch = render(movies, result, variant, shape)
+    if not private and result.source == CACHE:
+        first_level = movies.source.first_level(result.key)
+        if first_level is not None and first_level[0] is result.value:
+            pages = request.find_service(ICachedPages)
+            facts = dataclasses.replace(result, value=None)  # the first level's tuple holds the value
+            pages.remember(request, Replay(rendered, facts, first_level, epoch, vary, request.matched_route))
+    return respond(request, rendered, result, private, vary)
+
+
+class CachedPages:
+    """This process's replays, by (path, query string): see the module's docstring."""
+
+    def __init__(self, source, blocklist, genre_names, max_entries: int = REPLAY_ENTRIES):
+        self.source = source  # movie_source.cache.CachedMovieSource
+        self.blocklist = blocklist  # services.blocklist.Blocklist
+        self.genre_names = genre_names  # services.movies.GenreNames
+        self._replays = BoundedDict(max_entries)
+
+    @staticmethod
+    def eligible(environ: dict) -> bool:
+        """An anonymous GET without a body (whatever its answer would be)."""
+        return (environ["REQUEST_METHOD"] == "GET" and "HTTP_AUTHORIZATION" not in environ
+                and environ.get("CONTENT_LENGTH", "") in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ)
+
+    def clear(self) -> None:
+        self._replays.clear()
+
+    def remember(self, request, replay: Replay) -> None:
+        environ = request.environ
+        if self.eligible(environ):
+            self._replays[(environ["PATH_INFO"], environ.get("QUERY_STRING", ""))] = replay
+
+    def find(self, method: str, path: str, query: str, anonymous: bool = True) -> Replay | None:
+        """The replay for this request if it is still good, else None. Never waits (no I/O, no lock held long)."""
+        if method != "GET" or not anonymous:
+            return None
+        replay = self._replays.get((path, query))
+        if replay is None:
+            return None
+        if (self.source.first_level(replay.result.key) is not replay.first_level
+                or self.blocklist.peek() != replay.epoch or self.genre_names.peek() is not replay.rendered.names):
+            return None
+        return replay
+
+    def find_for(self, environ: dict) -> Replay | None:
+        if not self.eligible(environ):
+            return None
+        return self.find("GET", environ["PATH_INFO"], environ.get("QUERY_STRING", ""))
+
+    def answer(self, request, replay: Replay) -> Response:
+        """The replay's response to ``request``, counted as the cache hit it is."""
+        self.source.count_hit(replay.result.kind)
+        request.matched_route = replay.route
+        return respond(request, replay.rendered, replay.result, vary=replay.vary)
+
+
+def includeme(config):
+    from ..interfaces import IBlocklist, IGenreNames, IMovieSource, provide
+
+    registry = config.registry
+    provide(config, CachedPages(registry.getUtility(IMovieSource), registry.getUtility(IBlocklist),
+                                registry.getUtility(IGenreNames)), ICachedPages)
+

@@ -58,11 +58,9 @@ def search_view(request):
     movies = request.find_service(IMovieService)
     language = query.get("language")
     result = movies.search_result(query["query"], query["page"], query.get("year"), allow_adult, language)
-    response = cached_response(request, movies, result, f"page:adult={int(allow_adult)}",
-                               lambda: movies.page_body(result, allow_adult=allow_adult, language=language),
-                               private="Authorization" in request.headers)
-    response.headers["Vary"] = "Authorization"
-    return response
+    return cached_response(request, movies, result, f"page:adult={int(allow_adult)}",
+                           lambda: movies.page_body(result, allow_adult=allow_adult, language=language),
+                           private="Authorization" in request.headers, vary="Authorization")
 
 
 @genres.get(schema=schemas.request_schema(querystring=schemas.LanguageQuery), returns=movies.GenreList,

@@ -60,6 +60,7 @@ class Result:
     ttl: float = 0.0  # its freshness, seconds from ``created``
     language: str = ""  # the language the value is in (its key's)
     notes: tuple = ()  # what the client should know about that language (e.g. English only)
+    kind: str = ""  # its TTL kind (``cache.ttl.<kind>``), under which its hits are counted
 
     def max_age(self, now: float | None = None) -> int:
         """Seconds of freshness left (0 for a stale copy): what ``Cache-Control: max-age`` says."""
@@ -436,7 +437,7 @@ class CachedMovieSource:
         ttl = self.ttls[kind]
 
         def result(value, source, created):
-            return Result(value, source, key, created, ttl, language, notes)
+            return Result(value, source, key, created, ttl, language, notes, kind)
 
         if self.local is not None:
             hit = self.local.get(key)
@@ -500,6 +501,20 @@ class CachedMovieSource:
             self.local.set(key, (value, created))
         self._count(kind, "hits")
         return result(value, CACHE, created)
+
+    def first_level(self, key: str):
+        """The first level's entry under ``key`` (a ``(value, created)`` tuple), or None; never waits.
+
+        The same tuple object for as long as that generation stays there: a caller holding
+        something derived from it checks it with ``is``."""
+        if self.local is None:
+            return None
+        hit = self.local.get(key)
+        return None if hit is NO_VALUE else hit
+
+    def count_hit(self, kind: str) -> None:
+        """A hit served from something derived from a first-level entry (api/cached.py's replays)."""
+        self._count(kind, "hits")
 
     # -- the lookups -------------------------------------------------------------
     def trending(self, window: str, page: int, language: str | None = None) -> Result:

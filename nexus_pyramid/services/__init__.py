@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..interfaces import (IAccountService, IBlockedMovies, IBlocklist, IDBSessionFactory, IGenreNames, IMailer,
                           ILibraryService, IMovieService, IMovieSource, IPasswords, IRecommendationCache,
-                          IRecommenderModels, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService)
+                          IRecommenderModels, IRedis, IThrottles, ITokenCodec, ITokenService, IUserService, provide)
 from ..movie_source.cache import CacheStats, make_cache_region
 from .accounts import AccountService
 from .blocklist import BlockedMovies, Blocklist
@@ -72,10 +72,10 @@ def includeme(config):
     config.register_service(Passwords.from_settings(settings), IPasswords)
     config.register_service(make_codec(settings), ITokenCodec)
     config.register_service(Throttles.from_settings(settings, redis), IThrottles)
-    config.register_service(GenreNames(config.registry.getUtility(IMovieSource)), IGenreNames)
+    provide(config, GenreNames(config.registry.getUtility(IMovieSource)), IGenreNames)
     recs_region, _ = make_cache_region(settings, CacheStats(), prefix="nexus:recs:", redis=redis)
     config.register_service(recs_region, IRecommendationCache)
-    config.register_service(Blocklist(settings["blocklist.refresh_interval"]), IBlocklist)
+    provide(config, Blocklist(settings["blocklist.refresh_interval"]), IBlocklist)
 
     config.register_service_factory(token_service, ITokenService)
     config.register_service_factory(user_service, IUserService)

@@ -73,6 +73,12 @@ class Blocklist:
         checked = self._checked_at
         return checked is not None and self.clock() - checked < self.refresh_interval
 
+    def peek(self) -> int | None:
+        """The version, if it was checked within the interval; None when ``current`` would read."""
+        if self.refresh_interval <= 0 or not self._fresh():
+            return None
+        return self._state[0]  # read after the check: _read replaces the state before its time
+
     def current(self, session) -> tuple[int, frozenset[int]]:
         """(version, blocked ids). ``session``: a SQLAlchemy session, or a callable returning one.
 

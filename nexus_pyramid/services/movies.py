@@ -36,6 +36,11 @@ class GenreNames:
         self.region = memory_region(refresh_after, 2)
         self._lock = threading.Lock()
 
+    def peek(self) -> dict[int, str] | None:
+        """The names while fresh, None when ``get`` would refresh them; never waits."""
+        names = self.region.get(self.NAMES)
+        return None if names is NO_VALUE else names
+
     def get(self) -> dict[int, str]:
         names = self.region.get(self.NAMES)
         if names is not NO_VALUE:

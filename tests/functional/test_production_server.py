@@ -36,7 +36,9 @@ class ProductionServer:
         # The ini names a Redis; the tests use theirs, or none (process-local cache).
         ini = re.sub(r"(?m)^nexus\.redis_url = .*$", f"nexus.redis_url = {redis_url}", ini)
         for key, value in server_options.items():
-            ini = ini.replace("[server:main]\n", f"[server:main]\n{key} = {value}\n")
+            ini, replaced = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {value}", ini)
+            if not replaced:
+                ini = ini.replace("[server:main]\n", f"[server:main]\n{key} = {value}\n")
         (tmp_path / "production.ini").write_text(ini)
         self.log_path = tmp_path / "server.log"
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
@@ -48,7 +50,7 @@ class ProductionServer:
                                          stderr=subprocess.STDOUT, start_new_session=True)
         self.port = self._wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
         self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_for(r"Booting worker", count=2)
+        self._wait_for(r"Booting worker", count=int(env["WEB_CONCURRENCY"]))
         for _ in range(150):
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
@@ -204,6 +206,35 @@ def test_chunked_bodies_are_counted_once_decoded(server, extra, status):
     answer = raw_exchange(server.port, b"POST /api/auth/login HTTP/1.1\r\nHost: nexus\r\n"
                           b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
     assert answer[0] == status
+
+
+def test_a_cached_page_asked_again_is_answered_while_every_thread_waits(tmp_path, database_url, redis_url,
+                                                                       fake_tmdb):
+    """Replays (api/cached.py) are answered by the event loop, as /healthz is (server.InlineLane)."""
+    fake_tmdb.reset()
+    server = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb, env={"WEB_CONCURRENCY": "1"}, threads=1)
+    try:
+        page = f"{server.url}/api/movies/trending"
+        assert [get(page), get(page)] == [200, 200]  # a miss, then a hit the worker remembers
+        fake_tmdb.set_mode("slow", delay=4.0)
+        calls = fake_tmdb.total_calls()
+        outcome = []
+        hog = threading.Thread(target=lambda: outcome.append(get(page + "?page=9", timeout=30)))
+        hog.start()  # a cold page: the only thread waits on TMDb
+        deadline = time.monotonic() + 10
+        while fake_tmdb.total_calls() == calls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fake_tmdb.total_calls() > calls, "the cold page never reached TMDb"
+        with urllib.request.urlopen(page, timeout=10) as response:
+            assert response.status == 200 and response.headers["X-Cache"] == "HIT"
+            assert json.loads(response.read())["meta"]["source"] == "cache"
+        assert get(server.url + "/healthz") == 200
+        assert outcome == [] and hog.is_alive()  # answered while the thread was still taken
+        hog.join(timeout=30)
+        assert outcome == [200]
+    finally:
+        fake_tmdb.set_mode("ok")
+        server.stop()
 
 
 def test_sigterm_answers_every_request_received_then_exits(own_server, fake_tmdb):
