@@ -1,0 +1,55 @@
+"""What the web processes hold in memory, and what the master loads for the workers to share.
+
+``pserve production.ini`` builds the application once, in gunicorn's master; the workers are
+forked from it and share its pages copy-on-write. Measured with bench/production.py and
+``/proc/<pid>/smaps`` (2 workers, 12 threads each, Python 3.11):
+
+- A worker serving requests makes private copies of about 40% of the pages it inherited: the
+  reference counts of every object a request touches (functions, code, classes, module
+  dicts) are written, and objects of all kinds share pages, so the copies spread over the
+  whole heap. gc.freeze (``warm_up``) keeps the collector from adding to that; the reference
+  counts cannot be kept from it before Python 3.12's immortal objects. So every megabyte
+  loaded at start-up costs about 1.8 MB of PSS across master + 2 workers once they serve,
+  and a module nothing uses stays shared: what a web process never needs should not be
+  imported by it.
+- glibc's per-thread malloc arenas are not where the memory goes: a worker's memory that is
+  new after the fork is about 4 MB, and ``MALLOC_ARENA_MAX=2`` changed the total by less than
+  the noise between runs. No setting for it.
+- numpy (about 20 MB resident: 8.5 MB of heap, the rest its libraries, OpenBLAS included)
+  serves only the trained recommender model's fold-in. It is imported where it is used
+  (recommender_model.py, services/recommender.py), so a deployment without a trained model
+  never loads it; ``share_trained_model`` loads it in the master when a model is stored, so
+  that the workers share numpy and the model instead of each loading its own copy at its
+  first recommendation. tests/unit/test_web_imports.py guards both.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from .interfaces import IRecommenderModels, find_service
+
+log = logging.getLogger(__name__)
+
+
+def share_trained_model(registry, engine) -> bool:
+    """If a trained model is stored, load it (and numpy with it) now, in the master.
+
+    The process's ModelHolder keeps it; a worker forked from here starts with it and
+    checks for a newer version as usual (``recommender.model_check_interval``). Without a
+    stored model nothing is imported. A database that cannot be read here only leaves the
+    loading to the workers, as before. True if a model was loaded.
+    """
+    holder = find_service(registry, IRecommenderModels, None)
+    if holder is None:
+        return False
+    try:
+        with Session(engine) as session:
+            model = holder.current(session)
+    except Exception as exc:  # noqa: BLE001 (start-up goes on: the workers load the model themselves)
+        log.warning("trained model: not loaded at start-up (%s); the workers will load it",
+                    type(exc).__name__)
+        holder.forget()
+        return False
+    return model is not None
