@@ -1,20 +1,24 @@
 """What the web processes hold in memory, and what the master loads for the workers to share.
 
 ``pserve production.ini`` builds the application once, in gunicorn's master; the workers are
-forked from it and share its pages copy-on-write. Measured with bench/production.py and
-``/proc/<pid>/smaps`` (2 workers, 12 threads each, Python 3.11):
+forked from it and share its pages copy-on-write. Measured with bench/production.py,
+``/proc/<pid>/smaps`` and ``/proc/<pid>/pagemap`` (2 workers, 12 threads each, Python 3.11):
 
-- A worker serving requests makes private copies of about 40% of the pages it inherited: the
-  reference counts of every object a request touches (functions, code, classes, module
-  dicts) are written, and objects of all kinds share pages, so the copies spread over the
-  whole heap. gc.freeze (``warm_up``) keeps the collector from adding to that; the reference
-  counts cannot be kept from it before Python 3.12's immortal objects. So every megabyte
-  loaded at start-up costs about 1.8 MB of PSS across master + 2 workers once they serve,
-  and a module nothing uses stays shared: what a web process never needs should not be
-  imported by it.
-- glibc's per-thread malloc arenas are not where the memory goes: a worker's memory that is
-  new after the fork is about 4 MB, and ``MALLOC_ARENA_MAX=2`` changed the total by less than
-  the noise between runs. No setting for it.
+- The master holds about 70 MB of Python heap (obmalloc arenas and the malloc heap), most of
+  it module code and objects (SQLAlchemy alone some 18 MB, redis-py 6 MB). A worker that has
+  served the bench's routes has its own copy of about 30 MB of it (some 40%). The copied
+  pages are spread over the whole heap and over every kind of object (str, code, dict,
+  type, function): reference counts written by every object a request touches (nearly a third of
+  the copied pages end the load byte for byte equal to the master's: a count went up and
+  down), code objects specialised on their first calls, and state each route builds on its
+  first use. gc.freeze (``warm_up``) keeps the collector out of it; reference counts cannot
+  be, before Python 3.12's immortal objects. So a megabyte loaded at start-up costs up to
+  1.8 MB across master + 2 workers once they serve, while a module nothing calls stays
+  shared: what a web process never needs should not be imported by it.
+- Memory that is new in a worker after the fork is about 4 MB: glibc's per-thread malloc
+  arenas are not where it goes (``MALLOC_ARENA_MAX=2`` moved the total by less than the
+  noise between runs, so there is no setting for it); nor are the free blocks the master
+  leaves in its heap for the workers to reuse (filling them before the fork: no change).
 - numpy (about 20 MB resident: 8.5 MB of heap, the rest its libraries, OpenBLAS included)
   serves only the trained recommender model's fold-in. It is imported where it is used
   (recommender_model.py, services/recommender.py), so a deployment without a trained model

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import numpy as np
-from sqlalchemy import create_engine, delete, text
+import pytest
+from sqlalchemy import create_engine, delete
 from sqlalchemy.orm import Session
 
 from nexus_pyramid import recommender_model
@@ -37,23 +38,29 @@ def test_building_the_web_app_loads_no_training_library_nor_numpy():
     assert build_web_app("sqlite://") == "[] None"
 
 
-def test_with_a_trained_model_stored_the_master_loads_it_and_numpy_before_the_fork(database_url):
+@pytest.fixture
+def unlabelled_database(database_url):
+    """The suite's database, without models; the subprocess's app labels its movie id space
+    (catalog): the label is removed again, for the suite's apps of the other source."""
     engine = create_engine(database_url)
     forget_movie_id_space(database_url)
-    try:
-        with Session(engine) as session, session.begin():
-            session.execute(delete(RecommenderModel))
-            version = recommender_model.store(
-                session, np.array([11, 12, 13]), np.array([0, 1, 2, 2]), np.array([1, 0], dtype=np.int32),
-                np.array([0.5, 0.5], dtype=np.float32), {}, {"l2": 1.0})
-        assert build_web_app(database_url) == f"['numpy'] {version}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(delete(RecommenderModel))
-            conn.execute(text("DELETE FROM app_meta"))
-        engine.dispose()
-
-
-def test_an_empty_database_loads_no_model_and_no_numpy(database_url):
+    with engine.begin() as conn:
+        conn.execute(delete(RecommenderModel))
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(delete(RecommenderModel))
     forget_movie_id_space(database_url)
+    engine.dispose()
+
+
+def test_with_a_trained_model_stored_the_master_loads_it_and_numpy_before_the_fork(database_url,
+                                                                                     unlabelled_database):
+    with Session(unlabelled_database) as session, session.begin():
+        version = recommender_model.store(
+            session, np.array([11, 12, 13]), np.array([0, 1, 2, 2]), np.array([1, 0], dtype=np.int32),
+            np.array([0.5, 0.5], dtype=np.float32), {}, {"l2": 1.0})
+    assert build_web_app(database_url) == f"['numpy'] {version}"
+
+
+def test_an_empty_database_loads_no_model_and_no_numpy(database_url, unlabelled_database):
     assert build_web_app(database_url) == "[] None"
