@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import delete, func, select, text
 
 from .models import Movie, RecommenderModel, UserMovieInteraction
 
 if TYPE_CHECKING:
+    import numpy as np
     from scipy import sparse
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Model:
 
     def row(self, tmdb_id: int) -> int | None:
         """The movie's row in the model, or None if the model does not know it."""
+        import numpy as np
         row = int(np.searchsorted(self.item_ids, tmdb_id))
         if row >= len(self.item_ids) or self.item_ids[row] != tmdb_id:
             return None
@@ -75,6 +76,7 @@ class Model:
 
 
 def to_bytes(item_ids, indptr, indices, data, params: dict) -> bytes:
+    import numpy as np
     buffer = io.BytesIO()
     np.savez(buffer, item_ids=item_ids.astype(np.int64), indptr=indptr.astype(np.int64),
              indices=indices.astype(np.int32), data=data.astype(np.float32),
@@ -83,6 +85,7 @@ def to_bytes(item_ids, indptr, indices, data, params: dict) -> bytes:
 
 
 def from_bytes(blob: bytes, version: int, trained_at: datetime) -> Model:
+    import numpy as np
     with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
         model = Model(version, trained_at, arrays["item_ids"], arrays["indptr"], arrays["indices"], arrays["data"])
     if len(model.indptr) != len(model.item_ids) + 1 or (len(model.item_ids) and model.indptr[-1] != len(model.indices)):
@@ -97,6 +100,7 @@ def ease_neighbours(X: sparse.csr_matrix, l2: float = DEFAULT_L2, keep: int = DE
     Memory: one dense items x items float32 matrix (400 MB at 10,000 items), factorized and
     inverted in place (LAPACK potrf/potri), then read block by block.
     """
+    import numpy as np
     from scipy.linalg import lapack  # training only: web processes never load scipy
     progress = progress or (lambda fraction: None)
     n = X.shape[1]
@@ -145,6 +149,7 @@ def ease_neighbours(X: sparse.csr_matrix, l2: float = DEFAULT_L2, keep: int = DE
 
 def interaction_matrix(rows, type_weights=TRAIN_WEIGHTS):
     """(X, item tmdb ids) from rows of (user key, tmdb id, interaction type); the strongest type per pair."""
+    import numpy as np
     from scipy import sparse
     user_index: dict = {}
     users, items, weights = [], [], []
@@ -161,6 +166,7 @@ def interaction_matrix(rows, type_weights=TRAIN_WEIGHTS):
 
 
 def _max_duplicates(coo: sparse.coo_matrix) -> sparse.csr_matrix:
+    import numpy as np
     from scipy import sparse
     order = np.lexsort((-coo.data, coo.col, coo.row))
     row, col, data = coo.row[order], coo.col[order], coo.data[order]
@@ -178,6 +184,7 @@ def fit(rows, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, max_items: int =
 def fit_matrix(X, item_ids, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, max_items: int = 20000,
                progress=None):
     """``fit`` from the interaction matrix (``interaction_matrix``'s result)."""
+    import numpy as np
     progress = progress or (lambda fraction: None)
     if X.shape[1] > max_items:  # the most interacted items only: memory grows with items squared
         counts = np.asarray((X > 0).sum(axis=0)).ravel()
@@ -211,6 +218,7 @@ def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
     PostgreSQL: one row per user with array columns (several times faster than fetching a
     million rows); elsewhere the rows are streamed through ``read_training_rows``.
     """
+    import numpy as np
     from scipy import sparse
     if dbsession.get_bind().dialect.name != "postgresql":
         return interaction_matrix(read_training_rows(dbsession), type_weights)

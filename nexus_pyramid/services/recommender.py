@@ -24,7 +24,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
 from sqlalchemy import delete, exists, func, select, text
 
 from ..models import Movie, MovieSimilarity, UserMovieInteraction, movie_genres
@@ -247,6 +246,8 @@ class ModelStore(SqlStore):
                 weights.append(weight)
         if not seeds:
             return {}, {}
+        import numpy as np  # only where a trained model serves (nexus_pyramid/memory.py)
+
         contributions = np.zeros((len(seeds), len(model.item_ids)), dtype=np.float32)
         for k, (_tmdb_id, row) in enumerate(seeds):
             start, end = model.indptr[row], model.indptr[row + 1]

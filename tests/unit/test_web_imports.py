@@ -1,20 +1,66 @@
-"""What a web process loads: the training stack (scipy, about 23 MB resident) stays out of it.
+"""What a web process loads: the training stack (scipy, about 23 MB resident) and numpy stay out of it.
 
 Workers share the master's pages copy-on-write, but every module imported is memory each
-deployment pays for; scipy is needed only where a model is trained (the job worker)."""
+deployment pays for, and more than once: a worker serving requests copies about 40% of the
+pages it inherited (nexus_pyramid/memory.py). scipy is needed only where a model is trained
+(the job worker); numpy only where a trained model serves, and then the master loads it
+with the model, before the fork, so that the workers share both."""
 import subprocess
 import sys
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, delete
+from sqlalchemy.orm import Session
+
+from nexus_pyramid import recommender_model
+from nexus_pyramid.models import RecommenderModel
+from tests.conftest import forget_movie_id_space
 
 PROBE = """
 import sys
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import IRecommenderModels, find_service
 from tests.conftest import make_settings
-make_app(make_settings("sqlite://"), environ={})
-print(sorted(m for m in ("scipy", "rq", "implicit") if m in sys.modules))
+app = make_app(make_settings(sys.argv[1]), environ={})
+model = find_service(app.registry, IRecommenderModels)._model
+print(sorted(m for m in ("scipy", "rq", "implicit", "numpy") if m in sys.modules), model and model.version)
 """
 
 
-def test_building_the_web_app_loads_no_training_library():
-    ran = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+def build_web_app(database_url: str) -> str:
+    ran = subprocess.run([sys.executable, "-c", PROBE, database_url], capture_output=True, text=True, timeout=120)
     assert ran.returncode == 0, ran.stderr[-2000:]
-    assert ran.stdout.strip().splitlines()[-1] == "[]"
+    return ran.stdout.strip().splitlines()[-1]
+
+
+def test_building_the_web_app_loads_no_training_library_nor_numpy():
+    assert build_web_app("sqlite://") == "[] None"
+
+
+@pytest.fixture
+def unlabelled_database(database_url):
+    """The suite's database, without models; the subprocess's app labels its movie id space
+    (catalog): the label is removed again, for the suite's apps of the other source."""
+    engine = create_engine(database_url)
+    forget_movie_id_space(database_url)
+    with engine.begin() as conn:
+        conn.execute(delete(RecommenderModel))
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(delete(RecommenderModel))
+    forget_movie_id_space(database_url)
+    engine.dispose()
+
+
+def test_with_a_trained_model_stored_the_master_loads_it_and_numpy_before_the_fork(database_url,
+                                                                                     unlabelled_database):
+    with Session(unlabelled_database) as session, session.begin():
+        version = recommender_model.store(
+            session, np.array([11, 12, 13]), np.array([0, 1, 2, 2]), np.array([1, 0], dtype=np.int32),
+            np.array([0.5, 0.5], dtype=np.float32), {}, {"l2": 1.0})
+    assert build_web_app(database_url) == f"['numpy'] {version}"
+
+
+def test_an_empty_database_loads_no_model_and_no_numpy(database_url, unlabelled_database):
+    assert build_web_app(database_url) == "[] None"
