@@ -9,7 +9,7 @@ from pyramid.session import SignedCookieSessionFactory
 from . import logs, settings as nexus_settings
 from .authz import Root
 from .interfaces import IDatabaseEngine, IMovieSource, find_service
-from .memory import share_trained_model
+from .memory import share_numpy
 from .models.app_meta import check_movie_id_space
 
 
@@ -27,8 +27,8 @@ def make_app(ini_settings: dict, environ=None):
     # Refuses a database filled from the other movie source (MovieIdSpaceConflict).
     engine = find_service(app.registry, IDatabaseEngine)
     check_movie_id_space(engine, settings["nexus.movie_source"])
-    # A stored trained model (and numpy) is loaded here, shared by the workers (memory.py).
-    share_trained_model(app.registry, engine)
+    # With a trained model stored, numpy is imported here, shared by the workers (memory.py).
+    share_numpy(engine)
     warm_up(app.registry)
     # pserve builds the app in gunicorn's master, which serves nothing: keep no connection there.
     engine.dispose()

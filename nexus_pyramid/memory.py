@@ -22,38 +22,39 @@ forked from it and share its pages copy-on-write. Measured with bench/production
 - numpy (about 20 MB resident: 8.5 MB of heap, the rest its libraries, OpenBLAS included)
   serves only the trained recommender model's fold-in. It is imported where it is used
   (recommender_model.py, services/recommender.py), so a deployment without a trained model
-  never loads it; ``share_trained_model`` loads it in the master when a model is stored, so
-  that the workers share numpy and the model instead of each loading its own copy at its
-  first recommendation. tests/unit/test_web_imports.py guards both.
+  never loads it; ``share_numpy`` imports it in the master when a model is stored, so that
+  the workers share numpy instead of each importing its own at its first recommendation.
+  tests/unit/test_web_imports.py guards both.
 """
 from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .interfaces import IRecommenderModels, find_service
 
 log = logging.getLogger(__name__)
 
 
-def share_trained_model(registry, engine) -> bool:
-    """If a trained model is stored, load it (and numpy with it) now, in the master.
+def share_numpy(engine) -> bool:
+    """If a trained model is stored, import numpy now, in the master, for the workers to share.
 
-    The process's ModelHolder keeps it; a worker forked from here starts with it and
-    checks for a newer version as usual (``recommender.model_check_interval``). Without a
-    stored model nothing is imported. A database that cannot be read here only leaves the
-    loading to the workers, as before. True if a model was loaded.
+    The model itself is left to each worker (``ModelHolder`` loads it at its first
+    recommendation): the hourly retraining replaces it in every worker, and a copy loaded here
+    would stay in the master, unshared, for the rest of its life. Without a stored model
+    nothing is imported. A database that cannot be read here leaves numpy to the workers.
+    True if numpy was imported.
     """
-    holder = find_service(registry, IRecommenderModels, None)
-    if holder is None:
-        return False
+    from .models import RecommenderModel
+
     try:
         with Session(engine) as session:
-            model = holder.current(session)
-    except Exception as exc:  # noqa: BLE001 (start-up goes on: the workers load the model themselves)
-        log.warning("trained model: not loaded at start-up (%s); the workers will load it",
-                    type(exc).__name__)
-        holder.forget()
+            stored = session.execute(select(RecommenderModel.version).limit(1)).first() is not None
+    except Exception as exc:  # noqa: BLE001 (start-up goes on: the workers import numpy themselves)
+        log.warning("trained model: not looked for at start-up (%s)", type(exc).__name__)
         return False
-    return model is not None
+    if stored:
+        import numpy  # noqa: F401
+
+    return stored
