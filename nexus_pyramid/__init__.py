@@ -4,6 +4,8 @@ from __future__ import annotations
 import gc
 
 from pyramid.config import Configurator
+from pyramid.interfaces import IRequestExtensions, IRequestFactory
+from pyramid.request import Request
 from pyramid.session import SignedCookieSessionFactory
 
 from . import logs, settings as nexus_settings
@@ -24,6 +26,7 @@ def make_app(ini_settings: dict, environ=None):
     with Configurator(settings=settings, root_factory=Root) as config:
         config.include(configure)
     app = config.make_wsgi_app()
+    fold_request_extensions(app)
     # Refuses a database filled from the other movie source (MovieIdSpaceConflict).
     engine = find_service(app.registry, IDatabaseEngine)
     check_movie_id_space(engine, settings["nexus.movie_source"])
@@ -33,6 +36,29 @@ def make_app(ini_settings: dict, environ=None):
     # pserve builds the app in gunicorn's master, which serves nothing: keep no connection there.
     engine.dispose()
     return app
+
+
+def fold_request_extensions(app) -> None:
+    """One request class carrying the app's request methods and properties, made once.
+
+    Pyramid applies what ``add_request_method`` registered (ours, pyramid_tm's, pyramid_services')
+    to every request: each method bound and set on the instance, and the properties by making
+    a new class for that one request (``InstancePropertyHelper.apply_properties``), a type
+    object per request for the cyclic collector to find. As attributes of one subclass of the
+    request factory they behave the same (a reified property still computes once per request)
+    and cost nothing per request. Scripts' requests (``pyramid.scripting``) are made by the
+    same factory.
+    """
+    registry = app.registry
+    extensions = registry.queryUtility(IRequestExtensions)
+    if extensions is None or not (extensions.methods or extensions.descriptors):
+        return
+    base = registry.queryUtility(IRequestFactory, default=Request)
+    folded = type(base.__name__, (base,), {"__module__": base.__module__, **extensions.methods,
+                                           **extensions.descriptors})
+    registry.registerUtility(folded, IRequestFactory)
+    app.request_factory = folded
+    extensions.methods, extensions.descriptors = {}, {}
 
 
 def warm_up(registry) -> None:
