@@ -46,8 +46,7 @@ def fold_request_extensions(app) -> None:
     a new class for that one request (``InstancePropertyHelper.apply_properties``), a type
     object per request for the cyclic collector to find. As attributes of one subclass of the
     request factory they behave the same (a reified property still computes once per request)
-    and cost nothing per request. Scripts' requests (``pyramid.scripting``) are made by the
-    same factory.
+    and cost nothing per request.
     """
     registry = app.registry
     extensions = registry.queryUtility(IRequestExtensions)
@@ -58,7 +57,10 @@ def fold_request_extensions(app) -> None:
                                            **extensions.descriptors})
     registry.registerUtility(folded, IRequestFactory)
     app.request_factory = folded
-    extensions.methods, extensions.descriptors = {}, {}
+    # The router applies nothing more (a subrequest is to be made with this factory too); the
+    # registry keeps them for a request made elsewhere (``pyramid.scripting.prepare(request=...)``
+    # applies them to the request it is given).
+    app.request_extensions = None
 
 
 def warm_up(registry) -> None:
