@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 
-from .interfaces import ITokenService
+from .interfaces import ITokenCodec, ITokenService
 
 BEARER = "bearer"
 SESSION = "session"
@@ -55,7 +55,7 @@ def resolve_auth_state(request) -> AuthState:
     console = request.path_info == "/admin" or request.path_info.startswith("/admin/")
     token = None if console else _bearer_token(request)
     if token is not None:
-        claims = request.find_service(ITokenService).decode_access(request, token) if token else None
+        claims = request.find_service(ITokenCodec).decode_access(token) if token else None
         user = load_user(request, claims["sub"]) if claims else None
         if user is not None and user.suspended_at is not None:
             # Whatever the token's version: its owner is told why (ACCOUNT_SUSPENDED).
