@@ -55,8 +55,8 @@ def save_preferences(request):
                   returns=present.InteractionPage, permission=SELF, error_codes=(401,))
 def list_interactions(request):
     query = request.validated["querystring"]
-    page = request.find_service(ILibraryService).interactions(request.identity.caller, query.get("type"), query["page"],
-                                                              query["per_page"])
+    page = request.find_service(ILibraryService).interactions(request.identity.caller, query.get("type"),
+                                                              query["page"], query["per_page"])
     return success(paging.of(page, _interaction(request)))
 
 
