@@ -70,18 +70,6 @@ def configure(settings: dict) -> None:
             handler.setFormatter(JsonFormatter())
 
 
-def _user_id(user) -> str | None:
-    """The user's id from the ORM's identity key: no load, even after the request's rollback
-    expired or detached the object."""
-    from sqlalchemy import inspect
-
-    try:
-        identity = inspect(user).identity
-    except Exception:  # not a mapped object
-        identity = None
-    return str(identity[0]) if identity else None
-
-
 def request_fields(request, status: int, elapsed: float) -> dict:
     """What the access line carries, as fields of the JSON object."""
     matched = getattr(request, "matched_route", None)
@@ -94,6 +82,6 @@ def request_fields(request, status: int, elapsed: float) -> dict:
         "route": matched.pattern if matched is not None else None,
         "status": status,
         "duration_ms": round(elapsed * 1000, 1),
-        "user_id": _user_id(identity.user) if identity is not None else None,
+        "user_id": str(identity.caller.id) if identity is not None else None,
         "client": request.client_address,
     }

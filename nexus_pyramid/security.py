@@ -1,7 +1,7 @@
 """Who is calling: one Pyramid 2 security policy for bearer tokens (API) and sessions (console).
 
-The identity is resolved once per request and holds the user loaded from the database,
-so role changes, deletions and password changes apply on the very next request.
+The identity is resolved once per request and holds the caller as read from the database
+(``Caller``), so role changes, deletions and password changes apply on the very next request.
 """
 from __future__ import annotations
 
@@ -11,19 +11,57 @@ from dataclasses import dataclass, field
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 
-from .interfaces import ITokenService
+from .interfaces import ITokenCodec, ITokenService
+from .models.user import User, UserFacts
 
 BEARER = "bearer"
 SESSION = "session"
 
 
+# What ``Caller`` holds of the ``users`` row: every column (those added later too) but the password hash.
+CALLER_COLUMNS = tuple(column.key for column in User.__table__.c if column.key != "password_hash")
+
+
+class Caller(UserFacts):
+    """The signed-in user as read at the start of the request: the ``CALLER_COLUMNS`` of its row
+    and its role names, read-only.
+
+    Enough for reading (the profile, principals, ids, ages); code that changes the user, or
+    hands it to code that may, takes the ORM entity, ``Identity.user``."""
+
+    __slots__ = (*CALLER_COLUMNS, "role_names")
+
+    def __init__(self, row, role_names: list[str]):
+        for name in CALLER_COLUMNS:
+            setattr(self, name, getattr(row, name))
+        self.role_names = role_names
+
+
 @dataclass
 class Identity:
-    user: object
+    caller: Caller
     via: str
     principals: list[str] = field(default_factory=list)
     # The session (refresh-token family) a bearer token was issued with; None for older tokens.
     session_id: object = None
+    # The request's session, where ``user`` loads the entity.
+    dbsession: object = field(default=None, repr=False)
+    _user: object = field(default=None, repr=False)
+
+    @property
+    def user(self):
+        """The caller as a ``models.User`` entity with its roles, for code that changes it (or
+        passes it to code that may): loaded on first use, one statement (a join).
+
+        A caller deleted since the request began is an invalid token from here on."""
+        if self._user is None:
+            from .errors import InvalidToken
+
+            self._user = self.dbsession.execute(_user_statement(), {"user_id": self.caller.id}) \
+                .unique().scalar_one_or_none()
+            if self._user is None:
+                raise InvalidToken()
+        return self._user
 
 
 @dataclass
@@ -50,46 +88,61 @@ def _bearer_token(request) -> str | None:
 
 
 def resolve_auth_state(request) -> AuthState:
-    from .models import User
-
     console = request.path_info == "/admin" or request.path_info.startswith("/admin/")
     token = None if console else _bearer_token(request)
     if token is not None:
-        claims = request.find_service(ITokenService).decode_access(request, token) if token else None
-        user = load_user(request, claims["sub"]) if claims else None
-        if user is not None and user.suspended_at is not None:
+        claims = request.find_service(ITokenCodec).decode_access(token) if token else None
+        caller = load_caller(request, claims["sub"]) if claims else None
+        if caller is not None and caller.suspended_at is not None:
             # Whatever the token's version: its owner is told why (ACCOUNT_SUSPENDED).
             return AuthState(None, "suspended")
-        if user is None or user.token_version != claims["ver"]:
+        if caller is None or caller.token_version != claims["ver"]:
             return AuthState(None, "invalid")
-        return AuthState(Identity(user, BEARER, [role_principal(r) for r in user.role_names], claims.get("sid")),
-                         "valid")
+        return AuthState(Identity(caller, BEARER, [role_principal(r) for r in caller.role_names], claims.get("sid"),
+                                  request.dbsession), "valid")
     key = request.console_session_key() if console else None
     if key:
         # The cookie only names a server-side session: once that row is gone (sign-out,
         # password change, role removal, deletion) or expired, a replayed cookie is worthless.
         row = request.find_service(ITokenService).console_session(key, _session_setting(request, "session.timeout"))
-        user = load_user(request, row.user_id) if row is not None else None
-        if user is None or user.suspended_at is not None or user.token_version != request.session.get("ver"):
+        caller = load_caller(request, row.user_id) if row is not None else None
+        if caller is None or caller.suspended_at is not None or caller.token_version != request.session.get("ver"):
             return AuthState(None, "invalid")
-        return AuthState(Identity(user, SESSION, [role_principal(r) for r in user.role_names]), "valid")
+        return AuthState(Identity(caller, SESSION, [role_principal(r) for r in caller.role_names],
+                                  dbsession=request.dbsession), "valid")
     return AuthState(None, "absent")
 
 
-def load_user(request, user_id):
-    """The caller as a ``models.User`` entity with its roles, in one statement (a join).
+def load_caller(request, user_id) -> Caller | None:
+    """The caller's row and role names, in one statement (a join), at the Core level.
 
-    An entity, so that what the rest of the request reads or changes on the user (columns
-    added later included) works as with any loaded user. The statement is built once."""
-    return request.dbsession.execute(_user_statement(), {"user_id": user_id}).unique().scalar_one_or_none()
+    A Core statement on the session's connection: what an authenticated read needs of its
+    caller is columns, and the ORM's execution and loading (an entity, its roles, ``unique()``)
+    cost a measurable share of such a read. ``Identity.user`` loads the entity when asked."""
+    rows = request.dbsession.connection().execute(_caller_statement(), {"user_id": user_id}).all()
+    if not rows:
+        return None
+    return Caller(rows[0], [row.role_name for row in rows if row.role_name is not None])
+
+
+@functools.lru_cache(maxsize=1)
+def _caller_statement():
+    from sqlalchemy import bindparam, select
+
+    from .models import Role, user_roles
+
+    users = User.__table__
+    return (select(*(users.c[name] for name in CALLER_COLUMNS), Role.__table__.c.name.label("role_name"))
+            .outerjoin(user_roles, user_roles.c.user_id == users.c.id)
+            .outerjoin(Role.__table__, Role.__table__.c.id == user_roles.c.role_id)
+            .where(users.c.id == bindparam("user_id"))
+            .order_by(Role.__table__.c.id))
 
 
 @functools.lru_cache(maxsize=1)
 def _user_statement():
     from sqlalchemy import bindparam, select
     from sqlalchemy.orm import joinedload
-
-    from .models import User
 
     return select(User).options(joinedload(User.roles)).where(User.id == bindparam("user_id"))
 
@@ -113,13 +166,13 @@ class NexusSecurityPolicy:
 
     def authenticated_userid(self, request):
         identity = self.identity(request)
-        return str(identity.user.id) if identity else None
+        return str(identity.caller.id) if identity else None
 
     def effective_principals(self, request) -> list[str]:
         principals = [Everyone]
         identity = self.identity(request)
         if identity is not None:
-            principals += [Authenticated, f"user:{identity.user.id}", *identity.principals]
+            principals += [Authenticated, f"user:{identity.caller.id}", *identity.principals]
         return principals
 
     def permits(self, request, context, permission):
@@ -131,8 +184,6 @@ class NexusSecurityPolicy:
 
     def remember(self, request, userid, **kw):
         # Only the console remembers anyone: API clients hold tokens.
-        from .models import User
-
         user = request.dbsession.get(User, uuid.UUID(str(userid)))
         self._end_session(request)
         key = request.find_service(ITokenService).start_console_session(

@@ -227,7 +227,7 @@ def suspend_user(request):
         request.session.flash(exc.message, "error")
         return back
     request.session.flash(f"{user.email} is suspended: they cannot sign in and their sessions ended.", "success")
-    if user.id == request.identity.user.id:
+    if user.id == request.identity.caller.id:
         return Redirect("/admin/login", headers=forget(request))
     return back
 
@@ -278,7 +278,7 @@ def delete_user(request):
         request.session.flash(exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
     request.session.flash(f"{email} was deleted.", "success")
-    if user.id == request.identity.user.id:
+    if user.id == request.identity.caller.id:
         return Redirect("/admin/login", headers=forget(request))
     return Redirect(request.route_path("console_users"))
 

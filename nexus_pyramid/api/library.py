@@ -32,7 +32,7 @@ def _interaction(request):
 
 @preferences.get(returns=present.Preferences, permission=SELF, error_codes=(401,))
 def get_preferences(request):
-    return success(_preferences(request, request.identity.user))
+    return success(_preferences(request, request.identity.caller))
 
 
 @preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns=present.Preferences,
@@ -55,8 +55,8 @@ def save_preferences(request):
                   returns=present.InteractionPage, permission=SELF, error_codes=(401,))
 def list_interactions(request):
     query = request.validated["querystring"]
-    page = request.find_service(ILibraryService).interactions(request.identity.user, query.get("type"), query["page"],
-                                                              query["per_page"])
+    page = request.find_service(ILibraryService).interactions(request.identity.caller, query.get("type"),
+                                                              query["page"], query["per_page"])
     return success(paging.of(page, _interaction(request)))
 
 
@@ -84,7 +84,7 @@ def delete_interaction(request):
 def get_recommendations(request):
     query = request.validated["querystring"]
     page, per_page = query["page"], query["per_page"]
-    user = request.identity.user
+    user = request.identity.caller
     ranked, model = request.find_service(ILibraryService).recommendations(user)
     start = (page - 1) * per_page
     shown = ranked[start:start + per_page]

@@ -53,7 +53,7 @@ def search_view(request):
     query = request.validated["querystring"]
     # A token is optional here; a signed-in adult may see adult titles, nobody else does.
     # Without the database the caller cannot be checked: searched as anonymous, not failed.
-    user = postgres.optional(request, lambda: request.identity.user if request.identity else None)
+    user = postgres.optional(request, lambda: request.identity.caller if request.identity else None)
     allow_adult = user is not None and can_see_adult(user.date_of_birth)
     movies = request.find_service(IMovieService)
     language = query.get("language")

@@ -57,7 +57,7 @@ def start_import(request):
     payload = json.dumps({"rows": parsed["rows"]}).encode()
     job = request.find_service(IJobService).start(
         "import", {"format": parsed["format"], "variant": parsed["variant"], "rows": len(parsed["rows"])},
-        user_id=request.identity.user.id, payload=payload, admin=False)
+        user_id=request.identity.caller.id, payload=payload, admin=False)
     request.response.status_int = 202
     return success(present.queued(job), "Import queued")
 
@@ -66,7 +66,7 @@ def start_import(request):
                    error_codes=(401, 404))
 def get_import(request):
     job = request.find_service(IJobService).get(request.validated["path"]["import_id"],
-                                                user_id=request.identity.user.id)
+                                                user_id=request.identity.caller.id)
     if job.kind != "import":
         raise NotFound("No such import.")
     return success(present.import_job(job))
@@ -74,7 +74,7 @@ def get_import(request):
 
 @export.get(returns=present.Export, permission=SELF, error_codes=(401,))
 def get_export(request):
-    user = request.identity.user
+    user = request.identity.caller
     movies = request.find_service(IMovieService).presenter
     rows = request.dbsession.execute(
         select(UserMovieInteraction).where(UserMovieInteraction.user_id == user.id)

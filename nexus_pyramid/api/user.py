@@ -17,7 +17,7 @@ session_detail = ApiService(name="user_session", path="/api/user/sessions/{sessi
 
 @profile.get(returns=present.Profile, permission=SELF, error_codes=(401,))
 def get_profile(request):
-    user = request.identity.user
+    user = request.identity.caller
     return success(present.profile(user, library.preferences(request.find_service(ILibraryService).preferences(user),
                                                              request.find_service(IMovieService).presenter)))
 
@@ -45,13 +45,13 @@ def delete_profile(request):
 @sessions.get(returns=present.UserSessions, permission=SELF, error_codes=(401,))
 def list_sessions(request):
     identity = request.identity
-    found = request.find_service(ITokenService).sessions(identity.user.id, identity.session_id)
+    found = request.find_service(ITokenService).sessions(identity.caller.id, identity.session_id)
     return success([present.user_session(s) for s in found])
 
 
 @session_detail.delete(schema=schemas.path_request_schema(schemas.SessionPath), permission=SELF,
                        error_codes=(401, 404))
 def end_session(request):
-    request.find_service(ITokenService).end_session(request.identity.user.id,
+    request.find_service(ITokenService).end_session(request.identity.caller.id,
                                                     request.validated["path"]["session_id"])
     return success(None, "Session ended")

@@ -23,7 +23,23 @@ class Role(Base):
     name: Mapped[str] = mapped_column(String(32), unique=True)
 
 
-class User(Base):
+class UserFacts:
+    """What is derived from a user's columns, for the ORM entity and for ``security.Caller``."""
+
+    __slots__ = ()
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
+
+    def age_on(self, day: date) -> int | None:
+        if self.date_of_birth is None:
+            return None
+        dob = self.date_of_birth
+        return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+
+class User(UserFacts, Base):
     __tablename__ = "users"
     __table_args__ = (
         # Emails are stored trimmed and lower-cased, so the unique constraint is
@@ -53,15 +69,5 @@ class User(Base):
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin", order_by=Role.id)
 
     @property
-    def suspended(self) -> bool:
-        return self.suspended_at is not None
-
-    @property
     def role_names(self) -> list[str]:
         return [role.name for role in self.roles]
-
-    def age_on(self, day: date) -> int | None:
-        if self.date_of_birth is None:
-            return None
-        dob = self.date_of_birth
-        return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))

@@ -104,7 +104,9 @@ class LibraryService:
         One ``UNION ALL`` of the three lists, the movies with their genres; an authenticated
         read of the profile is then two statements in all (the user with roles, and this).
         """
-        rows = self.db.execute(_preferences_statement(), {"user_id": user.id}).all()
+        # Columns, not entities: run at the Core level on the session's connection (and its
+        # transaction, if any), without the ORM's execution path and its per-call costs.
+        rows = self.db.connection().execute(_preferences_statement(), {"user_id": user.id}).all()
         prefs = Preferences([], [], [])
         for row in rows:
             if row.kind == "g":

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -22,13 +24,80 @@ ACCESS_LIFETIME_LEEWAY = 5
 CONSOLE_TOUCH_INTERVAL = timedelta(seconds=60)
 
 
-def make_codec(settings: dict) -> JWTAuthenticationPolicy:
-    """pyramid-jwt's policy object used only to encode and decode tokens.
+class TokenCodec(JWTAuthenticationPolicy):
+    """pyramid-jwt's policy object used only to encode and decode tokens, and the one place
+    that decides whether an access token is valid (``decode_access``).
 
-    Decoding accepts exactly the configured algorithm, so ``alg: none`` and any
-    other algorithm are rejected.
+    Decoding accepts exactly the configured algorithm, so ``alg: none`` and any other
+    algorithm are rejected.
+
+    Verifying a signature and parsing the claims is a measurable share of an authenticated
+    read's CPU, and a client presents the same token for its whole lifetime: the claims of
+    tokens found valid are kept (at most ``VERIFIED_CACHE_SIZE``, the oldest dropped first),
+    and a token seen again is only checked for expiry. Only the exact string that passed the
+    check is found there, and nothing in it can turn invalid but the time, which is checked on
+    every use. Whether the token still counts for its user (``ver``, suspension, deletion) is
+    not a property of the token: the caller checks that against the database on every request.
     """
-    return JWTAuthenticationPolicy(
+
+    VERIFIED_CACHE_SIZE = 1024
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._verified: dict[str, dict] = {}
+        self._verified_lock = threading.Lock()
+
+    def decode_access(self, token: str) -> dict | None:
+        """The claims of a valid access token (a new dict each time), or None."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._check_access(token)
+            if claims is None:
+                return None
+            with self._verified_lock:
+                if len(self._verified) >= self.VERIFIED_CACHE_SIZE:
+                    self._verified.pop(next(iter(self._verified)), None)
+                self._verified[token] = claims
+        # As PyJWT decides: expired once ``exp <= now - leeway``.
+        elif claims["exp"] <= time.time() - self.leeway:
+            return None
+        return dict(claims)
+
+    def _check_access(self, token: str) -> dict | None:
+        """The signature and every claim, as ``decode_access`` promises.
+
+        ``exp`` and ``iat`` are required, and a token may not claim a longer life than the
+        configured access-token TTL: a token minted with a far-away ``exp`` (a leaked
+        secret, an old build, a misconfigured issuer) is refused like any invalid token.
+        """
+        try:
+            claims = jwt.decode(token, self.public_key, algorithms=[self.algorithm],
+                                leeway=self.leeway, options={"require": ["exp", "iat", "sub"]})
+        except jwt.InvalidTokenError:
+            return None
+        if not isinstance(claims, dict) or claims.get("typ") != ACCESS_TOKEN_TYPE:
+            return None
+        exp, iat = claims.get("exp"), claims.get("iat")
+        # PyJWT also takes numeric strings; a NumericDate is a JSON number.
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (exp, iat)):
+            return None
+        if exp - iat > self.expiration.total_seconds() + ACCESS_LIFETIME_LEEWAY:
+            return None
+        try:
+            claims["sub"] = uuid.UUID(claims["sub"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if not isinstance(claims.get("ver"), int):
+            return None
+        try:
+            claims["sid"] = uuid.UUID(claims["sid"]) if "sid" in claims else None
+        except (TypeError, ValueError, AttributeError):
+            return None
+        return claims
+
+
+def make_codec(settings: dict) -> TokenCodec:
+    return TokenCodec(
         private_key=settings["jwt.secret"],
         algorithm=settings["jwt.algorithm"],
         expiration=int(settings["jwt.access_token_ttl"]),
@@ -43,7 +112,7 @@ def hash_refresh_token(token: str) -> str:
 
 
 class TokenService:
-    def __init__(self, dbsession, codec: JWTAuthenticationPolicy, refresh_ttl: int,
+    def __init__(self, dbsession, codec: TokenCodec, refresh_ttl: int,
                  refresh_grace: int, client_address: str | None = None, user_agent: str | None = None):
         self.db = dbsession
         self.codec = codec
@@ -62,38 +131,6 @@ class TokenService:
         """A JWT for ``user``; ``sid`` names the session (refresh-token family) it was issued with."""
         extra = {"sid": str(session_id)} if session_id is not None else {}
         return self.codec.create_token(str(user.id), typ=ACCESS_TOKEN_TYPE, ver=user.token_version, **extra)
-
-    def decode_access(self, request, token: str) -> dict | None:
-        """The claims of a valid access token, or None.
-
-        ``exp`` and ``iat`` are required, and a token may not claim a longer life than the
-        configured access-token TTL: a token minted with a far-away ``exp`` (a leaked
-        secret, an old build, a misconfigured issuer) is refused like any invalid token.
-        """
-        try:
-            claims = jwt.decode(token, self.codec.public_key, algorithms=[self.codec.algorithm],
-                                leeway=self.codec.leeway, options={"require": ["exp", "iat", "sub"]})
-        except jwt.InvalidTokenError:
-            return None
-        if not isinstance(claims, dict) or claims.get("typ") != ACCESS_TOKEN_TYPE:
-            return None
-        exp, iat = claims.get("exp"), claims.get("iat")
-        # PyJWT also takes numeric strings; a NumericDate is a JSON number.
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (exp, iat)):
-            return None
-        if exp - iat > self.access_ttl + ACCESS_LIFETIME_LEEWAY:
-            return None
-        try:
-            claims["sub"] = uuid.UUID(claims["sub"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
-        if not isinstance(claims.get("ver"), int):
-            return None
-        try:
-            claims["sid"] = uuid.UUID(claims["sid"]) if "sid" in claims else None
-        except (TypeError, ValueError, AttributeError):
-            return None
-        return claims
 
     def _new_refresh(self, user_id: uuid.UUID, family_id: uuid.UUID) -> tuple[str, RefreshToken]:
         token = secrets.token_urlsafe(32)

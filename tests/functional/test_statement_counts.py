@@ -42,6 +42,10 @@ def test_a_profile_read_is_two_statements_and_nothing_else(committed, api, dbses
         assert data["preferences"] == saved
         assert len(trips.statements) == 2, trips.statements
         assert (trips.begins, trips.commits, trips.rollbacks, trips.pings) == (0, 0, 0, 0)
+    # Reads take the caller as read with the token check (security.Caller): no ORM entity loaded.
+    with counting(engine_of_app) as trips:
+        assert api.app.get("/api/user/preferences", headers=token).json["data"] == saved
+    assert len(trips.statements) == 2, trips.statements
 
 
 def test_a_write_still_runs_in_one_transaction_that_commits(committed, api, engine_of_app):
