@@ -124,7 +124,7 @@ def make_channel_class(body_limit: int, upload_limit: int | None = None):
     parser = type("LimitedRequestParser", (LimitedRequestParser,),
                   {"body_limit": body_limit, "upload_limit": upload_limit or body_limit})
     return type("NexusChannel", (HTTPChannel,), {"parser_class": parser, "error_task_class": EnvelopeErrorTask,
-                                                 "task_class": ReplayTask})
+                                                 "task_class": NexusTask})
 
 
 class _SignalWakeup(wasyncore.file_dispatcher):
@@ -140,8 +140,18 @@ class _SignalWakeup(wasyncore.file_dispatcher):
             pass
 
 
-class ReplayTask(WSGITask):
-    """Hands the app the replay the event loop found for this request (``InlineLane``)."""
+class NexusTask(WSGITask):
+    """waitress's WSGI task, with two changes.
+
+    - The app gets the replay the event loop found for this request (``InlineLane``).
+    - A bodiless answer (``304 Not Modified``, ``204``) keeps an HTTP/1.1 connection open.
+      waitress closes the connection after any response without ``Content-Length``, and
+      RFC 9110 forbids a body (and, for 204, the header) there, so every conditional request
+      answered 304 cost its client a new connection. The end of a bodiless response is its
+      header block: the connection can carry the next request.
+    """
+
+    _keep_bodiless = False
 
     def get_environment(self):
         environ = super().get_environment()
@@ -149,6 +159,20 @@ class ReplayTask(WSGITask):
         if replay is not None:
             environ[REPLAY_ENVIRON_KEY] = replay
         return environ
+
+    def build_response_header(self):
+        asked_to_close = self.request.headers.get("CONNECTION", "").lower() == "close"
+        self._keep_bodiless = (self.version == "1.1" and not self.has_body and not asked_to_close
+                               and not self.close_on_finish)
+        try:
+            return super().build_response_header()
+        finally:
+            self._keep_bodiless = False
+
+    def set_close_on_finish(self) -> None:
+        if self._keep_bodiless:
+            return  # the only close waitress asks for here is for want of a Content-Length
+        super().set_close_on_finish()
 
 
 class InlineLane:
@@ -164,7 +188,7 @@ class InlineLane:
 
     A channel whose pending requests are all of these is served by the loop's own thread,
     right after the read that completed them (never from inside the read: the channel's lock
-    is held there), with each replay handed to the app (``ReplayTask``): found and answered
+    is held there), with each replay handed to the app (``NexusTask``): found and answered
     microseconds apart. Anything else goes to the thread pool, replays forgotten.
     """
 

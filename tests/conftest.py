@@ -143,7 +143,7 @@ def forget_cached_movies(source) -> None:
     """Empty what the movie cache holds in this process (both levels), its figures and breaker."""
     from nexus_pyramid.movie_source.cache import clear_memory_region
 
-    for region in (source.local, source.derived, source.region):
+    for region in (source.local, source.stale_local, source.derived, source.region):
         clear_memory_region(region)
     source.rendered.clear()
     source.stats.reset()

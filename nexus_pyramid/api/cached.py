@@ -13,12 +13,15 @@ are shaped and encoded only when that key is new. Every such response carries a 
 **Replays.** A cache hit answered to an anonymous ``GET`` is also remembered by its path and
 query string (``CachedPages``). The same request again is answered from there by the
 outermost tween (tweens.py), before routing, validation, security and the transaction: the
-same bytes and headers, while the first-level cache entry it came from is still the same
+same bytes and headers, while the in-process cache entry it came from is still the same
 object, the blocked titles' version is the one it was rendered with and was checked within
 its interval, and the genre names are the same. Each of those checks is a look-up that
 never waits, so the production server may answer a replay on its event loop, as it does
-``/healthz`` (server.py). Anything else (a stale copy, a miss, a token, a body, a check due)
-takes the full path, which remembers the request again. Nothing here knows the routes.
+``/healthz`` (server.py). The entry is the first level's fresh value, or a stale copy the
+source keeps in-process for a moment after a failure (``CachedMovieSource.first_level``):
+a stale replay stays marked stale (``X-Cache: STALE``, ``meta.source``, ``max-age=0``).
+Anything else (a miss, a token, a body, a check due) takes the full path, which remembers
+the request again. Nothing here knows the routes.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from pyramid.response import Response
 
 from ..interfaces import ICachedPages
-from ..movie_source.cache import CACHE, RENDERED_ENTRIES, X_CACHE, BoundedDict, Result
+from ..movie_source.cache import CACHE, RENDERED_ENTRIES, STALE, X_CACHE, BoundedDict, Result
 from .envelope import encode, success
 
 REPLAY_ENTRIES = RENDERED_ENTRIES  # (path, query string) pairs remembered per process; each holds its value
@@ -112,7 +115,7 @@ def cached_response(request, movies, result, variant: str, shape, private: bool 
     caller's own cache may keep it. ``vary``: the request headers, besides the URL, it depends on.
     """
     rendered, epoch = render(movies, result, variant, shape)
-    if not private and result.source == CACHE:
+    if not private and result.source in (CACHE, STALE):
         first_level = movies.source.first_level(result.key)
         if first_level is not None and first_level[0] is result.value:
             pages = request.find_service(ICachedPages)
@@ -162,8 +165,8 @@ class CachedPages:
         return self.find("GET", environ["PATH_INFO"], environ.get("QUERY_STRING", ""))
 
     def answer(self, request, replay: Replay) -> Response:
-        """The replay's response to ``request``, counted as the cache hit it is."""
-        self.source.count_hit(replay.result.kind)
+        """The replay's response to ``request``, counted as what it is (a hit, or a stale copy)."""
+        self.source.count_served(replay.result)
         request.matched_route = replay.route
         return respond(request, replay.rendered, replay.result, vary=replay.vary)
 

@@ -8,6 +8,8 @@
   key; at most ``cache.lock_wait`` seconds, then a stale copy or ``CacheBusy``, a 503
   with ``Retry-After``) or get the previous one meanwhile (expired key).
 - Failures are never cached; "not found" is remembered briefly (``cache.ttl.not_found``).
+  A stale copy served because of a failure is kept in the process for ``cache.local_ttl``
+  seconds: the requests that follow get it without asking Redis, the lock or the source.
 - Redis is reached only through ``dependencies.redis.RedisDependency`` (timeouts,
   breaker). While it is unavailable the cache uses a bounded copy of recent values in
   this process (``cache.local_copies``) and requests go on; once it is back the shared
@@ -394,6 +396,10 @@ class CachedMovieSource:
         # stale copies; invalidated with the shared region (``expire_all``).
         self.local_ttl = local_ttl
         self.local = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
+        # Stale copies this process served because the source failed or was busy elsewhere, for
+        # ``local_ttl`` seconds: while the failure lasts, the next requests for the key skip the
+        # shared cache, its lock and the source (which would fail again) and get the same copy.
+        self.stale_local = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
         # Values derived from a first-level value (e.g. a page shaped for the API), under its
         # key, as long as it: callers check that the value they derived from is the same object.
         self.derived = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
@@ -444,6 +450,10 @@ class CachedMovieSource:
             if hit is not NO_VALUE:
                 self._count(kind, "hits")
                 return result(hit[0], CACHE, hit[1])
+            recent = self.stale_local.get(key)
+            if recent is not NO_VALUE:
+                self._count(kind, "stale")
+                return result(recent[0], STALE, recent[1])
         # The value with its creation time (for Cache-Control and the rendered bytes' key), fresh
         # or not: a fresh one is served; an expired one is what a failed regeneration serves.
         cached = self.region.get_value_metadata(key, ignore_expiration=True)
@@ -482,7 +492,10 @@ class CachedMovieSource:
             self._count(kind, "stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
-            return result(stale.payload, STALE, stale.metadata["ct"])
+            copy = (stale.payload, stale.metadata["ct"])
+            if self.stale_local is not None:
+                self.stale_local.set(key, copy)
+            return result(copy[0], STALE, copy[1])
         if produced:
             created = time.time()
             if self.local is not None:
@@ -503,18 +516,22 @@ class CachedMovieSource:
         return result(value, CACHE, created)
 
     def first_level(self, key: str):
-        """The first level's entry under ``key`` (a ``(value, created)`` tuple), or None; never waits.
+        """The ``(value, created)`` tuple this process serves under ``key`` without asking
+        anyone: the first level's fresh value, else a stale copy it keeps (``stale_local``);
+        None if neither. Never waits.
 
         The same tuple object for as long as that generation stays there: a caller holding
         something derived from it checks it with ``is``."""
         if self.local is None:
             return None
         hit = self.local.get(key)
+        if hit is NO_VALUE:
+            hit = self.stale_local.get(key)
         return None if hit is NO_VALUE else hit
 
-    def count_hit(self, kind: str) -> None:
-        """A hit served from something derived from a first-level entry (api/cached.py's replays)."""
-        self._count(kind, "hits")
+    def count_served(self, result: Result) -> None:
+        """``result`` served again from something derived from it (api/cached.py's replays)."""
+        self._count(result.kind, "stale" if result.source == STALE else "hits")
 
     # -- the lookups -------------------------------------------------------------
     def trending(self, window: str, page: int, language: str | None = None) -> Result:
@@ -556,8 +573,8 @@ class CachedMovieSource:
     def expire_all(self) -> None:
         """Mark every cached value as expired (kept for stale serving), e.g. after a data fix.
 
-        The first level never serves stale values: its regions are invalidated outright."""
-        for region in (self.local, self.derived):
+        The first level never serves expired values: its regions are invalidated outright."""
+        for region in (self.local, self.stale_local, self.derived):
             if region is not None:
                 region.invalidate(hard=True)
         self.rendered.clear()

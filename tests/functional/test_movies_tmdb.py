@@ -1,6 +1,8 @@
 """The movie endpoints on the TMDb source, against the fake TMDb over real HTTP."""
 from __future__ import annotations
 
+import time
+
 import logging
 
 import pytest
@@ -95,7 +97,7 @@ def test_recommendations_and_search(tmdb_testapp, fake_tmdb):
     assert {"id": 878, "name": "Science Fiction"} in genres["data"]
 
 
-def test_stale_copy_is_served_when_tmdb_fails_after_expiry(tmdb_testapp, tmdb_app, fake_tmdb):
+def test_stale_copy_is_served_when_tmdb_fails_after_expiry(tmdb_testapp, tmdb_app, fake_tmdb, monkeypatch):
     fresh = tmdb_testapp.get("/api/movies/trending").json["data"]
     find_service(tmdb_app.registry, IMovieSource).expire_all()
     fake_tmdb.set_mode("error", status=503)
@@ -104,11 +106,18 @@ def test_stale_copy_is_served_when_tmdb_fails_after_expiry(tmdb_testapp, tmdb_ap
     assert response.headers["X-Cache"] == "STALE"
     assert response.json["meta"]["source"] == "stale"
     assert response.json["data"] == fresh
-    # TMDb recovers: the next request refreshes the copy.
+    # TMDb recovers. The copy served after the failure is kept for cache.local_ttl seconds (the
+    # requests meanwhile ask nobody); the first request after that refreshes it.
     fake_tmdb.set_mode("ok")
-    find_service(tmdb_app.registry, IMovieSource).source.breaker.reset()
+    source = find_service(tmdb_app.registry, IMovieSource)
+    source.source.breaker.reset()
+    calls = fake_tmdb.total_calls()
+    assert tmdb_testapp.get("/api/movies/trending").headers["X-Cache"] == "STALE"
+    assert fake_tmdb.total_calls() == calls
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + source.local_ttl + 1)
     refreshed = tmdb_testapp.get("/api/movies/trending")
-    assert refreshed.headers["X-Cache"] == "MISS"
+    assert refreshed.headers["X-Cache"] == "MISS" and fake_tmdb.total_calls() == calls + 1
 
 
 def test_nothing_cached_and_tmdb_failing_is_503(tmdb_testapp, fake_tmdb):

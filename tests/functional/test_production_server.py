@@ -6,6 +6,7 @@ fake TMDb as the movie source.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -206,6 +207,29 @@ def test_chunked_bodies_are_counted_once_decoded(server, extra, status):
     answer = raw_exchange(server.port, b"POST /api/auth/login HTTP/1.1\r\nHost: nexus\r\n"
                           b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
     assert answer[0] == status
+
+
+def test_a_304_keeps_the_connection_for_the_next_request(server):
+    """waitress closes a connection after any answer without Content-Length, 304s included
+    (server.NexusTask keeps it): a client revalidating its copies would reconnect every time."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        for _ in range(2):
+            connection.request("GET", "/api/movies/trending")
+            first = connection.getresponse()
+            first.read()
+        sock = connection.sock
+        for _ in range(3):
+            connection.request("GET", "/api/movies/trending", headers={"If-None-Match": first.getheader("ETag")})
+            answer = connection.getresponse()
+            assert answer.status == 304 and answer.read() == b"" and answer.getheader("Connection") is None
+            assert not answer.will_close and connection.sock is sock  # the same connection, still open
+        connection.request("GET", "/api/movies/trending", headers={"If-None-Match": first.getheader("ETag"),
+                                                                  "Connection": "close"})
+        closing = connection.getresponse()
+        assert closing.status == 304 and closing.getheader("Connection") == "close" and closing.will_close
+    finally:
+        connection.close()
 
 
 def test_a_cached_page_asked_again_is_answered_while_every_thread_waits(tmp_path, database_url, redis_url,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 import pytest
 from webtest import TestApp
@@ -76,18 +77,34 @@ def test_only_anonymous_gets_without_a_body_are_replayed(tmdb_testapp, api, full
     assert signed_in.body == with_body.body == other_query.body and head.body == b""
 
 
-def test_a_stale_copy_is_never_replayed(tmdb_testapp, tmdb_app, fake_tmdb, full_path):
+def test_a_stale_copy_is_replayed_as_stale_while_the_failure_lasts(tmdb_testapp, tmdb_app, fake_tmdb, full_path,
+                                                                   monkeypatch):
     path = "/api/movies/trending"
+    fresh = tmdb_testapp.get(path)
     tmdb_testapp.get(path)
-    tmdb_testapp.get(path)
-    find_service(tmdb_app.registry, IMovieSource).expire_all()
+    source = find_service(tmdb_app.registry, IMovieSource)
+    source.expire_all()
     fake_tmdb.set_mode("error", status=503)
     try:
         made = len(full_path)
+        first = tmdb_testapp.get(path)  # the full path: TMDb fails, the copy is served stale
+        assert len(full_path) == made + 1
+        reads = []
+        real_read = source.region.get_value_metadata
+        monkeypatch.setattr(source.region, "get_value_metadata", lambda *a, **k: reads.append(1) or real_read(*a, **k))
+        calls, stale_count = fake_tmdb.total_calls(), source.stats.stale
         for _ in range(3):
-            stale = tmdb_testapp.get(path)
-            assert stale.headers["X-Cache"] == "STALE" and stale.json["meta"]["source"] == "stale"
-        assert len(full_path) == made + 3
+            again = tmdb_testapp.get(path)
+            assert again.headers["X-Cache"] == "STALE" and again.json["meta"]["source"] == "stale"
+            assert again.headers["Cache-Control"] == "public, max-age=0" and again.body == first.body
+            assert again.json["data"] == fresh.json["data"]
+        # Replayed: no view, no shared cache, no TMDb; counted as stale copies served.
+        assert len(full_path) == made + 1 and reads == [] and fake_tmdb.total_calls() == calls
+        assert source.stats.stale == stale_count + 3
+        # Once the copy has had its moment (cache.local_ttl), the full path asks again.
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + source.local_ttl + 1)
+        assert tmdb_testapp.get(path).headers["X-Cache"] == "STALE" and len(full_path) == made + 2 and reads
     finally:
         fake_tmdb.set_mode("ok")
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from waitress.task import WSGITask
 
 from nexus_pyramid.api.cached import CachedPages
-from nexus_pyramid.server import InlineLane, ReplayTask
+from nexus_pyramid.server import InlineLane, NexusTask
 
 REPLAY = object()
 
@@ -77,10 +77,10 @@ def test_a_replay_is_answered_by_the_loop_with_the_replay_handed_to_the_app(monk
     # Asked with the environ the app will get: path as waitress makes it, headers as HTTP_*.
     assert pages.asked[0] == {"REQUEST_METHOD": "GET", "PATH_INFO": "/api/movies/trending", "QUERY_STRING": "page=2",
                               "CONTENT_LENGTH": "", "HTTP_IF_NONE_MATCH": '"0-x"'}
-    task = ReplayTask.__new__(ReplayTask)  # only its environment is looked at
+    task = NexusTask.__new__(NexusTask)  # only its environment is looked at
     task.request = replayed.requests[0]
     monkeypatch.setattr(WSGITask, "get_environment", lambda self: {"PATH_INFO": self.request.path})
-    assert ReplayTask.get_environment(task)["nexus.replay"] is REPLAY
+    assert NexusTask.get_environment(task)["nexus.replay"] is REPLAY
 
 
 def test_a_channel_with_a_replay_and_another_request_goes_to_the_threads_replay_forgotten():
