@@ -396,7 +396,7 @@ class CachedMovieSource:
         # stale copies; invalidated with the shared region (``expire_all``).
         self.local_ttl = local_ttl
         self.local = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
-        # Stale copies this process served because the source failed or was busy elsewhere, for
+        # Stale copies this process served (the source failed, or its regeneration was under way), for
         # ``local_ttl`` seconds: while the failure lasts, the next requests for the key skip the
         # shared cache, its lock and the source (which would fail again) and get the same copy.
         self.stale_local = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
@@ -460,8 +460,7 @@ class CachedMovieSource:
         if cached is not None:
             created = cached.metadata["ct"]
             if self._fresh(created, ttl):
-                if self.local is not None:
-                    self.local.set(key, (cached.payload, created))
+                self._keep(key, cached.payload, created)
                 self._count(kind, "hits")
                 return result(cached.payload, CACHE, created)
         missing_key = "404:" + key
@@ -492,14 +491,10 @@ class CachedMovieSource:
             self._count(kind, "stale")
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
-            copy = (stale.payload, stale.metadata["ct"])
-            if self.stale_local is not None:
-                self.stale_local.set(key, copy)
-            return result(copy[0], STALE, copy[1])
+            return self._stale_copy(key, stale.payload, stale.metadata["ct"], result)
         if produced:
             created = time.time()
-            if self.local is not None:
-                self.local.set(key, (value, created))
+            self._keep(key, value, created)
             self._count(kind, "misses")
             return result(value, UPSTREAM, created)
         # Made by whoever held the key's lock while this request waited, or an expired value
@@ -509,11 +504,23 @@ class CachedMovieSource:
         created = cached.metadata["ct"] if cached is not None else time.time()
         if not self._fresh(created, ttl):
             self._count(kind, "stale")
-            return result(value, STALE, created)
-        if self.local is not None:
-            self.local.set(key, (value, created))
+            return self._stale_copy(key, value, created, result)
+        self._keep(key, value, created)
         self._count(kind, "hits")
         return result(value, CACHE, created)
+
+    def _keep(self, key: str, value, created: float) -> None:
+        """A fresh value in the first level (a stale copy kept for the key is over)."""
+        if self.local is not None:
+            self.local.set(key, (value, created))
+            self.stale_local.delete(key)
+
+    def _stale_copy(self, key: str, value, created: float, result) -> Result:
+        """A stale copy served now, and kept for the requests of the next ``local_ttl`` seconds."""
+        copy = (value, created)
+        if self.stale_local is not None:
+            self.stale_local.set(key, copy)
+        return result(copy[0], STALE, copy[1])
 
     def first_level(self, key: str):
         """The ``(value, created)`` tuple this process serves under ``key`` without asking

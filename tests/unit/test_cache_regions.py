@@ -161,3 +161,45 @@ def test_an_expired_value_handed_out_during_another_regeneration_is_stale():
     assert meanwhile.value == first.value
     after = cache.trending("day", 1)
     assert after.source == CACHE and after.created > first.created and after.max_age(time.time()) > 0
+
+
+def test_a_stale_copy_handed_out_during_a_regeneration_is_kept_for_the_next_requests():
+    """While another caller holds the key's lock, an expired value is served stale, and the
+    requests of the next cache.local_ttl seconds get that same copy without the shared cache."""
+    import threading
+
+    from nexus_pyramid.movie_source.cache import STALE
+
+    source, cache = cached()
+    key = "counting:en-US:trending:day:1"
+    first = cache.trending("day", 1)
+    cache.expire_all()  # the value stays in the shared region, expired
+    lock = cache.region._mutex(cache.region.key_mangler(key))  # the one dogpile uses for the key
+    taken = threading.Event()
+    release = threading.Event()
+
+    def regenerating_elsewhere():
+        lock.acquire()
+        taken.set()
+        release.wait(10)
+        lock.release()
+
+    holder = threading.Thread(target=regenerating_elsewhere)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        stale = cache.trending("day", 1)
+        assert stale.source == STALE and stale.value == first.value and source.calls["trending"] == 1
+        reads = []
+        original = cache.region.get_value_metadata
+        cache.region.get_value_metadata = lambda *a, **kw: reads.append(1) or original(*a, **kw)
+        again = cache.trending("day", 1)
+        assert again.source == STALE and again.value is stale.value and reads == []
+        assert cache.first_level(key) == (stale.value, stale.created)
+    finally:
+        release.set()
+        holder.join(10)
+    # A fresh value ends the kept copy.
+    cache.stale_local.invalidate(hard=True)
+    fresh = cache.trending("day", 1)
+    assert fresh.source == UPSTREAM and cache.first_level(key)[0] is fresh.value
