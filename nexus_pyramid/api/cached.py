@@ -147,22 +147,19 @@ class CachedPages:
         if self.eligible(environ):
             self._replays[(environ["PATH_INFO"], environ.get("QUERY_STRING", ""))] = replay
 
-    def find(self, method: str, path: str, query: str, anonymous: bool = True) -> Replay | None:
-        """The replay for this request if it is still good, else None. Never waits (no I/O, no lock held long)."""
-        if method != "GET" or not anonymous:
+    def find_for(self, environ: dict) -> Replay | None:
+        """The replay for this request if there is one and it is still good, else None.
+
+        Never waits: dictionary look-ups and in-process regions only, no I/O."""
+        if not self.eligible(environ):
             return None
-        replay = self._replays.get((path, query))
+        replay = self._replays.get((environ["PATH_INFO"], environ.get("QUERY_STRING", "")))
         if replay is None:
             return None
         if (self.source.first_level(replay.result.key) is not replay.first_level
                 or self.blocklist.peek() != replay.epoch or self.genre_names.peek() is not replay.rendered.names):
             return None
         return replay
-
-    def find_for(self, environ: dict) -> Replay | None:
-        if not self.eligible(environ):
-            return None
-        return self.find("GET", environ["PATH_INFO"], environ.get("QUERY_STRING", ""))
 
     def answer(self, request, replay: Replay) -> Response:
         """The replay's response to ``request``, counted as what it is (a hit, or a stale copy)."""
