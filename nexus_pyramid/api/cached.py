@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from pyramid.response import Response
 
-from ..interfaces import ICachedPages
+from ..interfaces import IBlocklist, ICachedPages, IGenreNames, IMovieSource, provide
 from ..movie_source.cache import CACHE, RENDERED_ENTRIES, STALE, X_CACHE, BoundedDict, Result
 from .envelope import encode, success
 
@@ -169,9 +169,6 @@ class CachedPages:
 
 
 def includeme(config):
-    from ..interfaces import IBlocklist, IGenreNames, IMovieSource, provide
-
     registry = config.registry
     provide(config, CachedPages(registry.getUtility(IMovieSource), registry.getUtility(IBlocklist),
                                 registry.getUtility(IGenreNames)), ICachedPages)
-
