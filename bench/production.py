@@ -13,8 +13,12 @@ so that a change of machine load falls on all of them alike; medians and per-rou
   p99 vs GC off           p99 of /healthz and of cached trending, each GC setting / GC off (<= 1.3)
   conditional requests    If-None-Match with the page's ETag: share of 304s, req/s
   PSS                     proportional set size of master + workers (/proc/<pid>/smaps_rollup) (<= 120 MB)
+  connections opened      PostgreSQL connections opened per 1000 profile reads (pg_stat_database.sessions):
+                          none once the pool holds a connection per thread
   round trips             SQL statements and other round trips of one profile read (<= 2, nothing else),
                           counted by engine events through the same app in this process
+  in process              CPU ms of the profile read, of its two statements alone (a session on
+                          the app's engine) and of /healthz, called as WSGI in this process
 
 Then, on the first server: 200 clients on one cold key (upstream calls, 1) and TMDb down
 with the breaker open (p99 stale / p99 healthy hit, <= 1.5).
@@ -206,6 +210,7 @@ def in_process(fake: FakeTMDb, email: str, password: str, candidates: list[str],
         client.get("/api/user/profile", headers=auth)
     round_trips = {"statements": len(trips.statements), "begins": trips.begins, "commits": trips.commits,
                    "rollbacks": trips.rollbacks, "pings": trips.pings}
+    round_trips["cpu"] = cpu_in_process(app, engine, auth, email)
 
     pauses: list[float] = []
     started = [0.0]
@@ -238,6 +243,60 @@ def in_process(fake: FakeTMDb, email: str, password: str, candidates: list[str],
         gc.set_threshold(*saved)
     engine.dispose()
     return round_trips, figures
+
+
+def postgres_sessions() -> int:
+    """Connections ever opened to the bench's database (PostgreSQL's pg_stat_database.sessions)."""
+    name = DB_URL.rsplit("/", 1)[1]
+    out = subprocess.run(["psql", DB_URL, "-tAc", f"SELECT sessions FROM pg_stat_database WHERE datname = '{name}'"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
+def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) -> dict:
+    """CPU ms of /healthz and of the profile read called as WSGI in this process (no server,
+    no client library), and of the profile read's two statements alone: run on the app's
+    engine through a session, as the read runs them, and nothing else."""
+    import io
+
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from nexus_pyramid.security import _caller_statement
+    from nexus_pyramid.services.library import _preferences_statement
+
+    def wsgi(path, headers):
+        def call():
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+                       "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "192.0.2.99",
+                       "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
+                       "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": True,
+                       "wsgi.run_once": False, **{"HTTP_" + k.upper(): v for k, v in headers.items()}}
+            body = app(environ, lambda status, response_headers, exc_info=None: None)
+            b"".join(body)
+            getattr(body, "close", lambda: None)()
+        return call
+
+    with engine.connect() as connection:
+        user_id = connection.execute(text("SELECT id FROM users WHERE email = :e"), {"e": email}).scalar_one()
+
+    def statements_alone():
+        session = Session(engine)
+        connection = session.connection()
+        connection.execute(_caller_statement(), {"user_id": user_id}).all()
+        connection.execute(_preferences_statement(), {"user_id": user_id}).all()
+        session.close()
+
+    figures = {}
+    for name, run in (("healthz", wsgi("/healthz", {})), ("profile", wsgi("/api/user/profile", auth)),
+                      ("statements", statements_alone)):
+        for _ in range(200):
+            run()
+        began = time.process_time()
+        for _ in range(requests):
+            run()
+        figures[name] = (time.process_time() - began) * 1000 / requests
+    return figures
 
 
 def median(values):
@@ -298,6 +357,8 @@ def main():
 
         per_round = {s.name: {"healthz": [], "trending": [], "healthz_p99": [], "trending_p99": []} for s in servers}
         profile, healthz_cpu, conditional = [], [], []
+        # Each worker's pool fills to its kept size once: not counted as connections opened under load.
+        wrk(app.url + "/api/user/profile", "2s", headers=[f"Authorization: Bearer {token}"])
         for number in range(args.rounds):
             for server in servers:
                 h = measured(server, server.url + "/healthz", args.duration)
@@ -309,8 +370,11 @@ def main():
                 figures["trending_p99"].append(t["p99"])
                 if server is app:
                     healthz_cpu.append(h["cpu_ms"])
+            sessions = postgres_sessions()
             profile.append(measured(app, app.url + "/api/user/profile", args.duration,
                                     headers=[f"Authorization: Bearer {token}"]))
+            time.sleep(1.0)  # the statistics of connections that just ended reach pg_stat_database
+            profile[-1]["new_sessions"] = postgres_sessions() - sessions
             conditional.append(wrk(app.url + trending, args.duration, headers=[f"If-None-Match: {etag}"]))
             # The share of 304s, counted by a wrk script (which slows wrk itself: not for req/s).
             counted = wrk(app.url + trending, "1s", headers=[f"If-None-Match: {etag}"], script=str(script))
@@ -369,9 +433,16 @@ def main():
         f"{median(p['cpu_ms'] for p in profile):.2f} / {median(healthz_cpu):.2f} = {median(cpu_ratios):.2f}",
         fmt(cpu_ratios))
     row("profile req/s", f"{median(p['rps'] for p in profile):.0f}", fmt([p["rps"] for p in profile], ".0f"))
+    row("profile: PostgreSQL connections opened per 1000 requests",
+        f"{median(1000 * p['new_sessions'] / max(1, p['requests']) for p in profile):.1f}",
+        fmt([1000 * p["new_sessions"] / max(1, p["requests"]) for p in profile], ".1f"))
     row("profile read round trips (<= 2, nothing else)",
         f"{trips['statements']} statements", f"begin {trips['begins']}, commit {trips['commits']}, "
         f"rollback {trips['rollbacks']}, pre-ping {trips['pings']}")
+    cpu = trips["cpu"]
+    row("in process, CPU ms: profile read / its 2 statements alone / healthz",
+        f"{cpu['profile']:.2f} / {cpu['statements']:.2f} / {cpu['healthz']:.2f}",
+        f"statements alone = {cpu['statements'] / cpu['healthz']:.1f}x healthz")
     for server in servers:
         if server.name == "gc off":
             continue

@@ -236,6 +236,20 @@ class InlineLane:
             self.pending.pop(0).service()
 
 
+def pool_shortfall(settings, threads: int) -> str | None:
+    """A warning when the database pool keeps fewer connections than the worker has threads.
+
+    The connections above ``sqlalchemy.pool_size`` are overflow: opened when a request needs
+    one and closed when it gives it back. With more threads than kept connections, a busy
+    worker opens and closes PostgreSQL connections all the time (a backend process each)."""
+    kept = settings.get("sqlalchemy.pool_size")
+    url = str(settings.get("sqlalchemy.url", ""))
+    if not isinstance(kept, int) or not url.startswith("postgresql") or kept >= threads:
+        return None
+    return (f"sqlalchemy.pool_size = {kept} is below threads = {threads}: under load this worker opens and "
+            f"closes database connections per request; set sqlalchemy.pool_size to at least {threads}")
+
+
 class WaitressWorker(Worker):
     """A gunicorn worker whose HTTP server is waitress (see the module's docstring)."""
 
@@ -244,6 +258,9 @@ class WaitressWorker(Worker):
         from . import freeze_worker
 
         freeze_worker(settings)
+        shortfall = pool_shortfall(settings, self.cfg.threads)
+        if shortfall:
+            self.log.warning(shortfall)
         body_limit = max_body_size(settings)
         uploads = upload_limit(settings)
         counter = itertools.count(1)

@@ -115,3 +115,28 @@ def test_the_ini_files_use_only_known_settings_with_good_values(ini):
     secrets = {"JWT_SECRET": "x" * 40, "SESSION_SECRET": "y" * 40}
     loaded = load(app, secrets)  # unknown keys or bad values would raise
     assert loaded["nexus.env"] == app["nexus.env"]
+
+
+def test_production_ini_keeps_a_database_connection_per_server_thread():
+    """Fewer kept connections than threads: a busy worker would open and close a PostgreSQL
+    connection for many of its requests (overflow connections are closed on return)."""
+    from nexus_pyramid.server import pool_shortfall
+
+    parser = configparser.ConfigParser(defaults={"here": str(ROOT)})
+    parser.read(ROOT / "production.ini")
+    app = {k: v for k, v in parser.items("app:main") if k not in ("use", "here")}
+    loaded = load(app, {"JWT_SECRET": "x" * 40, "SESSION_SECRET": "y" * 40})
+    threads = parser.getint("server:main", "threads")
+    assert loaded["sqlalchemy.pool_size"] >= threads
+    assert pool_shortfall(loaded, threads) is None
+
+
+def test_a_pool_smaller_than_the_threads_is_named_at_start():
+    from nexus_pyramid.server import pool_shortfall
+
+    postgres = {"sqlalchemy.url": "postgresql://nexus@db/nexus", "sqlalchemy.pool_size": 5}
+    warning = pool_shortfall(postgres, 12)
+    assert "sqlalchemy.pool_size = 5 is below threads = 12" in warning and "at least 12" in warning
+    assert pool_shortfall({**postgres, "sqlalchemy.pool_size": 12}, 12) is None
+    # SQLite (development) has no such pool.
+    assert pool_shortfall({"sqlalchemy.url": "sqlite:///x.sqlite", "sqlalchemy.pool_size": 5}, 12) is None
