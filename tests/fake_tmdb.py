@@ -75,6 +75,8 @@ class FakeTMDb:
             self.delay = 0.0
             self.retry_after = "1"
             self.fail_times = 0
+            # "trickle": the body is sent ``trickle_bytes`` at a time, ``delay`` seconds apart.
+            self.trickle_bytes = 256
             self.failing_paths = set()
             self.calls.clear()
             self.queries.clear()
@@ -235,7 +237,13 @@ class FakeTMDb:
                     for key, value in headers.items():
                         self.send_header(key, value)
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if fake.mode == "trickle":
+                        for start in range(0, len(payload), fake.trickle_bytes):
+                            self.wfile.write(payload[start:start + fake.trickle_bytes])
+                            self.wfile.flush()
+                            time.sleep(fake.delay)
+                    else:
+                        self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout tests)
 

@@ -22,6 +22,7 @@ import re
 import time
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
@@ -52,6 +53,15 @@ _redactor = _RedactSecrets()
 logging.getLogger("urllib3.connectionpool").addFilter(_redactor)
 
 
+# TMDb's largest answers (a movie with credits, a page of 20) are tens of kilobytes.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+BODY_CHUNK_BYTES = 16 * 1024
+
+
+class _BodyRefused(Exception):
+    """A body too slow or too large: the call failed, as a timeout would."""
+
+
 class Transport:
     """One pooled session to TMDb with its credentials; one GET per call, bounded by timeouts."""
 
@@ -74,12 +84,42 @@ class Transport:
         if self._api_key:
             params["api_key"] = self._api_key
         left = max(time_left, 0.01)
+        deadline = time.monotonic() + left
         try:
-            return self.session.get(self.base_url + path, params=params,
-                                    timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)))
+            response = self.session.get(self.base_url + path, params=params, stream=True,
+                                        timeout=(min(self.connect_timeout, left), min(self.read_timeout, left)))
+            with response:
+                response._content = self._read_body(response, deadline)
+            return response
         except requests.RequestException as exc:
             log.warning("TMDb %s failed: %s", path, type(exc).__name__)
             raise SourceUnavailable(f"TMDb request failed ({type(exc).__name__})") from None
+        except _BodyRefused as exc:
+            log.warning("TMDb %s failed: %s", path, exc)
+            raise SourceUnavailable(f"TMDb request failed ({exc})") from None
+
+    @staticmethod
+    def _read_body(response, deadline: float) -> bytes:
+        """The whole body, read by the time ``deadline`` passes, at most ``MAX_BODY_BYTES`` of it.
+
+        The read timeout bounds each wait for data, not their sum: a body sent a few bytes at a
+        time would hold the request for as long as TMDb keeps sending. So the body is read as it
+        arrives (``read1``: what one read of the socket gave, decoded) and the clock is checked
+        between reads. ``requests``' own reading asks for fixed-size blocks and waits for each
+        to fill, which a trickle never does before the end."""
+        chunks, size = [], 0
+        try:
+            while chunk := response.raw.read1(BODY_CHUNK_BYTES):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _BodyRefused(f"body larger than {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise _BodyRefused("body not received within the time budget")
+        except urllib3.exceptions.HTTPError as exc:  # a read timeout, a connection cut mid-body
+            raise _BodyRefused(type(exc).__name__) from None
+        response._content_consumed = True  # what requests sets once it has read a body itself
+        return b"".join(chunks)
 
 
 class RetryPolicy:

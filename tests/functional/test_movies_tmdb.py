@@ -139,6 +139,15 @@ def test_malformed_json_and_timeouts_are_upstream_failures(tmdb_testapp, fake_tm
     tmdb_testapp.get("/api/movies/550")
 
 
+def test_a_body_trickled_past_the_budget_is_an_upstream_failure(tmdb_testapp, fake_tmdb):
+    # Every piece of the body within the read timeout, the whole well past the 2 s budget.
+    fake_tmdb.set_mode("trickle", trickle_bytes=32, delay=0.2)
+    assert_error(tmdb_testapp.get("/api/movies/603", status=503), 503, "UPSTREAM_UNAVAILABLE")
+    assert fake_tmdb.calls["/3/movie/603"] == 1
+    fake_tmdb.set_mode("ok")
+    assert tmdb_testapp.get("/api/movies/603").json["data"]["title"] == "The Matrix"
+
+
 @pytest.mark.usefixtures("committed")  # threads
 def test_fifty_concurrent_requests_for_a_cold_key_make_one_upstream_call(tmdb_app, tmdb_testapp, fake_tmdb):
     tmdb_testapp.get("/api/genres")  # genre names warm, so only the trending key is cold

@@ -165,3 +165,41 @@ def test_a_well_formed_answer_closes_a_half_open_breaker_for_every_lookup(fake):
         fake.set_mode("ok")
         lookup()
         assert source.breaker.state == "closed"
+
+
+def test_a_body_trickled_slower_than_the_budget_fails_the_call(fake):
+    """Each piece arrives well within the read timeout; the whole body would take seconds
+    past the budget. The call fails (and may be served from a stale copy upstream) instead
+    of holding its request for as long as TMDb keeps sending."""
+    fake.set_mode("trickle", trickle_bytes=64, delay=0.1)
+    source, sleeps = client(fake, budget=0.8)
+    with pytest.raises(SourceUnavailable, match="time budget"):
+        source.trending("day", 1)
+    assert fake.calls["/3/trending/movie/day"] == 1 and sleeps == []
+    fake.set_mode("ok")
+    assert source.trending("day", 1)["results"]
+
+
+def test_a_body_trickled_within_the_budget_is_read_whole(fake):
+    fake.set_mode("trickle", trickle_bytes=4096, delay=0.01)
+    source, _ = client(fake)
+    assert source.movie(603)["title"] == "The Matrix"
+
+
+def test_a_body_above_the_size_limit_fails_the_call(fake, monkeypatch):
+    from nexus_pyramid.movie_source import tmdb
+
+    source, _ = client(fake)
+    assert len(source.trending("day", 1)["results"]) > 1
+    monkeypatch.setattr(tmdb, "MAX_BODY_BYTES", 512)
+    with pytest.raises(SourceUnavailable, match="larger than 512 bytes"):
+        source.trending("day", 1)
+
+
+def test_bodies_read_as_they_arrive_leave_the_connection_for_the_next_call(fake):
+    source, _ = client(fake)
+    for tmdb_id in (603, 550, 603):
+        assert source.movie(tmdb_id)["id"] == tmdb_id
+    adapter = source.transport.session.get_adapter(fake.base_url)
+    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]
+    assert [(pool.num_connections, pool.num_requests) for pool in pools] == [(1, 3)]
