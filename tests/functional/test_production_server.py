@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from nexus_pyramid.request_limits import DEFAULT_MAX_BODY_SIZE
-from tests.conftest import ROOT, clean_database
+from tests.conftest import ROOT, clean_database, forget_movie_id_space
 from tests.fake_tmdb import API_KEY, FakeTMDb
 
 PSERVE = Path(sys.executable).with_name("pserve")
@@ -42,6 +42,8 @@ class ProductionServer:
                 ini = ini.replace("[server:main]\n", f"[server:main]\n{key} = {value}\n")
         (tmp_path / "production.ini").write_text(ini)
         self.log_path = tmp_path / "server.log"
+        # A new app on the suite's database, as the suite's other apps (see forget_movie_id_space).
+        forget_movie_id_space(database_url)
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                "JWT_SECRET": secrets.token_urlsafe(40), "SESSION_SECRET": secrets.token_urlsafe(40),
                "NEXUS_MOVIE_SOURCE": "tmdb", "TMDB_BASE_URL": fake.base_url, "TMDB_API_KEY": API_KEY,
@@ -49,17 +51,21 @@ class ProductionServer:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([str(PSERVE), "production.ini"], cwd=tmp_path, env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        self.port = self._wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._wait_for(r"Booting worker", count=int(env["WEB_CONCURRENCY"]))
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("the server does not answer:\n" + self.log())
+        try:
+            self.port = self._wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
+            self.url = f"http://127.0.0.1:{self.port}"
+            self._wait_for(r"Booting worker", count=int(env["WEB_CONCURRENCY"]))
+            for _ in range(150):
+                try:
+                    urllib.request.urlopen(self.url + "/healthz", timeout=2).read()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError("the server does not answer:\n" + self.log())
+        except BaseException:
+            self.stop()  # a server that failed to start is not left running
+            raise
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

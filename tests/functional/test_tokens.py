@@ -149,7 +149,7 @@ def test_password_change_invalidates_older_tokens(api):
     api.login(status=401)
 
 
-def test_access_token_lifetime_is_configurable(database_url, redis_url):
+def test_access_token_lifetime_is_configurable(database_url, redis_url, committed):  # an app of its own
     from webtest import TestApp
 
     from nexus_pyramid import make_app
