@@ -258,7 +258,9 @@ def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) ->
     no client library), and of the profile read's two statements alone: run on the app's
     engine through a session, as the read runs them, and nothing else."""
     import io
+    import uuid
 
+    import jwt
     from sqlalchemy import text
     from sqlalchemy.orm import Session
 
@@ -279,11 +281,13 @@ def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) ->
 
     with engine.connect() as connection:
         user_id = connection.execute(text("SELECT id FROM users WHERE email = :e"), {"e": email}).scalar_one()
+    token = auth["Authorization"].split()[1]
+    session_id = uuid.UUID(jwt.decode(token, options={"verify_signature": False})["sid"])  # as the read passes it
 
     def statements_alone():
         session = Session(engine)
         connection = session.connection()
-        connection.execute(_caller_statement(), {"user_id": user_id}).all()
+        connection.execute(_caller_statement(), {"user_id": user_id, "session_id": session_id}).all()
         connection.execute(_preferences_statement(), {"user_id": user_id}).all()
         session.close()
 

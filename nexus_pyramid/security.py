@@ -23,18 +23,20 @@ CALLER_COLUMNS = tuple(column.key for column in User.__table__.c if column.key !
 
 
 class Caller(UserFacts):
-    """The signed-in user as read at the start of the request: the ``CALLER_COLUMNS`` of its row
-    and its role names, read-only.
+    """The signed-in user as read at the start of the request: the ``CALLER_COLUMNS`` of its row,
+    its role names and whether the session its token names is still live, read-only.
 
     Enough for reading (the profile, principals, ids, ages); code that changes the user, or
     hands it to code that may, takes the ORM entity, ``Identity.user``."""
 
-    __slots__ = (*CALLER_COLUMNS, "role_names")
+    __slots__ = (*CALLER_COLUMNS, "role_names", "session_live")
 
     def __init__(self, row, role_names: list[str]):
         for name in CALLER_COLUMNS:
             setattr(self, name, getattr(row, name))
         self.role_names = role_names
+        # A refresh-token family of this user with a token not revoked (False when none was named).
+        self.session_live = row.session_live
 
 
 @dataclass
@@ -92,11 +94,16 @@ def resolve_auth_state(request) -> AuthState:
     token = None if console else _bearer_token(request)
     if token is not None:
         claims = request.find_service(ITokenCodec).decode_access(token) if token else None
-        caller = load_caller(request, claims["sub"]) if claims else None
+        session_id = claims.get("sid") if claims else None
+        caller = load_caller(request, claims["sub"], session_id) if claims else None
         if caller is not None and caller.suspended_at is not None:
             # Whatever the token's version: its owner is told why (ACCOUNT_SUSPENDED).
             return AuthState(None, "suspended")
         if caller is None or caller.token_version != claims["ver"]:
+            return AuthState(None, "invalid")
+        if session_id is not None and not caller.session_live:
+            # Its session was ended (sign-out, DELETE /api/user/sessions/{id}, a stolen refresh
+            # token's family revoked): the access tokens issued with it end with it.
             return AuthState(None, "invalid")
         return AuthState(Identity(caller, BEARER, [role_principal(r) for r in caller.role_names], claims.get("sid"),
                                   request.dbsession), "valid")
@@ -113,13 +120,15 @@ def resolve_auth_state(request) -> AuthState:
     return AuthState(None, "absent")
 
 
-def load_caller(request, user_id) -> Caller | None:
-    """The caller's row and role names, in one statement (a join), at the Core level.
+def load_caller(request, user_id, session_id=None) -> Caller | None:
+    """The caller's row, role names and whether ``session_id`` (a refresh-token family) is
+    still live, in one statement (a join and an ``EXISTS``), at the Core level.
 
     A Core statement on the session's connection: what an authenticated read needs of its
     caller is columns, and the ORM's execution and loading (an entity, its roles, ``unique()``)
     cost a measurable share of such a read. ``Identity.user`` loads the entity when asked."""
-    rows = request.dbsession.connection().execute(_caller_statement(), {"user_id": user_id}).all()
+    rows = request.dbsession.connection().execute(_caller_statement(),
+                                                  {"user_id": user_id, "session_id": session_id}).all()
     if not rows:
         return None
     return Caller(rows[0], [row.role_name for row in rows if row.role_name is not None])
@@ -129,10 +138,17 @@ def load_caller(request, user_id) -> Caller | None:
 def _caller_statement():
     from sqlalchemy import bindparam, select
 
-    from .models import Role, user_roles
+    from sqlalchemy import Uuid, exists
+
+    from .models import RefreshToken, Role, user_roles
 
     users = User.__table__
-    return (select(*(users.c[name] for name in CALLER_COLUMNS), Role.__table__.c.name.label("role_name"))
+    tokens = RefreshToken.__table__
+    # Served by the index on family_id; a family has a handful of rows.
+    session_live = exists().where(tokens.c.family_id == bindparam("session_id", type_=Uuid),
+                                  tokens.c.user_id == users.c.id, tokens.c.revoked_at.is_(None))
+    return (select(*(users.c[name] for name in CALLER_COLUMNS), Role.__table__.c.name.label("role_name"),
+                   session_live.label("session_live"))
             .outerjoin(user_roles, user_roles.c.user_id == users.c.id)
             .outerjoin(Role.__table__, Role.__table__.c.id == user_roles.c.role_id)
             .where(users.c.id == bindparam("user_id"))

@@ -331,6 +331,19 @@ def api(testapp, dbsession) -> Api:
     return Api(testapp, dbsession)
 
 
+def age_rotations(dbsession, seconds: int) -> None:
+    """Make every rotation look ``seconds`` older: past the grace window for concurrent refreshes."""
+    from datetime import timedelta
+
+    from nexus_pyramid.models import RefreshToken
+
+    dbsession.rollback()
+    dbsession.expire_all()  # no stale copies from before the app's commits
+    for row in dbsession.query(RefreshToken).filter(RefreshToken.replaced_by_id.is_not(None)):
+        row.revoked_at = row.revoked_at - timedelta(seconds=seconds)
+    dbsession.commit()
+
+
 def run_concurrently(count: int, action) -> list:
     """Run ``action(index)`` in ``count`` threads released at the same instant; their results."""
     barrier = threading.Barrier(count)

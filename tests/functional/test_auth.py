@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import PASSWORD, assert_error
+from tests.conftest import PASSWORD, age_rotations, assert_error
 
 
 def test_register_returns_user_and_tokens(api):
@@ -120,19 +120,6 @@ def test_refresh_rotates_the_token(api):
     api.app.get("/api/user/profile", headers=api.auth(second["access_token"]))
     third = api.app.post_json("/api/auth/refresh", {"refresh_token": second["refresh_token"]}).json["data"]
     assert third["refresh_token"] not in (first["refresh_token"], second["refresh_token"])
-
-
-def age_rotations(dbsession, seconds: int) -> None:
-    """Make every rotation look ``seconds`` older: past the grace window for concurrent refreshes."""
-    from datetime import timedelta
-
-    from nexus_pyramid.models import RefreshToken
-
-    dbsession.rollback()
-    dbsession.expire_all()  # no stale copies from before the app's commits
-    for row in dbsession.query(RefreshToken).filter(RefreshToken.replaced_by_id.is_not(None)):
-        row.revoked_at = row.revoked_at - timedelta(seconds=seconds)
-    dbsession.commit()
 
 
 def test_reusing_a_rotated_refresh_token_revokes_the_family(api, dbsession):

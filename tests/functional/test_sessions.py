@@ -8,7 +8,7 @@ import pytest
 from webtest import TestApp
 
 from tests.conftest import PASSWORD, assert_error, run_concurrently
-from tests.functional.test_auth import age_rotations
+from tests.conftest import age_rotations
 from tests.functional.test_console import sign_in
 
 COOKIE = "nexus_admin"
@@ -116,10 +116,10 @@ def test_logout_body_is_validated(api):
         response = api.app.post_json("/api/auth/logout", body, headers=headers, status=400)
         assert_error(response, 400, "VALIDATION_ERROR")
     profile(api, data["access_token"])
-    # Without "all" it is the single-token logout it always was.
+    # Without "all" it is the single-session logout: its refresh token and its access tokens end.
     api.app.post_json("/api/auth/logout", {"refresh_token": data["refresh_token"], "all": False})
     refresh(api.app, data["refresh_token"], status=401)
-    profile(api, data["access_token"])
+    profile(api, data["access_token"], status=401)
 
 
 # -- console sessions that end on the server --------------------------------------------------

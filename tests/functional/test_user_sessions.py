@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import assert_error
+from tests.conftest import age_rotations, assert_error
 
 PHONE = {"User-Agent": "NexusPhone/1.0"}
 LAPTOP = {"User-Agent": "Mozilla/5.0 (Laptop)"}
@@ -76,3 +76,28 @@ def test_signed_out_and_rotated_away_sessions_are_not_listed(api):
     api.app.post_json("/api/auth/logout", {"refresh_token": other["refresh_token"]})
     [only] = sessions(api, user["token"])
     assert only["current"] is True
+
+
+def test_the_access_tokens_of_an_ended_session_stop_with_it(api):
+    """Not only its refresh token: an access token names its session (``sid``) and is refused
+    once that session is ended, signed out of, or revoked as stolen; other sessions go on."""
+    user = api.user(email="stop@example.com")
+    ended = api.login(email="stop@example.com").json["data"]
+    signed_out = api.login(email="stop@example.com").json["data"]
+    stolen = api.login(email="stop@example.com").json["data"]
+    for pair in (ended, signed_out, stolen):
+        api.app.get("/api/user/profile", headers=api.auth(pair["access_token"]))
+    current = {s["current"]: s["id"] for s in sessions(api, ended["access_token"])}[True]
+    api.app.delete(f"/api/user/sessions/{current}", headers=api.auth(user["token"]))
+    api.app.post_json("/api/auth/logout", {"refresh_token": signed_out["refresh_token"]})
+    # A rotated refresh token presented again (after the grace window) revokes its family.
+    rotated = api.app.post_json("/api/auth/refresh", {"refresh_token": stolen["refresh_token"]}).json["data"]
+    api.app.get("/api/user/profile", headers=api.auth(rotated["access_token"]))  # the new pair works
+    age_rotations(api.db, 60)
+    api.app.post_json("/api/auth/refresh", {"refresh_token": stolen["refresh_token"]}, status=401)
+    for pair in (ended, signed_out, stolen, rotated):
+        assert_error(api.app.get("/api/user/profile", headers=api.auth(pair["access_token"]), status=401),
+                     401, "INVALID_TOKEN")
+    # The first sign-in's session was none of them.
+    assert api.app.get("/api/user/profile", headers=api.auth(user["token"])).json["data"]["email"] == \
+        "stop@example.com"
