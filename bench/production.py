@@ -18,7 +18,8 @@ so that a change of machine load falls on all of them alike; medians and per-rou
   round trips             SQL statements and other round trips of one profile read (<= 2, nothing else),
                           counted by engine events through the same app in this process
   in process              CPU ms of the profile read, of its two statements alone (a session on
-                          the app's engine) and of /healthz, called as WSGI in this process
+                          the app's engine, and a plain Connection) and of /healthz, called as
+                          WSGI in this process
 
 Then, on the first server: 200 clients on one cold key (upstream calls, 1) and TMDb down
 with the breaker open (p99 stale / p99 healthy hit, <= 1.5).
@@ -256,7 +257,8 @@ def postgres_sessions() -> int:
 def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) -> dict:
     """CPU ms of /healthz and of the profile read called as WSGI in this process (no server,
     no client library), and of the profile read's two statements alone: run on the app's
-    engine through a session, as the read runs them, and nothing else."""
+    engine through a session, as the read runs them, and nothing else; and on a plain
+    Connection (what the statements would cost without the ORM Session and its transaction)."""
     import io
     import uuid
 
@@ -291,9 +293,14 @@ def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) ->
         connection.execute(_preferences_statement(), {"user_id": user_id}).all()
         session.close()
 
+    def on_a_connection():
+        with engine.connect() as connection:
+            connection.execute(_caller_statement(), {"user_id": user_id, "session_id": session_id}).all()
+            connection.execute(_preferences_statement(), {"user_id": user_id}).all()
+
     figures = {}
     for name, run in (("healthz", wsgi("/healthz", {})), ("profile", wsgi("/api/user/profile", auth)),
-                      ("statements", statements_alone)):
+                      ("statements", statements_alone), ("connection", on_a_connection)):
         for _ in range(200):
             run()
         began = time.process_time()
@@ -446,7 +453,8 @@ def main():
     cpu = trips["cpu"]
     row("in process, CPU ms: profile read / its 2 statements alone / healthz",
         f"{cpu['profile']:.2f} / {cpu['statements']:.2f} / {cpu['healthz']:.2f}",
-        f"statements alone = {cpu['statements'] / cpu['healthz']:.1f}x healthz")
+        f"statements alone = {cpu['statements'] / cpu['healthz']:.1f}x healthz; "
+        f"{cpu['connection']:.2f} on a Connection, no Session")
     for server in servers:
         if server.name == "gc off":
             continue
