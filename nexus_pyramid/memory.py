@@ -22,16 +22,16 @@ bench/pss.py (one server, per-process figures and where a worker's private pages
   malloc heap) and 3 to 5 MB in mappings of its own. The copy is what each code path writes
   the first time it runs, not growth: a forked copy of the app serving requests one at a time
   copied about 5 MB at its first /healthz (router, tweens, transaction, logging: some 260
-  functions, whose objects lie on as many pages), 9 MB at its first trending pages (fetched
-  once, then cached), 7 MB at its first registration, and under 1 MB for 50 more requests
-  of a path it had already run.
+  functions with 0.1 MB of code; pages are copied, not bytes), 9 MB at its first trending
+  pages (fetched once, then cached), 7 MB at its first registration, and under 1 MB for 50
+  more requests of a path it had already run.
 - Memory that is new in a worker after the fork is 3 to 5 MB, most of it from the threads that
   serve at once (stacks, malloc arenas, the objects of the requests in flight): with 6 or 4
   waitress threads instead of 12 the total was 6 to 7 MB lower. The thread count is
   production.ini's margin for requests waiting on a hung database, so it stays at 12.
 - Tried without effect (none lower than the same run's baseline by more than 1.5 MB, the
-  noise between rounds): ``gc.freeze()`` in gunicorn's ``pre_fork`` hook with no ``gc.collect()`` in the
-  worker; glibc settings (``MALLOC_ARENA_MAX`` 1 or 2, ``MALLOC_MMAP_THRESHOLD_`` and
+  noise between rounds): ``gc.freeze()`` in gunicorn's ``pre_fork`` hook with no
+  ``gc.collect()`` in the worker; glibc settings (``MALLOC_ARENA_MAX`` 1 or 2, ``MALLOC_MMAP_THRESHOLD_`` and
   ``MALLOC_TRIM_THRESHOLD_`` at 64 or 128 KiB); importing in the master the modules a worker
   imports later (``email.policy`` and the rest for a first mail, ``netrc`` for requests);
   ``malloc_trim`` (the master's malloc heap has 1.2 MB free of 21 MB: nothing to return);
