@@ -2,6 +2,7 @@
 
 ``pserve production.ini`` builds the application once, in gunicorn's master; the workers are
 forked from it and share its pages copy-on-write. Measured with bench/production.py,
+bench/pss.py (one server, per-process figures and where a worker's private pages are),
 ``/proc/<pid>/smaps`` and ``/proc/<pid>/pagemap`` (2 workers, 12 threads each, Python 3.11):
 
 - The master holds about 70 MB of Python heap (obmalloc arenas and the malloc heap), most of
@@ -15,10 +16,32 @@ forked from it and share its pages copy-on-write. Measured with bench/production
   be, before Python 3.12's immortal objects. So a megabyte loaded at start-up costs up to
   1.8 MB across master + 2 workers once they serve, while a module nothing calls stays
   shared: what a web process never needs should not be imported by it.
-- Memory that is new in a worker after the fork is about 4 MB: glibc's per-thread malloc
-  arenas are not where it goes (``MALLOC_ARENA_MAX=2`` moved the total by less than the
-  noise between runs, so there is no setting for it); nor are the free blocks the master
-  leaves in its heap for the workers to reuse (filling them before the fork: no change).
+- bench/pss.py, after its load (medians of 3 to 5 interleaved rounds): master 44 MB, workers
+  46 MB each, 137 MB in all (97 MB just booted). A worker's private pages are some 25 MB in
+  mappings it inherited (20 MB in the anonymous ones that hold obmalloc's arenas, 5 MB in the
+  malloc heap) and 3 to 5 MB in mappings of its own. The copy is what each code path writes
+  the first time it runs, not growth: a forked copy of the app serving requests one at a time
+  copied about 5 MB at its first /healthz (router, tweens, transaction, logging: some 260
+  functions with 0.1 MB of code; pages are copied, not bytes), 9 MB at its first trending
+  pages (fetched once, then cached), 7 MB at its first registration, and under 1 MB for 50
+  more requests of a path it had already run.
+- Memory that is new in a worker after the fork is 3 to 5 MB, most of it from the threads that
+  serve at once (stacks, malloc arenas, the objects of the requests in flight): with 6 or 4
+  waitress threads instead of 12 the total was 6 to 7 MB lower. The thread count is
+  production.ini's margin for requests waiting on a hung database, so it stays at 12.
+- Tried without effect (none lower than the same run's baseline by more than 1.5 MB, the
+  noise between rounds): ``gc.freeze()`` in gunicorn's ``pre_fork`` hook with no
+  ``gc.collect()`` in the worker; glibc settings (``MALLOC_ARENA_MAX`` 1 or 2, ``MALLOC_MMAP_THRESHOLD_`` and
+  ``MALLOC_TRIM_THRESHOLD_`` at 64 or 128 KiB); importing in the master the modules a worker
+  imports later (``email.policy`` and the rest for a first mail, ``netrc`` for requests);
+  ``malloc_trim`` (the master's malloc heap has 1.2 MB free of 21 MB: nothing to return);
+  filling the free blocks the master leaves in its heap before the fork.
+  ``MALLOC_ARENA_MAX=1`` made it 5 MB larger, ``PYTHONMALLOC=malloc`` 29 MB.
+- Two small things, each below what PSS can tell between runs: the upserts import their
+  dialect's ``insert`` when they run (``models.meta.dialect_insert``), so a PostgreSQL process
+  does not load SQLAlchemy's SQLite dialect (0.6 MB less heap in the master); the mail
+  templates are compiled when the mailer is built, in the master (``mail.Mailer``), so a
+  worker's first registration copies 6.5 MB instead of 7.3 (the forked copy above, two runs).
 - numpy (about 20 MB resident: 8.5 MB of heap, the rest its libraries, OpenBLAS included)
   serves only the trained recommender model's fold-in. It is imported where it is used
   (recommender_model.py, services/recommender.py), so a deployment without a trained model

@@ -25,12 +25,11 @@ import unicodedata
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..errors import ValidationError
 from ..interfaces import IMovieSource, find_service
 from ..models import Movie, UserMovieInteraction
+from ..models.meta import dialect_insert
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.genres import TMDB_GENRES
 from ..services.library import bump_recs_version
@@ -254,12 +253,11 @@ def run_import(ctx) -> None:
                 values.setdefault((ids[tmdb_id], row["kind"]), {
                     "user_id": ctx.user_id, "movie_id": ids[tmdb_id], "interaction_type": row["kind"],
                     "created_at": min(at, now)})
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         imported = 0
         batch = list(values.values())
         for start in range(0, len(batch), BATCH):
             imported += len(session.execute(
-                insert(UserMovieInteraction).values(batch[start:start + BATCH])
+                dialect_insert(session, UserMovieInteraction).values(batch[start:start + BATCH])
                 .on_conflict_do_nothing(index_elements=["user_id", "movie_id", "interaction_type"])
                 .returning(UserMovieInteraction.id)).all())
         if imported:  # the user's cached recommendations are stale now

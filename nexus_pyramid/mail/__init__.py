@@ -91,6 +91,11 @@ class Mailer:
         self.retry_backoff = retry_backoff
         self.templates = Environment(loader=PackageLoader("nexus_pyramid.mail", "templates"),
                                      autoescape=select_autoescape(["html"]), undefined=StrictUndefined)
+        # Compiled now: built in gunicorn's master, they are shared by the workers instead of
+        # compiled by each at its first message (memory.py), and one that does not compile
+        # stops start-up rather than a registration.
+        for name in self.templates.list_templates():
+            self.templates.get_template(name)
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

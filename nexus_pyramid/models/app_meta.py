@@ -3,13 +3,11 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import String, Text, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..settings import ConfigurationError
-from .meta import Base
+from .meta import Base, dialect_insert
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +57,8 @@ def stored_id_space(connection) -> str | None:
 
 def claim_id_space(connection, space: str) -> str:
     """Label the database with ``space`` unless it already has a label; the label it has now."""
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    connection.execute(insert(AppMeta).values(key=MOVIE_ID_SPACE, value=space).on_conflict_do_nothing())
+    connection.execute(dialect_insert(connection, AppMeta).values(key=MOVIE_ID_SPACE, value=space)
+                       .on_conflict_do_nothing())
     return stored_id_space(connection)
 
 

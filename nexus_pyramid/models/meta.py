@@ -18,6 +18,21 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def dialect_insert(bind, table):
+    """``INSERT`` for ``table`` with the ON CONFLICT clauses of the database behind ``bind``
+    (a Session, Engine or Connection): PostgreSQL's or SQLite's.
+
+    The dialect's module is imported here, not where the statements are written: a
+    PostgreSQL process never loads SQLite's (the engine already loaded its own dialect).
+    """
+    dialect = bind.dialect if hasattr(bind, "dialect") else bind.get_bind().dialect
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -18,12 +18,11 @@ import threading
 import time
 
 from sqlalchemy import Integer, String, cast, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..dependencies.postgres import guard_for, is_unavailable
 from ..errors import MovieNotFound, NotFound
 from ..models import AppMeta, BlockedMovie, Movie
+from ..models.meta import dialect_insert
 from ..movie_source import SourceNotFound, SourceUnavailable
 from .users import Page
 
@@ -42,8 +41,7 @@ def read_version(dbsession) -> int:
 
 def bump_version(dbsession) -> None:
     """In the transaction of the change: concurrent bumps both count (the row is updated in SQL)."""
-    insert = pg_insert if dbsession.get_bind().dialect.name == "postgresql" else sqlite_insert
-    dbsession.execute(insert(AppMeta).values(key=VERSION_KEY, value="0").on_conflict_do_nothing())
+    dbsession.execute(dialect_insert(dbsession, AppMeta).values(key=VERSION_KEY, value="0").on_conflict_do_nothing())
     dbsession.execute(update(AppMeta).where(AppMeta.key == VERSION_KEY)
                       .values(value=cast(cast(AppMeta.value, Integer) + 1, String(64)))
                       .execution_options(synchronize_session=False))

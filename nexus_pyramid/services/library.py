@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from sqlalchemy import Uuid, bindparam, delete, func, literal_column, null, select, union_all, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .. import metrics
 from ..errors import InteractionNotFound, ValidationError
-from ..models.meta import utcnow
+from ..models.meta import dialect_insert, utcnow
 from ..models import (Genre, Movie, User, UserActorPreference, UserGenrePreference, UserMovieInteraction,
                       UserMoviePreference)
 from ..movie_source.cache import CacheBusy
@@ -170,9 +168,8 @@ class LibraryService:
         self.movies.check_not_blocked(tmdb_id)
         movie = self.movies.ensure_movie(tmdb_id)
         lock_user(self.db, user)  # a deletion of the user in flight finishes first (then 401)
-        insert = pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert
         inserted = self.db.execute(
-            insert(UserMovieInteraction)
+            dialect_insert(self.db, UserMovieInteraction)
             .values(user_id=user.id, movie_id=movie.id, interaction_type=kind, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["user_id", "movie_id", "interaction_type"])
             .returning(UserMovieInteraction.id)

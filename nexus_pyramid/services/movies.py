@@ -6,13 +6,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from dogpile.cache.api import NO_VALUE
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..dependencies import postgres
 from ..errors import MovieNotFound, UpstreamUnavailable
 from ..models import Genre, Movie, movie_genres
-from ..models.meta import utcnow
+from ..models.meta import dialect_insert, utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import UPSTREAM, CachedMovieSource, memory_region
 from ..presenters.movies import STORED_FIELDS, MoviePresenter, genre, source_fields
@@ -327,15 +325,13 @@ def fetch_movies(source: CachedMovieSource, tmdb_ids: list[int], concurrency: in
     return found, unknown
 
 
-def _insert(dbsession, table):
-    return (pg_insert if dbsession.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
 
 
 def upsert_genres(dbsession, genres: list[dict]) -> int:
     rows = [{"id": g["id"], "name": g["name"]} for g in genres]
     if not rows:
         return 0
-    stmt = _insert(dbsession, Genre).values(rows)
+    stmt = dialect_insert(dbsession, Genre).values(rows)
     dbsession.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"name": stmt.excluded.name}))
     return len(rows)
 
@@ -361,7 +357,7 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
         fields = source_fields(raw)
         rows.append({**fields, "title": fields["title"][:500], "created_at": now, "updated_at": now})
     for start in range(0, len(rows), 500):
-        stmt = _insert(dbsession, Movie).values(rows[start:start + 500])
+        stmt = dialect_insert(dbsession, Movie).values(rows[start:start + 500])
         updated = {c: getattr(stmt.excluded, c) for c in STORED_FIELDS + ("updated_at",) if c != "tmdb_id"}
         dbsession.execute(stmt.on_conflict_do_update(index_elements=["tmdb_id"], set_=updated))
     needed = {g for ids in genre_links.values() for g in ids}
@@ -371,7 +367,7 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
     links = [{"movie_id": ids[t], "genre_id": g} for t, gs in genre_links.items() for g in gs]
     dbsession.execute(delete(movie_genres).where(movie_genres.c.movie_id.in_(list(ids.values()))))
     for start in range(0, len(links), 5000):
-        dbsession.execute(_insert(dbsession, movie_genres).values(links[start:start + 5000]).on_conflict_do_nothing())
+        dbsession.execute(dialect_insert(dbsession, movie_genres).values(links[start:start + 5000]).on_conflict_do_nothing())
     # The rows changed under the ORM: reload movies already in the session, and nothing else.
     for obj in list(dbsession.identity_map.values()):
         if isinstance(obj, Movie):

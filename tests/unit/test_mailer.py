@@ -123,3 +123,12 @@ def test_a_refused_recipient_is_not_asked_again_and_the_next_message_goes_out(tm
     [kept] = (tmp_path / "undelivered").glob("*.eml")
     assert b"reset-password?token=abc" in kept.read_bytes()
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+def test_every_template_is_compiled_when_the_mailer_is_built(tmp_path):
+    """Built in the master before the fork, the compiled templates are the workers' to share."""
+    mailer = make_mailer(tmp_path, free_port())
+    names = mailer.templates.list_templates()
+    assert sorted(names) == ["password_reset.html", "password_reset.txt", "verify_email.html", "verify_email.txt"]
+    # get_template fills this cache; it is full before any message is built.
+    assert len(mailer.templates.cache) == len(names)

@@ -1,4 +1,5 @@
-"""What a web process loads: the training stack (scipy, about 23 MB resident) and numpy stay out of it.
+"""What a web process loads: the training stack (scipy, about 23 MB resident), numpy and the other
+database's SQLAlchemy dialect stay out of it.
 
 Workers share the master's pages copy-on-write, but every module imported is memory each
 deployment pays for, and more than once: a worker serving requests copies about 40% of the
@@ -24,12 +25,15 @@ from nexus_pyramid.interfaces import IRecommenderModels, find_service
 from tests.conftest import make_settings
 app = make_app(make_settings(sys.argv[1]), environ={})
 model = find_service(app.registry, IRecommenderModels)._model
-print(sorted(m for m in ("scipy", "rq", "implicit", "numpy") if m in sys.modules), model and model.version)
+print(sorted(m for m in sys.argv[2:] if m in sys.modules), model and model.version)
 """
+TRAINING = ("scipy", "rq", "implicit", "numpy")
 
 
-def build_web_app(database_url: str) -> str:
-    ran = subprocess.run([sys.executable, "-c", PROBE, database_url], capture_output=True, text=True, timeout=120)
+def build_web_app(database_url: str, modules=TRAINING) -> str:
+    """The modules of ``modules`` the built app has loaded, and the version of the model it holds."""
+    ran = subprocess.run([sys.executable, "-c", PROBE, database_url, *modules], capture_output=True, text=True,
+                         timeout=120)
     assert ran.returncode == 0, ran.stderr[-2000:]
     return ran.stdout.strip().splitlines()[-1]
 
@@ -65,3 +69,15 @@ def test_with_a_trained_model_stored_the_master_imports_numpy_before_the_fork(da
 
 def test_an_empty_database_loads_no_model_and_no_numpy(database_url, unlabelled_database):
     assert build_web_app(database_url) == "[] None"
+
+
+def test_only_the_database_s_own_dialect_is_loaded(database_url, unlabelled_database):
+    """The upserts name no dialect module at import (models.meta.dialect_insert): a PostgreSQL
+    process does not load SQLite's, and a SQLite one has it from its engine."""
+    dialects = ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite")
+    loaded = build_web_app(database_url, dialects)
+    if database_url.startswith("postgresql"):
+        assert loaded == "['sqlalchemy.dialects.postgresql'] None"
+    else:
+        # SQLAlchemy imports its PostgreSQL dialect with the package's other modules in any case.
+        assert loaded == "['sqlalchemy.dialects.postgresql', 'sqlalchemy.dialects.sqlite'] None"
