@@ -325,8 +325,6 @@ def fetch_movies(source: CachedMovieSource, tmdb_ids: list[int], concurrency: in
     return found, unknown
 
 
-
-
 def upsert_genres(dbsession, genres: list[dict]) -> int:
     rows = [{"id": g["id"], "name": g["name"]} for g in genres]
     if not rows:
