@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, distinct, func, select
+from sqlalchemy import and_, delete, distinct, exists, func, select
 
 from ..models import Movie, RecommenderModel, ServedRecommendation, UserMovieInteraction
 from ..models.meta import utcnow
@@ -34,16 +34,16 @@ class OnlineEvaluation:
             return 0
         version = model_version or 0
         tmdb_ids = [p["movie"]["tmdb_id"] for p in picks[:K]]
-        ids = dict(self.db.execute(select(Movie.tmdb_id, Movie.id).where(Movie.tmdb_id.in_(tmdb_ids))).all())
         now = utcnow()
-        already = set(self.db.execute(
-            select(ServedRecommendation.movie_id).where(
-                ServedRecommendation.user_id == user.id, ServedRecommendation.model_version == version,
-                ServedRecommendation.movie_id.in_(list(ids.values())),
-                ServedRecommendation.served_at > now - self.window)).scalars())
-        rows = [ServedRecommendation(user_id=user.id, movie_id=ids[t], position=position, model_version=version,
+        # Each movie's id and whether this version already served it to the user within the window.
+        recent = exists().where(ServedRecommendation.user_id == user.id, ServedRecommendation.model_version == version,
+                                ServedRecommendation.movie_id == Movie.id,
+                                ServedRecommendation.served_at > now - self.window)
+        found = {tmdb_id: (movie_id, already) for tmdb_id, movie_id, already in self.db.execute(
+            select(Movie.tmdb_id, Movie.id, recent).where(Movie.tmdb_id.in_(tmdb_ids)))}
+        rows = [ServedRecommendation(user_id=user.id, movie_id=found[t][0], position=position, model_version=version,
                                      served_at=now)
-                for position, t in enumerate(tmdb_ids, start=1) if t in ids and ids[t] not in already]
+                for position, t in enumerate(tmdb_ids, start=1) if t in found and not found[t][1]]
         self.db.add_all(rows)
         self.db.flush()
         return len(rows)
