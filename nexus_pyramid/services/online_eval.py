@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, distinct, exists, func, select
+from sqlalchemy import and_, delete, distinct, exists, func, insert, select
 
 from ..models import Movie, RecommenderModel, ServedRecommendation, UserMovieInteraction
 from ..models.meta import utcnow
@@ -41,11 +41,11 @@ class OnlineEvaluation:
                                 ServedRecommendation.served_at > now - self.window)
         found = {tmdb_id: (movie_id, already) for tmdb_id, movie_id, already in self.db.execute(
             select(Movie.tmdb_id, Movie.id, recent).where(Movie.tmdb_id.in_(tmdb_ids)))}
-        rows = [ServedRecommendation(user_id=user.id, movie_id=found[t][0], position=position, model_version=version,
-                                     served_at=now)
+        rows = [{"user_id": user.id, "movie_id": found[t][0], "position": position, "model_version": version,
+                 "served_at": now}
                 for position, t in enumerate(tmdb_ids, start=1) if t in found and not found[t][1]]
-        self.db.add_all(rows)
-        self.db.flush()
+        if rows:  # an ORM bulk INSERT: no objects to flush, and the session knows it wrote
+            self.db.execute(insert(ServedRecommendation), rows)
         return len(rows)
 
     def prune(self, retention: int) -> int:
