@@ -152,10 +152,10 @@ def test_a_plain_session_of_the_app_factory_commits_on_its_own(app, committed):
         session.commit()
 
 
-def test_a_cold_recommendations_page_is_nine_statements(committed, api, app, engine_of_app):
+def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, engine_of_app):
     """A page ranked by the trained model, not cached: the caller, their preferences, their
     latest interactions, their whole history (ids), the candidates' metadata with genres, the
-    picks as the contract's Movie (movies, genres), the online evaluation's look-up and insert."""
+    picks as the contract's Movie (movies, genres), and the online evaluation's INSERT ... SELECT."""
     from nexus_pyramid.interfaces import IRecommenderModels
     from tests.functional.test_library import ALIENS, TOY_STORY, like
     from tests.functional.test_recommender_jobs import TOY_STORY2, admin, fans, recommend, train
@@ -175,7 +175,7 @@ def test_a_cold_recommendations_page_is_nine_statements(committed, api, app, eng
         assert page["meta"]["model"]["version"] == 1
         ranked = [r["movie"]["tmdb_id"] for r in page["results"]]
         assert set(ranked[:2]) == {TOY_STORY2, ALIENS} and TOY_STORY not in ranked
-        assert len(trips.statements) == 9, trips.statements
+        assert len(trips.statements) == 8, trips.statements
         assert sum(s.startswith("INSERT INTO served_recommendations") for s in trips.statements) == 1
         with counting(engine_of_app) as trips:  # the same page again: from the per-user cache
             assert recommend(api, who)["results"] == page["results"]
