@@ -423,10 +423,9 @@ class Recommender:
         max_src = max(src.values(), default=0.0) or 1.0
         w = self.weights
 
-        def collaborative(tmdb_id):
-            return w["cooccurrence"] * cooc.get(tmdb_id, 0.0) / max_cooc + w["source"] * src.get(tmdb_id, 0.0) / max_src
-
-        pool = sorted((set(cooc) | set(src)) - seen, key=lambda m: (-collaborative(m), m))[:CANDIDATE_POOL]
+        collaborative = {m: w["cooccurrence"] * cooc.get(m, 0.0) / max_cooc + w["source"] * src.get(m, 0.0) / max_src
+                         for m in (set(cooc) | set(src)) - seen}
+        pool = sorted(collaborative, key=lambda m: (-collaborative[m], m))[:CANDIDATE_POOL]
         candidates = (set(pool) | set(genre_hits) | actor_hits) - seen
         # The source's suggestions did not go through the database's filter.
         candidates -= self.store.interacted(exclude, candidates - set(cooc) - set(genre_hits))
@@ -438,6 +437,7 @@ class Recommender:
                 info[tmdb_id] = self._info(self.source_items[tmdb_id])
         mean_vote, strength = self.store.vote_prior()
         max_pop = max((m.popularity for m in info.values()), default=1.0) or 1.0
+        log_max_pop = math.log1p(max_pop)
         favorite_genres = set(user.favorite_genres)
 
         scored = []
@@ -447,10 +447,10 @@ class Recommender:
                 continue
             genre_match = favorite_genres & set(movie.genre_ids)
             quality = (movie.vote_count * movie.vote_average + strength * mean_vote) / (movie.vote_count + strength)
-            score = (collaborative(tmdb_id)
+            score = (collaborative.get(tmdb_id, 0.0)  # 0.0: only a genre or actor match
                      + w["genre"] * (len(genre_match) / len(favorite_genres) if favorite_genres else 0.0)
                      + w["actor"] * (1.0 if tmdb_id in actor_hits else 0.0)
-                     + w["popularity"] * math.log1p(movie.popularity) / math.log1p(max_pop)
+                     + w["popularity"] * math.log1p(movie.popularity) / log_max_pop
                      + w["quality"] * quality / 10.0)
             scored.append((score, movie))
 
