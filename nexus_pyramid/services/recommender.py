@@ -508,7 +508,7 @@ class Recommender:
     def _diversify(scored, limit: int, strength: float = 1.0, window: int = 60) -> list[tuple[float, MovieInfo]]:
         """Greedy re-rank of [(score, movie)]: each pick of the same primary genre or franchise
         discounts the next. Each pick is the best of the first ``window`` movies not yet picked.
-        Returns [(discounted score, rounded, movie)] in order."""
+        Returns [(discounted score rounded to 4 places, movie)], first pick first."""
         ranked = sorted(scored, key=lambda t: (-t[0], t[1].tmdb_id))
         # After n picks the window reaches the (n + window)th movie at most: none further can be picked.
         remaining = [(score, movie, movie.genre_ids[0] if movie.genre_ids else -1, franchise_key(movie.title))
