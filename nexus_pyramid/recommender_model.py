@@ -59,11 +59,17 @@ class Model:
 
     def row(self, tmdb_id: int) -> int | None:
         """The movie's row in the model, or None if the model does not know it."""
+        row = int(self.rows([tmdb_id])[0])
+        return row if row >= 0 else None
+
+    def rows(self, tmdb_ids) -> np.ndarray:
+        """Each movie's row in the model, -1 for a movie the model does not know."""
         import numpy as np
-        row = int(np.searchsorted(self.item_ids, tmdb_id))
-        if row >= len(self.item_ids) or self.item_ids[row] != tmdb_id:
-            return None
-        return row
+        ids = np.asarray(tmdb_ids, dtype=np.int64)
+        rows = np.searchsorted(self.item_ids, ids)
+        known = rows < len(self.item_ids)
+        known[known] = self.item_ids[rows[known]] == ids[known]
+        return np.where(known, rows, -1)
 
     def neighbours(self, tmdb_id: int) -> list[tuple[int, float]]:
         """The item's strongest neighbours, best first: [(tmdb id, weight)]."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, distinct, func, select
+from sqlalchemy import and_, case, delete, distinct, exists, func, insert, literal, select
 
 from ..models import Movie, RecommenderModel, ServedRecommendation, UserMovieInteraction
 from ..models.meta import utcnow
@@ -34,19 +34,18 @@ class OnlineEvaluation:
             return 0
         version = model_version or 0
         tmdb_ids = [p["movie"]["tmdb_id"] for p in picks[:K]]
-        ids = dict(self.db.execute(select(Movie.tmdb_id, Movie.id).where(Movie.tmdb_id.in_(tmdb_ids))).all())
         now = utcnow()
-        already = set(self.db.execute(
-            select(ServedRecommendation.movie_id).where(
-                ServedRecommendation.user_id == user.id, ServedRecommendation.model_version == version,
-                ServedRecommendation.movie_id.in_(list(ids.values())),
-                ServedRecommendation.served_at > now - self.window)).scalars())
-        rows = [ServedRecommendation(user_id=user.id, movie_id=ids[t], position=position, model_version=version,
-                                     served_at=now)
-                for position, t in enumerate(tmdb_ids, start=1) if t in ids and ids[t] not in already]
-        self.db.add_all(rows)
-        self.db.flush()
-        return len(rows)
+        served = ServedRecommendation
+        recent = exists().where(served.user_id == user.id, served.model_version == version, served.movie_id == Movie.id,
+                                served.served_at > now - self.window)
+        # One INSERT ... SELECT: each stored pick not served by this version to the user within the window.
+        new_rows = (select(literal(user.id, served.user_id.type), Movie.id,
+                           case({t: position for position, t in enumerate(tmdb_ids, start=1)}, value=Movie.tmdb_id),
+                           literal(version, served.model_version.type), literal(now, served.served_at.type))
+                    .where(Movie.tmdb_id.in_(tmdb_ids), ~recent))
+        # ORM-enabled: the session knows it wrote.
+        return self.db.execute(insert(served).from_select(
+            ["user_id", "movie_id", "position", "model_version", "served_at"], new_rows)).rowcount
 
     def prune(self, retention: int) -> int:
         """Delete picks served longer ago than ``retention`` seconds (never within the window,

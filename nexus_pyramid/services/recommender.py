@@ -18,13 +18,14 @@ movies with a reason saying so.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import delete, exists, func, select, text
+from sqlalchemy import String, bindparam, cast, delete, exists, func, select, text
 
 from ..models import Movie, MovieSimilarity, UserMovieInteraction, movie_genres
 from ..movie_source import SourceNotFound, SourceUnavailable
@@ -126,6 +127,28 @@ def _not_interacted(user_id, movie_id_column):
                            UserMovieInteraction.movie_id == movie_id_column)
 
 
+# The look-ups below go from the few rows wanted to their related rows by primary key (correlated
+# subqueries): their cost follows the rows asked for. With joins, the planner hashes the whole of
+# movies or movie_genres while those tables are small (a few milliseconds at 10,000 movies).
+
+@functools.lru_cache(maxsize=1)
+def _movies_statement():
+    """The statement of ``SqlStore.movies``, built once: what the ranking reads of each movie,
+    with its genre ids ("12,878"; NULL for none)."""
+    genre_ids = (select(func.aggregate_strings(cast(movie_genres.c.genre_id, String), ","))
+                 .where(movie_genres.c.movie_id == Movie.id).scalar_subquery())
+    return (select(Movie.tmdb_id, Movie.title, Movie.popularity, Movie.vote_average, Movie.vote_count, Movie.adult,
+                   genre_ids)
+            .where(Movie.tmdb_id.in_(bindparam("tmdb_ids", expanding=True))))
+
+
+@functools.lru_cache(maxsize=1)
+def _history_statement():
+    """The statement of ``ModelStore.seen``, built once: the tmdb id of each of a user's interactions."""
+    tmdb_id = select(Movie.tmdb_id).where(Movie.id == UserMovieInteraction.movie_id).scalar_subquery()
+    return select(tmdb_id).where(UserMovieInteraction.user_id == bindparam("user_id"))
+
+
 class SqlStore:
     """The recommender's data, read from the database (movies, similarities, popularity).
 
@@ -160,17 +183,10 @@ class SqlStore:
         ids = list(tmdb_ids)
         if not ids:
             return {}
-        rows = self.db.execute(
-            select(Movie.id, Movie.tmdb_id, Movie.title, Movie.popularity, Movie.vote_average, Movie.vote_count,
-                   Movie.adult).where(Movie.tmdb_id.in_(ids))
-        ).all()
-        genres = defaultdict(list)
-        for movie_id, genre_id in self.db.execute(
-                select(movie_genres.c.movie_id, movie_genres.c.genre_id)
-                .where(movie_genres.c.movie_id.in_([r.id for r in rows]))).all():
-            genres[movie_id].append(genre_id)
-        return {r.tmdb_id: MovieInfo(r.tmdb_id, r.title, r.popularity or 0.0, r.vote_average or 0.0,
-                                     r.vote_count or 0, bool(r.adult), sorted(genres[r.id])) for r in rows}
+        rows = self.db.connection().execute(_movies_statement(), {"tmdb_ids": ids}).all()
+        return {tmdb_id: MovieInfo(tmdb_id, title, popularity or 0.0, vote_average or 0.0, vote_count or 0, bool(adult),
+                                   sorted(int(g) for g in genre_ids.split(",")) if genre_ids else [])
+                for tmdb_id, title, popularity, vote_average, vote_count, adult, genre_ids in rows}
 
     def by_genres(self, genre_ids, limit: int, exclude_user=None) -> list[int]:
         if not genre_ids:
@@ -216,7 +232,7 @@ class ModelStore(SqlStore):
 
     Without a model (before the first training) the co-occurrence table answers, as before.
     The model's neighbours are filtered against the user's whole history, read once (ids
-    only, on the (user_id, created_at) index).
+    only, on the (user_id, created_at) index); the source's suggestions are checked against it too.
     """
 
     def __init__(self, dbsession, model=None):
@@ -226,9 +242,8 @@ class ModelStore(SqlStore):
 
     def seen(self, user_id) -> set[int]:
         if user_id not in self._seen:
-            self._seen[user_id] = set(self.db.execute(
-                select(Movie.tmdb_id).join(UserMovieInteraction, UserMovieInteraction.movie_id == Movie.id)
-                .where(UserMovieInteraction.user_id == user_id)).scalars())
+            self._seen[user_id] = set(self.db.connection().execute(_history_statement(), {"user_id": user_id})
+                                      .scalars())
         return self._seen[user_id]
 
     def fold_in(self, positive: dict, negative: dict, exclude_user, limit: int):
@@ -238,38 +253,49 @@ class ModelStore(SqlStore):
         user never interacted with, each with its two largest positive contributors.
         """
         model = self.model
-        seeds, weights = [], []
-        for tmdb_id, weight in [*positive.items(), *((t, -w) for t, w in negative.items())]:
-            row = model.row(tmdb_id)
-            if row is not None:
-                seeds.append((tmdb_id, row))
-                weights.append(weight)
-        if not seeds:
-            return {}, {}
         import numpy as np  # only where a trained model serves (nexus_pyramid/memory.py)
 
-        contributions = np.zeros((len(seeds), len(model.item_ids)), dtype=np.float32)
-        for k, (_tmdb_id, row) in enumerate(seeds):
-            start, end = model.indptr[row], model.indptr[row + 1]
-            contributions[k, model.indices[start:end]] = weights[k] * model.data[start:end]
-        total = contributions.sum(axis=0)
+        weighted = [*positive.items(), *((t, -w) for t, w in negative.items())]
+        seeds, columns, values = [], [], []  # each seed's row of the model, times its weight
+        for (tmdb_id, weight), row in zip(weighted, model.rows([t for t, _w in weighted]).tolist()):
+            if row >= 0:
+                start, end = model.indptr[row], model.indptr[row + 1]
+                seeds.append(tmdb_id)
+                columns.append(model.indices[start:end])
+                values.append(weight * model.data[start:end])
+        if not seeds:
+            return {}, {}
+
+        # The rows summed seed after seed in float32, touching only their stored entries.
+        total = np.zeros(len(model.item_ids), dtype=np.float32)
+        for row_columns, row_values in zip(columns, values):
+            total[row_columns] += row_values
         seen = np.fromiter(self.seen(exclude_user), dtype=np.int64) if exclude_user is not None else \
             np.fromiter(positive, dtype=np.int64)
-        rows = np.searchsorted(model.item_ids, seen)
-        rows = rows[(rows < len(model.item_ids)) & (model.item_ids[np.minimum(rows, len(model.item_ids) - 1)] == seen)]
-        total[rows] = 0.0
+        rows = model.rows(seen)
+        total[rows[rows >= 0]] = 0.0
         candidates = np.flatnonzero(total > 0)
         if len(candidates) > limit:
             candidates = candidates[np.argpartition(-total[candidates], limit - 1)[:limit]]
-        share = contributions[:, candidates]
+        # Each seed's contribution to each candidate (seeds x candidates): its two largest.
+        position = np.full(len(model.item_ids), -1, dtype=np.int64)
+        position[candidates] = np.arange(len(candidates))
+        share = np.zeros((len(seeds), len(candidates)), dtype=np.float32)
+        for k, (row_columns, row_values) in enumerate(zip(columns, values)):
+            at = position[row_columns]
+            kept = at >= 0
+            share[k, at[kept]] = row_values[kept]
         best = np.argsort(-share, axis=0, kind="stable")[:2]
-        scores, contributors = {}, {}
-        for column, item in enumerate(candidates):
-            tmdb_id = int(model.item_ids[item])
-            scores[tmdb_id] = float(total[item])
-            contributors[tmdb_id] = [(seeds[k][0], float(share[k, column])) for k in best[:, column]
-                                     if share[k, column] > 0]
+        best_share = np.take_along_axis(share, best, axis=0)
+        scores = dict(zip(model.item_ids[candidates].tolist(), total[candidates].tolist()))
+        contributors = {tmdb_id: [(seeds[k], value) for k, value in zip(ks, shares) if value > 0]
+                        for tmdb_id, ks, shares in zip(scores, best.T.tolist(), best_share.T.tolist())}
         return scores, contributors
+
+    def interacted(self, user_id, tmdb_ids) -> set[int]:
+        if user_id in self._seen:  # the whole history is already read
+            return self._seen[user_id].intersection(tmdb_ids)
+        return super().interacted(user_id, tmdb_ids)
 
     def neighbours(self, tmdb_ids: list[int], per_movie: int = NEIGHBOURS_PER_SEED,
                    exclude_user=None) -> dict[int, list]:
@@ -397,10 +423,9 @@ class Recommender:
         max_src = max(src.values(), default=0.0) or 1.0
         w = self.weights
 
-        def collaborative(tmdb_id):
-            return w["cooccurrence"] * cooc.get(tmdb_id, 0.0) / max_cooc + w["source"] * src.get(tmdb_id, 0.0) / max_src
-
-        pool = sorted((set(cooc) | set(src)) - seen, key=lambda m: (-collaborative(m), m))[:CANDIDATE_POOL]
+        collaborative = {m: w["cooccurrence"] * cooc.get(m, 0.0) / max_cooc + w["source"] * src.get(m, 0.0) / max_src
+                         for m in (set(cooc) | set(src)) - seen}
+        pool = sorted(collaborative, key=lambda m: (-collaborative[m], m))[:CANDIDATE_POOL]
         candidates = (set(pool) | set(genre_hits) | actor_hits) - seen
         # The source's suggestions did not go through the database's filter.
         candidates -= self.store.interacted(exclude, candidates - set(cooc) - set(genre_hits))
@@ -412,6 +437,7 @@ class Recommender:
                 info[tmdb_id] = self._info(self.source_items[tmdb_id])
         mean_vote, strength = self.store.vote_prior()
         max_pop = max((m.popularity for m in info.values()), default=1.0) or 1.0
+        log_max_pop = math.log1p(max_pop)
         favorite_genres = set(user.favorite_genres)
 
         scored = []
@@ -421,24 +447,27 @@ class Recommender:
                 continue
             genre_match = favorite_genres & set(movie.genre_ids)
             quality = (movie.vote_count * movie.vote_average + strength * mean_vote) / (movie.vote_count + strength)
-            score = (collaborative(tmdb_id)
+            score = (collaborative.get(tmdb_id, 0.0)  # 0.0: only a genre or actor match
                      + w["genre"] * (len(genre_match) / len(favorite_genres) if favorite_genres else 0.0)
                      + w["actor"] * (1.0 if tmdb_id in actor_hits else 0.0)
-                     + w["popularity"] * math.log1p(movie.popularity) / math.log1p(max_pop)
+                     + w["popularity"] * math.log1p(movie.popularity) / log_max_pop
                      + w["quality"] * quality / 10.0)
-            reasons = []
-            for seed, _value in sorted(because.get(tmdb_id, {}).items(), key=lambda kv: -kv[1])[:2]:
+            scored.append((score, movie))
+
+        def reasons(movie: MovieInfo) -> list[str]:
+            found = []
+            for seed, _value in sorted(because.get(movie.tmdb_id, {}).items(), key=lambda kv: -kv[1])[:2]:
                 _weight, title, kind = seeds[seed]
-                reasons.append(f"Because you {VERBS.get(kind, 'liked')} {title}")
-            for genre_id in sorted(genre_match):
-                reasons.append(f"Matches your favorite genre: {user.favorite_genres[genre_id]}")
-            if tmdb_id in actor_hits:
+                found.append(f"Because you {VERBS.get(kind, 'liked')} {title}")
+            for genre_id in sorted(favorite_genres.intersection(movie.genre_ids)):
+                found.append(f"Matches your favorite genre: {user.favorite_genres[genre_id]}")
+            if movie.tmdb_id in actor_hits:
                 names = [n for n in user.favorite_actors.values() if n]
-                reasons.append(f"Stars your favorite actor{': ' + names[0] if len(names) == 1 else 's'}")
-            if not reasons:
-                reasons.append(POPULAR_REASON)
-            scored.append((score, movie, reasons))
-        return self._diversify(scored, limit, self.weights["diversity"])
+                found.append(f"Stars your favorite actor{': ' + names[0] if len(names) == 1 else 's'}")
+            return found or [POPULAR_REASON]
+
+        return [Recommendation(movie.tmdb_id, value, reasons(movie))
+                for value, movie in self._diversify(scored, limit, self.weights["diversity"])]
 
     def _trending_ids(self) -> list[int]:
         if self.source is None:
@@ -476,24 +505,29 @@ class Recommender:
         return result
 
     @staticmethod
-    def _diversify(scored, limit: int, strength: float = 1.0) -> list[Recommendation]:
-        """Greedy re-rank: each pick of the same primary genre or franchise discounts the next."""
-        remaining = [(score, movie, reasons, movie.genre_ids[0] if movie.genre_ids else -1, franchise_key(movie.title))
-                     for score, movie, reasons in sorted(scored, key=lambda t: (-t[0], t[1].tmdb_id))]
+    def _diversify(scored, limit: int, strength: float = 1.0, window: int = 60) -> list[tuple[float, MovieInfo]]:
+        """Greedy re-rank of [(score, movie)]: each pick of the same primary genre or franchise
+        discounts the next. Each pick is the best of the first ``window`` movies not yet picked.
+        Returns [(discounted score rounded to 4 places, movie)], first pick first."""
+        ranked = sorted(scored, key=lambda t: (-t[0], t[1].tmdb_id))
+        # After n picks the window reaches the (n + window)th movie at most: none further can be picked.
+        remaining = [(score, movie, movie.genre_ids[0] if movie.genre_ids else -1, franchise_key(movie.title))
+                     for score, movie in ranked[:max(limit, 0) + window - 1]]
         genre_count: dict[int, int] = defaultdict(int)
         franchise_count: dict[str, int] = defaultdict(int)
-        genre_factor, franchise_factor = 0.93 ** strength, 0.6 ** strength
+        # factor ** count for every count a pick can reach
+        genre_discount = [(0.93 ** strength) ** count for count in range(max(limit, 0) + 1)]
+        franchise_discount = [(0.6 ** strength) ** count for count in range(max(limit, 0) + 1)]
         result = []
         while remaining and len(result) < limit:
-            best_index, best_value = 0, -1.0
-            for index, (score, _movie, _reasons, primary, franchise) in enumerate(remaining[:60]):
-                value = score * genre_factor ** genre_count[primary] * franchise_factor ** franchise_count[franchise]
-                if value > best_value:
-                    best_index, best_value = index, value
-            _score, movie, reasons, primary, franchise = remaining.pop(best_index)
+            values = [score * genre_discount[genre_count[primary]] * franchise_discount[franchise_count[franchise]]
+                      for score, _movie, primary, franchise in remaining[:window]]
+            best_value = max(values)
+            best_index = values.index(best_value) if best_value > -1.0 else 0
+            _score, movie, primary, franchise = remaining.pop(best_index)
             genre_count[primary] += 1
             franchise_count[franchise] += 1
-            result.append(Recommendation(movie.tmdb_id, round(best_value, 4), reasons))
+            result.append((round(max(best_value, -1.0), 4), movie))
         return result
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import assert_error
 from tests.functional.test_library import ALIENS, MATRIX, TERMINATOR2, TOY_STORY, like, user  # noqa: F401
@@ -238,3 +239,37 @@ def test_a_second_training_returns_the_one_pending_and_abandoned_runs_fail(api, 
     fresh = api.app.post_json("/api/admin/jobs", {"kind": "train_recommender"}, headers=headers,
                               status=202).json["data"]
     assert fresh["id"] != stuck_id
+
+
+def test_the_stores_reads_equal_what_the_orm_loads(api, user, dbsession):  # noqa: F811
+    """The recommender's hand-written reads (movie metadata with genre ids, the user's whole
+    history) give what the ORM's relationships give, on PostgreSQL and SQLite alike."""
+    import uuid
+
+    from nexus_pyramid.models import Movie, UserMovieInteraction
+    from nexus_pyramid.services.recommender import ModelStore, MovieInfo, SqlStore
+
+    fans(api, count=1, movies=(TOY_STORY, TOY_STORY2, ALIENS, MATRIX))
+    like(api, user, MATRIX, kind="not_interested")
+    like(api, user, ALIENS)
+    like(api, user, ALIENS, kind="watched")  # two interactions, one movie
+    dbsession.rollback()
+    dbsession.add(Movie(tmdb_id=424242, title="No Genres", popularity=3.5, vote_average=6.1, vote_count=12,
+                        adult=True))
+    dbsession.flush()
+    movies = dbsession.scalars(select(Movie)).all()
+    expected = {m.tmdb_id: MovieInfo(m.tmdb_id, m.title, m.popularity, m.vote_average, m.vote_count, m.adult,
+                                     [g.id for g in m.genres]) for m in movies}
+    assert any(len(info.genre_ids) > 1 for info in expected.values())
+    assert expected[424242].genre_ids == [] and expected[424242].adult
+    assert SqlStore(dbsession).movies([*expected, 99999999]) == expected
+
+    user_id = uuid.UUID(user["id"])
+    history = {i.movie.tmdb_id for i in dbsession.scalars(
+        select(UserMovieInteraction).where(UserMovieInteraction.user_id == user_id))}
+    store = ModelStore(dbsession)
+    asked = [MATRIX, ALIENS, TOY_STORY, 99999999]
+    assert store.interacted(user_id, asked) == SqlStore(dbsession).interacted(user_id, asked) == {MATRIX, ALIENS}
+    assert store.seen(user_id) == history == {MATRIX, ALIENS}
+    assert store.interacted(user_id, asked) == {MATRIX, ALIENS}  # now answered from the history read
+    assert store.seen(uuid.uuid4()) == set()

@@ -150,3 +150,35 @@ def test_a_plain_session_of_the_app_factory_commits_on_its_own(app, committed):
         assert session.execute(sa.select(Role.name).where(Role.name == name)).scalar_one() == name
         session.execute(sa.delete(Role).where(Role.name == name))
         session.commit()
+
+
+def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, engine_of_app):
+    """A page ranked by the trained model, not cached: the caller, their preferences, their
+    latest interactions, their whole history (ids), the candidates' metadata with genres, the
+    picks as the contract's Movie (movies, genres), and the online evaluation's INSERT ... SELECT."""
+    from nexus_pyramid.interfaces import IRecommenderModels
+    from tests.functional.test_library import ALIENS, TOY_STORY, like
+    from tests.functional.test_recommender_jobs import TOY_STORY2, admin, fans, recommend, train
+
+    fans(api, movies=(TOY_STORY, TOY_STORY2, ALIENS))
+    assert train(api, admin(api))["state"] == "done"
+    first, who = ({"headers": api.auth(api.user(email=f"{name}@example.com")["token"])} for name in ("ann", "bob"))
+    for each in (first, who):
+        like(api, each, TOY_STORY)
+    holder = find_service(app.registry, IRecommenderModels)
+    real_clock, holder.clock = holder.clock, lambda: 0.0  # the model is checked once (below), however slow
+    holder.forget()
+    try:
+        recommend(api, first)  # the model, the vote prior and the source's pages are in memory
+        with counting(engine_of_app) as trips:
+            page = recommend(api, who)
+        assert page["meta"]["model"]["version"] == 1
+        ranked = [r["movie"]["tmdb_id"] for r in page["results"]]
+        assert set(ranked[:2]) == {TOY_STORY2, ALIENS} and TOY_STORY not in ranked
+        assert len(trips.statements) == 8, trips.statements
+        assert sum(s.startswith("INSERT INTO served_recommendations") for s in trips.statements) == 1
+        with counting(engine_of_app) as trips:  # the same page again: from the per-user cache
+            assert recommend(api, who)["results"] == page["results"]
+        assert not any("user_movie_interactions" in s for s in trips.statements), trips.statements
+    finally:
+        holder.clock = real_clock

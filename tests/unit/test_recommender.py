@@ -104,3 +104,61 @@ def test_diversity_breaks_up_a_franchise():
     assert 200 not in [p.tmdb_id for p in plain]
     assert 200 in [p.tmdb_id for p in diverse]
     assert franchise_key("The Matrix Reloaded") == franchise_key("Matrix: Revolutions") == "matrix"
+
+
+def test_the_fold_in_is_the_users_row_times_the_model():
+    """ModelStore.fold_in against the dense product x_u B: the best-scored movies the user did
+    not interact with, their scores, and each one's two largest positive contributors."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+    import pytest
+
+    from nexus_pyramid.recommender_model import Model
+    from nexus_pyramid.services.recommender import ModelStore
+
+    rng = np.random.default_rng(5)
+    n = 60
+    item_ids = np.arange(1, n + 1, dtype=np.int64) * 7
+    columns = [np.sort(rng.choice(n, 12, replace=False)) for _ in range(n)]
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in columns])]).astype(np.int64)
+    indices = np.concatenate(columns).astype(np.int32)
+    data = rng.uniform(0.01, 1.0, len(indices)).astype(np.float32)
+    model = Model(1, datetime.now(timezone.utc), item_ids, indptr, indices, data)
+    dense = np.zeros((n, n))
+    for row in range(n):
+        dense[row, indices[indptr[row]:indptr[row + 1]]] = data[indptr[row]:indptr[row + 1]]
+
+    positive = {int(item_ids[r]): w for r, w in [(3, 1.0), (10, 0.9), (17, 0.81), (25, 0.4), (40, 0.73)]}
+    positive[5] = 1.0  # not in the model: no signal
+    negative = {int(item_ids[50]): 0.5}
+    scores, contributors = ModelStore(None, model).fold_in(positive, negative, None, 15)
+
+    weights = np.zeros(n)
+    for tmdb_id, weight in [*positive.items(), *((t, -w) for t, w in negative.items())]:
+        if tmdb_id in item_ids:
+            weights[int(np.searchsorted(item_ids, tmdb_id))] = weight
+    total = weights @ dense
+    total[[int(np.searchsorted(item_ids, t)) for t in positive if t in item_ids]] = 0.0
+    best = [r for r in np.argsort(-total)[:15] if total[r] > 0]
+    assert sorted(scores) == sorted(int(item_ids[r]) for r in best) and len(scores) == 15
+    for r in best:
+        tmdb_id = int(item_ids[r])
+        assert scores[tmdb_id] == pytest.approx(total[r], rel=1e-5)
+        shares = sorted(((weights[s] * dense[s, r], int(item_ids[s])) for s in range(n) if weights[s] * dense[s, r] > 0),
+                        reverse=True)[:2]
+        assert [seed for seed, _value in contributors[tmdb_id]] == [seed for _value, seed in shares]
+        assert [value for _seed, value in contributors[tmdb_id]] == pytest.approx([value for value, _s in shares],
+                                                                                  rel=1e-5)
+
+
+def test_diversity_reaches_as_far_as_its_window_and_no_further():
+    """Each pick is the best of the first 60 movies not yet picked: the third pick may be the
+    62nd movie by score (two picked before it), never the 63rd."""
+    saga = [(1.0 - i / 1000, movie(1000 + i, f"Saga Part {i}", [SCIFI])) for i in range(62)]
+    other = (0.5, movie(2000, "Other Film", [DRAMA]))
+    picks = Recommender._diversify(saga[:61] + [other], 3, 1.0)  # the other film 62nd
+    assert [m.tmdb_id for _value, m in picks] == [1000, 1001, 2000]
+    assert [value for value, _m in picks] == [1.0, round(0.999 * 0.93 * 0.6, 4), 0.5]
+    picks = Recommender._diversify(saga + [other], 3, 1.0)  # 63rd: out of reach
+    assert [m.tmdb_id for _value, m in picks] == [1000, 1001, 1002]
