@@ -385,7 +385,8 @@ def main():
             profile.append(measured(app, app.url + "/api/user/profile", args.duration,
                                     headers=[f"Authorization: Bearer {token}"]))
             time.sleep(1.0)  # the statistics of connections that just ended reach pg_stat_database
-            profile[-1]["new_sessions"] = postgres_sessions() - sessions
+            # Less the one psql opened to read the first figure.
+            profile[-1]["new_sessions"] = postgres_sessions() - sessions - 1
             conditional.append(wrk(app.url + trending, args.duration, headers=[f"If-None-Match: {etag}"]))
             # The share of 304s, counted by a wrk script (which slows wrk itself: not for req/s).
             counted = wrk(app.url + trending, "1s", headers=[f"If-None-Match: {etag}"], script=str(script))
