@@ -105,7 +105,7 @@ def resolve_auth_state(request) -> AuthState:
             # Its session was ended (sign-out, DELETE /api/user/sessions/{id}, a stolen refresh
             # token's family revoked): the access tokens issued with it end with it.
             return AuthState(None, "invalid")
-        return AuthState(Identity(caller, BEARER, [role_principal(r) for r in caller.role_names], claims.get("sid"),
+        return AuthState(Identity(caller, BEARER, [role_principal(r) for r in caller.role_names], session_id,
                                   request.dbsession), "valid")
     key = request.console_session_key() if console else None
     if key:
@@ -136,9 +136,7 @@ def load_caller(request, user_id, session_id=None) -> Caller | None:
 
 @functools.lru_cache(maxsize=1)
 def _caller_statement():
-    from sqlalchemy import bindparam, select
-
-    from sqlalchemy import Uuid, exists
+    from sqlalchemy import Uuid, bindparam, exists, select
 
     from .models import RefreshToken, Role, user_roles
 
