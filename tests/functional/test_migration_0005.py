@@ -25,11 +25,13 @@ def test_users_and_their_sessions_survive(scratch_url):  # noqa: F811
         with engine.begin() as conn:
             conn.execute(sa.text(
                 "INSERT INTO users (id, name, email, password_hash, token_version, recs_version, created_at,"
-                " updated_at) VALUES (:id, 'Old', 'old@example.com', 'x', 0, 2, :now, :now)"),
+                " updated_at) VALUES (:id, 'Old', 'old@example.com', 'x', 0, 2, :now, :now)")
+                .bindparams(sa.bindparam("id", type_=sa.Uuid)),  # as each database stores it (SQLite: hex)
                 {"id": user_id, "now": NOW})
             conn.execute(sa.text(
                 "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at)"
-                " VALUES (:id, :user, :family, :hash, :now, :later)"),
+                " VALUES (:id, :user, :family, :hash, :now, :later)")
+                .bindparams(*(sa.bindparam(name, type_=sa.Uuid) for name in ("id", "user", "family"))),
                 {"id": token_id, "user": user_id, "family": family, "hash": hash_refresh_token("kept-token"),
                  "now": NOW, "later": NOW + timedelta(days=3650)})
     finally:

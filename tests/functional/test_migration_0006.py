@@ -27,14 +27,16 @@ def test_upgrading_from_0003_keeps_every_user_and_their_data(scratch_url):  # no
     password_hash = Passwords(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO users (id, name, email, password_hash, token_version, recs_version, "
-                             "created_at, updated_at) VALUES (:id, :name, :email, :hash, 0, 3, :now, :now)"),
+                             "created_at, updated_at) VALUES (:id, :name, :email, :hash, 0, 3, :now, :now)")
+                     .bindparams(sa.bindparam("id", type_=sa.Uuid)),  # as each database stores it (SQLite: hex)
                      [{"id": ids[n], "name": f"User {n}", "email": f"user{n}@example.com", "hash": password_hash,
                        "now": NOW} for n in range(2)])
         conn.execute(sa.text("INSERT INTO movies (id, tmdb_id, title, popularity, vote_average, vote_count, adult, "
                              "created_at, updated_at) VALUES (1, 2571, 'The Matrix', 1, 7, 10, false, :now, :now)"),
                      {"now": NOW})
         conn.execute(sa.text("INSERT INTO user_movie_interactions (user_id, movie_id, interaction_type, created_at) "
-                             "VALUES (:u, 1, 'liked', :now)"), [{"u": u, "now": NOW} for u in ids])
+                             "VALUES (:u, 1, 'liked', :now)").bindparams(sa.bindparam("u", type_=sa.Uuid)),
+                     [{"u": u, "now": NOW} for u in ids])
         conn.execute(sa.text("INSERT INTO app_meta (key, value) VALUES ('movie_id_space', 'movielens')"))
     engine.dispose()
 
