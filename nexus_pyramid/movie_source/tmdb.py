@@ -100,7 +100,9 @@ class Transport:
 
     @staticmethod
     def _read_body(response, deadline: float) -> bytes:
-        """The whole body, read by the time ``deadline`` passes, at most ``MAX_BODY_BYTES`` of it.
+        """The whole body, at most ``MAX_BODY_BYTES`` of it, or a failure once ``deadline`` has
+        passed (checked after each read, which itself waits at most the call's read timeout:
+        the call ends within its budget plus one read timeout).
 
         The read timeout bounds each wait for data, not their sum: a body sent a few bytes at a
         time would hold the request for as long as TMDb keeps sending. So the body is read as it
