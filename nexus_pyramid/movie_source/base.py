@@ -6,8 +6,32 @@ particular implementation.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 MAX_PAGE = 500
+
+# True while the cache asks the source for a value it can answer with a stale copy if the
+# source fails (movie_source/cache.py). A failure then costs the caller a stale answer, not an
+# error, so a source should fail fast: one attempt, no retry backoff. Retrying would keep that
+# request (and, under load, every request queued behind its thread) waiting for an answer
+# it has a substitute for.
+_STALE_COPY_AVAILABLE: ContextVar[bool] = ContextVar("nexus_stale_copy_available", default=False)
+
+
+def stale_copy_available() -> bool:
+    """Is the caller of the source holding a stale copy to serve if the call fails?"""
+    return _STALE_COPY_AVAILABLE.get()
+
+
+@contextmanager
+def with_stale_copy(available: bool):
+    """Says, for the source calls made inside, whether a stale copy is there to fall back on."""
+    token = _STALE_COPY_AVAILABLE.set(available)
+    try:
+        yield
+    finally:
+        _STALE_COPY_AVAILABLE.reset(token)
 
 
 class SourceError(Exception):

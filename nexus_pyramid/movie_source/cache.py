@@ -7,6 +7,9 @@
   the process, and with Redis a lock across processes. Others wait for the value (cold
   key; at most ``cache.lock_wait`` seconds, then a stale copy or ``CacheBusy``, a 503
   with ``Retry-After``) or get the previous one meanwhile (expired key).
+- Regenerating a value that has a stale copy within the hard limit, the source is told so
+  (``base.with_stale_copy``): TMDb is then asked once, without retries, and a failure is
+  answered with the copy at once rather than after the retries' backoff.
 - Failures are never cached; "not found" is remembered briefly (``cache.ttl.not_found``).
   A stale copy served because of a failure is kept in the process for ``cache.local_ttl``
   seconds: the requests that follow get it without asking Redis, the lock or the source.
@@ -34,7 +37,7 @@ from dogpile.cache.proxy import ProxyBackend
 from .. import metrics, settings as nexus_settings
 from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
-from .base import MovieSource, SourceNotFound, SourceUnavailable
+from .base import MovieSource, SourceNotFound, SourceUnavailable, with_stale_copy
 
 log = logging.getLogger(__name__)
 
@@ -474,8 +477,12 @@ class CachedMovieSource:
             produced.append(value)
             return value
 
+        # An expired value still within the hard limit: what a failed regeneration serves. The
+        # source is told, so that it fails fast instead of retrying (base.stale_copy_available).
+        fetched = cached is not None and time.time() - cached.metadata["ct"] <= self.hard_limit
         try:
-            value = self.region.get_or_create(key, create, expiration_time=ttl)
+            with with_stale_copy(fetched):
+                value = self.region.get_or_create(key, create, expiration_time=ttl)
         except _RememberedNotFound:
             self._count(kind, "hits")
             raise
@@ -484,7 +491,6 @@ class CachedMovieSource:
             raise
         except SourceUnavailable as exc:
             self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
-            fetched = cached is not None and time.time() - cached.metadata["ct"] <= self.hard_limit
             stale = cached if fetched else self._stale(key)
             if stale is NO_VALUE:
                 raise

@@ -4,7 +4,9 @@
   one GET into a ``requests.Response`` or ``SourceUnavailable`` (connection refused, timeout).
 - ``RetryPolicy`` (tenacity): retries only 429 (honouring Retry-After) and 502/503/504,
   with capped exponential backoff and full jitter, at most ``max_retries`` times and only
-  while the next attempt still starts inside the total time budget; never other 4xx.
+  while the next attempt still starts inside the total time budget; never other 4xx. A call
+  made while the cache holds a stale copy of the value is not retried: the copy is served
+  at once (``base.stale_copy_available``).
 - the breaker (``dependencies.breaker.CircuitBreaker``) around the one call site,
   ``TMDbSource._call``: a call is a success only when TMDb answered in a well-formed way
   (the expected shape, or TMDb's own "not found"/"bad request" answer); a garbage answer is
@@ -26,7 +28,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
-from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable
+from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable, stale_copy_available
 from .. import metrics
 from ..dependencies.breaker import CircuitBreaker
 
@@ -159,8 +161,12 @@ class RetryPolicy:
     def _log_retry(state) -> None:
         log.info("TMDb answered %s; retrying in %.2fs", state.outcome.result().status_code, state.upcoming_sleep)
 
-    def run(self, attempt) -> requests.Response:
-        """``attempt(time_left)`` until its answer is final; exceptions are never retried."""
+    def run(self, attempt, retry: bool = True) -> requests.Response:
+        """``attempt(time_left)`` until its answer is final; exceptions are never retried.
+
+        ``retry=False``: one attempt, its answer final whatever it is."""
+        if not retry:
+            return attempt(self.budget)
         started = time.monotonic()
         return self._retrying.copy()(lambda: attempt(self.budget - (time.monotonic() - started)))
 
@@ -228,7 +234,9 @@ class TMDbSource(MovieSource):
         started = time.perf_counter()
         ok = False
         try:
-            response = self.retry.run(lambda time_left: self.transport.get(path, params, time_left))
+            # With a stale copy to serve, a 503 is answered with it at once, not after the backoff.
+            response = self.retry.run(lambda time_left: self.transport.get(path, params, time_left),
+                                      retry=not stale_copy_available())
             value = self._answer(path, response, shape)
             ok = True
         except SourceNotFound:
