@@ -21,8 +21,9 @@ so that a change of machine load falls on all of them alike; medians and per-rou
                           the app's engine, and a plain Connection) and of /healthz, called as
                           WSGI in this process
 
-Then, on the first server: 200 clients on one cold key (upstream calls, 1) and TMDb down
-with the breaker open (p99 stale / p99 healthy hit, <= 1.5).
+Then, on the first server: 200 clients on one cold key (upstream calls, 1); and, on a server
+whose trending pages expire after 4 s, TMDb down (every call answers 503) once the page has
+expired: its stale copy is served (p99 stale / p99 healthy hit, <= 1.5).
 Environment: NEXUS_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/nexus_bench_prod),
 NEXUS_BENCH_REDIS_URL (default redis://127.0.0.1:6379/12; flushed).
 """

@@ -156,7 +156,7 @@ class CachedPages:
         replay = self._replays.get((environ["PATH_INFO"], environ.get("QUERY_STRING", "")))
         if replay is None:
             return None
-        if (self.source.first_level(replay.result.key) is not replay.first_level
+        if (self.source.first_level(replay.result.key, claim=True) is not replay.first_level
                 or self.blocklist.peek() != replay.epoch or self.genre_names.peek() is not replay.rendered.names):
             return None
         return replay

@@ -13,6 +13,9 @@
 - Failures are never cached; "not found" is remembered briefly (``cache.ttl.not_found``).
   A stale copy served because of a failure is kept in the process for ``cache.local_ttl``
   seconds: the requests that follow get it without asking Redis, the lock or the source.
+- In front of the shared cache, a first level in the process (``cache.local_ttl`` seconds)
+  keeps fresh values and the stale copies served; an entry past half its time there is
+  refreshed by one request while the others are answered from it (``_refresh_due``).
 - Redis is reached only through ``dependencies.redis.RedisDependency`` (timeouts,
   breaker). While it is unavailable the cache uses a bounded copy of recent values in
   this process (``cache.local_copies``) and requests go on; once it is back the shared
@@ -49,6 +52,7 @@ TTL_KINDS = ("trending", "movie", "recommendations", "search", "genres")
 CACHE = "cache"
 UPSTREAM = "upstream"
 STALE = "stale"
+SENT, TAKEN = "sent", "taken"  # a first-level refresh's claim (CachedMovieSource._refresh_due)
 X_CACHE = {CACHE: "HIT", UPSTREAM: "MISS", STALE: "STALE"}
 
 
@@ -408,6 +412,10 @@ class CachedMovieSource:
         self.derived = memory_region(local_ttl, LOCAL_ENTRIES) if local_ttl else None
         # Responses rendered to their final bytes, by cache entry and generation (api/cached.py).
         self.rendered = BoundedDict(RENDERED_ENTRIES)
+        # First-level entries past half their ``local_ttl`` are refreshed by one request while
+        # the others go on being served the entry (see ``_refresh_due``): key -> (state, since).
+        self._refreshes = BoundedDict(LOCAL_ENTRIES)
+        self._refresh_lock = threading.Lock()
         self.ttls = {**{kind: nexus_settings.DEFAULTS["cache.ttl." + kind] for kind in TTL_KINDS}, **ttls}
         self.hard_limit = hard_limit
         self.not_found_ttl = not_found_ttl
@@ -449,14 +457,20 @@ class CachedMovieSource:
             return Result(value, source, key, created, ttl, language, notes, kind)
 
         if self.local is not None:
-            hit = self.local.get(key)
-            if hit is not NO_VALUE:
-                self._count(kind, "hits")
-                return result(hit[0], CACHE, hit[1])
-            recent = self.stale_local.get(key)
-            if recent is not NO_VALUE:
-                self._count(kind, "stale")
-                return result(recent[0], STALE, recent[1])
+            kept = self._kept(key)
+            if kept is not None:
+                entry, source = kept
+                if not self._refresh_due(key, entry, TAKEN):
+                    self._count(kind, "hits" if source == CACHE else "stale")
+                    return result(entry.payload[0], source, entry.payload[1])
+                try:  # this request refreshes the entry; the others go on being served it
+                    return self._fetch_shared(kind, key, creator, language, ttl, result)
+                finally:
+                    self._refreshes.pop(key)
+        return self._fetch_shared(kind, key, creator, language, ttl, result)
+
+    def _fetch_shared(self, kind, key, creator, language, ttl, result) -> Result:
+        """``fetch`` past the first level: the shared cache, and the source if needed."""
         # The value with its creation time (for Cache-Control and the rendered bytes' key), fresh
         # or not: a fresh one is served; an expired one is what a failed regeneration serves.
         cached = self.region.get_value_metadata(key, ignore_expiration=True)
@@ -518,29 +532,80 @@ class CachedMovieSource:
     def _keep(self, key: str, value, created: float) -> None:
         """A fresh value in the first level (a stale copy kept for the key is over)."""
         if self.local is not None:
-            self.local.set(key, (value, created))
+            self.local.set(key, self._same_generation(self.local, key, value, created))
             self.stale_local.delete(key)
 
     def _stale_copy(self, key: str, value, created: float, result) -> Result:
-        """A stale copy served now, and kept for the requests of the next ``local_ttl`` seconds."""
+        """A stale copy served now, and kept for the requests of the next ``local_ttl`` seconds
+        (the first level's fresh entry, if any, is over: it is not fresh any more)."""
         copy = (value, created)
         if self.stale_local is not None:
+            copy = self._same_generation(self.stale_local, key, value, created)
             self.stale_local.set(key, copy)
+            self.local.delete(key)
         return result(copy[0], STALE, copy[1])
 
-    def first_level(self, key: str):
+    @staticmethod
+    def _same_generation(region, key: str, value, created: float) -> tuple:
+        """The ``(value, created)`` tuple to keep: the one ``region`` holds if it is of the same
+        generation, so that what was derived from it (replays, shaped pages) stays good; else a
+        new one. Same generation: the same creation time, or (a value this process made, whose
+        time it took a moment before the shared cache stamped it) an equal value made within
+        the same second."""
+        kept = region.get(key)
+        if kept is not NO_VALUE and (kept[1] == created or (abs(kept[1] - created) < 1.0 and kept[0] == value)):
+            return kept
+        return (value, created)
+
+    def _kept(self, key: str):
+        """The first level's entry for ``key`` (a ``CachedValue`` of the tuple, with the time it
+        was kept) and how it is served (CACHE: fresh, STALE: a stale copy); None if neither."""
+        entry = self.local.get_value_metadata(key)
+        if entry is not None:
+            return entry, CACHE
+        entry = self.stale_local.get_value_metadata(key)
+        return None if entry is None else (entry, STALE)
+
+    def _refresh_due(self, key: str, entry, state: str) -> bool:
+        """Should this caller refresh the first-level ``entry`` (kept more than half ``local_ttl``
+        ago)? True for one caller at a time, so that no crowd of requests leaves the first
+        level at once when an entry ends, each reading the shared cache (or failing over to a
+        stale copy) for the same key.
+
+        ``SENT``: the event loop sends this request to a thread so that it refreshes the entry
+        (``first_level(claim=True)``); ``TAKEN``: ``fetch`` refreshes it now. A request sent
+        for it may find the refresh taken by another: it is then served the entry. A refresh
+        that is over (done, or failed) forgets its claim; a claim older than ``local_ttl``
+        is void (the entry has ended by then)."""
+        now = time.time()
+        if now - entry.metadata["ct"] <= self.local_ttl / 2:
+            return False
+        with self._refresh_lock:
+            claim = self._refreshes.get(key)
+            if claim is not None and now - claim[1] <= self.local_ttl and (claim[0] == TAKEN or state == SENT):
+                return False
+            self._refreshes[key] = (state, now)
+            return True
+
+    def first_level(self, key: str, claim: bool = False):
         """The ``(value, created)`` tuple this process serves under ``key`` without asking
         anyone: the first level's fresh value, else a stale copy it keeps (``stale_local``);
         None if neither. Never waits.
 
         The same tuple object for as long as that generation stays there: a caller holding
-        something derived from it checks it with ``is``."""
+        something derived from it checks it with ``is``.
+
+        ``claim``: the caller (the event loop's replay look-up) answers with the tuple unless
+        told None; None also when the entry is due for a refresh and this caller was chosen to
+        send its request to the app, which refreshes it (``_refresh_due``)."""
         if self.local is None:
             return None
-        hit = self.local.get(key)
-        if hit is NO_VALUE:
-            hit = self.stale_local.get(key)
-        return None if hit is NO_VALUE else hit
+        kept = self._kept(key)
+        if kept is None:
+            return None
+        if claim and self._refresh_due(key, kept[0], SENT):
+            return None
+        return kept[0].payload
 
     def count_served(self, result: Result) -> None:
         """``result`` served again from something derived from it (api/cached.py's replays)."""

@@ -138,6 +138,29 @@ def test_a_replay_ends_with_its_cache_entry_the_blocked_titles_or_the_genre_name
     assert not replayed() and replayed()
 
 
+def test_a_first_level_refresh_takes_one_request_and_keeps_the_replay(tmdb_testapp, tmdb_app, full_path,
+                                                                        monkeypatch):
+    path = "/api/movies/trending"
+    source = find_service(tmdb_app.registry, IMovieSource)
+    tmdb_testapp.get(path)
+    hit = tmdb_testapp.get(path)
+    reads = []
+    real_read = source.region.get_value_metadata
+    monkeypatch.setattr(source.region, "get_value_metadata", lambda *a, **k: reads.append(1) or real_read(*a, **k))
+    made = len(full_path)
+    # Past half of cache.local_ttl: the entry is due for a refresh. One request goes to the
+    # full path and reads the shared cache; the value there is the same generation, so the
+    # entry is kept as it was, and the replays made from it stay good.
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + source.local_ttl * 0.75)
+    refreshing = tmdb_testapp.get(path)
+    assert len(full_path) == made + 1 and len(reads) == 1 and refreshing.headers["X-Cache"] == "HIT"
+    for _ in range(3):
+        again = tmdb_testapp.get(path)
+        assert again.body == hit.body and again.headers["X-Cache"] == "HIT"
+    assert len(full_path) == made + 1 and len(reads) == 1
+
+
 def test_a_blocked_title_leaves_replayed_pages_at_once(tmdb_testapp, api, full_path):
     admin = api.user(email="admin@example.com", roles=("user", "admin"))
     first = tmdb_testapp.get("/api/movies/trending")
