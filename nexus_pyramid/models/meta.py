@@ -33,6 +33,22 @@ def dialect_insert(bind, table):
     return insert(table)
 
 
+def in_ids(column, name: str, dialect_name: str):
+    """``column IN (<the list bound as name>)``, for a list bound at each execution.
+
+    On PostgreSQL: ``column = ANY(:name)``, the list sent as one array parameter. An expanding
+    ``IN`` renders one bound parameter per value at each execution, in Python: for the few
+    hundred ids of a recommendations page, a few percent of its time. Elsewhere (SQLite): the
+    expanding ``IN``. Statements that use it are built per dialect name."""
+    from sqlalchemy import any_, bindparam
+
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -6,12 +6,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from dogpile.cache.api import NO_VALUE
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import delete, select
 
 from ..dependencies import postgres
 from ..errors import MovieNotFound, UpstreamUnavailable
 from ..models import Genre, Movie, movie_genres
-from ..models.meta import dialect_insert, utcnow
+from ..models.meta import dialect_insert, in_ids, utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import UPSTREAM, CachedMovieSource, memory_region
 from ..presenters.movies import STORED_FIELDS, MoviePresenter, genre, source_fields
@@ -58,15 +58,15 @@ class GenreNames:
         return {} if names is NO_VALUE else names
 
 
-@functools.lru_cache(maxsize=1)
-def _items_statements():
-    """The statements of ``MovieService.items_by_tmdb_id``, built once: the movies, then their
+@functools.lru_cache(maxsize=2)
+def _items_statements(dialect_name: str):
+    """The statements of ``MovieService.items_by_tmdb_id``, built once per dialect: the movies, then their
     genres. Two index look-ups: joined, the planner hashes the whole of movie_genres while it is
     small (a few milliseconds at 10,000 movies)."""
     movies = select(Movie.id, *(getattr(Movie, name) for name in STORED_FIELDS)).where(
-        Movie.tmdb_id.in_(bindparam("tmdb_ids", expanding=True)))
+        in_ids(Movie.tmdb_id, "tmdb_ids", dialect_name))
     genres = (select(movie_genres.c.movie_id, Genre.id, Genre.name).join(Genre, Genre.id == movie_genres.c.genre_id)
-              .where(movie_genres.c.movie_id.in_(bindparam("movie_ids", expanding=True))).order_by(Genre.id))
+              .where(in_ids(movie_genres.c.movie_id, "movie_ids", dialect_name)).order_by(Genre.id))
     return movies, genres
 
 
@@ -110,8 +110,8 @@ class MovieService:
         ids = list(tmdb_ids)
         if not ids:
             return {}
-        movies_statement, genres_statement = _items_statements()
         connection = self.db.connection()
+        movies_statement, genres_statement = _items_statements(connection.dialect.name)
         rows = connection.execute(movies_statement, {"tmdb_ids": ids}).all()
         genres: dict[int, list] = {}
         for movie_id, genre_id, name in connection.execute(genres_statement, {"movie_ids": [r.id for r in rows]}):

@@ -28,6 +28,7 @@ from datetime import date
 from sqlalchemy import String, bindparam, cast, delete, exists, func, select, text
 
 from ..models import Movie, MovieSimilarity, UserMovieInteraction, movie_genres
+from ..models.meta import in_ids
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import memory_region
 
@@ -131,15 +132,15 @@ def _not_interacted(user_id, movie_id_column):
 # subqueries): their cost follows the rows asked for. With joins, the planner hashes the whole of
 # movies or movie_genres while those tables are small (a few milliseconds at 10,000 movies).
 
-@functools.lru_cache(maxsize=1)
-def _movies_statement():
-    """The statement of ``SqlStore.movies``, built once: what the ranking reads of each movie,
-    with its genre ids ("12,878"; NULL for none)."""
+@functools.lru_cache(maxsize=2)
+def _movies_statement(dialect_name: str):
+    """The statement of ``SqlStore.movies``, built once per dialect: what the ranking reads of
+    each movie, with its genre ids ("12,878"; NULL for none)."""
     genre_ids = (select(func.aggregate_strings(cast(movie_genres.c.genre_id, String), ","))
                  .where(movie_genres.c.movie_id == Movie.id).scalar_subquery())
     return (select(Movie.tmdb_id, Movie.title, Movie.popularity, Movie.vote_average, Movie.vote_count, Movie.adult,
                    genre_ids)
-            .where(Movie.tmdb_id.in_(bindparam("tmdb_ids", expanding=True))))
+            .where(in_ids(Movie.tmdb_id, "tmdb_ids", dialect_name)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -183,7 +184,8 @@ class SqlStore:
         ids = list(tmdb_ids)
         if not ids:
             return {}
-        rows = self.db.connection().execute(_movies_statement(), {"tmdb_ids": ids}).all()
+        connection = self.db.connection()
+        rows = connection.execute(_movies_statement(connection.dialect.name), {"tmdb_ids": ids}).all()
         return {tmdb_id: MovieInfo(tmdb_id, title, popularity or 0.0, vote_average or 0.0, vote_count or 0, bool(adult),
                                    sorted(int(g) for g in genre_ids.split(",")) if genre_ids else [])
                 for tmdb_id, title, popularity, vote_average, vote_count, adult, genre_ids in rows}
