@@ -154,16 +154,19 @@ def forget_cached_movies(source) -> None:
 
 def fresh_services(app) -> None:
     """Each test starts with new throttles, genre names and recommendations cache, no cached
-    movies, no remembered blocklist and a Redis breaker that remembers no failure."""
+    movies (nor the ranking's kept movie data), no remembered blocklist and a Redis breaker that remembers no failure."""
     from nexus_pyramid.movie_source.cache import CacheStats, make_cache_region
     from nexus_pyramid.services.blocklist import Blocklist
     from nexus_pyramid.services.movies import GenreNames
     from nexus_pyramid.services.ratelimit import Throttles
 
+    from nexus_pyramid.services.recommender import MOVIE_INFOS
+
     settings = app.registry.settings
     redis = find_service(app.registry, IRedis, None)
     source = find_service(app.registry, IMovieSource)
     forget_cached_movies(source)
+    MOVIE_INFOS.forget()  # a rolled-back test's movies may come back with other data
     if redis is not None:
         redis.breaker.reset()
         redis.outage.success()

@@ -382,3 +382,8 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
     for obj in list(dbsession.identity_map.values()):
         if isinstance(obj, Movie):
             dbsession.expire(obj)
+    # And in what the ranking keeps of movies (a page that reads them before this transaction
+    # commits may keep the old row: until recommender.MovieInfos' ttl at most).
+    from .recommender import MOVIE_INFOS
+
+    MOVIE_INFOS.drop(by_id)
