@@ -160,13 +160,13 @@ def fresh_services(app) -> None:
     from nexus_pyramid.services.movies import GenreNames
     from nexus_pyramid.services.ratelimit import Throttles
 
-    from nexus_pyramid.services.recommender import MOVIE_INFOS
+    from nexus_pyramid.services.recommender import forget_kept_movies
 
     settings = app.registry.settings
     redis = find_service(app.registry, IRedis, None)
     source = find_service(app.registry, IMovieSource)
     forget_cached_movies(source)
-    MOVIE_INFOS.forget()  # a rolled-back test's movies may come back with other data
+    forget_kept_movies()  # a rolled-back test's movies may come back with other data
     if redis is not None:
         redis.breaker.reset()
         redis.outage.success()

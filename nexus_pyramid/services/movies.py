@@ -106,17 +106,24 @@ class MovieService:
 
     # -- shaping (presenters/movies.py) -------------------------------------------------
     def items_by_tmdb_id(self, tmdb_ids) -> dict[int, dict]:
-        """Stored movies as the contract's Movie, read with two plain Core statements (no ORM objects)."""
-        ids = list(tmdb_ids)
+        """Stored movies as the contract's Movie: those kept (``recommender.MOVIE_ITEMS``), and the
+        rest read with two plain Core statements (no ORM objects). The dicts are shared: not to
+        be changed."""
+        from .recommender import MOVIE_ITEMS
+
+        items, ids = MOVIE_ITEMS.found(tmdb_ids)
         if not ids:
-            return {}
+            return items
         connection = self.db.connection()
         movies_statement, genres_statement = _items_statements(connection.dialect.name)
         rows = connection.execute(movies_statement, {"tmdb_ids": ids}).all()
         genres: dict[int, list] = {}
         for movie_id, genre_id, name in connection.execute(genres_statement, {"movie_ids": [r.id for r in rows]}):
             genres.setdefault(movie_id, []).append(genre(genre_id, name))
-        return {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
+        read = {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
+        MOVIE_ITEMS.keep(read)
+        items.update(read)
+        return items
 
     @staticmethod
     def _meta(result, notes=()) -> dict:
@@ -382,8 +389,8 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
     for obj in list(dbsession.identity_map.values()):
         if isinstance(obj, Movie):
             dbsession.expire(obj)
-    # And in what the ranking keeps of movies (a page that reads them before this transaction
-    # commits may keep the old row: until recommender.MovieInfos' ttl at most).
-    from .recommender import MOVIE_INFOS
+    # And in what the recommendations keep of movies (a page that reads them before this
+    # transaction commits may keep the old row: until recommender.KeptMovies' ttl at most).
+    from .recommender import forget_kept_movies
 
-    MOVIE_INFOS.drop(by_id)
+    forget_kept_movies(by_id)

@@ -61,17 +61,18 @@ COLD_START_REASON = "Popular right now: like a few movies to get personal picks"
 _PRIORS = memory_region(600, 1)
 
 
-class MovieInfos:
-    """What the ranking reads of each movie (``MovieInfo``), kept in the process for ``ttl`` seconds.
+class KeptMovies:
+    """Per-movie data read from the database, kept in the process for ``ttl`` seconds, by tmdb id.
 
-    A cold page's candidates are a few hundred movies, mostly the same popular ones from one
-    user to the next, and reading them was the costliest statement of the page (some 5 ms on
-    PostgreSQL at 10,000 movies: an index look-up and a genre aggregate per movie). Kept
-    here, a page reads only the movies no page asked for lately. Everything is forgotten at
-    once every ``ttl`` seconds or when more than ``max_entries`` are kept; the movies this process
-    stores are forgotten as it stores them (``upsert_movies``); another process's writes show
-    within ``ttl``.
-    Only rows found are kept: a movie not stored yet is read again by the next page.
+    A cold recommendations page reads a few hundred candidates' ``MovieInfo`` for the ranking
+    and its picks as the contract's Movie: mostly the same popular movies from one user to
+    the next, and reading them was the costliest part of the page (some 5 ms for the
+    candidates and 3 ms for the picks on PostgreSQL at 10,000 movies, plus shaping them).
+    Kept here, a page reads only the movies no page asked for lately. Everything is
+    forgotten at once every ``ttl`` seconds or when more than ``max_entries`` are kept; the
+    movies this process stores are forgotten as it stores them (``upsert_movies``); another
+    process's writes show within ``ttl``. Only rows found are kept: a movie not stored yet
+    is read again by the next page. What is kept is shared by the requests: never mutated.
     """
 
     def __init__(self, ttl: float = 60.0, max_entries: int = 20_000, clock=time.monotonic):
@@ -82,32 +83,40 @@ class MovieInfos:
 
     def forget(self) -> None:
         # A new dictionary, never one emptied in place: a request reading the old one is not disturbed.
-        self._born, self._infos = self.clock(), {}
+        self._born, self._kept = self.clock(), {}
 
     def found(self, tmdb_ids) -> tuple[dict, list]:
-        """({tmdb id: MovieInfo} kept, [the ids not kept])."""
-        if self.clock() - self._born > self.ttl or len(self._infos) > self.max_entries:
+        """({tmdb id: what is kept}, [the ids not kept])."""
+        if self.clock() - self._born > self.ttl or len(self._kept) > self.max_entries:
             self.forget()
-        infos, found, missing = self._infos, {}, []
+        kept, found, missing = self._kept, {}, []
         for tmdb_id in tmdb_ids:
-            info = infos.get(tmdb_id)
-            if info is None:
+            value = kept.get(tmdb_id)
+            if value is None:
                 missing.append(tmdb_id)
             else:
-                found[tmdb_id] = info
+                found[tmdb_id] = value
         return found, missing
 
-    def keep(self, infos: dict) -> None:
-        self._infos.update(infos)
+    def keep(self, values: dict) -> None:
+        self._kept.update(values)
 
     def drop(self, tmdb_ids) -> None:
         """Forget these movies (this process just stored them)."""
-        infos = self._infos
+        kept = self._kept
         for tmdb_id in tmdb_ids:
-            infos.pop(tmdb_id, None)
+            kept.pop(tmdb_id, None)
 
 
-MOVIE_INFOS = MovieInfos()
+MOVIE_INFOS = KeptMovies()  # the ranking's MovieInfo of candidates
+# The picks as the contract's Movie (MovieService.items_by_tmdb_id): larger (an overview each), fewer kept.
+MOVIE_ITEMS = KeptMovies(max_entries=5_000)
+
+
+def forget_kept_movies(tmdb_ids=None) -> None:
+    """Forget what is kept of these movies (all if None)."""
+    for kept in (MOVIE_INFOS, MOVIE_ITEMS):
+        kept.forget() if tmdb_ids is None else kept.drop(tmdb_ids)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from nexus_pyramid.models import Movie
 from nexus_pyramid.models.meta import in_ids
 from nexus_pyramid.services.movies import MovieService
-from nexus_pyramid.services.recommender import MOVIE_INFOS, SqlStore
+from nexus_pyramid.services.recommender import SqlStore, forget_kept_movies
 
 
 def add_movies(dbsession, count: int) -> None:
@@ -37,7 +37,7 @@ def test_on_postgresql_the_list_is_one_array_parameter(dbsession):
 
 
 def test_the_readers_that_use_it_read_every_movie_asked_for(dbsession):
-    MOVIE_INFOS.forget()
+    forget_kept_movies()
     add_movies(dbsession, 30)
     ids = [900_000 + i for i in range(30)]
     infos = SqlStore(dbsession).movies(ids + [1])

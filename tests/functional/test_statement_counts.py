@@ -156,9 +156,9 @@ def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, en
     """A page ranked by the trained model, not cached: the caller, their preferences, their
     latest interactions, their whole history (ids), the candidates' metadata with genres, the
     picks as the contract's Movie (movies, genres), and the online evaluation's INSERT ... SELECT.
-    The candidates' metadata is kept in the process (recommender.MOVIE_INFOS): the next user's
-    page with the same candidates is 7."""
-    from nexus_pyramid.services.recommender import MOVIE_INFOS
+    The candidates' metadata and the picks' Movie are kept in the process (recommender.KeptMovies):
+    the next user's page with the same candidates and picks is 5."""
+    from nexus_pyramid.services.recommender import forget_kept_movies
     from nexus_pyramid.interfaces import IRecommenderModels
     from tests.functional.test_library import ALIENS, TOY_STORY, like
     from tests.functional.test_recommender_jobs import TOY_STORY2, admin, fans, recommend, train
@@ -174,7 +174,7 @@ def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, en
     holder.forget()
     try:
         recommend(api, first)  # the model, the vote prior and the source's pages are in memory
-        MOVIE_INFOS.forget()
+        forget_kept_movies()
         with counting(engine_of_app) as trips:
             page = recommend(api, who)
         assert page["meta"]["model"]["version"] == 1
@@ -185,10 +185,10 @@ def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, en
         with counting(engine_of_app) as trips:  # the same page again: from the per-user cache
             assert recommend(api, who)["results"] == page["results"]
         assert not any("user_movie_interactions" in s for s in trips.statements), trips.statements
-        with counting(engine_of_app) as trips:  # another user, the same candidates: their metadata is kept
+        with counting(engine_of_app) as trips:  # another user, the same candidates and picks: kept
             assert recommend(api, third)["results"] == page["results"]
         # (The blocked titles' version is checked once a second: that check may fall in this request.)
         counted = [s for s in trips.statements if "app_meta" not in s]
-        assert len(counted) == 7 and not any("string_agg" in s for s in counted), trips.statements
+        assert len(counted) == 5 and not any("FROM movies" in s for s in counted), trips.statements
     finally:
         holder.clock = real_clock
