@@ -42,6 +42,11 @@ bench/pss.py (one server, per-process figures and where a worker's private pages
   does not load SQLAlchemy's SQLite dialect (0.6 MB less heap in the master); the mail
   templates are compiled when the mailer is built, in the master (``mail.Mailer``), so a
   worker's first registration copies 6.5 MB instead of 7.3 (the forked copy above, two runs).
+- A process that serves recommendations keeps what its pages read of movies for a minute
+  (``services.recommender.KeptMovies``): after bench/recs_latency.py's 300 cold pages at
+  10,000 movies, 2.5 MiB of ranking data (5,430 movies) and 1.5 MiB of the picks' Movie
+  dicts (1,238); bounded at 10,000 and 3,000 entries, some 4.5 and 3.5 MiB. The production
+  bench's routes never fill them.
 - numpy (about 20 MB resident: 8.5 MB of heap, the rest its libraries, OpenBLAS included)
   serves only the trained recommender model's fold-in. It is imported where it is used
   (recommender_model.py, services/recommender.py), so a deployment without a trained model

@@ -1,17 +1,11 @@
 """What a recommendations page reads of movies is kept in the process (``recommender.KeptMovies``)."""
 from __future__ import annotations
 
+import time
+
 from nexus_pyramid.models import Movie
 from nexus_pyramid.services.movies import MovieService, upsert_movies
 from nexus_pyramid.services.recommender import MOVIE_INFOS, MOVIE_ITEMS, KeptMovies, SqlStore, forget_kept_movies
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def test_kept_movies_are_not_read_again_and_stored_ones_are_forgotten(dbsession):
@@ -34,12 +28,15 @@ def test_kept_movies_are_not_read_again_and_stored_ones_are_forgotten(dbsession)
     assert service.items_by_tmdb_id([910_001])[910_001]["title"] == "Kept 1, renamed"
 
 
-def test_everything_is_forgotten_after_the_ttl_or_past_the_bound():
-    clock = Clock()
-    infos = KeptMovies(ttl=60, max_entries=3, clock=clock)
-    infos.keep({1: "one", 2: "two"})
-    assert infos.found([1, 2, 3]) == ({1: "one", 2: "two"}, [3])
-    clock.now += 61
-    assert infos.found([1, 2]) == ({}, [1, 2])
-    infos.keep({1: "one", 2: "two", 3: "three", 4: "four"})
-    assert infos.found([1]) == ({}, [1])  # more than max_entries: all forgotten
+def test_kept_movies_end_with_their_ttl_and_the_bound_drops_the_least_recently_used():
+    kept = KeptMovies(ttl=0.3, max_entries=3)
+    kept.keep({1: "one", 2: "two"})
+    assert kept.found([1, 2, 3]) == ({1: "one", 2: "two"}, [3])
+    time.sleep(0.35)
+    assert kept.found([1, 2]) == ({}, [1, 2])
+    kept.keep({1: "one", 2: "two", 3: "three"})
+    kept.found([1])  # 2 is now the least recently used
+    kept.keep({4: "four"})
+    assert kept.found([1, 2, 3, 4]) == ({1: "one", 3: "three", 4: "four"}, [2])
+    kept.forget()
+    assert kept.found([1]) == ({}, [1])
