@@ -43,7 +43,7 @@ bench/pss.py (one server, per-process figures and where a worker's private pages
   templates are compiled when the mailer is built, in the master (``mail.Mailer``), so a
   worker's first registration copies 6.5 MB instead of 7.3 (the forked copy above, two runs).
 - A process that serves recommendations keeps what its pages read of movies for a minute
-  (``services.recommender.KeptMovies``): after bench/recs_latency.py's 300 cold pages at
+  (``services.movies.KeptMovies``): after bench/recs_latency.py's 300 cold pages at
   10,000 movies, 2.5 MiB of ranking data (5,430 movies) and 1.5 MiB of the picks' Movie
   dicts (1,238); bounded at 10,000 and 3,000 entries, some 4.5 and 3.5 MiB. The production
   bench's routes never fill them.

@@ -160,7 +160,7 @@ def fresh_services(app) -> None:
     from nexus_pyramid.services.movies import GenreNames
     from nexus_pyramid.services.ratelimit import Throttles
 
-    from nexus_pyramid.services.recommender import forget_kept_movies
+    from nexus_pyramid.services.movies import forget_kept_movies
 
     settings = app.registry.settings
     redis = find_service(app.registry, IRedis, None)

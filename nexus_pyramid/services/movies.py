@@ -70,6 +70,63 @@ def _items_statements(dialect_name: str):
     return movies, genres
 
 
+class KeptMovies:
+    """Per-movie data read from the database, kept in the process for ``ttl`` seconds, by tmdb id:
+    a dogpile memory region (``movie_source.cache.memory_region``), bounded to ``max_entries``
+    (the least recently used go first) and invalidated like the other in-process regions.
+
+    A cold recommendations page reads a few hundred candidates' ``MovieInfo`` for the ranking
+    (``recommender.SqlStore.movies``) and its picks as the contract's Movie
+    (``MovieService.items_by_tmdb_id``): mostly the same popular movies from one user to
+    the next, and reading them was the costliest part of the page (some 5 ms for the
+    candidates and 3 ms for the picks on PostgreSQL at 10,000 movies, plus shaping them).
+    Kept here, a page reads only the movies no page asked for lately. The movies this
+    process stores are forgotten as it stores them (``upsert_movies``); another process's
+    writes show within ``ttl``. Only rows found are kept: a movie not stored yet is read
+    again by the next page. What is kept is shared by the requests: never to be changed.
+    """
+
+    def __init__(self, ttl: float = 60.0, max_entries: int = 10_000):
+        self.region = memory_region(ttl, max_entries)
+
+    def forget(self) -> None:
+        self.region.invalidate(hard=True)
+
+    def found(self, tmdb_ids) -> tuple[dict, list]:
+        """({tmdb id: what is kept}, [the ids not kept])."""
+        ids = list(tmdb_ids)
+        found, missing = {}, []
+        for tmdb_id, value in zip(ids, self.region.get_multi(ids)):
+            if value is NO_VALUE:
+                missing.append(tmdb_id)
+            else:
+                found[tmdb_id] = value
+        return found, missing
+
+    def keep(self, values: dict) -> None:
+        if values:
+            self.region.set_multi(values)
+
+    def drop(self, tmdb_ids) -> None:
+        """Forget these movies (this process just stored them)."""
+        ids = list(tmdb_ids)
+        if ids:
+            self.region.delete_multi(ids)
+
+
+# Measured after bench/recs_latency.py's 300 cold pages (10,000 movies): 5,430 MovieInfo in
+# 2.5 MiB, 1,238 Movie dicts in 1.5 MiB. So at most some 4.5 and 3.5 MiB per process.
+MOVIE_INFOS = KeptMovies()  # the ranking's MovieInfo of candidates
+# The picks as the contract's Movie (MovieService.items_by_tmdb_id): larger (an overview each), fewer kept.
+MOVIE_ITEMS = KeptMovies(max_entries=3_000)
+
+
+def forget_kept_movies(tmdb_ids=None) -> None:
+    """Forget what is kept of these movies (all if None)."""
+    for kept in (MOVIE_INFOS, MOVIE_ITEMS):
+        kept.forget() if tmdb_ids is None else kept.drop(tmdb_ids)
+
+
 class MovieService:
     def __init__(self, dbsession, source: CachedMovieSource, genre_names: GenreNames, image_base: str,
                  poster_size: str = "w500", blocklist=None):
@@ -106,11 +163,9 @@ class MovieService:
 
     # -- shaping (presenters/movies.py) -------------------------------------------------
     def items_by_tmdb_id(self, tmdb_ids) -> dict[int, dict]:
-        """Stored movies as the contract's Movie: those kept (``recommender.MOVIE_ITEMS``), and the
+        """Stored movies as the contract's Movie: those kept (``MOVIE_ITEMS``), and the
         rest read with two plain Core statements (no ORM objects). The dicts are shared: not to
         be changed."""
-        from .recommender import MOVIE_ITEMS
-
         items, ids = MOVIE_ITEMS.found(tmdb_ids)
         if not ids:
             return items
@@ -390,7 +445,5 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
         if isinstance(obj, Movie):
             dbsession.expire(obj)
     # And in what the recommendations keep of movies (a page that reads them before this
-    # transaction commits may keep the old row: until recommender.KeptMovies' ttl at most).
-    from .recommender import forget_kept_movies
-
+    # transaction commits may keep the old row: until KeptMovies' ttl at most).
     forget_kept_movies(by_id)

@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from nexus_pyramid.models import Movie
 from nexus_pyramid.models.meta import in_ids
-from nexus_pyramid.services.movies import MovieService
-from nexus_pyramid.services.recommender import SqlStore, forget_kept_movies
+from nexus_pyramid.services.movies import MovieService, forget_kept_movies
+from nexus_pyramid.services.recommender import SqlStore
 
 
 def add_movies(dbsession, count: int) -> None:

@@ -1,11 +1,11 @@
-"""What a recommendations page reads of movies is kept in the process (``recommender.KeptMovies``)."""
+"""What a recommendations page reads of movies is kept in the process (``services.movies.KeptMovies``)."""
 from __future__ import annotations
 
 import time
 
 from nexus_pyramid.models import Movie
-from nexus_pyramid.services.movies import MovieService, upsert_movies
-from nexus_pyramid.services.recommender import MOVIE_INFOS, MOVIE_ITEMS, KeptMovies, SqlStore, forget_kept_movies
+from nexus_pyramid.services.movies import MOVIE_INFOS, MOVIE_ITEMS, KeptMovies, MovieService, forget_kept_movies, upsert_movies
+from nexus_pyramid.services.recommender import SqlStore
 
 
 def test_kept_movies_are_not_read_again_and_stored_ones_are_forgotten(dbsession):

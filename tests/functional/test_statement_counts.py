@@ -156,9 +156,9 @@ def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, en
     """A page ranked by the trained model, not cached: the caller, their preferences, their
     latest interactions, their whole history (ids), the candidates' metadata with genres, the
     picks as the contract's Movie (movies, genres), and the online evaluation's INSERT ... SELECT.
-    The candidates' metadata and the picks' Movie are kept in the process (recommender.KeptMovies):
+    The candidates' metadata and the picks' Movie are kept in the process (services.movies.KeptMovies):
     the next user's page with the same candidates and picks is 5."""
-    from nexus_pyramid.services.recommender import forget_kept_movies
+    from nexus_pyramid.services.movies import forget_kept_movies
     from nexus_pyramid.interfaces import IRecommenderModels
     from tests.functional.test_library import ALIENS, TOY_STORY, like
     from tests.functional.test_recommender_jobs import TOY_STORY2, admin, fans, recommend, train
