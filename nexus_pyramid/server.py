@@ -41,6 +41,7 @@ from waitress.utilities import RequestEntityTooLarge
 
 from .api.cached import REPLAY_ENVIRON_KEY
 from .interfaces import ICachedPages
+from .memory import rehearse
 from .request_limits import DEFAULT_MAX_BODY_SIZE, UPLOAD_PATHS, max_body_size, upload_limit
 
 
@@ -56,6 +57,9 @@ def serve(app, global_conf, **local_conf):
     elif os.environ.get("PORT"):
         host = local_conf.get("bind", "0.0.0.0:6543").rsplit(":", 1)[0]
         local_conf["bind"] = f"{host}:{os.environ['PORT']}"
+    if getattr(getattr(app, "registry", None), "settings", {}).get("nexus.rehearsal"):
+        # The app's first requests, made once here in the master, for the workers to share (memory.py).
+        rehearse(app)
     return gunicorn_serve(app, global_conf, **local_conf)
 
 

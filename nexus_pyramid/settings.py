@@ -232,6 +232,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("catalog.path", Text(), "", "the offline catalog file; empty = the one in the package"),
     Setting("nexus.gc_freeze", Boolean(), True,
             "freeze start-up objects out of the garbage collector's sight (in the master and in each worker)"),
+    Setting("nexus.rehearsal", Boolean(), True,
+            "`pserve production.ini`: the master serves a few requests before it forks the workers, so that they "
+            "share what first requests build (nothing calls TMDb)", "NEXUS_REHEARSAL"),
     Setting("nexus.gc_thresholds", Text(_gc_thresholds, "thresholds"), "700,10,10",
             "the collector's thresholds (gc.set_threshold), chosen from bench/production.py; "
             "`off` = no automatic collection (for measuring only)", "NEXUS_GC_THRESHOLDS"),

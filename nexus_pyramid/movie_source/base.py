@@ -34,6 +34,27 @@ def with_stale_copy(available: bool):
         _STALE_COPY_AVAILABLE.reset(token)
 
 
+# True while the cache may answer only with what it holds: the source is not asked at all. The
+# production master's rehearsal (memory.rehearse) runs the cached routes so, before it forks
+# the workers: start-up never waits for TMDb, nor makes calls that nobody asked for.
+_CACHED_ONLY: ContextVar[bool] = ContextVar("nexus_cached_only", default=False)
+
+
+def cached_only() -> bool:
+    """Must a source refuse to be asked (``SourceUnavailable``), leaving the cache what it holds?"""
+    return _CACHED_ONLY.get()
+
+
+@contextmanager
+def answering_from_cache_only():
+    """Inside, a source raises ``SourceUnavailable`` instead of calling out; cached values are served."""
+    token = _CACHED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHED_ONLY.reset(token)
+
+
 class SourceError(Exception):
     """Base of the errors a source raises."""
 

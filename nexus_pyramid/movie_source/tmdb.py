@@ -28,7 +28,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
-from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable, stale_copy_available
+from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable, cached_only, stale_copy_available
 from .. import metrics
 from ..dependencies.breaker import CircuitBreaker
 
@@ -228,6 +228,8 @@ class TMDbSource(MovieSource):
     # -- the one call site ---------------------------------------------------------
     def _call(self, path: str, shape, **params):
         """GET ``path`` through the retry policy, inside the breaker; ``shape`` checks a 200's body."""
+        if cached_only():  # not a call that failed: nothing for the breaker or the metrics
+            raise SourceUnavailable("TMDb is not asked here: cached answers only")
         if not self.breaker.allow():
             metrics.upstream_call("tmdb", None, ok=False)
             raise SourceUnavailable("TMDb circuit breaker is open")

@@ -267,6 +267,26 @@ def test_a_cached_page_asked_again_is_answered_while_every_thread_waits(tmp_path
         server.stop()
 
 
+def test_the_master_rehearses_before_forking_and_calls_out_to_nothing(tmp_path, database_url, redis_url, fake_tmdb):
+    """memory.rehearse: a few requests served in the master, none of them calling TMDb or logged."""
+    fake_tmdb.reset()
+    server = ProductionServer(tmp_path, database_url, redis_url, fake_tmdb)
+    try:
+        log = server.log()
+        rehearsal = re.search(r"start-up rehearsal: /healthz 200, /api/user/profile 401, "
+                              r"/api/movies/trending (200|503), /api/genres (200|503), /api/no-such-route 404", log)
+        assert rehearsal, log
+        assert log.index("start-up rehearsal") < log.index("Booting worker")
+        assert fake_tmdb.total_calls() == 0
+        assert get(server.url + "/api/movies/trending") == 200  # the workers ask TMDb as always
+        assert fake_tmdb.total_calls() > 0 or rehearsal.group(1) == "200"
+        # An access line for the workers' request, none for the rehearsal's.
+        server._wait_for(r"GET /api/movies/trending")
+        assert not re.search(r"GET /(api/user/profile|api/genres|api/no-such-route)", server.log())
+    finally:
+        server.stop()
+
+
 def test_sigterm_answers_every_request_received_then_exits(own_server, fake_tmdb):
     """Graceful shutdown: requests in flight and requests waiting for a thread are all answered."""
     server = own_server

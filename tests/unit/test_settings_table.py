@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nexus_pyramid import settings as nexus_settings
-from nexus_pyramid.settings import SETTINGS, ConfigurationError, load, markdown_table
+from nexus_pyramid.settings import SETTINGS, Boolean, ConfigurationError, load, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"sqlalchemy.url": "sqlite://", "jwt.secret": "development-only-x"}
@@ -46,6 +46,8 @@ def test_every_named_variable_and_the_generic_form_set_their_setting():
                 sample = "https://app.example.com"
             if setting.name == "nexus.max_body_size":
                 sample = "4096"
+            if isinstance(setting.kind, Boolean):
+                sample = "False" if setting.default else "True"
             loaded = load(BASE, {setting.env: sample}, check=False)
             assert str(loaded[setting.name]) == sample, setting.env
     loaded = load(BASE, {"NEXUS__DB__POOL_TIMEOUT": "1.5", "NEXUS__AUTH__ARGON2__MAX_WAIT": "3",
