@@ -180,14 +180,16 @@ def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, en
         assert page["meta"]["model"]["version"] == 1
         ranked = [r["movie"]["tmdb_id"] for r in page["results"]]
         assert set(ranked[:2]) == {TOY_STORY2, ALIENS} and TOY_STORY not in ranked
-        assert len(trips.statements) == 8, trips.statements
-        assert sum(s.startswith("INSERT INTO served_recommendations") for s in trips.statements) == 1
+        # The blocked titles' version is checked once a second (services/blocklist.py): that
+        # check may fall in any request that shows movies, so it is not one of the page's own.
+        counted = [s for s in trips.statements if "app_meta" not in s]
+        assert len(counted) == 8, trips.statements
+        assert sum(s.startswith("INSERT INTO served_recommendations") for s in counted) == 1
         with counting(engine_of_app) as trips:  # the same page again: from the per-user cache
             assert recommend(api, who)["results"] == page["results"]
         assert not any("user_movie_interactions" in s for s in trips.statements), trips.statements
         with counting(engine_of_app) as trips:  # another user, the same candidates and picks: kept
             assert recommend(api, third)["results"] == page["results"]
-        # (The blocked titles' version is checked once a second: that check may fall in this request.)
         counted = [s for s in trips.statements if "app_meta" not in s]
         assert len(counted) == 5 and not any("FROM movies" in s for s in counted), trips.statements
     finally:
