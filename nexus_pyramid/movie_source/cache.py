@@ -477,13 +477,14 @@ class CachedMovieSource:
             kept = self._kept(key)
             if kept is not None:
                 entry, source = kept
-                if not self._refresh_due(key, entry, TAKEN):
+                claim = self._refresh_due(key, entry, TAKEN)
+                if claim is None:
                     self._count(kind, "hits" if source == CACHE else "stale")
                     return result(entry.payload[0], source, entry.payload[1])
                 try:  # this request refreshes the entry; the others go on being served it
                     return self._fetch_shared(kind, key, creator, language, ttl, result)
                 finally:
-                    self._refreshes.pop(key)
+                    self._forget_claim(key, claim)
         return self._fetch_shared(kind, key, creator, language, ttl, result)
 
     def _fetch_shared(self, kind, key, creator, language, ttl, result) -> Result:
@@ -583,7 +584,7 @@ class CachedMovieSource:
         entry = self.stale_local.get_value_metadata(key)
         return None if entry is None else (entry, STALE)
 
-    def _refresh_due(self, key: str, entry, state: str) -> bool:
+    def _refresh_due(self, key: str, entry, state: str) -> tuple | None:
         """Should this caller refresh the first-level ``entry`` (kept more than half ``local_ttl``
         ago)? True for one caller at a time, so that no crowd of requests leaves the first
         level at once when an entry ends, each reading the shared cache (or failing over to a
@@ -593,16 +594,22 @@ class CachedMovieSource:
         (``first_level(claim=True)``); ``TAKEN``: ``fetch`` refreshes it now. A request sent
         for it may find the refresh taken by another: it is then served the entry. A refresh
         that is over (done, or failed) forgets its claim; a claim older than ``local_ttl``
-        is void (the entry has ended by then)."""
+        is void (the entry has ended by then). The caller's claim if it was chosen, else None."""
         now = time.time()
         if now - entry.metadata["ct"] <= self.local_ttl / 2:
-            return False
+            return None
         with self._refresh_lock:
             claim = self._refreshes.get(key)
             if claim is not None and now - claim[1] <= self.local_ttl and (claim[0] == TAKEN or state == SENT):
-                return False
-            self._refreshes[key] = (state, now)
-            return True
+                return None
+            self._refreshes[key] = claim = (state, now)
+            return claim
+
+    def _forget_claim(self, key: str, claim: tuple) -> None:
+        """A refresh is over: its claim goes, unless it went void and another took its place."""
+        with self._refresh_lock:
+            if self._refreshes.get(key) is claim:
+                self._refreshes.pop(key)
 
     def first_level(self, key: str, claim: bool = False):
         """The ``(value, created)`` tuple this process serves under ``key`` without asking
@@ -620,7 +627,7 @@ class CachedMovieSource:
         kept = self._kept(key)
         if kept is None:
             return None
-        if claim and self._refresh_due(key, kept[0], SENT):
+        if claim and self._refresh_due(key, kept[0], SENT) is not None:
             return None
         return kept[0].payload
 

@@ -119,6 +119,24 @@ def test_a_claim_not_taken_ends_with_the_local_ttl():
     assert cache.first_level(KEY, claim=True) is None  # void: another request is sent
 
 
+def test_a_refresh_whose_claim_went_void_leaves_the_newer_claim_in_place():
+    source, cache = cached(local_ttl=LOCAL_TTL)
+    cache.trending("day", 1)
+    past_half_life(cache)
+    original = cache.region.get_value_metadata
+    newer = []
+
+    def outlived(*args, **kwargs):  # the refresh outlives its claim; another request claims it
+        newer.append(("sent", time.time()))
+        cache._refreshes[KEY] = newer[0]
+        return original(*args, **kwargs)
+
+    cache.region.get_value_metadata = outlived
+    cache.trending("day", 1)
+    cache.region.get_value_metadata = original
+    assert cache._refreshes.get(KEY) is newer[0]  # not forgotten by the older refresh
+
+
 def test_a_stale_copy_ends_the_fresh_entry_and_is_kept_by_generation():
     source, cache = cached(local_ttl=LOCAL_TTL)
     genres = "counting:en-US:genres"
