@@ -387,6 +387,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tmdb.connect_timeout", Seconds(0, 60), 3.05, "opening a connection to TMDb"),
     Setting("tmdb.read_timeout", Seconds(0, 60), 5.0, "waiting for one TMDb answer"),
     Setting("tmdb.budget", Seconds(0, 120), 8.0, "total time of one lookup, retries included"),
+    Setting("tmdb.stale_copy_budget", Seconds(0, 120), 1.0,
+            "time of a lookup that has a stale copy to serve if TMDb fails (one attempt, no retry)"),
     Setting("tmdb.max_retries", Integer(0, 10), 3, "retries of a 429/502/503/504 answer"),
     Setting("tmdb.backoff_base", Seconds(0, 60, above=False), 0.25,
             "first retry's backoff (then doubled, jittered)"),

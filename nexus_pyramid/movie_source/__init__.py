@@ -23,7 +23,8 @@ def make_source(settings: dict) -> MovieSource:
             "nexus.movie_source = tmdb needs TMDB_API_KEY (tmdb.api_key) "
             "or TMDB_READ_TOKEN (tmdb.read_token)."
         )
-    keys = ("connect_timeout", "read_timeout", "budget", "max_retries", "backoff_base", "backoff_cap")
+    keys = ("connect_timeout", "read_timeout", "budget", "stale_copy_budget", "max_retries", "backoff_base",
+            "backoff_cap")
     tmdb = {key: value(settings, "tmdb." + key) for key in keys}
     tmdb["language"] = normalize_language(value(settings, "nexus.default_language"))
     return TMDbSource(

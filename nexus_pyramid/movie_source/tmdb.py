@@ -5,8 +5,9 @@
 - ``RetryPolicy`` (tenacity): retries only 429 (honouring Retry-After) and 502/503/504,
   with capped exponential backoff and full jitter, at most ``max_retries`` times and only
   while the next attempt still starts inside the total time budget; never other 4xx. A call
-  made while the cache holds a stale copy of the value is not retried: the copy is served
-  at once (``base.stale_copy_available``).
+  made while the cache holds a stale copy of the value is not retried, and gets
+  ``stale_copy_budget`` seconds (1 s by default) instead of the whole budget: the copy is
+  served at once when TMDb fails, soon when it is slow (``base.stale_copy_available``).
 - the breaker (``dependencies.breaker.CircuitBreaker``) around the one call site,
   ``TMDbSource._call``: a call is a success only when TMDb answered in a well-formed way
   (the expected shape, or TMDb's own "not found"/"bad request" answer); a garbage answer is
@@ -161,12 +162,13 @@ class RetryPolicy:
     def _log_retry(state) -> None:
         log.info("TMDb answered %s; retrying in %.2fs", state.outcome.result().status_code, state.upcoming_sleep)
 
-    def run(self, attempt, retry: bool = True) -> requests.Response:
+    def run(self, attempt, retry: bool = True, budget: float | None = None) -> requests.Response:
         """``attempt(time_left)`` until its answer is final; exceptions are never retried.
 
-        ``retry=False``: one attempt, its answer final whatever it is."""
+        ``retry=False``: one attempt, its answer final whatever it is, within ``budget`` seconds
+        if given (else the policy's budget)."""
         if not retry:
-            return attempt(self.budget)
+            return attempt(min(budget, self.budget) if budget is not None else self.budget)
         started = time.monotonic()
         return self._retrying.copy()(lambda: attempt(self.budget - (time.monotonic() - started)))
 
@@ -208,13 +210,15 @@ class TMDbSource(MovieSource):
 
     def __init__(self, base_url: str, api_key: str | None = None, read_token: str | None = None, *,
                  connect_timeout: float = 3.05, read_timeout: float = 5.0, budget: float = 8.0,
-                 max_retries: int = 3, backoff_base: float = 0.25, backoff_cap: float = 4.0,
+                 stale_copy_budget: float | None = None, max_retries: int = 3, backoff_base: float = 0.25, backoff_cap: float = 4.0,
                  breaker: CircuitBreaker | None = None, language: str = "en-US", sleep=time.sleep,
                  pool_size: int = 20):
         if not (api_key or read_token):
             raise ValueError("The TMDb source needs tmdb.api_key (TMDB_API_KEY) or tmdb.read_token (TMDB_READ_TOKEN).")
         self.transport = Transport(base_url, api_key, read_token, connect_timeout, read_timeout, pool_size)
         self.retry = RetryPolicy(budget, max_retries, backoff_base, backoff_cap, sleep)
+        # A lookup whose caller holds a stale copy: one attempt within this (the whole budget if None).
+        self.stale_copy_budget = stale_copy_budget
         self.breaker = breaker or CircuitBreaker()
         self.language = language
 
@@ -236,9 +240,11 @@ class TMDbSource(MovieSource):
         started = time.perf_counter()
         ok = False
         try:
-            # With a stale copy to serve, a 503 is answered with it at once, not after the backoff.
+            # With a stale copy to serve, a 503 or a slow TMDb is answered with it soon: one
+            # attempt, within stale_copy_budget, not the retries and their backoff.
+            stale = stale_copy_available()
             response = self.retry.run(lambda time_left: self.transport.get(path, params, time_left),
-                                      retry=not stale_copy_available())
+                                      retry=not stale, budget=self.stale_copy_budget if stale else None)
             value = self._answer(path, response, shape)
             ok = True
         except SourceNotFound:

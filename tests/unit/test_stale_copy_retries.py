@@ -54,3 +54,34 @@ def test_a_cold_key_still_retries(fake):
     with pytest.raises(SourceUnavailable):
         cache.trending("week", 2)
     assert fake.calls["/3/trending/movie/week"] == 4 and len(sleeps) == 3
+
+
+def slow_tmdb_cache(fake, stale_copy_budget):
+    source = TMDbSource(fake.base_url, api_key=API_KEY, read_timeout=3, connect_timeout=0.5, budget=5,
+                        stale_copy_budget=stale_copy_budget, breaker=CircuitBreaker(failure_threshold=50))
+    region, hard_limit = make_cache_region({}, CacheStats(), prefix="test:stale-copy-budget:")
+    return CachedMovieSource(source, region, {}, hard_limit, local_ttl=0.6)
+
+
+def test_a_slow_tmdb_is_waited_for_only_the_stale_copy_budget_when_a_copy_can_answer(fake):
+    cache = slow_tmdb_cache(fake, stale_copy_budget=0.3)
+    first = cache.trending("day", 1)
+    cache.expire_all()
+    fake.set_mode("slow", delay=1.0)  # within the read timeout (3 s), past the stale copy's budget
+    stale = cache.trending("day", 1)
+    assert stale.source == STALE and stale.value == first.value
+    assert fake.calls["/3/trending/movie/day"] == 2  # asked once, given up on after 0.3 s
+
+
+def test_a_cold_key_gets_the_whole_budget_from_a_slow_tmdb(fake):
+    cache = slow_tmdb_cache(fake, stale_copy_budget=0.3)
+    fake.set_mode("slow", delay=1.0)
+    assert cache.trending("week", 3).source == UPSTREAM  # nothing else to answer with: waited for
+
+
+def test_without_a_stale_copy_budget_a_refresh_waits_as_long_as_any_lookup(fake):
+    cache = slow_tmdb_cache(fake, stale_copy_budget=None)
+    cache.trending("day", 2)
+    cache.expire_all()
+    fake.set_mode("slow", delay=1.0)
+    assert cache.trending("day", 2).source == UPSTREAM
