@@ -9,7 +9,10 @@ automatic collection off. Each round measures every server in turn (A, B, C, A, 
 so that a change of machine load falls on all of them alike; medians and per-round ratios:
 
   trending / healthz      cached GET /api/movies/trending req/s / GET /healthz req/s (>= 0.85)
-  profile / healthz CPU   server CPU ms per request (master + workers, /proc/<pid>/stat) (<= 2.5)
+  profile / healthz CPU   server CPU ms per request (master + workers, /proc/<pid>/stat) (<= 2.5); the
+                          profile read's split between the event loops (the processes' main threads)
+                          and the request threads (/proc/<pid>/task); and the same read on a server
+                          that differs only by its request threads per worker (--few-threads, 4)
   p99 vs GC off           p99 of /healthz and of cached trending, each GC setting / GC off (<= 1.3)
   conditional requests    If-None-Match with the page's ETag: share of 304s, req/s
   PSS                     proportional set size of master + workers (/proc/<pid>/smaps_rollup) (<= 120 MB)
@@ -92,11 +95,16 @@ def base_env(fake: FakeTMDb) -> dict:
 
 
 class Server:
-    def __init__(self, name: str, fake: FakeTMDb, workers: int = 2, **env):
+    def __init__(self, name: str, fake: FakeTMDb, workers: int = 2, threads: int | None = None, **env):
         self.name = name
         self.port = free_port()
         self.env = {**base_env(fake), "WEB_CONCURRENCY": str(workers), "PORT": str(self.port), **env}
-        self.proc = subprocess.Popen([str(BIN / "pserve"), "production.ini"], cwd=ROOT, env=self.env,
+        ini = ROOT / "production.ini"
+        if threads is not None:  # a copy of production.ini with another thread count per worker
+            self.ini_dir = tempfile.TemporaryDirectory()
+            ini = Path(self.ini_dir.name) / "production.ini"
+            ini.write_text(re.sub(r"(?m)^threads = \d+$", f"threads = {threads}", (ROOT / "production.ini").read_text()))
+        self.proc = subprocess.Popen([str(BIN / "pserve"), str(ini)], cwd=ROOT, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.url = f"http://127.0.0.1:{self.port}"
         for _ in range(150):
@@ -126,6 +134,23 @@ class Server:
                 continue
             total += int(fields[11]) + int(fields[12])  # utime, stime
         return total * 1000 / CLOCK_TICKS
+
+    def thread_cpu_ms(self) -> tuple[float, float]:
+        """CPU ms so far of the processes' main threads (the master's, and each worker's event
+        loop) and of all their other threads (the workers' request threads), /proc/<pid>/task."""
+        loop = others = 0
+        for pid in self.pids():
+            for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                ticks = int(fields[11]) + int(fields[12])
+                if stat.parent.name == str(pid):
+                    loop += ticks
+                else:
+                    others += ticks
+        return loop * 1000 / CLOCK_TICKS, others * 1000 / CLOCK_TICKS
 
     def pss_mb(self) -> dict[int, float]:
         sizes = {}
@@ -164,10 +189,15 @@ def wrk(url: str, duration: str, connections: int = 32, headers=(), script: str 
 
 
 def measured(server: Server, url: str, duration: str, **kw) -> dict:
-    """A wrk run and the server's CPU time per request during it."""
-    before = server.cpu_ms()
+    """A wrk run and the server's CPU time per request during it: in all, and split between
+    the event loops (main threads) and the request threads."""
+    before, threads_before = server.cpu_ms(), server.thread_cpu_ms()
     result = wrk(url, duration, **kw)
-    result["cpu_ms"] = (server.cpu_ms() - before) / max(1, result["requests"])
+    requests = max(1, result["requests"])
+    result["cpu_ms"] = (server.cpu_ms() - before) / requests
+    threads_after = server.thread_cpu_ms()
+    result["loop_ms"], result["threads_ms"] = ((after - was) / requests for after, was in zip(threads_after,
+                                                                                               threads_before))
     return result
 
 
@@ -311,6 +341,10 @@ def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) ->
     return figures
 
 
+def app_threads() -> int:
+    return int(re.search(r"(?m)^threads = (\d+)$", (ROOT / "production.ini").read_text()).group(1))
+
+
 def median(values):
     return statistics.median(values)
 
@@ -322,6 +356,8 @@ def main():
     parser.add_argument("--gc", default="700,10,10;5000,10,10;50000,50,100",
                         help="GC threshold candidates besides the app's setting (';'-separated)")
     parser.add_argument("--gc-requests", type=int, default=3000, help="requests per candidate, in process")
+    parser.add_argument("--few-threads", type=int, default=4,
+                        help="request threads per worker of the server that measures the profile read only")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -340,12 +376,14 @@ def main():
     default = DEFAULTS["nexus.gc_thresholds"]
     candidates = [default] + [c.strip() for c in args.gc.split(";") if c.strip() and c.strip() != default]
     servers: list[Server] = []
-    lines = []
+    few = None
     try:
         for thresholds in candidates + ["off"]:
             label = f"gc {thresholds}" + (" (the app's)" if thresholds == default else "")
             servers.append(Server(label, fake, NEXUS_GC_THRESHOLDS=thresholds))
         app = servers[0]
+        # The same server with fewer request threads per worker, for the profile read's CPU only.
+        few = Server(f"{args.few_threads} threads", fake, threads=args.few_threads)
         # A signed-in user with saved preferences, for the profile read.
         email, password = "bench@example.com", "correct horse battery staple"
         status, _, body = request(app.url + "/api/auth/register", "POST",
@@ -368,9 +406,10 @@ def main():
         script.write_text(COUNT_304)
 
         per_round = {s.name: {"healthz": [], "trending": [], "healthz_p99": [], "trending_p99": []} for s in servers}
-        profile, healthz_cpu, conditional = [], [], []
+        profile, healthz_cpu, conditional, few_profile = [], [], [], []
         # Each worker's pool fills to its kept size once: not counted as connections opened under load.
-        wrk(app.url + "/api/user/profile", "2s", headers=[f"Authorization: Bearer {token}"])
+        for server in (app, few):
+            wrk(server.url + "/api/user/profile", "2s", headers=[f"Authorization: Bearer {token}"])
         for number in range(args.rounds):
             for server in servers:
                 h = measured(server, server.url + "/healthz", args.duration)
@@ -388,6 +427,8 @@ def main():
             time.sleep(1.0)  # the statistics of connections that just ended reach pg_stat_database
             # Less the one psql opened to read the first figure.
             profile[-1]["new_sessions"] = postgres_sessions() - sessions - 1
+            few_profile.append(measured(few, few.url + "/api/user/profile", args.duration,
+                                        headers=[f"Authorization: Bearer {token}"]))
             conditional.append(wrk(app.url + trending, args.duration, headers=[f"If-None-Match: {etag}"]))
             # The share of 304s, counted by a wrk script (which slows wrk itself: not for req/s).
             counted = wrk(app.url + trending, "1s", headers=[f"If-None-Match: {etag}"], script=str(script))
@@ -404,7 +445,7 @@ def main():
         stampede_calls = fake.calls["/3/trending/movie/week"]
         fake.set_mode("ok")
     finally:
-        for server in servers:
+        for server in servers + ([few] if few else []):
             server.stop()
     stale_server = Server("stale", fake, CACHE_TTL_TRENDING="4")
     try:
@@ -445,6 +486,13 @@ def main():
     row("profile / healthz CPU ms per request (<= 2.5)",
         f"{median(p['cpu_ms'] for p in profile):.2f} / {median(healthz_cpu):.2f} = {median(cpu_ratios):.2f}",
         fmt(cpu_ratios))
+    row("  of which event loops / request threads, ms",
+        f"{median(p['loop_ms'] for p in profile):.2f} / {median(p['threads_ms'] for p in profile):.2f}",
+        "; ".join(f"{p['loop_ms']:.2f} / {p['threads_ms']:.2f}" for p in profile))
+    few_ratios = [p["cpu_ms"] / h for p, h in zip(few_profile, healthz_cpu)]
+    row(f"  with {args.few_threads} request threads per worker (production.ini: {app_threads()})",
+        f"{median(p['cpu_ms'] for p in few_profile):.2f} / {median(healthz_cpu):.2f} = {median(few_ratios):.2f}",
+        fmt(few_ratios))
     row("profile req/s", f"{median(p['rps'] for p in profile):.0f}", fmt([p["rps"] for p in profile], ".0f"))
     row("profile: PostgreSQL connections opened per 1000 requests",
         f"{median(1000 * p['new_sessions'] / max(1, p['requests']) for p in profile):.1f}",
