@@ -104,7 +104,8 @@ class Server:
         if threads is not None:  # a copy of production.ini with another thread count per worker
             self.ini_dir = tempfile.TemporaryDirectory()
             ini = Path(self.ini_dir.name) / "production.ini"
-            ini.write_text(re.sub(r"(?m)^threads = \d+$", f"threads = {threads}", (ROOT / "production.ini").read_text()))
+            text = (ROOT / "production.ini").read_text()
+            ini.write_text(re.sub(r"(?m)^threads = \d+$", f"threads = {threads}", text))
         self.proc = subprocess.Popen([str(BIN / "pserve"), str(ini)], cwd=ROOT, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -160,5 +160,5 @@ def rehearse(app, times: int = REHEARSAL_TIMES) -> dict[str, int]:
         gc.collect()
         gc.freeze()
     startup_log.info("start-up rehearsal: %s in %.0f ms", ", ".join(f"{p} {s}" for p, s in statuses.items()),
-             (time.perf_counter() - started) * 1000)
+                     (time.perf_counter() - started) * 1000)
     return statuses

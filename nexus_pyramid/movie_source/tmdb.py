@@ -210,7 +210,8 @@ class TMDbSource(MovieSource):
 
     def __init__(self, base_url: str, api_key: str | None = None, read_token: str | None = None, *,
                  connect_timeout: float = 3.05, read_timeout: float = 5.0, budget: float = 8.0,
-                 stale_copy_budget: float | None = None, max_retries: int = 3, backoff_base: float = 0.25, backoff_cap: float = 4.0,
+                 stale_copy_budget: float | None = None, max_retries: int = 3, backoff_base: float = 0.25,
+                 backoff_cap: float = 4.0,
                  breaker: CircuitBreaker | None = None, language: str = "en-US", sleep=time.sleep,
                  pool_size: int = 20):
         if not (api_key or read_token):
