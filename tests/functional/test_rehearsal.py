@@ -70,7 +70,7 @@ def test_a_cold_start_rehearses_without_calling_tmdb_and_leaves_no_trace(cold, f
         "start-up rehearsal: /healthz 200, /api/user/profile 401, /api/movies/trending 503")
     assert source.stats.as_dict() == {"hits": 0, "misses": 0, "stale": 0, "errors": 0, "bypassed": 0, "busy": 0}
     assert engine.pool.checkedout() == 0 and (engine.dialect.name != "postgresql" or engine.pool.checkedin() == 0)
-    assert gc.get_freeze_count() >= frozen  # what the rehearsal built is frozen with the rest
+    assert gc.get_freeze_count() > frozen  # what the rehearsal built is frozen with the rest
 
     # The app is as it was: access lines, TMDb asked for a cold page.
     caplog.clear()
