@@ -102,12 +102,15 @@ def test_metrics_are_not_recorded_and_are_back_afterwards(cold, monkeypatch):
     assert metrics.METRICS is marker
 
 
-def test_a_path_that_fails_is_not_asked_again(cold, fake_tmdb):
-    asked = []
+def test_a_path_that_fails_is_not_asked_again(cold, fake_tmdb, monkeypatch):
+    statements, looked_up = [], []
     engine = find_service(cold.registry, IDatabaseEngine)
+    source = find_service(cold.registry, IMovieSource)
+    fetch = source.fetch
+    monkeypatch.setattr(source, "fetch", lambda kind, *args, **kw: looked_up.append(kind) or fetch(kind, *args, **kw))
 
     def count(conn, cursor, statement, *args):
-        asked.append(statement)
+        statements.append(statement)
 
     from sqlalchemy import event
 
@@ -116,8 +119,9 @@ def test_a_path_that_fails_is_not_asked_again(cold, fake_tmdb):
         assert rehearse(cold, times=5) == COLD
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    # The profile read (its caller statement) ran each time; the cold pages were asked once each.
-    assert sum("refresh_tokens" in s for s in asked) == 5
+    # The profile read (its caller statement) ran each time; each cold page was looked up once.
+    assert sum("refresh_tokens" in s for s in statements) == 5
+    assert sorted(looked_up) == ["genres", "trending"]
     assert fake_tmdb.total_calls() == 0
 
 
