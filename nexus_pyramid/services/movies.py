@@ -107,6 +107,16 @@ class KeptMovies:
         if values:
             self.region.set_multi(values)
 
+    def read_through(self, tmdb_ids, read) -> dict:
+        """{tmdb id: value} for the stored ones among ``tmdb_ids``: those kept, and the others
+        from ``read(missing ids)`` (a {tmdb id: value} of the rows found), which are kept."""
+        values, missing = self.found(tmdb_ids)
+        if missing:
+            read_now = read(missing)
+            self.keep(read_now)
+            values.update(read_now)
+        return values
+
     def drop(self, tmdb_ids) -> None:
         """Forget these movies (this process just stored them)."""
         ids = list(tmdb_ids)
@@ -166,19 +176,16 @@ class MovieService:
         """Stored movies as the contract's Movie: those kept (``MOVIE_ITEMS``), and the
         rest read with two plain Core statements (no ORM objects). The dicts are shared: not to
         be changed."""
-        items, ids = MOVIE_ITEMS.found(tmdb_ids)
-        if not ids:
-            return items
+        return MOVIE_ITEMS.read_through(tmdb_ids, self._read_items)
+
+    def _read_items(self, ids: list) -> dict[int, dict]:
         connection = self.db.connection()
         movies_statement, genres_statement = _items_statements(connection.dialect.name)
         rows = connection.execute(movies_statement, {"tmdb_ids": ids}).all()
         genres: dict[int, list] = {}
         for movie_id, genre_id, name in connection.execute(genres_statement, {"movie_ids": [r.id for r in rows]}):
             genres.setdefault(movie_id, []).append(genre(genre_id, name))
-        read = {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
-        MOVIE_ITEMS.keep(read)
-        items.update(read)
-        return items
+        return {r.tmdb_id: self.presenter.from_record(r, genres.get(r.id, [])) for r in rows}
 
     @staticmethod
     def _meta(result, notes=()) -> dict:

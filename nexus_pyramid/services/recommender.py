@@ -183,17 +183,14 @@ class SqlStore:
 
     def movies(self, tmdb_ids) -> dict[int, MovieInfo]:
         """The stored movies among ``tmdb_ids``: kept ones from ``MOVIE_INFOS``, the rest read."""
-        infos, ids = MOVIE_INFOS.found(tmdb_ids)
-        if not ids:
-            return infos
+        return MOVIE_INFOS.read_through(tmdb_ids, self._read_movies)
+
+    def _read_movies(self, ids: list) -> dict[int, MovieInfo]:
         connection = self.db.connection()
         rows = connection.execute(_movies_statement(connection.dialect.name), {"tmdb_ids": ids}).all()
-        read = {tmdb_id: MovieInfo(tmdb_id, title, popularity or 0.0, vote_average or 0.0, vote_count or 0, bool(adult),
+        return {tmdb_id: MovieInfo(tmdb_id, title, popularity or 0.0, vote_average or 0.0, vote_count or 0, bool(adult),
                                    sorted(int(g) for g in genre_ids.split(",")) if genre_ids else [])
                 for tmdb_id, title, popularity, vote_average, vote_count, adult, genre_ids in rows}
-        MOVIE_INFOS.keep(read)
-        infos.update(read)
-        return infos
 
     def by_genres(self, genre_ids, limit: int, exclude_user=None) -> list[int]:
         if not genre_ids:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 
 from nexus_pyramid.models import Movie
-from nexus_pyramid.services.movies import MOVIE_INFOS, MOVIE_ITEMS, KeptMovies, MovieService, forget_kept_movies, upsert_movies
+from nexus_pyramid.services.movies import (MOVIE_INFOS, MOVIE_ITEMS, KeptMovies, MovieService, forget_kept_movies,
+                                           upsert_movies)
 from nexus_pyramid.services.recommender import SqlStore
 
 
@@ -40,3 +41,18 @@ def test_kept_movies_end_with_their_ttl_and_the_bound_drops_the_least_recently_u
     assert kept.found([1, 2, 3, 4]) == ({1: "one", 3: "three", 4: "four"}, [2])
     kept.forget()
     assert kept.found([1]) == ({}, [1])
+
+
+def test_read_through_reads_only_what_is_not_kept_and_keeps_what_it_found():
+    kept = KeptMovies(ttl=60, max_entries=10)
+    kept.keep({1: "one"})
+    asked = []
+
+    def read(ids):
+        asked.append(list(ids))
+        return {i: f"read {i}" for i in ids if i != 3}  # 3 is not stored
+
+    assert kept.read_through([1, 2, 3], read) == {1: "one", 2: "read 2"}
+    assert asked == [[2, 3]]
+    assert kept.read_through([1, 2], read) == {1: "one", 2: "read 2"} and asked == [[2, 3]]  # nothing read
+    assert kept.read_through([3], read) == {} and asked == [[2, 3], [3]]  # a movie not stored is read again
