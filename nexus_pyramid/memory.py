@@ -104,10 +104,13 @@ def share_numpy(engine) -> bool:
 # whose token names nobody (the security policy, the database session and one statement, the
 # error envelope); the cached movie pages, from the cache only; a path that is no route.
 REHEARSAL_TIMES = 20
+# No new round starts after this many seconds: a database that answers, but slowly, does not
+# hold start-up for 20 of its statement timeouts. (Some 0.1 s is what a rehearsal takes.)
+REHEARSAL_BUDGET = 5.0
 REHEARSAL_ADDRESS = "127.0.0.1"
 
 
-def rehearse(app, times: int = REHEARSAL_TIMES) -> dict[str, int]:
+def rehearse(app, times: int = REHEARSAL_TIMES, budget: float = REHEARSAL_BUDGET) -> dict[str, int]:
     """Serve a few requests in the master, before the workers fork: {path: last status}.
 
     A worker's first requests write to much of the heap it shares with the master: the
@@ -117,8 +120,9 @@ def rehearse(app, times: int = REHEARSAL_TIMES) -> dict[str, int]:
     database (one statement that finds no row) and the shared cache: TMDb is never asked
     (``answering_from_cache_only``): a cold page answers 503 here and is left for the
     workers. A path that answers 500 or more (a cold page; the database or Redis down at
-    start-up, each then waited for once, within its timeouts) is not asked again. No access
-    line, no metrics, no connection kept; the cache counts start from zero in the workers.
+    start-up, each then waited for once, within its timeouts) is not asked again, and no round
+    starts after ``budget`` seconds. No access line, no metrics, no connection kept; the
+    cache counts start from zero in the workers.
     """
     import gc
     import uuid
@@ -137,12 +141,14 @@ def rehearse(app, times: int = REHEARSAL_TIMES) -> dict[str, int]:
              ("/api/movies/trending", {}), ("/api/genres", {}), ("/api/no-such-route", {}))
     statuses: dict[str, int] = {}
     access_log = logging.getLogger("nexus.access")
-    kept_metrics, access_log.disabled = metrics.METRICS, True
-    metrics.METRICS = None
+    kept_metrics, kept_disabled = metrics.METRICS, access_log.disabled
+    metrics.METRICS, access_log.disabled = None, True
     started = time.perf_counter()
     try:
         with answering_from_cache_only():
-            for _ in range(times):
+            for number in range(times):
+                if number and time.perf_counter() - started > budget:
+                    break
                 for path, headers in paths:
                     if statuses.get(path, 0) >= 500:
                         continue
@@ -151,7 +157,7 @@ def rehearse(app, times: int = REHEARSAL_TIMES) -> dict[str, int]:
     except Exception as exc:  # noqa: BLE001 (an optimisation: start-up goes on without it)
         startup_log.warning("start-up rehearsal: stopped by %s; the workers start all the same", type(exc).__name__)
     finally:
-        metrics.METRICS, access_log.disabled = kept_metrics, False
+        metrics.METRICS, access_log.disabled = kept_metrics, kept_disabled
         source = find_service(registry, IMovieSource)
         if hasattr(source, "stats"):
             source.stats.reset()

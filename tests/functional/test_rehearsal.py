@@ -125,6 +125,35 @@ def test_a_path_that_fails_is_not_asked_again(cold, fake_tmdb, monkeypatch):
     assert fake_tmdb.total_calls() == 0
 
 
+def test_no_round_starts_past_the_budget(cold):
+    statements = []
+    engine = find_service(cold.registry, IDatabaseEngine)
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert rehearse(cold, times=20, budget=0.0) == COLD  # the first round, whole, then none
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert sum("refresh_tokens" in s for s in statements) == 1
+
+
+def test_an_access_log_switched_off_stays_off(cold):
+    access_log = logging.getLogger("nexus.access")
+    access_log.disabled = True
+    try:
+        rehearse(cold, times=1)
+        assert access_log.disabled
+    finally:
+        access_log.disabled = False
+    rehearse(cold, times=1)
+    assert not access_log.disabled
+
+
 def test_serve_rehearses_in_the_master_unless_switched_off(app, monkeypatch):
     import gunicorn.app.pasterapp
 
