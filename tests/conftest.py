@@ -154,13 +154,12 @@ def forget_cached_movies(source) -> None:
 
 def fresh_services(app) -> None:
     """Each test starts with new throttles, genre names and recommendations cache, no cached
-    movies (nor the ranking's kept movie data), no remembered blocklist and a Redis breaker that remembers no failure."""
+    movies (nor the kept movie data of the recommendations), no remembered blocklist and a
+    Redis breaker that remembers no failure."""
     from nexus_pyramid.movie_source.cache import CacheStats, make_cache_region
     from nexus_pyramid.services.blocklist import Blocklist
-    from nexus_pyramid.services.movies import GenreNames
+    from nexus_pyramid.services.movies import GenreNames, forget_kept_movies
     from nexus_pyramid.services.ratelimit import Throttles
-
-    from nexus_pyramid.services.movies import forget_kept_movies
 
     settings = app.registry.settings
     redis = find_service(app.registry, IRedis, None)

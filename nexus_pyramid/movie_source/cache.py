@@ -586,7 +586,7 @@ class CachedMovieSource:
 
     def _refresh_due(self, key: str, entry, state: str) -> tuple | None:
         """Should this caller refresh the first-level ``entry`` (kept more than half ``local_ttl``
-        ago)? True for one caller at a time, so that no crowd of requests leaves the first
+        ago)? Yes for one caller at a time, so that no crowd of requests leaves the first
         level at once when an entry ends, each reading the shared cache (or failing over to a
         stale copy) for the same key.
 
