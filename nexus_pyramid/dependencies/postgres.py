@@ -395,6 +395,24 @@ class DatabaseGuard:
 
 # -- no round trip that does no work ------------------------------------------------------------
 _LOCKING_READ = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.IGNORECASE)
+_KNOWN_STATEMENTS = 4096
+
+
+def _is_plain_read(statement: str, known: dict = {}) -> bool:  # noqa: B006 - the memo, on purpose
+    """Is ``statement`` a plain ``SELECT`` (no write, no locking read)? Memoised per statement.
+
+    SQLAlchemy hands its cached statements over as the same strings every time, so after the
+    first request a statement costs a dictionary look-up here, not a scan of its text for
+    ``FOR UPDATE`` (some 10 µs for the profile read's preferences statement). Statements
+    with literals rendered in are new strings: the memo is emptied when it is full.
+    """
+    plain = known.get(statement)
+    if plain is None:
+        plain = statement.lstrip()[:6].upper() == "SELECT" and not _LOCKING_READ.search(statement)
+        if len(known) >= _KNOWN_STATEMENTS:
+            known.clear()
+        known[statement] = plain
+    return plain
 
 
 class ReadsWithoutTransaction:
@@ -433,9 +451,8 @@ class ReadsWithoutTransaction:
         if conn.get_execution_options().get("isolation_level"):
             conn.info["nexus_isolation"] = True
             return
-        head = statement.lstrip()[:6].upper()
         # A server-side (named) cursor, as ``yield_per`` streams with, lives in a transaction.
-        if head != "SELECT" or getattr(cursor, "name", None) or _LOCKING_READ.search(statement):
+        if getattr(cursor, "name", None) or not _is_plain_read(statement):
             dbapi_connection.autocommit = False
 
     @staticmethod

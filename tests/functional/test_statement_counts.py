@@ -129,6 +129,39 @@ def test_a_request_is_not_retried_when_it_failed_after_its_first_statement(commi
 
 
 
+def test_a_locking_read_runs_in_a_transaction_every_time(committed, engine_of_app):
+    """``SELECT ... FOR UPDATE`` holds its locks only inside a transaction: it must begin one,
+    the first time its text is seen and when the classification is remembered."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from nexus_pyramid.models import Role
+
+    for _ in range(2):
+        with counting(engine_of_app) as trips, Session(engine_of_app) as session:
+            session.execute(sa.select(Role.id).where(Role.name == "user").with_for_update()).all()
+            session.execute(sa.select(Role.id).where(Role.name == "user")).all()
+            session.commit()
+        assert len(trips.statements) == 2 and trips.begins == 1 and trips.commits == 1, trips
+    with counting(engine_of_app) as trips, Session(engine_of_app) as session:
+        session.execute(sa.select(Role.id).where(Role.name == "user")).all()
+        session.commit()
+    assert (trips.begins, trips.commits) == (0, 0), trips
+
+
+def test_statements_are_classified_once_and_the_memo_stays_bounded(monkeypatch):
+    from nexus_pyramid.dependencies import postgres
+
+    monkeypatch.setattr(postgres, "_KNOWN_STATEMENTS", 3)
+    known: dict = {}
+    cases = {"SELECT 1": True, "  select a FROM t FOR NO KEY UPDATE": False, "INSERT INTO t VALUES (1)": False,
+             "SELECT a FROM t WHERE b = %(b)s": True, "SELECT x FROM t\nFOR SHARE": False}
+    for statement, plain in cases.items():
+        assert postgres._is_plain_read(statement, known) is plain, statement
+        assert postgres._is_plain_read(statement, known) is plain, statement  # remembered
+        assert len(known) <= 3
+
+
 def test_a_plain_session_of_the_app_factory_commits_on_its_own(app, committed):
     """The zope listeners are on the session factory: a session made without a transaction
     manager (the mail thread's, a job's) must still begin, write and commit by itself."""
