@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from sqlalchemy import Integer, String, cast, func, select, update
+from sqlalchemy import Integer, String, cast, func, select
 
 from ..dependencies.postgres import guard_for, is_unavailable
 from ..errors import MovieNotFound, NotFound
@@ -40,11 +40,11 @@ def read_version(dbsession) -> int:
 
 
 def bump_version(dbsession) -> None:
-    """In the transaction of the change: concurrent bumps both count (the row is updated in SQL)."""
-    dbsession.execute(dialect_insert(dbsession, AppMeta).values(key=VERSION_KEY, value="0").on_conflict_do_nothing())
-    dbsession.execute(update(AppMeta).where(AppMeta.key == VERSION_KEY)
-                      .values(value=cast(cast(AppMeta.value, Integer) + 1, String(64)))
-                      .execution_options(synchronize_session=False))
+    """In the transaction of the change, one statement: concurrent bumps both count (the
+    increment is computed by the database, on the row it locks)."""
+    insert = dialect_insert(dbsession, AppMeta).values(key=VERSION_KEY, value="1")
+    dbsession.execute(insert.on_conflict_do_update(
+        index_elements=[AppMeta.key], set_={"value": cast(cast(AppMeta.value, Integer) + 1, String(64))}))
 
 
 class Blocklist:

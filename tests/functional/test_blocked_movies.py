@@ -144,3 +144,26 @@ def test_a_blocked_title_cannot_be_liked_and_an_earlier_like_can_be_undone(api, 
     app.delete(f"/api/admin/blocked-movies/{MATRIX}", headers=api.auth(admin["token"]))
     app.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "liked"},
                   headers=headers, status=201)
+
+
+def test_the_version_moves_by_one_per_bump_in_a_single_statement(dbsession):
+    """The first bump creates the row, each later one adds one; each is one statement."""
+    from sqlalchemy import delete, event
+
+    from nexus_pyramid.models import AppMeta
+    from nexus_pyramid.services.blocklist import VERSION_KEY, bump_version, read_version
+
+    dbsession.execute(delete(AppMeta).where(AppMeta.key == VERSION_KEY))
+    assert read_version(dbsession) == 0
+    statements = []
+    connection = dbsession.connection()
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(connection, "before_cursor_execute", listener)
+    try:
+        for expected in (1, 2, 3):
+            statements.clear()
+            bump_version(dbsession)
+            assert len(statements) == 1, statements
+            assert read_version(dbsession) == expected
+    finally:
+        event.remove(connection, "before_cursor_execute", listener)
