@@ -172,8 +172,8 @@ class TokenService:
         if row is None:
             raise InvalidToken("The refresh token is invalid.")
         now = utcnow()
-        owner = self.db.get(User, row.user_id)
-        if owner is not None and owner.suspended_at is not None:
+        user = self.db.get(User, row.user_id)
+        if user is not None and user.suspended_at is not None:
             raise AccountSuspended()
         if row.revoked_at is not None:
             if row.replaced_by_id is not None and now - row.revoked_at <= self.refresh_grace:
@@ -190,7 +190,6 @@ class TokenService:
             raise InvalidToken("The refresh token has been revoked.")
         if row.expires_at <= now:
             raise InvalidToken("The refresh token has expired.")
-        user = self.db.get(User, row.user_id)
         if user is None:
             raise InvalidToken("The refresh token is invalid.")
         new_token, new_row = self._new_refresh(row.user_id, row.family_id)
