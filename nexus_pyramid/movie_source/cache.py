@@ -680,6 +680,8 @@ class CachedMovieSource:
             if region is not None:
                 region.invalidate(hard=True)
         self.rendered.clear()
+        with self._refresh_lock:  # the entries they were for are gone
+            self._refreshes.clear()
         self.region.invalidate(hard=False)
 
     def state(self) -> dict:

@@ -153,3 +153,14 @@ def test_a_stale_copy_ends_the_fresh_entry_and_is_kept_by_generation():
     again = cache.genres()  # refreshed and failed again: the same generation, the same tuple
     assert again.source == STALE and cache.first_level(genres) is copy
     assert source.calls["genres"] == 3
+
+
+def test_expire_all_forgets_the_refresh_claims_of_the_entries_it_ends():
+    source, cache = cached(local_ttl=LOCAL_TTL)
+    cache.trending("day", 1)
+    past_half_life(cache)
+    assert cache.first_level(KEY, claim=True) is None  # the event loop claims the refresh
+    cache.expire_all()
+    cache.trending("day", 1)  # a new entry, made before the old claim would have gone void
+    past_half_life(cache)
+    assert cache.first_level(KEY, claim=True) is None  # its refresh is claimed anew, not blocked
