@@ -11,8 +11,10 @@ so that a change of machine load falls on all of them alike; medians and per-rou
   trending / healthz      cached GET /api/movies/trending req/s / GET /healthz req/s (>= 0.85)
   profile / healthz CPU   server CPU ms per request (master + workers, /proc/<pid>/stat) (<= 2.5); the
                           profile read's split between the event loops (the processes' main threads)
-                          and the request threads (/proc/<pid>/task); and the same read on a server
-                          that differs only by its request threads per worker (--few-threads, 4)
+                          and the request threads (/proc/<pid>/task); a 404 (a path that is no route:
+                          the least a request served by a thread costs) on the same server; and the
+                          same read on a server that differs only by its request threads per worker
+                          (--few-threads, 4)
   p99 vs GC off           p99 of /healthz and of cached trending, each GC setting / GC off (<= 1.3)
   conditional requests    If-None-Match with the page's ETag: share of 304s, req/s
   PSS                     proportional set size of master + workers (/proc/<pid>/smaps_rollup) (<= 120 MB)
@@ -409,7 +411,7 @@ def main():
         script.write_text(COUNT_304)
 
         per_round = {s.name: {"healthz": [], "trending": [], "healthz_p99": [], "trending_p99": []} for s in servers}
-        profile, healthz_cpu, conditional, few_profile = [], [], [], []
+        profile, healthz_cpu, conditional, few_profile, floor = [], [], [], [], []
         # Each worker's pool fills to its kept size once: not counted as connections opened under load.
         for server in (app, few):
             wrk(server.url + "/api/user/profile", "2s", headers=[f"Authorization: Bearer {token}"])
@@ -430,6 +432,9 @@ def main():
             time.sleep(1.0)  # the statistics of connections that just ended reach pg_stat_database
             # Less the one psql opened to read the first figure.
             profile[-1]["new_sessions"] = postgres_sessions() - sessions - 1
+            # The least any request served by a request thread costs: a path that is no route
+            # (router, not-found view, error envelope; no database, no token).
+            floor.append(measured(app, app.url + "/api/no-such-route", args.duration))
             few_profile.append(measured(few, few.url + "/api/user/profile", args.duration,
                                         headers=[f"Authorization: Bearer {token}"]))
             conditional.append(wrk(app.url + trending, args.duration, headers=[f"If-None-Match: {etag}"]))
@@ -501,6 +506,10 @@ def main():
     row("  of which event loops / request threads, ms",
         f"{median(p['loop_ms'] for p in profile):.2f} / {median(p['threads_ms'] for p in profile):.2f}",
         "; ".join(f"{p['loop_ms']:.2f} / {p['threads_ms']:.2f}" for p in profile))
+    floor_ratios = [f["cpu_ms"] / h for f, h in zip(floor, healthz_cpu)]
+    row("  a 404 through a request thread / healthz CPU ms",
+        f"{median(f['cpu_ms'] for f in floor):.2f} / {median(healthz_cpu):.2f} = {median(floor_ratios):.2f}",
+        fmt(floor_ratios))
     few_ratios = [p["cpu_ms"] / h for p, h in zip(few_profile, healthz_cpu)]
     row(f"  with {args.few_threads} request threads per worker (production.ini: {app_threads()})",
         f"{median(p['cpu_ms'] for p in few_profile):.2f} / {median(healthz_cpu):.2f} = {median(few_ratios):.2f}",
