@@ -344,6 +344,16 @@ class DatabaseGuard:
     def is_open(self) -> bool:
         return self.breaker.state != CLOSED
 
+    def saturated(self) -> bool:
+        """Is every connection the pool may hand out taken now, so that a checkout would wait
+        up to ``db.pool_timeout``? Work that can go on without the database (a best-effort
+        write, a re-check of a list this process already holds) asks first and does without,
+        instead of queueing behind requests that hold the connections (a hung database)."""
+        pool = getattr(self.engine, "pool", None)
+        if not self.network or not hasattr(pool, "checkedout"):
+            return False
+        return pool.checkedout() >= self.policy.pool_size + self.policy.max_overflow
+
     # /readyz
     def check(self) -> dict:
         """Can a new connection run a statement within ``db.readiness_timeout``? Never raises."""
@@ -372,10 +382,11 @@ class DatabaseGuard:
         """Run ``work(session)`` in its own short transaction, if the database can take it now.
 
         For writes nobody waits for (the local movie mirror): skipped while the breaker is not
-        closed, bounded by ``db.best_effort_timeout`` for statements, locks and answers, and
-        never raising. Returns whether the work was committed.
+        closed or every pooled connection is taken (``saturated``), bounded by
+        ``db.best_effort_timeout`` for statements, locks and answers, and never raising.
+        Returns whether the work was committed.
         """
-        if self.breaker.state != CLOSED:
+        if self.breaker.state != CLOSED or self.saturated():
             return False
         timeout = self.policy.best_effort_timeout
         try:

@@ -53,7 +53,9 @@ class Blocklist:
     With an interval of 0 every call reads (each thread for itself): a change is seen by the
     very next movie page. Otherwise one thread reads while the others go on with the list they
     have, so a hung database holds up one request per process and interval, never every
-    movie page; nothing is asked while the database breaker is open.
+    movie page. A list already read is not re-checked while the database breaker is open or
+    while every pooled connection is taken (the request would wait ``db.pool_timeout`` for
+    one): it is kept, and asked again after the interval.
     """
 
     def __init__(self, refresh_interval: float = 1.0, clock=time.monotonic):
@@ -100,8 +102,10 @@ class Blocklist:
     def _read(self, session, known) -> tuple[int, frozenset[int]]:
         db = session() if callable(session) else session
         guard = guard_for(db)
-        if guard is not None and guard.is_open():
-            # The database is known to be down: don't wait for it; ask again after the interval.
+        if guard is not None and (guard.is_open() or (
+                known is not None and not db.in_transaction() and guard.saturated())):
+            # The database is known to be down, or a connection would be waited for (the
+            # request's session holds none): don't wait; ask again after the interval.
             self._checked_at = self.clock()
             return self._state
         try:

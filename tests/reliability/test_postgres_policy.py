@@ -227,6 +227,35 @@ def test_mirror_writes_are_skipped_while_the_breaker_is_open_and_resume_after(pr
     assert dbsession.query(Movie).count() == len(response.json["data"]["results"])
 
 
+def test_work_that_can_do_without_the_database_does_not_queue_for_a_connection(proxied):
+    """While every pooled connection is taken (by requests a hung database holds, say), a
+    movie page neither waits ``db.pool_timeout`` to re-check the blocklist it already holds
+    nor to mirror what it fetched: both go on without the database, and use it again once a
+    connection is free."""
+    proxy, build = proxied
+    app = build(**{"sqlalchemy.pool_size": "1", "sqlalchemy.max_overflow": "0", "db.pool_timeout": "5",
+                   "blocklist.refresh_interval": "0.01"})
+    app.get("/api/movies/trending")  # the blocklist is read once
+    guard = find_service(app.app.registry, IDatabaseGuard)
+    held = find_service(app.app.registry, IDatabaseEngine).connect()  # the pool's only connection
+    attempts = []
+    checkout = guard.checkout
+    guard.checkout = lambda connect: attempts.append(connect) or checkout(connect)
+    try:
+        assert guard.saturated()
+        for path in ("/api/movies/trending", "/api/movies/trending?window=week&page=3"):
+            time.sleep(0.02)  # past the blocklist's interval: each page re-checks it
+            response = bounded(lambda: app.get(path))
+            assert response.status_int == 200 and response.json["data"]["results"]
+        assert attempts == []
+    finally:
+        held.close()
+    assert not guard.saturated()
+    time.sleep(0.02)
+    assert app.get("/api/movies/trending").status_int == 200
+    assert len(attempts) == 1  # the re-check, on the connection now free
+
+
 def test_a_commit_that_hangs_answers_503(proxied, monkeypatch, caplog):
     """The database stops answering between the view's work and pyramid_tm's commit."""
     from nexus_pyramid.services.users import UserService
