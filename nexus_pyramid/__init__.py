@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import linecache
 
 from pyramid.config import Configurator
 from pyramid.interfaces import IRequestExtensions, IRequestFactory
@@ -78,6 +79,10 @@ def warm_up(registry) -> None:
     source = find_service(registry, IMovieSource).source
     if hasattr(source, "preload"):
         source.preload()
+    # Pyramid's configuration read the source of every module holding a config call into
+    # linecache, for its conflict messages (which keep their own copies of the lines): some
+    # 50 files, about 1 MB of the master's heap that no request reads.
+    linecache.clearcache()
     settings = registry.settings
     if settings["nexus.gc_freeze"]:
         gc.collect()

@@ -50,3 +50,15 @@ def test_a_forked_worker_freezes_what_it_inherited_and_applies_the_thresholds(re
 def test_off_turns_automatic_collection_off(restore_gc):
     freeze_worker({"nexus.gc_freeze": False, "nexus.gc_thresholds": "off"})
     assert not gc.isenabled()
+
+
+def test_the_built_app_keeps_no_source_lines_of_its_configuration():
+    """Pyramid reads the source of each module that makes a config call (linecache); the
+    built app lets it go before freezing, rather than keep it in every process."""
+    import linecache
+
+    from nexus_pyramid import make_app
+    from tests.conftest import make_settings
+
+    make_app(make_settings("sqlite://"), environ={})
+    assert not [name for name in linecache.cache if "pyramid" in name]
