@@ -73,6 +73,13 @@ class AuthState:
     # "suspended": a valid token of a suspended account.
     credentials: str
 
+    def failure(self):
+        """The error telling a caller with no valid identity why: a token that did not check
+        out, a suspended account, or no credentials at all. The API's one mapping of these."""
+        from .errors import AccountSuspended, AuthenticationRequired, InvalidToken
+
+        return {"invalid": InvalidToken, "suspended": AccountSuspended}.get(self.credentials, AuthenticationRequired)()
+
 
 def role_principal(name: str) -> str:
     return f"role:{name}"

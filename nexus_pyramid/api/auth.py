@@ -79,9 +79,7 @@ def logout_view(request):
         # (token_version), every console session.
         state = request.auth_state
         if state.identity is None:
-            if state.credentials == "suspended":
-                raise errors.AccountSuspended()
-            raise errors.InvalidToken() if state.credentials == "invalid" else errors.AuthenticationRequired()
+            raise state.failure()
         request.find_service(IUserService).end_all_sessions(state.identity.user)
         return success(None, "Signed out of every session")
     if "refresh_token" not in body:

@@ -55,13 +55,7 @@ def app_error_view(exc: errors.AppError, request):
 def forbidden_view(exc, request):
     """Permission denied: 401 when the caller is not (validly) signed in, else 403."""
     state = request.auth_state
-    if state.identity is None:
-        if state.credentials == "invalid":
-            return app_error_view(errors.InvalidToken(), request)
-        if state.credentials == "suspended":
-            return app_error_view(errors.AccountSuspended(), request)
-        return app_error_view(errors.AuthenticationRequired(), request)
-    return app_error_view(errors.Forbidden(), request)
+    return app_error_view(state.failure() if state.identity is None else errors.Forbidden(), request)
 
 
 def http_exception_view(exc: HTTPException, request):
