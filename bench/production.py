@@ -301,8 +301,8 @@ def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) ->
     from sqlalchemy import text
     from sqlalchemy.orm import Session
 
-    from nexus_pyramid.security import _caller_statement
-    from nexus_pyramid.services.library import _preferences_statement
+    from nexus_pyramid.security import caller_statement
+    from nexus_pyramid.services.library import preferences_statement
 
     def wsgi(path, headers):
         def call():
@@ -324,14 +324,14 @@ def cpu_in_process(app, engine, auth: dict, email: str, requests: int = 2000) ->
     def statements_alone():
         session = Session(engine)
         connection = session.connection()
-        connection.execute(_caller_statement(), {"user_id": user_id, "session_id": session_id}).all()
-        connection.execute(_preferences_statement(), {"user_id": user_id}).all()
+        connection.execute(caller_statement(), {"user_id": user_id, "session_id": session_id}).all()
+        connection.execute(preferences_statement(), {"user_id": user_id}).all()
         session.close()
 
     def on_a_connection():
         with engine.connect() as connection:
-            connection.execute(_caller_statement(), {"user_id": user_id, "session_id": session_id}).all()
-            connection.execute(_preferences_statement(), {"user_id": user_id}).all()
+            connection.execute(caller_statement(), {"user_id": user_id, "session_id": session_id}).all()
+            connection.execute(preferences_statement(), {"user_id": user_id}).all()
 
     figures = {}
     for name, run in (("healthz", wsgi("/healthz", {})), ("profile", wsgi("/api/user/profile", auth)),

@@ -134,7 +134,7 @@ def load_caller(request, user_id, session_id=None) -> Caller | None:
     A Core statement on the session's connection: what an authenticated read needs of its
     caller is columns, and the ORM's execution and loading (an entity, its roles, ``unique()``)
     cost a measurable share of such a read. ``Identity.user`` loads the entity when asked."""
-    rows = request.dbsession.connection().execute(_caller_statement(),
+    rows = request.dbsession.connection().execute(caller_statement(),
                                                   {"user_id": user_id, "session_id": session_id}).all()
     if not rows:
         return None
@@ -142,7 +142,8 @@ def load_caller(request, user_id, session_id=None) -> Caller | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _caller_statement():
+def caller_statement():
+    """The statement of ``load_caller``, built once (bench/production.py also runs it alone)."""
     from sqlalchemy import Uuid, bindparam, exists, select
 
     from .models import RefreshToken, Role, user_roles

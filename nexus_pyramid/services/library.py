@@ -51,7 +51,7 @@ _MOVIE_COLUMNS = tuple(name for name in STORED_FIELDS if name not in ("tmdb_id",
 
 
 @functools.lru_cache(maxsize=1)
-def _preferences_statement():
+def preferences_statement():
     """The statement of ``LibraryService.preferences``, built once (the user id is a parameter)."""
     user_id = bindparam("user_id", type_=Uuid)
     g, a, m = literal_column("'g'"), literal_column("'a'"), literal_column("'m'")
@@ -104,7 +104,7 @@ class LibraryService:
         """
         # Columns, not entities: run at the Core level on the session's connection (and its
         # transaction, if any), without the ORM's execution path and its per-call costs.
-        rows = self.db.connection().execute(_preferences_statement(), {"user_id": user.id}).all()
+        rows = self.db.connection().execute(preferences_statement(), {"user_id": user.id}).all()
         prefs = Preferences([], [], [])
         for row in rows:
             if row.kind == "g":
