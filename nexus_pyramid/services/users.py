@@ -15,6 +15,8 @@ from .tokens import TokenService
 
 # Roles that open the admin console; losing one ends the user's console sessions.
 CONSOLE_ROLES = ("admin", "moderator")
+# The role every account has from registration on and keeps: it is what lets an account use its own data.
+BASE_ROLE = "user"
 
 
 def normalize_email(email: str) -> str:
@@ -285,7 +287,12 @@ class UserService:
         return user
 
     def revoke_role(self, user: User, role_name: str, actor: User | None = None, channel: str = "api") -> User:
+        """Take a role away. Refused (Conflict, nothing changed) for the base role, which every
+        account keeps, and for the last active admin's admin role; the API and the console both
+        come here, so neither can do what the other refuses."""
         role = self.role(role_name)
+        if role_name == BASE_ROLE:
+            raise Conflict(f"Every account keeps the role {BASE_ROLE}: it cannot be revoked.")
         if role_name == "admin":
             self._guard_last_admin(user, "remove the role admin from")
         if role_name in user.role_names:

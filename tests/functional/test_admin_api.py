@@ -121,6 +121,19 @@ def test_role_change_validation(api, admin):
     assert_error(response, 404, "USER_NOT_FOUND")
 
 
+def test_the_base_role_user_cannot_be_revoked(api, admin):
+    user = api.user(email="user@example.com")
+    headers = api.auth(admin["token"])
+    for who in (user, admin):  # whoever the account, and whatever other roles it has
+        response = api.app.post_json("/api/admin/roles/revoke", {"user_id": who["id"], "role": "user"},
+                                     headers=headers, status=409)
+        assert assert_error(response, 409, "CONFLICT")["message"] == \
+            "Every account keeps the role user: it cannot be revoked."
+    assert api.app.get(f"/api/admin/users/{user['id']}", headers=headers).json["data"]["roles"] == ["user"]
+    assert api.app.get(f"/api/admin/users/{admin['id']}", headers=headers).json["data"]["roles"] == ["user", "admin"]
+    api.app.get("/api/user/profile", headers=api.auth(user["token"]))
+
+
 def test_the_last_admin_cannot_be_removed(api, admin):
     headers = api.auth(admin["token"])
     response = api.app.delete(f"/api/admin/users/{admin['id']}", headers=headers, status=409)

@@ -188,6 +188,18 @@ def test_the_last_admin_is_protected_in_the_console_too(testapp, people, dbsessi
     assert audit_rows(dbsession) == []
 
 
+def test_the_base_role_user_cannot_be_revoked_in_the_console(testapp, people, dbsession):
+    sign_in(testapp, "admin@example.com")
+    member = people["member"]
+    result = testapp.post(f"/admin/users/{member['id']}/roles", {"csrf_token": csrf(testapp), "role": "user",
+                                                                  "action": "revoke"}, status=302).follow()
+    assert '<p class="flash error" role="alert">Every account keeps the role user: it cannot be revoked.</p>' \
+        in result.text
+    assert "no longer has the role user" not in result.text
+    assert roles_of(dbsession, "member@example.com") == ["user"]
+    assert audit_rows(dbsession) == []
+
+
 def test_api_actions_are_audited_too(api, people, dbsession):
     api.app.post_json("/api/admin/roles/assign", {"user_id": people["member"]["id"], "role": "moderator"},
                       headers=api.auth(people["admin"]["token"]))
