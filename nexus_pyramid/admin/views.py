@@ -27,7 +27,7 @@ from ..presenters import audit as present_audit, library as present_library, pag
 from .. import metrics
 from ..services import stats
 from .charts import bar_chart
-from ..services.users import CONSOLE_ROLES, normalize_email
+from ..services.users import CONSOLE_ROLES, deleted_user_label, normalize_email
 
 log = logging.getLogger("nexus.errors")
 PER_PAGE = 25
@@ -287,7 +287,7 @@ def delete_user(request):
 def audit(request):
     page = paging.of(request.find_service(IUserService).audit_log(_int_param(request, "page", 1), 50),
                      present_audit.entry)
-    return {"page": page, "page_title": "Audit log",
+    return {"page": page, "page_title": "Audit log", "deleted_user_label": deleted_user_label,
             "page_url": lambda number: request.route_path("console_audit", _query={"page": number})}
 
 

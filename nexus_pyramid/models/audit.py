@@ -10,7 +10,8 @@ from .meta import Base, UTCDateTime, utcnow
 class AuditLogEntry(Base):
     """One administrative action: who did what to whom, and when.
 
-    Emails are copied so that the entry still reads after either user is deleted.
+    Emails are copied so that an entry reads without a join; once that user is deleted, the
+    address gives way to the user's id (``services.users.UserService._erase``).
     """
 
     __tablename__ = "admin_audit_log"

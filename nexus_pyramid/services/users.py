@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import AccountSuspendedSignIn, Conflict, EmailTaken, InvalidCredentials, InvalidToken, UserNotFound, ValidationError
@@ -33,6 +33,11 @@ class Page:
     @property
     def total_pages(self) -> int:
         return (self.total + self.per_page - 1) // self.per_page if self.total else 0
+
+
+def deleted_user_label(user_id) -> str:
+    """What the audit log says in place of a deleted account's address: its id, which stays."""
+    return f"(deleted user {user_id})"
 
 
 def lock_user(dbsession, user: User, exclusive: bool = False, gone=InvalidToken) -> None:
@@ -233,8 +238,7 @@ class UserService:
         # ones out until the deletion commits: they then find no user and answer 401.
         self._guard_last_admin(user, "delete", lock_target=True)
         self.audit(actor, "user.delete", user, None, channel)
-        self.db.delete(user)
-        self.db.flush()
+        self._erase(user)
 
     def delete_self(self, user: User, current_password: str) -> None:
         """The user erases their own account: everything tied to it goes in this one transaction.
@@ -248,9 +252,23 @@ class UserService:
         self._guard_last_admin(user, "delete", lock_target=True)
         self.db.add(AuditLogEntry(actor_id=None, actor_email="(self)", action="user.delete_self",
                                   target_user_id=user.id, target_email=None, details=None, channel="api"))
+        self._erase(user)
+
+    def _erase(self, user: User) -> None:
+        """Delete the account, and its address from the audit log (the entry just written included).
+
+        The log keeps who did what, when, and to which account by id: entries about the user
+        keep ``target_user_id`` and lose ``target_email``; entries the user made as an
+        administrator lose ``actor_email`` for ``deleted_user_label`` (their ``actor_id`` goes
+        with the row: ON DELETE SET NULL). Migration 0007 did the same to older entries.
+        """
+        self.db.flush()
+        self.db.execute(update(AuditLogEntry).where(AuditLogEntry.target_user_id == user.id)
+                        .values(target_email=None))
+        self.db.execute(update(AuditLogEntry).where(AuditLogEntry.actor_id == user.id)
+                        .values(actor_email=deleted_user_label(user.id)))
         self.db.delete(user)
         self.db.flush()
-
 
     def suspend(self, user: User, reason: str, actor: User | None = None, channel: str = "api") -> User:
         """The user can no longer sign in; every token and session of theirs stops now.

@@ -50,6 +50,26 @@ def test_deletion_erases_everything_and_ends_the_tokens(api, dbsession):
     api.register(email="gone@example.com")
 
 
+def test_earlier_audit_entries_lose_the_address_too(api, dbsession):
+    boss = api.user(email="boss@example.com", roles=("user", "admin"))
+    user = api.user(email="gone@example.com", name="Gone Person")
+    other = api.user(email="other@example.com")
+    # An admin gives the user the role admin, with which the user changes someone else's roles.
+    api.app.post_json("/api/admin/roles/assign", {"user_id": user["id"], "role": "admin"},
+                      headers=api.auth(boss["token"]))
+    api.app.post_json("/api/admin/roles/assign", {"user_id": other["id"], "role": "moderator"},
+                      headers=api.auth(user["token"]))
+    delete(api, user["token"])
+    dbsession.rollback()
+    entries = dbsession.execute(select(AuditLogEntry).order_by(AuditLogEntry.id)).scalars().all()
+    assert [(e.actor_email, e.action, e.target_email, e.target_user_id) for e in entries] == [
+        ("boss@example.com", "role.assign", None, uuid.UUID(user["id"])),
+        (f"(deleted user {user['id']})", "role.assign", "other@example.com", uuid.UUID(other["id"])),
+        ("(self)", "user.delete_self", None, uuid.UUID(user["id"])),
+    ]
+    assert not [e for e in entries if "gone@example.com" in f"{e.actor_email} {e.target_email} {e.details}"]
+
+
 def test_the_current_password_is_required_and_checked(api, dbsession):
     user = api.user(email="keep@example.com")
     assert_error(delete(api, user["token"], password="wrong password", status=400), 400, "VALIDATION_ERROR")

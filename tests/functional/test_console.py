@@ -134,9 +134,39 @@ def test_delete_needs_confirmation_and_is_audited(testapp, people, dbsession):
     assert "member@example.com was deleted." in done.text
     dbsession.rollback()
     assert dbsession.query(User).filter_by(email="member@example.com").count() == 0
-    assert audit_rows(dbsession) == [("admin@example.com", "user.delete", "member@example.com", None, "console")]
+    # The entry keeps who deleted which account (by id), not the deleted person's address.
+    assert audit_rows(dbsession) == [("admin@example.com", "user.delete", None, None, "console")]
     # The deleted user's API token died with them.
     testapp.get("/api/user/profile", headers={"Authorization": "Bearer " + member["token"]}, status=401)
+
+
+def test_a_deleted_users_address_leaves_the_audit_log(api, people, dbsession):
+    from nexus_pyramid.models import AuditLogEntry
+
+    admin, moderator, member = people["admin"], people["moderator"], people["member"]
+    headers = api.auth(admin["token"])
+    # An admin who acts and is then deleted; an entry about the member, who is deleted next.
+    helper = api.user(email="helper@example.com", name="Hal Helper", roles=("user", "admin"))
+    api.app.post_json("/api/admin/roles/assign", {"user_id": member["id"], "role": "moderator"}, headers=headers)
+    api.app.post_json("/api/admin/roles/revoke", {"user_id": moderator["id"], "role": "moderator"},
+                      headers=api.auth(helper["token"]))
+    api.app.delete(f"/api/admin/users/{helper['id']}", headers=headers)
+    sign_in(api.app, "admin@example.com")
+    api.app.post(f"/admin/users/{member['id']}/delete", {"csrf_token": csrf(api.app), "confirm": "yes"},
+                 status=302).follow()
+    assert audit_rows(dbsession) == [
+        ("admin@example.com", "role.assign", None, "moderator", "api"),
+        (f"(deleted user {helper['id']})", "role.revoke", "mod@example.com", "moderator", "api"),
+        ("admin@example.com", "user.delete", None, None, "api"),
+        ("admin@example.com", "user.delete", None, None, "console"),
+    ]
+    entries = dbsession.query(AuditLogEntry).order_by(AuditLogEntry.id).all()
+    assert [str(e.target_user_id) for e in entries] == [member["id"], moderator["id"], helper["id"], member["id"]]
+    assert [str(e.actor_id) for e in entries] == [admin["id"], "None", admin["id"], admin["id"]]
+    log = api.app.get("/admin/audit").text
+    assert "member@example.com" not in log and "helper@example.com" not in log
+    assert log.count(f"<td>(deleted user {member['id']})</td>") == 2
+    assert log.count(f"<td>(deleted user {helper['id']})</td>") == 2  # who acted, and on whom
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])

@@ -82,8 +82,8 @@ def assert_gone_and_audited(dbsession, victim, channel):
     assert dbsession.get(User, victim_id) is None
     for model in (UserMovieInteraction, UserMoviePreference, UserGenrePreference):
         assert dbsession.query(model).filter(model.user_id == victim_id).count() == 0
-    entries = dbsession.query(AuditLogEntry).filter_by(action="user.delete", target_email=victim["email"]).all()
-    assert [(e.channel, e.actor_email) for e in entries] == [(channel, "admin@example.com")]
+    entries = dbsession.query(AuditLogEntry).filter_by(action="user.delete", target_user_id=victim_id).all()
+    assert [(e.channel, e.actor_email, e.target_email) for e in entries] == [(channel, "admin@example.com", None)]
 
 
 def test_deleting_a_user_through_the_api_while_they_write(app, api, admin, dbsession, genres):
