@@ -13,7 +13,9 @@ Upload (``parse``): UTF-8 text, a known header, every row with a title, a year t
 number (or empty), a rating in range; otherwise a 400 naming the lines at fault. The job
 (``run_import``) matches each row by title and year against the local movie table, then the
 movie source (bounded lookups, stored when found), and adds the interactions; one already
-there is not added again, so importing the same file twice changes nothing.
+there is not added again, so importing the same file twice changes nothing. A blocked title
+is not found here either (as with ``POST /api/user/interactions``, which answers 404): its
+rows are reported unmatched and add nothing.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from ..models import Movie, UserMovieInteraction
 from ..models.meta import dialect_insert
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.genres import TMDB_GENRES
+from ..services.blocklist import blocked_among
 from ..services.library import bump_recs_version
 
 FORMATS = ("letterboxd", "imdb", "auto")
@@ -207,8 +210,7 @@ def run_import(ctx) -> None:
         found = match_local(session, rows)
     source = find_service(ctx.registry, IMovieSource)
     lookups, source_down, fetched = 0, False, {}
-    matched: list[tuple[dict, int]] = []
-    unmatched = []
+    resolved: list[tuple[dict, int | None]] = []
     for index, row in enumerate(rows):
         tmdb_id = _lookup(found, row)
         if tmdb_id is None and not source_down and lookups < MAX_SOURCE_LOOKUPS:
@@ -230,13 +232,15 @@ def run_import(ctx) -> None:
                     found[key] = item["id"]
                     fetched[item["id"]] = item
             tmdb_id = _lookup(found, row)
-        if tmdb_id is None:
-            unmatched.append({"line": row["line"], "title": row["title"], "year": row["year"]})
-        else:
-            matched.append((row, tmdb_id))
+        resolved.append((row, tmdb_id))
         if index % 50 == 0:
             ctx.progress(0.8 * (index + 1) / total)
     with ctx.transaction() as session:
+        # Read in the transaction that writes: a title blocked while the job ran is left out too.
+        blocked = blocked_among(session, {tmdb_id for _row, tmdb_id in resolved if tmdb_id is not None})
+        matched = [(row, tmdb_id) for row, tmdb_id in resolved if tmdb_id is not None and tmdb_id not in blocked]
+        unmatched = [{"line": row["line"], "title": row["title"], "year": row["year"]}
+                     for row, tmdb_id in resolved if tmdb_id is None or tmdb_id in blocked]
         wanted = {tmdb_id for _row, tmdb_id in matched}
         stored = set(session.execute(select(Movie.tmdb_id).where(Movie.tmdb_id.in_(list(wanted)))).scalars()) \
             if wanted else set()

@@ -29,9 +29,10 @@ class Import(colander.MappingSchema):
     progress = number(description="0..1")
     format = enum(("letterboxd", "imdb"))
     rows = integer(description="Data rows in the file")
-    matched = integer(description="Rows matched to a movie by title and year")
+    matched = integer(description="Rows matched to a movie by title and year (not a blocked one)")
     imported = integer(description="Interactions added (rows already there are not added again)")
-    unmatched = list_of(UnmatchedRow(name="row"), description="The first 100 rows no movie matched")
+    unmatched = list_of(UnmatchedRow(name="row"),
+                        description="The first 100 rows no movie matched (a blocked title matches none)")
     error = string(nullable=True)
     created_at = moment()
     finished_at = moment(nullable=True)

@@ -39,6 +39,15 @@ def read_version(dbsession) -> int:
         return 0
 
 
+def blocked_among(dbsession, tmdb_ids) -> set[int]:
+    """Which of these titles are blocked now, read in ``dbsession``'s transaction: for writes that
+    must not let one in (a background import), rather than the process's copy of the list."""
+    ids = list(tmdb_ids)
+    if not ids:
+        return set()
+    return set(dbsession.execute(select(BlockedMovie.tmdb_id).where(BlockedMovie.tmdb_id.in_(ids))).scalars())
+
+
 def bump_version(dbsession) -> None:
     """In the transaction of the change, one statement: concurrent bumps both count (the
     increment is computed by the database, on the row it locks)."""

@@ -78,6 +78,30 @@ def test_letterboxd_ratings_import_matches_by_title_and_year_and_is_idempotent(a
     assert not recommended() & imported
 
 
+def test_a_blocked_title_is_not_imported_and_its_row_is_reported_unmatched(api, user, dbsession):  # noqa: F811
+    from sqlalchemy import select
+
+    from nexus_pyramid.models import Movie
+    from tests.functional.test_blocked_movies import block
+
+    admin = api.user(email="admin@example.com", roles=("user", "admin"))
+    # The catalog's id, and any other the suite's database holds the title under (TMDb's).
+    matrix = {MATRIX, *dbsession.execute(select(Movie.tmdb_id).where(Movie.title == "The Matrix")).scalars()}
+    for tmdb_id in matrix:
+        block(api.app, admin, tmdb_id)
+    done = state(api, user, upload(api, user, LETTERBOXD).json["data"]["id"]).json["data"]
+    assert (done["state"], done["rows"], done["matched"], done["imported"]) == ("done", 4, 2, 2)
+    assert done["unmatched"] == [{"line": 3, "title": "The Matrix", "year": 1999},
+                                 {"line": 5, "title": "A Film That Does Not Exist Anywhere", "year": 2001}]
+    assert interactions(api, user) == [("Aliens", "watched"), ("Toy Story", "liked")]
+    # Once unblocked, the same file brings it in.
+    for tmdb_id in matrix:
+        api.app.delete(f"/api/admin/blocked-movies/{tmdb_id}", headers=api.auth(admin["token"]))
+    again = state(api, user, upload(api, user, LETTERBOXD).json["data"]["id"]).json["data"]
+    assert (again["matched"], again["imported"]) == (3, 1)
+    assert ("The Matrix", "liked") in interactions(api, user)
+
+
 def test_imdb_ratings_and_a_letterboxd_watchlist(api, user):  # noqa: F811
     done = state(api, user, upload(api, user, IMDB, fmt="imdb").json["data"]["id"]).json["data"]
     assert (done["format"], done["matched"], done["imported"]) == ("imdb", 2, 2)
