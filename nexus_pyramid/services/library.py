@@ -130,8 +130,12 @@ class LibraryService:
                     "genre_ids": [f"Unknown genre id: {g}" for g in unknown]})
         movie_rows = None
         if movie_ids is not None:
+            # A blocked title is not found here either (as its details are), and is never fetched.
             # The local mirror first; only the missing ones from the source, with bounded calls.
-            movie_rows, unknown = self.movies.ensure_movies(movie_ids, self.fetch_concurrency, self.fetch_budget)
+            blocked = self.movies.blocked()[1]
+            movie_rows, unknown = self.movies.ensure_movies([m for m in movie_ids if m not in blocked],
+                                                            self.fetch_concurrency, self.fetch_budget)
+            unknown = [m for m in dict.fromkeys(movie_ids) if m in blocked or m in unknown]
             if unknown:
                 raise ValidationError("Unknown movie ids.", details={
                     "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})

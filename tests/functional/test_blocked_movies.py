@@ -146,6 +146,20 @@ def test_a_blocked_title_cannot_be_liked_and_an_earlier_like_can_be_undone(api, 
                   headers=headers, status=201)
 
 
+def test_a_blocked_title_cannot_be_saved_as_a_preference(api, admin):
+    app = api.app
+    headers = api.auth(api.user(email="bo@example.com")["token"])
+    block(app, admin, MATRIX)
+    response = app.post_json("/api/user/preferences", {"movie_ids": [MATRIX, 999_999_001, MATRIX]},
+                             headers=headers, status=400)
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert details["unknown_movie_ids"] == [MATRIX, 999_999_001]  # as an unknown id: in the order given, once
+    assert app.get("/api/user/preferences", headers=headers).json["data"]["movies"] == []
+    app.delete(f"/api/admin/blocked-movies/{MATRIX}", headers=api.auth(admin["token"]))
+    saved = app.post_json("/api/user/preferences", {"movie_ids": [MATRIX]}, headers=headers).json["data"]
+    assert [m["tmdb_id"] for m in saved["movies"]] == [MATRIX]
+
+
 def test_the_version_moves_by_one_per_bump_in_a_single_statement(dbsession):
     """The first bump creates the row, each later one adds one; each is one statement."""
     from sqlalchemy import delete, event
