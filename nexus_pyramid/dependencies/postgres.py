@@ -346,13 +346,39 @@ class DatabaseGuard:
 
     def saturated(self) -> bool:
         """Is every connection the pool may hand out taken now, so that a checkout would wait
-        up to ``db.pool_timeout``? Work that can go on without the database (a best-effort
-        write, a re-check of a list this process already holds) asks first and does without,
-        instead of queueing behind requests that hold the connections (a hung database)."""
+        up to ``db.pool_timeout``? A best-effort write asks first and does without, instead of
+        queueing behind requests that hold the connections (a hung database)."""
         pool = getattr(self.engine, "pool", None)
         if not self.network or not hasattr(pool, "checkedout"):
             return False
         return pool.checkedout() >= self.policy.pool_size + self.policy.max_overflow
+
+    def optional_read(self, session, read, operation: str):
+        """``read(session)``, if the database can answer it now without making the request
+        wait; else None. For reads a request can do without (a re-check of a list the process
+        already holds): not while the breaker is open; on a session that holds no connection
+        yet, only if one is idle in the pool (never one opened or waited for: against a hung
+        server a new connection waits ``db.connect_timeout``, a full pool ``db.pool_timeout``);
+        and with a client deadline of ``db.best_effort_timeout`` for the answer. A failure
+        leaves the session rolled back and usable; it never raises for the database being
+        unavailable."""
+        if self.breaker.state != CLOSED:
+            return None
+        if self.network and not session.in_transaction():
+            pool = getattr(self.engine, "pool", None)
+            if not (hasattr(pool, "checkedin") and pool.checkedin()):
+                return None
+        try:
+            dbapi_connection = session.connection().connection.dbapi_connection
+            set_read_timeout(dbapi_connection, self.policy.best_effort_timeout + 0.25)
+            try:
+                return read(session)
+            finally:
+                set_read_timeout(dbapi_connection, getattr(dbapi_connection, "nexus_default_read_timeout", None))
+        except (DBAPIError, PoolTimeout, DatabaseUnavailable) as exc:
+            session.rollback()
+            log.debug("optional %s skipped (%s)", operation, type(exc).__name__)
+            return None
 
     # /readyz
     def check(self) -> dict:

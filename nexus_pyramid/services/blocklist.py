@@ -48,6 +48,15 @@ def blocked_among(dbsession, tmdb_ids) -> set[int]:
     return set(dbsession.execute(select(BlockedMovie.tmdb_id).where(BlockedMovie.tmdb_id.in_(ids))).scalars())
 
 
+def _read_list(db, known: tuple | None) -> tuple[int, frozenset[int]]:
+    """(version, blocked ids) from ``db`` (a session or a connection): the ids only if the
+    version is not that of ``known``."""
+    version = read_version(db)
+    if known is not None and version == known[0]:
+        return known
+    return version, frozenset(db.execute(select(BlockedMovie.tmdb_id)).scalars())
+
+
 def bump_version(dbsession) -> None:
     """In the transaction of the change, one statement: concurrent bumps both count (the
     increment is computed by the database, on the row it locks)."""
@@ -62,10 +71,14 @@ class Blocklist:
     With an interval of 0 every call reads (each thread for itself): a change is seen by the
     very next movie page. Otherwise one thread reads while the others go on with the list they
     have, so a hung database holds up one request per process and interval, never every
-    movie page. A list already read is not re-checked while the database breaker is open or
-    while every pooled connection is taken (the request would wait ``db.pool_timeout`` for
-    one): it is kept, and asked again after the interval.
+    movie page. A list already read is re-checked only if the database can answer at once
+    (``DatabaseGuard.optional_read``: an idle pooled connection, the breaker closed, a short
+    deadline); otherwise it is kept, and asked again after the interval. A list never read,
+    just changed by this process, or not confirmed for ``STALE_LIMIT`` seconds (a process
+    whose pool holds no idle connection) is waited for, within the database's own limits.
     """
+
+    STALE_LIMIT = 10.0
 
     def __init__(self, refresh_interval: float = 1.0, clock=time.monotonic):
         self.refresh_interval = refresh_interval
@@ -73,6 +86,7 @@ class Blocklist:
         self._lock = threading.Lock()
         self._state: tuple[int, frozenset[int]] = (0, frozenset())  # replaced whole, never torn
         self._checked_at: float | None = None
+        self._confirmed_at = float("-inf")  # when the database last answered
 
     def forget(self) -> None:
         """Check the database on the next call (this process just changed the list)."""
@@ -111,16 +125,17 @@ class Blocklist:
     def _read(self, session, known) -> tuple[int, frozenset[int]]:
         db = session() if callable(session) else session
         guard = guard_for(db)
-        if guard is not None and (guard.is_open() or (
-                known is not None and not db.in_transaction() and guard.saturated())):
-            # The database is known to be down, or a connection would be waited for (the
-            # request's session holds none): don't wait; ask again after the interval.
+        optional = known is not None and self.clock() - self._confirmed_at < self.STALE_LIMIT
+        if guard is not None and (optional or guard.is_open()):
+            # A re-check the request can do without, or the database known to be down: never
+            # waited for; asked again after the interval if the database cannot answer now.
+            state = guard.optional_read(db, lambda s: _read_list(s, known), "blocklist")
+            if state is not None:
+                self._state, self._confirmed_at = state, self.clock()
             self._checked_at = self.clock()
             return self._state
         try:
-            version = read_version(db)
-            if known is None or version != known[0]:
-                self._state = (version, frozenset(db.execute(select(BlockedMovie.tmdb_id)).scalars()))
+            self._state, self._confirmed_at = _read_list(db, known), self.clock()
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
