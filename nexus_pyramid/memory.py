@@ -42,12 +42,16 @@ bench/pss.py (one server, per-process figures and where a worker's private pages
   does not load SQLAlchemy's SQLite dialect (0.6 MB less heap in the master); the mail
   templates are compiled when the mailer is built, in the master (``mail.Mailer``), so a
   worker's first registration copies 6.5 MB instead of 7.3 (the forked copy above, two runs).
+  Likewise ``warm_up`` clears ``linecache``: Pyramid's configuration reads the source of each
+  module that makes a config call (some 50 files, about 1 MB of heap) for messages that keep
+  their own copies of the lines.
 - The master rehearses (``rehearse``, called by ``server.serve`` before gunicorn forks): it
   serves /healthz, a profile read whose token names nobody (401), the cached movie pages
   from the cache only and a path that is no route, 20 times each, then freezes what that
   built. Code specialised and state built at first use are then the master's, shared.
   bench/pss.py, 3 interleaved rounds: 132.2 MB in all against 136.5 with ``NEXUS_REHEARSAL=false``
-  (median; a worker's private pages 26.4 against 28.9 MB). A throwaway variant that also
+  (median; a worker's private pages 26.4 against 28.9 MB); on a later machine (2026-12-01),
+  136.1 against 139.7 MB. A throwaway variant that also
   signed in a real user and read its profile in the master measured some 131 MB in the same
   bench: the read's own path (its preferences, the success envelope) would need a user's
   token minted at start-up, which the rehearsal does not do.
