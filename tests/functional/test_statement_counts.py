@@ -156,10 +156,16 @@ def test_statements_are_classified_once_and_the_memo_stays_bounded(monkeypatch):
     known: dict = {}
     cases = {"SELECT 1": True, "  select a FROM t FOR NO KEY UPDATE": False, "INSERT INTO t VALUES (1)": False,
              "SELECT a FROM t WHERE b = %(b)s": True, "SELECT x FROM t\nFOR SHARE": False}
-    for statement, plain in cases.items():
+    scans = []
+    pattern = postgres._LOCKING_READ
+    monkeypatch.setattr(postgres, "_LOCKING_READ", type("Counting", (), {
+        "search": staticmethod(lambda text: scans.append(text) or pattern.search(text))}))
+    for number, (statement, plain) in enumerate(cases.items()):
         assert postgres._is_plain_read(statement, known) is plain, statement
-        assert postgres._is_plain_read(statement, known) is plain, statement  # remembered
-        assert len(known) <= 3
+        assert postgres._is_plain_read(statement, known) is plain, statement
+        assert known[statement] is plain and len(known) == number % 3 + 1  # emptied when it was full
+    # SELECTs were scanned for a locking clause once each, the second time answered from the memo.
+    assert scans == [text for text in cases if text.lstrip()[:6].upper() == "SELECT"]
 
 
 def test_a_plain_session_of_the_app_factory_commits_on_its_own(app, committed):
