@@ -11,7 +11,9 @@ class BlockedMovie(Base):
     """A title an administrator took down: it is left out of every movie page until unblocked.
 
     Keyed by ``tmdb_id`` with no foreign key to ``movies``: a title can be blocked before it
-    was ever mirrored locally. The blocker's email is copied, as in the audit log.
+    was ever mirrored locally. The blocker's email is copied, as in the audit log; once that
+    account is deleted, the title stays blocked and the address gives way to the account's id,
+    ``(deleted user <id>)`` (``services.users.UserService._erase``).
     """
 
     __tablename__ = "blocked_movies"

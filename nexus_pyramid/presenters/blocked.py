@@ -11,7 +11,8 @@ class BlockedMovie(colander.MappingSchema):
     tmdb_id = integer()
     title = string(nullable=True, description="As known when it was blocked (null if the source was down)")
     reason = string()
-    blocked_by = string(nullable=True, description="The administrator's email")
+    blocked_by = string(nullable=True, description="The administrator's email; "
+                        "`(deleted user <id>)` once that account is deleted")
     created_at = moment()
 
 

@@ -8,7 +8,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import AccountSuspendedSignIn, Conflict, EmailTaken, InvalidCredentials, InvalidToken, UserNotFound, ValidationError
-from ..models import INTERACTION_TYPES, AuditLogEntry, Role, User, UserMovieInteraction, user_roles
+from ..models import (INTERACTION_TYPES, AuditLogEntry, BlockedMovie, Role, User, UserMovieInteraction,
+                      user_roles)
 from ..models.meta import utcnow
 from .passwords import Passwords
 from .tokens import TokenService
@@ -36,7 +37,8 @@ class Page:
 
 
 def deleted_user_label(user_id) -> str:
-    """What the audit log says in place of a deleted account's address: its id, which stays."""
+    """What the audit log and the blocked titles say in place of a deleted account's address: its
+    id, which stays."""
     return f"(deleted user {user_id})"
 
 
@@ -255,18 +257,23 @@ class UserService:
         self._erase(user)
 
     def _erase(self, user: User) -> None:
-        """Delete the account, and its address from the audit log (the entry just written included).
+        """Delete the account, and its address from the audit log (the entry just written included)
+        and from the titles it blocked.
 
         The log keeps who did what, when, and to which account by id: entries about the user
         keep ``target_user_id`` and lose ``target_email``; entries the user made as an
         administrator lose ``actor_email`` for ``deleted_user_label`` (their ``actor_id`` goes
         with the row: ON DELETE SET NULL). Migration 0007 did the same to older entries.
+        Titles the user blocked stay blocked, their ``blocked_by_email`` becoming
+        ``deleted_user_label`` too (``blocked_by_id`` goes with the row: ON DELETE SET NULL).
         """
         self.db.flush()
+        label = deleted_user_label(user.id)
         self.db.execute(update(AuditLogEntry).where(AuditLogEntry.target_user_id == user.id)
                         .values(target_email=None))
-        self.db.execute(update(AuditLogEntry).where(AuditLogEntry.actor_id == user.id)
-                        .values(actor_email=deleted_user_label(user.id)))
+        self.db.execute(update(AuditLogEntry).where(AuditLogEntry.actor_id == user.id).values(actor_email=label))
+        self.db.execute(update(BlockedMovie).where(BlockedMovie.blocked_by_id == user.id)
+                        .values(blocked_by_email=label))
         self.db.delete(user)
         self.db.flush()
 

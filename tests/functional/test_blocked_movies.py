@@ -181,3 +181,45 @@ def test_the_version_moves_by_one_per_bump_in_a_single_statement(dbsession):
             assert read_version(dbsession) == expected
     finally:
         event.remove(connection, "before_cursor_execute", listener)
+
+
+def test_a_deleted_administrators_address_leaves_the_blocked_titles(api, admin, dbsession):
+    """Whichever way an administrator's account is deleted (by another admin through the API or
+    the console, or by themself), the titles they blocked stay blocked, and the list names them
+    by id (as the audit log does), not by their address."""
+    import uuid
+
+    from nexus_pyramid.models import BlockedMovie
+    from tests.conftest import PASSWORD
+    from tests.functional.test_console import csrf, sign_in
+
+    app = api.app
+    headers = api.auth(admin["token"])
+    titles = [MATRIX] + [t for t in ids(app.get("/api/movies/trending", {"window": "week"})) if t != MATRIX][:3]
+    blockers = {how: api.user(email=f"{how}@example.com", name=f"Blocker {how}", roles=("user", "admin"))
+                for how in ("by-api", "by-console", "by-self")}
+    for tmdb_id, blocker in zip(titles, [*blockers.values(), admin]):
+        assert block(app, blocker, tmdb_id).json["data"]["blocked_by"] == blocker["email"]
+    app.delete(f"/api/admin/users/{blockers['by-api']['id']}", headers=headers)
+    sign_in(app, "admin@example.com")
+    app.post(f"/admin/users/{blockers['by-console']['id']}/delete", {"csrf_token": csrf(app), "confirm": "yes"},
+             status=302).follow()  # the flash naming the address is shown here, once
+    app.delete_json("/api/user/profile", {"current_password": PASSWORD},
+                    headers=api.auth(blockers["by-self"]["token"]))
+
+    labels = [f"(deleted user {blocker['id']})" for blocker in blockers.values()]
+    listed = app.get("/api/admin/blocked-movies", headers=headers)
+    assert {b["tmdb_id"]: b["blocked_by"] for b in listed.json["data"]["results"]} == dict(
+        zip(titles, [*labels, "admin@example.com"]))
+    page = app.get("/admin/movies").text
+    for label in labels:
+        assert f"<td>{label}</td>" in page
+    assert "<td>admin@example.com</td>" in page
+    for gone in blockers:
+        assert f"{gone}@example.com" not in listed.text and f"{gone}@example.com" not in page
+    # Still blocked; the link to the account went with it (ON DELETE SET NULL).
+    assert_error(app.get(f"/api/movies/{MATRIX}", status=404), 404, "MOVIE_NOT_FOUND")
+    dbsession.rollback()
+    rows = {row.tmdb_id: (row.blocked_by_id, row.blocked_by_email) for row in dbsession.query(BlockedMovie)}
+    assert rows == {**{t: (None, label) for t, label in zip(titles, labels)},
+                    titles[3]: (uuid.UUID(admin["id"]), "admin@example.com")}

@@ -31,7 +31,7 @@ def test_every_user_owned_table_cascades(engine):
     for table in inspector.get_table_names():
         for fk in inspector.get_foreign_keys(table):
             if fk["referred_table"] == "users":
-                # The audit log and a blocked title outlive the people in them: the link goes (the
-                # audit log keeps the id, not the email: UserService._erase).
+                # The audit log and a blocked title outlive the people in them: the link goes (both
+                # keep the id, not the email: UserService._erase).
                 expected = "SET NULL" if table in ("admin_audit_log", "blocked_movies") else "CASCADE"
                 assert fk["options"].get("ondelete", "").upper() == expected, (table, fk)
