@@ -13,7 +13,8 @@ class BlockedMovie(Base):
     Keyed by ``tmdb_id`` with no foreign key to ``movies``: a title can be blocked before it
     was ever mirrored locally. The blocker's email is copied, as in the audit log; once that
     account is deleted, the title stays blocked and the address gives way to the account's id,
-    ``(deleted user <id>)`` (``services.users.UserService._erase``).
+    ``(deleted user <id>)`` (``services.users.UserService._erase``; migration 0008 for rows
+    older than that).
     """
 
     __tablename__ = "blocked_movies"

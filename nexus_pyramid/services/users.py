@@ -265,7 +265,8 @@ class UserService:
         administrator lose ``actor_email`` for ``deleted_user_label`` (their ``actor_id`` goes
         with the row: ON DELETE SET NULL). Migration 0007 did the same to older entries.
         Titles the user blocked stay blocked, their ``blocked_by_email`` becoming
-        ``deleted_user_label`` too (``blocked_by_id`` goes with the row: ON DELETE SET NULL).
+        ``deleted_user_label`` too (``blocked_by_id`` goes with the row: ON DELETE SET NULL);
+        migration 0008 did the same to older rows.
         """
         self.db.flush()
         label = deleted_user_label(user.id)
