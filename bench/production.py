@@ -28,8 +28,8 @@ so that a change of machine load falls on all of them alike; medians and per-rou
 
 Then, on the first server: 200 clients on one cold key (upstream calls, 1); and, on a server
 of its own, TMDb down (every call answers 503): wrk runs alternate between a page whose stale
-copy is served and a page still fresh (p99 stale / p99 fresh hit, <= 1.5; the median of the
-pairs of --stale-rounds rounds, see ``tmdb_down``).
+copy is served and a page still fresh (p99 stale / p99 fresh hit, <= 1.5, and the server's
+CPU per request of each; the medians of the pairs of --stale-rounds rounds, see ``tmdb_down``).
 Environment: NEXUS_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/nexus_bench_prod),
 NEXUS_BENCH_REDIS_URL (default redis://127.0.0.1:6379/12; flushed).
 """
@@ -356,7 +356,8 @@ def tmdb_down(fake: FakeTMDb, rounds: int) -> list[dict]:
     trending pages keep for STALE_TTL seconds, one page is fetched, a second one STALE_TTL - 1.5
     s later, and TMDb goes down. Once the first page has expired (its stale copy is served) and
     while the second is still fresh, wrk runs alternate between them (fresh, stale, stale, fresh
-    ...), STALE_RUN each; each pair gives a ratio, p99 stale / p99 fresh.
+    ...), STALE_RUN each; each pair gives a ratio, p99 stale / p99 fresh, and the server's CPU
+    time per request of each, which is what the stale path costs without the machine's noise.
     """
     server = Server("stale", fake, CACHE_TTL_TRENDING=str(STALE_TTL))
     run = float(STALE_RUN.rstrip("s"))
@@ -383,7 +384,8 @@ def tmdb_down(fake: FakeTMDb, rounds: int) -> list[dict]:
             flip = False
             while time.monotonic() + 2 * (run + 0.5) < fresh_until:
                 order = ("stale", "fresh") if flip else ("fresh", "stale")
-                pair = {name: wrk(stale_key if name == "stale" else fresh_key, STALE_RUN) for name in order}
+                pair = {name: measured(server, stale_key if name == "stale" else fresh_key, STALE_RUN)
+                        for name in order}
                 for name, key in (("stale", stale_key), ("fresh", fresh_key)):
                     status, headers, body = request(key)
                     assert status == 200, (name, status, body)
@@ -411,7 +413,7 @@ def main():
     parser.add_argument("--gc", default="700,10,10;5000,10,10;50000,50,100",
                         help="GC threshold candidates besides the app's setting (';'-separated)")
     parser.add_argument("--gc-requests", type=int, default=3000, help="requests per candidate, in process")
-    parser.add_argument("--stale-rounds", type=int, default=2,
+    parser.add_argument("--stale-rounds", type=int, default=3,
                         help="rounds of the TMDb-down scenario (each some 40 s, 4 pairs of runs)")
     parser.add_argument("--few-threads", type=int, default=4,
                         help="request threads per worker of the server that measures the profile read only")
@@ -593,6 +595,13 @@ def main():
         f"{median(r['fresh']['p99'] for r in stale_rounds):.1f} ms = {median(stale_ratios):.2f}",
         f"{len(stale_ratios)} pairs: {fmt(stale_ratios)}; answers seen: {', '.join(marks)}; "
         f"{sum(r['stale']['errors'] + r['fresh']['errors'] for r in stale_rounds)} errors")
+    stale_cpu = [r["stale"]["cpu_ms"] / r["fresh"]["cpu_ms"] for r in stale_rounds]
+    row("TMDb down: server CPU ms per request, stale / fresh hit",
+        f"{median(r['stale']['cpu_ms'] for r in stale_rounds):.2f} / "
+        f"{median(r['fresh']['cpu_ms'] for r in stale_rounds):.2f} = {median(stale_cpu):.2f}",
+        f"{fmt(stale_cpu)}; p50 {median(r['stale']['p50'] for r in stale_rounds):.1f} / "
+        f"{median(r['fresh']['p50'] for r in stale_rounds):.1f} ms, req/s "
+        f"{median(r['stale']['rps'] for r in stale_rounds):.0f} / {median(r['fresh']['rps'] for r in stale_rounds):.0f}")
 
 if __name__ == "__main__":
     main()
