@@ -46,9 +46,11 @@ def save_preferences(request):
         actors = [(a["id"], a["name"] or None) for a in body["actors"]]
     elif "actor_ids" in body:
         actors = [(a, None) for a in body["actor_ids"]]
-    user = request.identity.user
-    request.find_service(ILibraryService).save_preferences(user, body.get("genre_ids"), actors, body.get("movie_ids"))
-    return success(_preferences(request, user), "Preferences saved")
+    # The caller the token check read: the service needs only its id (no ORM entity loaded).
+    caller = request.identity.caller
+    request.find_service(ILibraryService).save_preferences(caller, body.get("genre_ids"), actors,
+                                                           body.get("movie_ids"))
+    return success(_preferences(request, caller), "Preferences saved")
 
 
 @interactions.get(schema=schemas.request_schema(querystring=schemas.InteractionsQuery),
@@ -65,7 +67,7 @@ def list_interactions(request):
 def add_interaction(request):
     body = request.validated["body"]
     library = request.find_service(ILibraryService)
-    item, created = library.add_interaction(request.identity.user, body["tmdb_id"], body["interaction_type"])
+    item, created = library.add_interaction(request.identity.caller, body["tmdb_id"], body["interaction_type"])
     request.response.status_int = 201 if created else 200
     return success(_interaction(request)(item), "Interaction recorded" if created else "Already recorded")
 
@@ -74,7 +76,7 @@ def add_interaction(request):
                     error_codes=(401, 404))
 def delete_interaction(request):
     library = request.find_service(ILibraryService)
-    library.remove_interaction(request.identity.user, request.validated["path"]["interaction_id"])
+    library.remove_interaction(request.identity.caller, request.validated["path"]["interaction_id"])
     return success(None, "Interaction deleted")
 
 

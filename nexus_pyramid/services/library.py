@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from sqlalchemy import Uuid, bindparam, delete, func, literal_column, null, select, union_all, update
 
 from .. import metrics
-from ..errors import InteractionNotFound, ValidationError
+from ..errors import InteractionNotFound, InvalidToken, ValidationError
 from ..models.meta import dialect_insert, utcnow
 from ..models import (Genre, Movie, User, UserActorPreference, UserGenrePreference, UserMovieInteraction,
                       UserMoviePreference)
@@ -19,7 +19,7 @@ from ..presenters import library as present
 from ..presenters.movies import STORED_FIELDS
 from .movies import MovieService
 from .recommender import ModelStore, Recommender, user_signal
-from .users import Page, lock_user
+from .users import Page
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,22 @@ def preferences_statement():
 
 
 
-def bump_recs_version(db, user_id) -> None:
+def bump_recs_version(db, user_id) -> bool:
     """The user's cached recommendations are stale from this transaction's commit on (their
     cache key carries ``recs_version``). ``updated_at`` is named so that its onupdate does not
-    fire: the profile did not change."""
-    db.execute(update(User).where(User.id == user_id)
-               .values(recs_version=User.recs_version + 1, updated_at=User.updated_at)
-               .execution_options(synchronize_session=False))
+    fire: the profile did not change. False if the user no longer exists.
+
+    The UPDATE also locks the user's row as ``lock_user`` does (FOR NO KEY UPDATE: the
+    columns it sets are no key), so a write of the user's own data that bumps first needs no
+    separate lock. A User entity of the session, if loaded, has its ``recs_version`` expired."""
+    bumped = db.execute(update(User).where(User.id == user_id)
+                        .values(recs_version=User.recs_version + 1, updated_at=User.updated_at)
+                        .returning(User.id)
+                        .execution_options(synchronize_session=False)).first() is not None
+    loaded = db.identity_map.get(db.identity_key(User, user_id))
+    if loaded is not None:
+        db.expire(loaded, ["recs_version"])
+    return bumped
 
 class LibraryService:
     def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600,
@@ -140,7 +149,7 @@ class LibraryService:
                 raise ValidationError("Unknown movie ids.", details={
                     "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})
         # Replacements of one user's preferences run one at a time: the last one wins whole.
-        lock_user(self.db, user)
+        self.forget_recommendations(user)
         if genre_ids is not None:
             self.db.execute(delete(UserGenrePreference).where(UserGenrePreference.user_id == user.id))
             self.db.add_all(UserGenrePreference(user_id=user.id, genre_id=g) for g in genre_ids)
@@ -152,7 +161,6 @@ class LibraryService:
             self.db.execute(delete(UserMoviePreference).where(UserMoviePreference.user_id == user.id))
             self.db.add_all(UserMoviePreference(user_id=user.id, movie_id=m.id) for m in movie_rows)
         self.db.flush()
-        self.forget_recommendations(user)
 
     # -- interactions ------------------------------------------------------------
     def interactions(self, user, kind: str | None, page: int, per_page: int) -> Page:
@@ -171,7 +179,10 @@ class LibraryService:
         A blocked title is not found here either (as its details are): nobody adds to it."""
         self.movies.check_not_blocked(tmdb_id)
         movie = self.movies.ensure_movie(tmdb_id)
-        lock_user(self.db, user)  # a deletion of the user in flight finishes first (then 401)
+        # First, as the lock (a deletion of the user in flight finishes first, then 401). An
+        # interaction already recorded leaves the recommendations unchanged, but that is rare
+        # enough not to be worth a statement of its own to find out before.
+        self.forget_recommendations(user)
         inserted = self.db.execute(
             dialect_insert(self.db, UserMovieInteraction)
             .values(user_id=user.id, movie_id=movie.id, interaction_type=kind, created_at=utcnow())
@@ -183,18 +194,16 @@ class LibraryService:
                                                UserMovieInteraction.movie_id == movie.id,
                                                UserMovieInteraction.interaction_type == kind)
         ).scalar_one()
-        if inserted is not None:
-            self.forget_recommendations(user)
         return interaction, inserted is not None
 
     def remove_interaction(self, user, interaction_id: int) -> None:
-        lock_user(self.db, user)
-        interaction = self.db.get(UserMovieInteraction, interaction_id)
-        if interaction is None or interaction.user_id != user.id:
+        self.forget_recommendations(user)  # first, as the lock (see add_interaction)
+        deleted = self.db.execute(
+            delete(UserMovieInteraction)
+            .where(UserMovieInteraction.id == interaction_id, UserMovieInteraction.user_id == user.id)
+            .returning(UserMovieInteraction.id).execution_options(synchronize_session=False)).first()
+        if deleted is None:  # the error's rollback undoes the bump
             raise InteractionNotFound()
-        self.db.delete(interaction)
-        self.db.flush()
-        self.forget_recommendations(user)
 
     # -- recommendations ---------------------------------------------------------
     def _recs_key(self, user, model) -> str:
@@ -204,10 +213,14 @@ class LibraryService:
         return f"recs:{user.id}:{user.recs_version}:m{model.version if model else 0}"
 
     def forget_recommendations(self, user) -> None:
-        """Call in the same transaction as any change to the user's interactions or preferences."""
-        bump_recs_version(self.db, user.id)
-        if user in self.db:
-            self.db.expire(user, ["recs_version"])
+        """Call in the same transaction as any change to the user's interactions or preferences,
+        before the change: it also locks the user's row as ``lock_user`` does (raising
+        InvalidToken if the user is gone), so that one user's writes run one at a time and a
+        deletion in flight finishes first.
+
+        ``user``: anything with the user's ``id`` (the caller a token check read, or a User)."""
+        if not bump_recs_version(self.db, user.id):
+            raise InvalidToken()
 
     def recommendations(self, user) -> tuple[list[dict], dict]:
         """The user's ranked recommendations (cached until their data or the model changes), less

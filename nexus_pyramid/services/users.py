@@ -45,8 +45,9 @@ def deleted_user_label(user_id) -> str:
 def lock_user(dbsession, user: User, exclusive: bool = False, gone=InvalidToken) -> None:
     """Lock the user's row until the transaction ends; raise ``gone()`` if the user no longer exists.
 
-    Writes of a user's own data (interactions, preferences) take the row FOR NO KEY UPDATE: they
-    serialize per user, and an UPDATE of the row in the same transaction needs no stronger lock.
+    Writes of a user's own data (interactions, preferences) take the row FOR NO KEY UPDATE with
+    the UPDATE that bumps its ``recs_version`` (``services.library.bump_recs_version``, which
+    they run first): they serialize per user.
     Deleting the user takes it FOR UPDATE, which waits for those writes and blocks new ones; once
     the deletion commits, the blocked writers find no row. So a foreign-key violation between a
     deletion and a write cannot happen. SQLite needs none of this (BEGIN IMMEDIATE serializes).
