@@ -30,7 +30,7 @@ def app(database_url, redis_url, fake_tmdb):
 
 
 @pytest.fixture
-def cold(app, redis_url, fake_tmdb):
+def cold(app, redis_url, fake_tmdb, no_mirrored_movies):
     fresh_services(app)
     flush_redis(redis_url)
     fake_tmdb.reset()
