@@ -51,7 +51,8 @@ bench/pss.py (one server, per-process figures and where a worker's private pages
   built. Code specialised and state built at first use are then the master's, shared.
   bench/pss.py, 3 interleaved rounds: 132.2 MB in all against 136.5 with ``NEXUS_REHEARSAL=false``
   (median; a worker's private pages 26.4 against 28.9 MB); on a later machine (2026-12-01),
-  136.1 against 139.7 MB. A throwaway variant that also
+  136.1 against 139.7 MB, and on the next (2026-12-01, fac9d81) 135.4 against 138.8 MB.
+  A throwaway variant that also
   signed in a real user and read its profile in the master measured some 131 MB in the same
   bench: the read's own path (its preferences, the success envelope) would need a user's
   token minted at start-up, which the rehearsal does not do.
