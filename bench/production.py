@@ -588,7 +588,8 @@ def main():
     row("200 clients on one cold key: upstream calls (1)", f"{stampede_calls}",
         f"{burst['rps']:.0f} req/s, {burst['errors']} errors")
     stale_ratios = [r["stale"]["p99"] / r["fresh"]["p99"] for r in stale_rounds]
-    marks = sorted({f"{r[name]['x_cache']} {r[name]['source']}" for r in stale_rounds for name in ("stale", "fresh")})
+    marks = sorted({f"{r[name]['x_cache']} {r[name]['source']}" for r in stale_rounds
+                    for name in ("stale", "fresh")})
     row("TMDb down: p99 stale / p99 fresh hit, alternating runs (<= 1.5)",
         f"{median(r['stale']['p99'] for r in stale_rounds):.1f} / "
         f"{median(r['fresh']['p99'] for r in stale_rounds):.1f} ms = {median(stale_ratios):.2f}",
@@ -600,7 +601,8 @@ def main():
         f"{median(r['fresh']['cpu_ms'] for r in stale_rounds):.2f} = {median(stale_cpu):.2f}",
         f"{fmt(stale_cpu)}; p50 {median(r['stale']['p50'] for r in stale_rounds):.1f} / "
         f"{median(r['fresh']['p50'] for r in stale_rounds):.1f} ms, req/s "
-        f"{median(r['stale']['rps'] for r in stale_rounds):.0f} / {median(r['fresh']['rps'] for r in stale_rounds):.0f}")
+        f"{median(r['stale']['rps'] for r in stale_rounds):.0f} / "
+        f"{median(r['fresh']['rps'] for r in stale_rounds):.0f}")
 
 
 if __name__ == "__main__":

@@ -425,9 +425,9 @@ def no_mirrored_movies(engine):
     ``mirror_best_effort``), which a test's rollback does not undo: each test on a rolled-back
     connection (``db_connection``, hence every ``testapp`` and ``tmdb_testapp``) starts without
     what earlier ones mirrored (before its own transaction begins), and leaves nothing behind
-    (after its transaction ended). Otherwise a
-    test of the catalog source would find rows a TMDb test left, numbered by TMDb under ids
-    that name other films in the catalog, and any test could find rows it did not make."""
+    (after its transaction ended). Otherwise a test of the catalog source would find rows a
+    TMDb test left, numbered by TMDb under ids that name other films in the catalog, and any
+    test could find rows it did not make."""
     forget_mirrored_movies(engine)
     yield
     forget_mirrored_movies(engine)

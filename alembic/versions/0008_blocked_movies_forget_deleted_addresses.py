@@ -36,7 +36,8 @@ down_revision = '0007'
 branch_labels = None
 depends_on = None
 
-blocked_movies = sa.table("blocked_movies", sa.column("tmdb_id", sa.Integer), sa.column("blocked_by_id", sa.Uuid),
+blocked_movies = sa.table("blocked_movies", sa.column("tmdb_id", sa.Integer),
+                          sa.column("blocked_by_id", sa.Uuid),
                           sa.column("blocked_by_email", sa.String),
                           sa.column("created_at", sa.DateTime(timezone=True)))
 audit_log = sa.table("admin_audit_log", sa.column("id", sa.Integer), sa.column("actor_id", sa.Uuid),
@@ -91,7 +92,8 @@ def upgrade():
         labels.append({"row": tmdb_id,
                        "label": f"(deleted user {user_id})" if user_id is not None else "(deleted user)"})
     conn.execute(blocked_movies.update()
-                 .where(blocked_movies.c.tmdb_id == sa.bindparam("row"), blocked_movies.c.blocked_by_id.is_(None))
+                 .where(blocked_movies.c.tmdb_id == sa.bindparam("row"),
+                        blocked_movies.c.blocked_by_id.is_(None))
                  .values(blocked_by_email=sa.bindparam("label")), labels)
 
 

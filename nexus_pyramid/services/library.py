@@ -75,7 +75,6 @@ def preferences_statement():
     return select(union).order_by(c.kind, c.sort_name, c.created_at, c.key, c.genre_id)
 
 
-
 def bump_recs_version(db, user_id) -> bool:
     """The user's cached recommendations are stale from this transaction's commit on (their
     cache key carries ``recs_version``). ``updated_at`` is named so that its onupdate does not
@@ -92,6 +91,7 @@ def bump_recs_version(db, user_id) -> bool:
     if loaded is not None:
         db.expire(loaded, ["recs_version"])
     return bumped
+
 
 class LibraryService:
     def __init__(self, dbsession, movies: MovieService, recs_region=None, recs_ttl: int = 600,

@@ -239,13 +239,13 @@ def test_interaction_writes_lock_with_their_bump_and_load_no_user_entity(committ
     """Recording an interaction: the caller (the token check), the movie and its genres, the
     UPDATE that bumps the user's recs_version (it is also the lock that serializes the user's
     writes), the INSERT, and the row read back with its movie (and that movie's genres) for the
-    answer. Deleting one: the
-    caller, the bump, one DELETE ... RETURNING. No ORM User entity is loaded: the caller's id is
-    enough (it was one more statement, and the lock another)."""
+    answer. Deleting one: the caller, the bump, one DELETE ... RETURNING. No ORM User entity is
+    loaded: the caller's id is enough (it was one more statement, and the lock another)."""
     from tests.functional.test_library import MATRIX, like
 
     token = {"headers": api.auth(api.user()["token"])}
     like(api, token, MATRIX)  # the movie is mirrored now
+    recorded = ["SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "SELECT", "SELECT"]
 
     def kinds(trips):
         # The blocked titles' version is checked once a second (services/blocklist.py): not counted.
@@ -253,16 +253,15 @@ def test_interaction_writes_lock_with_their_bump_and_load_no_user_entity(committ
         assert not any("users.password_hash" in s for s in counted), counted  # an ORM User entity
         return [s.split()[0] for s in counted]
 
+    watched = {"tmdb_id": MATRIX, "interaction_type": "watched"}
     with counting(engine_of_app) as trips:
-        created = api.app.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "watched"},
-                                    status=201, **token).json["data"]
-    assert kinds(trips) == ["SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "SELECT", "SELECT"], "\n".join(trips.statements)
+        created = api.app.post_json("/api/user/interactions", watched, status=201, **token).json["data"]
+    assert kinds(trips) == recorded, "\n".join(trips.statements)
     assert (trips.begins, trips.commits, trips.rollbacks, trips.pings) == (1, 1, 0, 0)
     with counting(engine_of_app) as trips:
-        again = api.app.post_json("/api/user/interactions", {"tmdb_id": MATRIX, "interaction_type": "watched"},
-                                  status=200, **token).json["data"]
+        again = api.app.post_json("/api/user/interactions", watched, status=200, **token).json["data"]
     assert again["id"] == created["id"]
-    assert kinds(trips) == ["SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "SELECT", "SELECT"], "\n".join(trips.statements)
+    assert kinds(trips) == recorded, "\n".join(trips.statements)
     with counting(engine_of_app) as trips:
         api.app.delete(f"/api/user/interactions/{created['id']}", **token)
     assert kinds(trips) == ["SELECT", "UPDATE", "DELETE"], "\n".join(trips.statements)
