@@ -12,6 +12,7 @@ from alembic import command
 from webtest import TestApp
 
 from tests.conftest import PASSWORD, alembic_config
+from tests.functional.test_console import sign_in
 from tests.functional.test_migration_0003 import NOW, read, scratch_url, start  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("committed")
@@ -27,6 +28,24 @@ audit = sa.table("admin_audit_log", sa.column("id"), sa.column("actor_id", sa.Uu
 
 def at(minutes: int):
     return NOW + timedelta(minutes=minutes)
+
+
+def fill(url: str, password_hash: str, people, admin, *tables) -> None:
+    """Rows as the release before stored them: users, ``people`` as (id, name, email), of whom
+    ``admin`` (an id) has the roles user and admin; then each ``(table, rows)`` of ``tables``."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(users), [
+                {"id": uid, "name": name, "email": email, "password_hash": password_hash, "token_version": 0,
+                 "recs_version": 4, "created_at": NOW, "updated_at": NOW} for uid, name, email in people])
+            conn.execute(sa.text("INSERT INTO user_roles (user_id, role_id) SELECT :u, id FROM roles "
+                                 "WHERE name IN ('user', 'admin')").bindparams(sa.bindparam("u", type_=sa.Uuid)),
+                         {"u": admin})
+            for table, rows in tables:
+                conn.execute(sa.insert(table), rows)
+    finally:
+        engine.dispose()
 
 
 def test_upgrading_from_0006_forgets_the_addresses_of_deleted_accounts(scratch_url):  # noqa: F811
@@ -59,19 +78,8 @@ def test_upgrading_from_0006_forgets_the_addresses_of_deleted_accounts(scratch_u
         entry(root, "root@example.com", "movie.block", None, None, 11, "tmdb_id 2571 (The Matrix): Take-down"),
         entry(root, "root@example.com", "user.reinstate", member, "member@example.com", 12),
     ]
-    engine = sa.create_engine(scratch_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(users), [
-                {"id": uid, "name": name, "email": email, "password_hash": password_hash, "token_version": 0,
-                 "recs_version": 4, "created_at": NOW, "updated_at": NOW}
-                for uid, name, email in ((root, "Root", "root@example.com"), (member, "Mel", "member@example.com"))])
-            conn.execute(sa.text("INSERT INTO user_roles (user_id, role_id) SELECT :u, id FROM roles "
-                                 "WHERE name IN ('user', 'admin')").bindparams(sa.bindparam("u", type_=sa.Uuid)),
-                         {"u": root})
-            conn.execute(sa.insert(audit), rows)
-    finally:
-        engine.dispose()
+    fill(scratch_url, password_hash, ((root, "Root", "root@example.com"), (member, "Mel", "member@example.com")),
+         root, (audit, rows))
 
     command.upgrade(alembic_config(scratch_url), "head")
 
@@ -109,10 +117,7 @@ def test_upgrading_from_0006_forgets_the_addresses_of_deleted_accounts(scratch_u
 
     # The upgraded database serves the console's audit log, which names deleted accounts by id.
     app = TestApp(start(scratch_url, "catalog"))
-    page = app.get("/admin/login")
-    form = page.forms[0]
-    form["email"], form["password"] = "root@example.com", PASSWORD
-    form.submit(status=302)
+    sign_in(app, "root@example.com", PASSWORD)
     log = app.get("/admin/audit").text
     assert f"<td>(deleted user {victim})</td>" in log and "victim@example.com" not in log
     assert len(re.findall(r"<tr>", log)) == 1 + len(rows)

@@ -12,8 +12,9 @@ from alembic import command
 from webtest import TestApp
 
 from tests.conftest import PASSWORD, alembic_config
-from tests.functional.test_migration_0003 import NOW, scratch_url, start  # noqa: F401 (fixture)
-from tests.functional.test_migration_0007 import at, audit, users
+from tests.functional.test_console import sign_in
+from tests.functional.test_migration_0003 import scratch_url, start  # noqa: F401 (fixture)
+from tests.functional.test_migration_0007 import at, audit, fill, users
 
 pytestmark = pytest.mark.usefixtures("committed")
 
@@ -74,21 +75,8 @@ def test_upgrading_from_0007_forgets_the_addresses_of_deleted_blockers(scratch_u
         row(10, root, "root@example.com", 15),
         row(55, None, "third@example.com", 8),
     ]
-    engine = sa.create_engine(scratch_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(users), [
-                {"id": uid, "name": name, "email": email, "password_hash": password_hash, "token_version": 0,
-                 "recs_version": 4, "created_at": NOW, "updated_at": NOW}
-                for uid, name, email in ((root, "Root", "root@example.com"),
-                                         (returned, "Back", "first@example.com"))])
-            conn.execute(sa.text("INSERT INTO user_roles (user_id, role_id) SELECT :u, id FROM roles "
-                                 "WHERE name IN ('user', 'admin')").bindparams(sa.bindparam("u", type_=sa.Uuid)),
-                         {"u": root})
-            conn.execute(sa.insert(audit), entries)
-            conn.execute(sa.insert(blocked), rows)
-    finally:
-        engine.dispose()
+    fill(scratch_url, password_hash, ((root, "Root", "root@example.com"), (returned, "Back", "first@example.com")),
+         root, (audit, entries), (blocked, rows))
 
     def stored(table, *order, columns=None):
         engine = sa.create_engine(scratch_url)
@@ -130,10 +118,7 @@ def test_upgrading_from_0007_forgets_the_addresses_of_deleted_blockers(scratch_u
 
     # The upgraded database serves the console's movies page, which names deleted blockers by id.
     app = TestApp(start(scratch_url, "catalog"))
-    page = app.get("/admin/login")
-    form = page.forms[0]
-    form["email"], form["password"] = "root@example.com", PASSWORD
-    form.submit(status=302)
+    sign_in(app, "root@example.com", PASSWORD)
     movies = app.get("/admin/movies").text
     assert f"<td>(deleted user {third})</td>" in movies and "third@example.com" not in movies
     assert "first@example.com" not in movies and movies.count("<td>root@example.com</td>") == 2
