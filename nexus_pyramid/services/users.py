@@ -1,6 +1,7 @@
 """Accounts, profiles and roles: the rules both the API and the admin console follow."""
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -267,7 +268,9 @@ class UserService:
         with the row: ON DELETE SET NULL). Migration 0007 did the same to older entries.
         Titles the user blocked stay blocked, their ``blocked_by_email`` becoming
         ``deleted_user_label`` too (``blocked_by_id`` goes with the row: ON DELETE SET NULL);
-        migration 0008 did the same to older rows.
+        migration 0008 did the same to older rows. The texts administrators typed (an audit
+        entry's ``details``, such as a suspension reason; a blocked title's ``reason``) keep
+        what they say, the address in them, in any case, replaced by the label.
         """
         self.db.flush()
         label = deleted_user_label(user.id)
@@ -276,8 +279,19 @@ class UserService:
         self.db.execute(update(AuditLogEntry).where(AuditLogEntry.actor_id == user.id).values(actor_email=label))
         self.db.execute(update(BlockedMovie).where(BlockedMovie.blocked_by_id == user.id)
                         .values(blocked_by_email=label))
+        self._replace_in_texts(user.email, label)
         self.db.delete(user)
         self.db.flush()
+
+    def _replace_in_texts(self, email: str, label: str) -> None:
+        """``email`` (any case) replaced by ``label`` wherever an administrator's text holds it."""
+        # The address itself, not a longer one that ends or begins with it (joann@ for ann@).
+        found = re.compile(r"(?<![\w.+%-])" + re.escape(email) + r"(?![\w-]|\.\w)", re.IGNORECASE)
+        for key, text in ((AuditLogEntry.id, AuditLogEntry.details), (BlockedMovie.tmdb_id, BlockedMovie.reason)):
+            rows = self.db.execute(select(key, text).where(func.lower(text).contains(email.lower(), autoescape=True)))
+            changes = [{key.key: row_key, text.key: found.sub(label, value)} for row_key, value in rows]
+            if changes:  # the ORM's UPDATE by primary key, one statement for them all
+                self.db.execute(update(key.class_), changes)
 
     def suspend(self, user: User, reason: str, actor: User | None = None, channel: str = "api") -> User:
         """The user can no longer sign in; every token and session of theirs stops now.

@@ -95,3 +95,25 @@ def test_the_last_admin_cannot_delete_themself(api, dbsession):
     other = api.user(email="boss2@example.com", roles=("user", "admin"))
     delete(api, admin["token"])
     assert_error(delete(api, other["token"], status=409), 409, "CONFLICT")
+
+
+def test_administrators_texts_keep_what_they_say_but_not_the_address(api, dbsession):
+    """A suspension reason or a block reason that names the account: the address gives way to
+    its label, in any case; a longer address that contains it stays."""
+    from nexus_pyramid.models import BlockedMovie
+    from tests.functional.test_blocked_movies import block
+
+    boss = api.user(email="boss@example.com", roles=("user", "admin"))
+    ann = api.user(email="ann@example.com")
+    joann = api.user(email="joann@example.com")
+    reason = "Spam, like Ann@Example.com's; ask joann@example.com or ann@example.com."
+    api.app.post_json(f"/api/admin/users/{joann['id']}/suspend", {"reason": reason}, headers=api.auth(boss["token"]))
+    block(api.app, boss, 2571, "Reported by ANN@example.com")
+    delete(api, ann["token"])
+    dbsession.rollback()
+    label = f"(deleted user {ann['id']})"
+    [entry] = dbsession.execute(select(AuditLogEntry).where(AuditLogEntry.action == "user.suspend")).scalars()
+    assert entry.details == f"Spam, like {label}'s; ask joann@example.com or {label}."
+    assert dbsession.get(BlockedMovie, 2571).reason == f"Reported by {label}"
+    listed = api.app.get("/api/admin/blocked-movies", headers=api.auth(boss["token"])).json["data"]
+    assert "ann@example.com" not in str(listed).lower().replace("joann@", "")
