@@ -2,9 +2,11 @@
 
 Reads the shared cache (Redis, or this process's memory backend without Redis) under the
 region's key prefix, without decoding any value: dogpile stores each entry as
-``<metadata JSON>|<payload>``, and the metadata's ``ct`` (creation time) gives its age.
-At most ``MAX_KEYS`` keys are read, so a large cache costs a bounded scan. Locks and the
-"not found" markers are counted apart from the entries.
+``<metadata JSON>|<payload>``, and the metadata's ``ct`` (creation time) gives its age. From
+Redis only the first ``HEAD_BYTES`` of each value are read (GETRANGE, pipelined): a page of
+movies is tens of kilobytes, its metadata some forty bytes. At most ``MAX_KEYS`` keys are
+read, so a large cache costs a bounded scan. Locks and the "not found" markers are counted
+apart from the entries.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from .cache import TTL_KINDS, clear_memory_region
 
 MAX_KEYS = 5000
 BATCH = 200
+HEAD_BYTES = 256  # the metadata JSON and its "|" (dogpile writes {"ct": ..., "v": ...})
 KIND_OF = {"trending": "trending", "discover": "trending", "movie": "movie", "recs": "recommendations",
            "similar": "recommendations", "search": "search", "people": "search", "genres": "genres"}
 
@@ -84,7 +87,12 @@ class CacheInspector:
                 found = []
                 for start in range(0, len(keys), BATCH):
                     batch = keys[start:start + BATCH]
-                    found += zip(batch, client.mget(batch))
+                    pipe = client.pipeline(transaction=False)
+                    for key in batch:
+                        pipe.getrange(key, 0, HEAD_BYTES - 1)
+                    # A key of another type answers an error, as MGET answered it nothing: not an entry.
+                    heads = pipe.execute(raise_on_error=False)
+                    found += [(key, None if isinstance(head, Exception) else head) for key, head in zip(batch, heads)]
                 return found
 
             rows = self.redis.call(scan, lambda: [], "cache inspection")
