@@ -9,6 +9,7 @@ import pytest
 import redis as redis_py
 
 from nexus_pyramid.dependencies.redis import RedisDependency
+from nexus_pyramid.movie_source.cache import TTL_KINDS
 from nexus_pyramid.movie_source.inspect import HEAD_BYTES, CacheInspector
 from tests.conftest import TEST_REDIS_URL
 
@@ -33,9 +34,7 @@ def test_the_inspector_reads_each_values_head_not_the_value():
     client.set(f"{PREFIX}tmdb:en-US:movie:603", entry(now - 7200, b"{}"))
     client.set(f"{PREFIX}tmdb:en-US:_lock:trending:day:1", b"1")  # a lock: not an entry
     client.hset(f"{PREFIX}tmdb:en-US:movie:604", "odd", "1")  # another type: not an entry, no error
-    source = SimpleNamespace(region=None, local=None, derived=None,
-                             ttls={"trending": 3600, "movie": 3600, "recommendations": 3600, "search": 3600,
-                                   "genres": 3600})
+    source = SimpleNamespace(region=None, local=None, derived=None, ttls={kind: 3600 for kind in TTL_KINDS})
     redis = RedisDependency(TEST_REDIS_URL)
     sent_before = client.info("stats")["total_net_output_bytes"]
     summary = {s.kind: s for s in CacheInspector(source, redis).summary()}
@@ -51,3 +50,4 @@ def test_the_inspector_reads_each_values_head_not_the_value():
     # kilobytes; the values are 8 MB.
     assert sent < pages * HEAD_BYTES + 64_000 < len(payload)
     client.flushdb()
+    client.close()
