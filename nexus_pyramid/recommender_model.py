@@ -103,17 +103,20 @@ def from_bytes(blob: bytes, version: int, trained_at: datetime) -> Model:
 def ease_neighbours(X: sparse.csr_matrix, l2: float = DEFAULT_L2, keep: int = DEFAULT_KEEP, progress=None):
     """EASE^R on X (users x items, float32): (indptr, indices, data) of each item's top ``keep`` weights.
 
-    Memory: one dense items x items float32 matrix (400 MB at 10,000 items), factorized and
-    inverted in place (LAPACK potrf/potri), then read block by block.
+    Memory: one dense items x items float32 matrix (400 MB at 10,000 items), built by blocks
+    (``gram_matrix``), factorized and inverted in place (LAPACK potrf/potri), then read block
+    by block.
     """
     import numpy as np
     from scipy.linalg import lapack  # training only: web processes never load scipy
     progress = progress or (lambda fraction: None)
     n = X.shape[1]
-    gram = (X.T.tocsr() @ X).toarray().astype(np.float32, copy=False)
+    gram = gram_matrix(X)
     progress(0.3)
     gram[np.diag_indices(n)] += l2
-    factor, info = lapack.spotrf(gram, lower=1, overwrite_a=1, clean=0)
+    # LAPACK works in place only on a Fortran-ordered array; f2py copies a C-ordered one (400 MB
+    # more at 10,000 items: the training's peak). The matrix is symmetric: its transpose is it.
+    factor, info = lapack.spotrf(gram.T, lower=1, overwrite_a=1, clean=0)
     if info != 0:
         raise ArithmeticError(f"the Gram matrix is not positive definite (potrf info {info})")
     del gram
@@ -151,6 +154,37 @@ def ease_neighbours(X: sparse.csr_matrix, l2: float = DEFAULT_L2, keep: int = DE
     indices = np.concatenate(all_indices) if all_indices else np.zeros(0, dtype=np.int32)
     data = np.concatenate(all_data) if all_data else np.zeros(0, dtype=np.float32)
     return indptr, indices.astype(np.int32), data.astype(np.float32)
+
+
+GRAM_BLOCKS = 16
+
+
+def gram_matrix(X: sparse.csr_matrix, blocks: int = GRAM_BLOCKS, threads: int | None = None) -> np.ndarray:
+    """X'X as a dense float32 items x items matrix, computed by blocks of rows in threads.
+
+    The whole sparse product at once costs about as much memory as the dense result (at
+    10,000 items and 1M interactions, 43M non-zeros: 340 MB beside the 400 MB matrix) and runs
+    on one core. By blocks of rows, each block's product is small, is written into its rows of
+    the dense matrix and freed; scipy releases the GIL while it multiplies, so the blocks run
+    on every core (bench/training.py: 2.7 s -> 0.7 s on 2 cores). The result is the same.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    n = X.shape[1]
+    XT = X.T.tocsr()
+    gram = np.empty((n, n), dtype=np.float32)
+    edges = np.linspace(0, n, min(blocks, max(n, 1)) + 1).astype(np.int64)
+
+    def block(bounds):
+        start, end = bounds
+        if end > start:
+            (XT[start:end] @ X).astype(np.float32, copy=False).toarray(out=gram[start:end])
+
+    with ThreadPoolExecutor(threads or min(4, os.cpu_count() or 1)) as pool:
+        list(pool.map(block, zip(edges[:-1], edges[1:])))
+    return gram
 
 
 def interaction_matrix(rows, type_weights=TRAIN_WEIGHTS):
@@ -222,7 +256,10 @@ def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
     """(X, item tmdb ids) of every positive interaction, read the fastest way the database allows.
 
     PostgreSQL: one row per user with array columns (several times faster than fetching a
-    million rows); elsewhere the rows are streamed through ``read_training_rows``.
+    million rows), fetched as one result: a server-side cursor would forbid PostgreSQL's
+    parallel workers and run the aggregation alone (bench/training.py --job: the read took 4.3
+    to 6.4 s that way at 1M interactions, 1.5 s this way; the result is some 15 MB of text).
+    Elsewhere the rows are streamed through ``read_training_rows``.
     """
     import numpy as np
     from scipy import sparse
@@ -230,7 +267,7 @@ def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
         return interaction_matrix(read_training_rows(dbsession), type_weights)
     codes = np.array([type_weights.get(kind, 0.0) for kind in _KIND_CODES], dtype=np.float32)
     users, items, weights = [], [], []
-    result = dbsession.execute(text(TRAINING_ARRAYS_SQL).execution_options(yield_per=1000))
+    result = dbsession.execute(text(TRAINING_ARRAYS_SQL))
     for index, (movies, kinds) in enumerate(result):
         users.append(np.full(len(movies), index, dtype=np.int64))
         items.append(np.asarray(movies, dtype=np.int64))

@@ -16,7 +16,7 @@ def train_recommender(ctx) -> None:
               "keep": int(ctx.params.get("keep", settings["recommender.neighbours"])),
               "max_items": int(ctx.params.get("max_items", settings["recommender.max_items"]))}
     started = time.perf_counter()
-    with ctx.transaction() as session:  # streamed into the sparse matrix; no transaction while computing
+    with ctx.transaction() as session:  # read into the sparse matrix; no transaction while computing
         X, item_ids = recommender_model.read_training_matrix(session)
     read = time.perf_counter() - started
     ctx.progress(0.1, force=True)
