@@ -29,9 +29,11 @@ def test_the_gram_matrix_by_blocks_is_the_whole_product(blocks, threads):
     assert np.array_equal(gram, gram.T)
 
 
-def test_ease_keeps_each_items_strongest_positive_weights_of_the_closed_form():
+@pytest.mark.parametrize("block", [7, 40, 512])  # several blocks with a shorter last one; one; one larger
+def test_ease_keeps_each_items_strongest_positive_weights_of_the_closed_form(block, monkeypatch):
+    monkeypatch.setattr(recommender_model, "NEIGHBOUR_BLOCK", block)
     X = skewed(items=40)
-    l2, keep = 5.0, 6
+    l2, keep = 5.0, 25  # more than some items have positive weights: the rows differ in length
     indptr, indices, data = recommender_model.ease_neighbours(X, l2=l2, keep=keep)
     dense = X.toarray().astype(np.float64)
     P = np.linalg.inv(dense.T @ dense + l2 * np.eye(40))
@@ -45,3 +47,4 @@ def test_ease_keeps_each_items_strongest_positive_weights_of_the_closed_form():
         assert sorted(got.tolist()) == sorted(strongest)
         np.testing.assert_allclose(weights, B[item, got], rtol=1e-3, atol=1e-6)
         assert list(weights) == sorted(weights, reverse=True)
+    assert len(set(np.diff(indptr).tolist())) > 3  # rows of many lengths
