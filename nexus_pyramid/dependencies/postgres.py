@@ -95,6 +95,10 @@ class DatabasePolicy:
         return cls(**values)
 
 
+class NoIdleConnection(Exception):
+    """An optional read found no pooled connection it could use without connecting."""
+
+
 class DatabaseUnavailable(ServiceUnavailable):
     """The database cannot be used now: a 503 envelope with ``Retry-After``."""
 
@@ -268,6 +272,7 @@ class DatabaseGuard:
         _GUARDS[engine] = self
         event.listen(engine, "handle_error", self._on_error)
         if self.network:
+            event.listen(engine, "do_connect", self._on_connect_attempt)
             event.listen(engine, "checkout", self._on_checkout)
             event.listen(engine, "connect", ReadsWithoutTransaction.on_connect)
             event.listen(engine, "before_cursor_execute", ReadsWithoutTransaction.before_execute)
@@ -285,6 +290,15 @@ class DatabaseGuard:
         set_read_timeout(dbapi_connection, getattr(dbapi_connection, "nexus_default_read_timeout", None))
         ReadsWithoutTransaction.on_checkout(dbapi_connection, record)
 
+    _idle_only = threading.local()
+
+    def _on_connect_attempt(self, dialect, record, cargs, cparams) -> None:
+        # A checkout opens a connection for an empty slot, and also in place of an idle one the
+        # pool no longer trusts (every connection older than a disconnect it saw is replaced
+        # when it is next taken): an optional read takes neither.
+        if getattr(self._idle_only, "on", False):
+            raise NoIdleConnection()
+
     def checkout(self, connect):
         """Take a connection from the pool, through the breaker."""
         if not self.breaker.allow():
@@ -295,6 +309,8 @@ class DatabaseGuard:
         started = time.perf_counter()
         try:
             connection = connect()
+        except NoIdleConnection:
+            raise  # not tried: says nothing of the database
         except PoolTimeout as exc:
             metrics.pool_waited(time.perf_counter() - started, timed_out=True)
             # Every pooled connection is taken: the process is busy, which says nothing of the
@@ -359,8 +375,10 @@ class DatabaseGuard:
         already holds): not while the breaker is open; on a session that holds no connection
         yet, only if one is idle in the pool (never one opened or waited for: against a hung
         server a new connection waits ``db.connect_timeout``, a full pool ``db.pool_timeout``);
-        and with a client deadline of ``db.best_effort_timeout`` for the answer. A failure
-        leaves the session rolled back and usable; it never raises for the database being
+        and with a client deadline of ``db.best_effort_timeout`` for the answer. An idle
+        connection the pool would replace on checkout (it is older than a disconnect the pool
+        saw) is not taken either: the replacement would be a new connection. A failure leaves
+        the session rolled back and usable; it never raises for the database being
         unavailable."""
         if self.breaker.state != CLOSED:
             return None
@@ -369,13 +387,17 @@ class DatabaseGuard:
             if not (hasattr(pool, "checkedin") and pool.checkedin()):
                 return None
         try:
-            dbapi_connection = session.connection().connection.dbapi_connection
+            self._idle_only.on = self.network
+            try:
+                dbapi_connection = session.connection().connection.dbapi_connection
+            finally:
+                self._idle_only.on = False
             set_read_timeout(dbapi_connection, self.policy.best_effort_timeout + 0.25)
             try:
                 return read(session)
             finally:
                 set_read_timeout(dbapi_connection, getattr(dbapi_connection, "nexus_default_read_timeout", None))
-        except (DBAPIError, PoolTimeout, DatabaseUnavailable) as exc:
+        except (DBAPIError, PoolTimeout, DatabaseUnavailable, NoIdleConnection) as exc:
             session.rollback()
             log.debug("optional %s skipped (%s)", operation, type(exc).__name__)
             return None

@@ -271,6 +271,38 @@ def test_work_that_can_do_without_the_database_does_not_queue_for_a_connection(p
     assert len(attempts) == 2 and len(opened) == 1  # the next re-check takes it, idle in the pool
 
 
+def test_a_recheck_does_not_take_an_idle_slot_that_would_open_a_connection(proxied):
+    """The pool keeps a slot whose connection it dropped (invalidated, or older than a disconnect
+    it saw) and connects it anew when it is next taken: for a re-check of the blocklist that is
+    a new connection, which waits ``db.connect_timeout`` against a hung server. The re-check
+    skips it, without trying the database: the breaker counts nothing."""
+    from nexus_pyramid.interfaces import IBlocklist
+
+    proxy, build = proxied
+    app = build(**{"sqlalchemy.pool_size": "1", "sqlalchemy.max_overflow": "0"})
+    registry = app.app.registry
+    blocklist, now = find_service(registry, IBlocklist), [1000.0]
+    blocklist.clock = lambda: now[0]
+    app.get("/api/movies/trending")  # the blocklist is read once
+    guard, engine = find_service(registry, IDatabaseGuard), find_service(registry, IDatabaseEngine)
+    with engine.connect() as connection:
+        connection.invalidate()  # the pool's only slot: idle, with no connection
+    assert engine.pool.checkedin() == 1
+    proxy.blackhole()
+    attempts, failures, failure = [], [], guard.breaker.failure
+    event.listen(engine, "do_connect", lambda *args: attempts.append(args))  # after the guard's own listener
+    guard.breaker.failure = lambda: failures.append(1) or failure()
+    now[0] += 1.5  # past the blocklist's interval
+    response = bounded(lambda: app.get("/api/movies/trending"))
+    assert response.status_int == 200 and response.json["data"]["results"]
+    assert attempts == []
+    assert guard.breaker.state == "closed" and failures == []
+    proxy.restore()
+    now[0] += 1.5
+    assert bounded(lambda: app.get("/api/movies/trending")).status_int == 200
+    assert attempts == []  # still the same slot, still not connected by a re-check
+
+
 def test_a_commit_that_hangs_answers_503(proxied, monkeypatch, caplog):
     """The database stops answering between the view's work and pyramid_tm's commit."""
     from nexus_pyramid.services.users import UserService
