@@ -37,6 +37,15 @@ bench/pss.py (one server, per-process figures and where a worker's private pages
   ``malloc_trim`` (the master's malloc heap has 1.2 MB free of 21 MB: nothing to return);
   filling the free blocks the master leaves in its heap before the fork.
   ``MALLOC_ARENA_MAX=1`` made it 5 MB larger, ``PYTHONMALLOC=malloc`` 29 MB.
+- Tried and not kept (2026-12-01, on 696a035): Linux's same-page merging (KSM). The master
+  opted in before the fork (``prctl(PR_SET_MEMORY_MERGE)``, inherited by the workers) on a
+  host where ``/sys/kernel/mm/ksm/run`` was set to 1. ksmd merged some 3,400 pages (13 MB
+  shared by 6,500 mappings) within 30 s of the load: 122-126 MB at rest against 135-146 MB
+  for the same server without it, 130-133 MB while wrk drove it (hot pages are copied again
+  by the next request that touches them), for 3 to 4.5 % of a core spent by ksmd. Still
+  above 120 MB; and it works only where the host's administrator runs ksmd, which also lets
+  processes of other tenants that opted in share pages with ours (a known timing side
+  channel). Not shipped.
 - Two small things, each below what PSS can tell between runs: the upserts import their
   dialect's ``insert`` when they run (``models.meta.dialect_insert``), so a PostgreSQL process
   does not load SQLAlchemy's SQLite dialect (0.6 MB less heap in the master); the mail
