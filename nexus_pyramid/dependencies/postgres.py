@@ -310,7 +310,11 @@ class DatabaseGuard:
         try:
             connection = connect()
         except NoIdleConnection:
-            raise  # not tried: says nothing of the database
+            # Not tried (an optional read would have had to connect): says nothing of the
+            # database. Only a half-open trial must end here, as for a busy pool below.
+            if self.breaker.state != CLOSED:
+                self.breaker.failure()
+            raise
         except PoolTimeout as exc:
             metrics.pool_waited(time.perf_counter() - started, timed_out=True)
             # Every pooled connection is taken: the process is busy, which says nothing of the

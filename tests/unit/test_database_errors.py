@@ -8,7 +8,8 @@ from psycopg2 import errors as pg
 from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
 from nexus_pyramid.database_errors import database_error
-from nexus_pyramid.dependencies.postgres import DatabaseGuard, DatabasePolicy, DatabaseUnavailable, is_unavailable
+from nexus_pyramid.dependencies.postgres import (DatabaseGuard, DatabasePolicy, DatabaseUnavailable, NoIdleConnection,
+                                                 is_unavailable)
 from tests.faults import FakeClock
 
 
@@ -23,16 +24,22 @@ def exhausted():
     raise PoolTimeout("QueuePool limit reached")
 
 
-def test_a_busy_pool_does_not_open_the_breaker_of_a_healthy_database():
+def vetoed():
+    raise NoIdleConnection()  # an optional read's checkout that would have had to connect
+
+
+@pytest.mark.parametrize("untried", [exhausted, vetoed])
+def test_a_busy_pool_does_not_open_the_breaker_of_a_healthy_database(untried):
     database = guard()
     for _ in range(5):
-        with pytest.raises(PoolTimeout):
-            database.checkout(exhausted)
+        with pytest.raises((PoolTimeout, NoIdleConnection)):
+            database.checkout(untried)
     assert database.breaker.state == "closed"
     assert database.checkout(lambda: "connection") == "connection"
 
 
-def test_a_busy_pool_during_a_half_open_trial_ends_the_trial():
+@pytest.mark.parametrize("untried", [exhausted, vetoed])
+def test_a_busy_pool_during_a_half_open_trial_ends_the_trial(untried):
     database = guard()
 
     def refused():
@@ -43,8 +50,8 @@ def test_a_busy_pool_during_a_half_open_trial_ends_the_trial():
             database.checkout(refused)
     assert database.breaker.state == "open"
     database.breaker.clock.advance(5)
-    with pytest.raises(PoolTimeout):
-        database.checkout(exhausted)  # the trial
+    with pytest.raises((PoolTimeout, NoIdleConnection)):
+        database.checkout(untried)  # the trial
     assert database.breaker.state == "open"  # reopened, not stuck half-open
     database.breaker.clock.advance(5)
     assert database.checkout(lambda: "connection") == "connection"
