@@ -57,8 +57,9 @@ def database_error(request, exc: BaseException) -> AppError:
                     request.method, request.path_info)
         return Conflict(CONCURRENT_CHANGE)
     if isinstance(exc, IntegrityError):
-        # The services prevent the races they know of (services.users.lock_user, and for a user's
-        # own data services.library.bump_recs_version); this is the net under the ones they do not.
+        # The services prevent the races they know of (a deletion's services.users.lock_user, and
+        # for a user's own data services.library.bump_recs_version); this is the net under the
+        # ones they do not.
         kind = conflict_kind(exc)
         if kind is not None:
             log.warning("write conflict (%s violation) [request_id=%s] %s %s", kind, request_id or "-",

@@ -80,9 +80,9 @@ def bump_recs_version(db, user_id) -> bool:
     cache key carries ``recs_version``). ``updated_at`` is named so that its onupdate does not
     fire: the profile did not change. False if the user no longer exists.
 
-    The UPDATE also locks the user's row as ``lock_user`` does (FOR NO KEY UPDATE: the
-    columns it sets are no key), so a write of the user's own data that bumps first needs no
-    separate lock. A User entity of the session, if loaded, has its ``recs_version`` expired."""
+    The UPDATE also locks the user's row (FOR NO KEY UPDATE: the columns it sets are no key),
+    so a write of the user's own data that bumps first needs no separate lock, and waits for a
+    deletion in flight (``services.users.lock_user``). A User entity of the session, if loaded, has its ``recs_version`` expired."""
     bumped = db.execute(update(User).where(User.id == user_id)
                         .values(recs_version=User.recs_version + 1, updated_at=User.updated_at)
                         .returning(User.id)
@@ -214,8 +214,8 @@ class LibraryService:
 
     def forget_recommendations(self, user) -> None:
         """Call in the same transaction as any change to the user's interactions or preferences,
-        before the change: it also locks the user's row as ``lock_user`` does (raising
-        InvalidToken if the user is gone), so that one user's writes run one at a time and a
+        before the change: it also locks the user's row (raising InvalidToken if the user is
+        gone), so that one user's writes run one at a time and a
         deletion in flight finishes first.
 
         ``user``: anything with the user's ``id`` (the caller a token check read, or a User)."""

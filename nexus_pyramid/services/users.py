@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import AccountSuspendedSignIn, Conflict, EmailTaken, InvalidCredentials, InvalidToken, UserNotFound, ValidationError
+from ..errors import AccountSuspendedSignIn, Conflict, EmailTaken, InvalidCredentials, UserNotFound, ValidationError
 from ..models import (INTERACTION_TYPES, AuditLogEntry, BlockedMovie, Role, User, UserMovieInteraction,
                       user_roles)
 from ..models.meta import utcnow
@@ -43,17 +43,18 @@ def deleted_user_label(user_id) -> str:
     return f"(deleted user {user_id})"
 
 
-def lock_user(dbsession, user: User, exclusive: bool = False, gone=InvalidToken) -> None:
-    """Lock the user's row until the transaction ends; raise ``gone()`` if the user no longer exists.
+def lock_user(dbsession, user: User, gone=UserNotFound) -> None:
+    """Lock the user's row FOR UPDATE until the transaction ends, before deleting the user; raise
+    ``gone()`` if the user no longer exists.
 
     Writes of a user's own data (interactions, preferences) take the row FOR NO KEY UPDATE with
     the UPDATE that bumps its ``recs_version`` (``services.library.bump_recs_version``, which
-    they run first): they serialize per user.
-    Deleting the user takes it FOR UPDATE, which waits for those writes and blocks new ones; once
-    the deletion commits, the blocked writers find no row. So a foreign-key violation between a
-    deletion and a write cannot happen. SQLite needs none of this (BEGIN IMMEDIATE serializes).
+    they run first): they serialize per user. This lock waits for those writes and blocks new
+    ones; once the deletion commits, the blocked writers find no row. So a foreign-key violation
+    between a deletion and a write cannot happen. SQLite needs none of this (BEGIN IMMEDIATE
+    serializes).
     """
-    lock = select(User.id).where(User.id == user.id).with_for_update(key_share=not exclusive)
+    lock = select(User.id).where(User.id == user.id).with_for_update()
     if dbsession.execute(lock).scalar_one_or_none() is None:
         raise gone()
 
@@ -232,7 +233,7 @@ class UserService:
     def _guard_last_admin(self, user: User, action: str, lock_target: bool = False) -> None:
         admin_role = self._lock_admins()
         if lock_target:  # always after the admin role: one lock order, no deadlock with role changes
-            lock_user(self.db, user, exclusive=True, gone=UserNotFound)
+            lock_user(self.db, user)
         self.db.refresh(user, ["roles", "suspended_at"])
         if "admin" in user.role_names and user.suspended_at is None and self._admin_count(admin_role) <= 1:
             raise Conflict(f"Cannot {action} the last active admin.")
