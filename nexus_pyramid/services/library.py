@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from sqlalchemy import Uuid, bindparam, delete, func, literal_column, null, select, union_all, update
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import metrics
 from ..errors import InteractionNotFound, InvalidToken, ValidationError
@@ -183,18 +185,24 @@ class LibraryService:
         # interaction already recorded leaves the recommendations unchanged, but that is rare
         # enough not to be worth a statement of its own to find out before.
         self.forget_recommendations(user)
-        inserted = self.db.execute(
+        # The new row comes back from the INSERT itself; only one already recorded is read.
+        # Neither read loads the movie again (a joined load read its genres a second time):
+        # the interaction is given the row above as its movie, as if loaded with it.
+        interaction = self.db.scalars(
             dialect_insert(self.db, UserMovieInteraction)
             .values(user_id=user.id, movie_id=movie.id, interaction_type=kind, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["user_id", "movie_id", "interaction_type"])
-            .returning(UserMovieInteraction.id)
-        ).scalar_one_or_none()
-        interaction = self.db.execute(
-            select(UserMovieInteraction).where(UserMovieInteraction.user_id == user.id,
-                                               UserMovieInteraction.movie_id == movie.id,
-                                               UserMovieInteraction.interaction_type == kind)
-        ).scalar_one()
-        return interaction, inserted is not None
+            .returning(UserMovieInteraction)
+        ).one_or_none()
+        created = interaction is not None
+        if not created:
+            interaction = self.db.execute(
+                select(UserMovieInteraction).options(lazyload(UserMovieInteraction.movie))
+                .where(UserMovieInteraction.user_id == user.id, UserMovieInteraction.movie_id == movie.id,
+                       UserMovieInteraction.interaction_type == kind)
+            ).scalar_one()
+        set_committed_value(interaction, "movie", movie)
+        return interaction, created
 
     def remove_interaction(self, user, interaction_id: int) -> None:
         self.forget_recommendations(user)  # first, as the lock (see add_interaction)
