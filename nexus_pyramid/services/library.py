@@ -151,7 +151,7 @@ class LibraryService:
                 raise ValidationError("Unknown movie ids.", details={
                     "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})
         # Replacements of one user's preferences run one at a time: the last one wins whole.
-        self.forget_recommendations(user)
+        self.begin_user_write(user)
         if genre_ids is not None:
             self.db.execute(delete(UserGenrePreference).where(UserGenrePreference.user_id == user.id))
             self.db.add_all(UserGenrePreference(user_id=user.id, genre_id=g) for g in genre_ids)
@@ -184,7 +184,7 @@ class LibraryService:
         # First, as the lock (a deletion of the user in flight finishes first, then 401). An
         # interaction already recorded leaves the recommendations unchanged, but that is rare
         # enough not to be worth a statement of its own to find out before.
-        self.forget_recommendations(user)
+        self.begin_user_write(user)
         # The new row comes back from the INSERT itself; only one already recorded is read.
         # Neither read loads the movie again (a joined load read its genres a second time):
         # the interaction is given the row above as its movie, as if loaded with it.
@@ -205,7 +205,7 @@ class LibraryService:
         return interaction, created
 
     def remove_interaction(self, user, interaction_id: int) -> None:
-        self.forget_recommendations(user)  # first, as the lock (see add_interaction)
+        self.begin_user_write(user)  # first, as the lock (see add_interaction)
         deleted = self.db.execute(
             delete(UserMovieInteraction)
             .where(UserMovieInteraction.id == interaction_id, UserMovieInteraction.user_id == user.id)
@@ -220,11 +220,11 @@ class LibraryService:
         # simply never asked for again (and expires). A new model is a new key too.
         return f"recs:{user.id}:{user.recs_version}:m{model.version if model else 0}"
 
-    def forget_recommendations(self, user) -> None:
+    def begin_user_write(self, user) -> None:
         """Call in the same transaction as any change to the user's interactions or preferences,
-        before the change: it also locks the user's row (raising InvalidToken if the user is
-        gone), so that one user's writes run one at a time and a
-        deletion in flight finishes first.
+        before the change. It locks the user's row (raising InvalidToken if the user is gone), so
+        that one user's writes run one at a time and a deletion in flight finishes first; and
+        the same statement retires their cached recommendations (``bump_recs_version``).
 
         ``user``: anything with the user's ``id`` (the caller a token check read, or a User)."""
         if not bump_recs_version(self.db, user.id):
