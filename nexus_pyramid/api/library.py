@@ -91,12 +91,14 @@ def get_recommendations(request):
     start = (page - 1) * per_page
     shown = ranked[start:start + per_page]
     settings = request.registry.settings
-    if page == 1:  # the first picks a user sees: recorded (sampled) for the online evaluation
-        OnlineEvaluation(request.dbsession, settings["online_eval.sample_rate"],
-                         settings["online_eval.window"]).record(user, ranked, model["version"])
     # Ranked once per user (cached) on the mirror's default language; the page follows the caller's.
     movies, meta = request.find_service(IMovieService).localize(
         [r["movie"] for r in shown], query.get("language"), settings["library.fetch_concurrency"],
         settings["library.fetch_budget"])
     shown = [{**r, "movie": m} for r, m in zip(shown, movies)]
+    if page == 1:  # the first picks a user sees: recorded (sampled) for the online evaluation.
+        # Last: the record holds the user's lock on their picks until the commit that follows,
+        # not through the language look-ups above (they may wait for TMDb).
+        OnlineEvaluation(request.dbsession, settings["online_eval.sample_rate"],
+                         settings["online_eval.window"]).record(user, ranked, model["version"])
     return success(paging.page(shown, page, per_page, len(ranked)), meta={**meta, "model": model})

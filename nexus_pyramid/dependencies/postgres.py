@@ -15,8 +15,8 @@ Every use of the database goes through the engine built here, so every caller ge
   see ``RetryDeadConnection``). Reads need no transaction: a connection leaves the pool in
   autocommit mode and stays so while it only reads (each statement its own snapshot, as
   under READ COMMITTED anyway), so a read-only request sends neither BEGIN nor ROLLBACK; its
-  first write or locking read (``FOR UPDATE``...) starts a transaction, which commits or
-  rolls back as usual (see ``ReadsWithoutTransaction``).
+  first write or locking read (``FOR UPDATE``..., an advisory lock for the transaction)
+  starts a transaction, which commits or rolls back as usual (see ``ReadsWithoutTransaction``).
 - server-side limits (``statement_timeout``, ``idle_in_transaction_session_timeout``) so the
   server stops work nobody waits for any more, TCP keepalives and ``tcp_user_timeout`` so a
   peer that vanished on a real network is noticed, and a bounded wait for a pooled
@@ -457,7 +457,10 @@ class DatabaseGuard:
 
 
 # -- no round trip that does no work ------------------------------------------------------------
-_LOCKING_READ = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.IGNORECASE)
+# Row locks, and advisory locks held to the end of the transaction (in autocommit, the
+# transaction is the statement: the lock would be let go as soon as it was taken).
+_LOCKING_READ = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b"
+                           r"|\bpg_(?:try_)?advisory_xact_lock", re.IGNORECASE)
 _KNOWN_STATEMENTS = 4096
 
 
@@ -486,8 +489,9 @@ class ReadsWithoutTransaction:
     for every request that only reads. Under READ COMMITTED each statement sees its own
     snapshot whether or not a transaction surrounds it, so a read-only request loses nothing.
     The first statement that is not a plain ``SELECT`` (a write, ``SET LOCAL``, a savepoint,
-    a locking read, a read streamed through a server-side cursor) turns autocommit off just before it runs: psycopg2 then begins the
-    transaction with it, and the commit or rollback that follows is real. Setting the flag
+    a locking read or advisory lock, a read streamed through a server-side cursor) turns
+    autocommit off just before it runs: psycopg2 then begins the transaction with it, and the
+    commit or rollback that follows is real. Setting the flag
     costs no round trip (psycopg2 keeps it client-side while no transaction is open).
     A connection given an explicit isolation level by SQLAlchemy is left alone.
     """

@@ -2,7 +2,8 @@
 
 Recording is compact: a sampled page-1 view (``online_eval.sample_rate``) stores its first
 10 picks as (user, movie, position, model version, time); a pick already recorded for that
-user and version within the attribution window is not stored again. A like or watch of a
+user and version within the attribution window is not stored again, even when two views
+come at once (on PostgreSQL, one user's records take turns). A like or watch of a
 served movie by that user within ``online_eval.window`` after it was served is a hit of
 that version. Per version: hit rate at 10 (users with a hit / users served), pick hit
 rate (hits / picks), coverage (distinct movies served / movies in the catalog).
@@ -36,6 +37,13 @@ class OnlineEvaluation:
         tmdb_ids = [p["movie"]["tmdb_id"] for p in picks[:K]]
         now = utcnow()
         served = ServedRecommendation
+        if self.db.get_bind().dialect.name == "postgresql":
+            # Two first-page views at once would each miss the other's uncommitted rows and
+            # store every pick twice: one user's records run one at a time (a lock for the
+            # rest of the transaction, which commits as the request ends). Not the user's row
+            # lock, which their writes take. SQLite writes one transaction at a time anyway.
+            self.db.execute(select(func.pg_advisory_xact_lock(
+                func.hashtextextended(f"served_recommendations:{user.id}", 0))))
         recent = exists().where(served.user_id == user.id, served.model_version == version, served.movie_id == Movie.id,
                                 served.served_at > now - self.window)
         # One INSERT ... SELECT: each stored pick not served by this version to the user within the window.

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from nexus_pyramid.models import ServedRecommendation
 from nexus_pyramid.models.meta import utcnow
-from tests.conftest import assert_error
+from tests.conftest import TEST_DB_URL, assert_error
 from tests.functional.test_library import MATRIX, TOY_STORY, like, user  # noqa: F401
 from tests.functional.test_recommender_jobs import admin, fans, recommend, train
 
@@ -96,3 +97,46 @@ def test_each_training_prunes_picks_older_than_the_retention(api, user, dbsessio
     dbsession.rollback()
     left = dbsession.execute(select(ServedRecommendation.id).order_by(ServedRecommendation.id)).scalars().all()
     assert left == recorded[4:]
+
+
+@pytest.mark.skipif(not TEST_DB_URL, reason="needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")
+def test_two_first_page_views_at_once_record_each_pick_once(committed, app, api, user):  # noqa: F811
+    """Each view's INSERT ... SELECT misses rows the other has not committed yet: without the
+    lock on the user's records, both would store every pick."""
+    import threading
+    from types import SimpleNamespace
+    from uuid import UUID
+
+    import transaction
+
+    from nexus_pyramid.db import get_tm_session
+    from nexus_pyramid.interfaces import IDBSessionFactory, find_service
+    from nexus_pyramid.services.online_eval import OnlineEvaluation
+
+    like(api, user, MATRIX)  # the movies are in the catalog's table
+    like(api, user, TOY_STORY)
+    caller = SimpleNamespace(id=UUID(user["id"]))
+    picks = [{"movie": {"tmdb_id": MATRIX}}, {"movie": {"tmdb_id": TOY_STORY}}]
+    factory = find_service(app.registry, IDBSessionFactory)
+    get_tm_session(factory, transaction.TransactionManager()).close()  # the app's listeners on its sessions
+    first, second = factory(), factory()
+    try:
+        assert OnlineEvaluation(first).record(caller, picks, 1) == 2  # not committed yet
+        stored = {}
+
+        def other_view():
+            stored["second"] = OnlineEvaluation(second).record(caller, picks, 1)
+            second.commit()
+
+        racer = threading.Thread(target=other_view)
+        racer.start()
+        racer.join(0.5)
+        waited = racer.is_alive()  # for the first view's transaction to end
+        first.commit()
+        racer.join(10)
+        assert stored == {"second": 0} and waited
+    finally:
+        first.close()
+        second.close()
+    with factory() as session:
+        assert session.execute(select(func.count()).select_from(ServedRecommendation)).scalar_one() == 2

@@ -155,7 +155,9 @@ def test_statements_are_classified_once_and_the_memo_stays_bounded(monkeypatch):
     monkeypatch.setattr(postgres, "_KNOWN_STATEMENTS", 3)
     known: dict = {}
     cases = {"SELECT 1": True, "  select a FROM t FOR NO KEY UPDATE": False, "INSERT INTO t VALUES (1)": False,
-             "SELECT a FROM t WHERE b = %(b)s": True, "SELECT x FROM t\nFOR SHARE": False}
+             "SELECT a FROM t WHERE b = %(b)s": True, "SELECT x FROM t\nFOR SHARE": False,
+             "SELECT pg_advisory_xact_lock(hashtextextended(%(k)s, 0))": False,
+             "SELECT pg_advisory_lock_shared(1)": True}
     scans = []
     pattern = postgres._LOCKING_READ
     monkeypatch.setattr(postgres, "_LOCKING_READ", type("Counting", (), {
@@ -191,12 +193,13 @@ def test_a_plain_session_of_the_app_factory_commits_on_its_own(app, committed):
         session.commit()
 
 
-def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, engine_of_app):
+def test_a_cold_recommendations_page_is_nine_statements(committed, api, app, engine_of_app):
     """A page ranked by the trained model, not cached: the caller, their preferences, their
     latest interactions, their whole history (ids), the candidates' metadata with genres, the
-    picks as the contract's Movie (movies, genres), and the online evaluation's INSERT ... SELECT.
+    picks as the contract's Movie (movies, genres), and the online evaluation's lock on the
+    user's records and INSERT ... SELECT, in one transaction.
     The candidates' metadata and the picks' Movie are kept in the process (services.movies.KeptMovies):
-    the next user's page with the same candidates and picks is 5."""
+    the next user's page with the same candidates and picks is 6."""
     from nexus_pyramid.services.movies import forget_kept_movies
     from nexus_pyramid.interfaces import IRecommenderModels
     from tests.functional.test_library import ALIENS, TOY_STORY, like
@@ -222,15 +225,17 @@ def test_a_cold_recommendations_page_is_eight_statements(committed, api, app, en
         # The blocked titles' version is checked once a second (services/blocklist.py): that
         # check may fall in any request that shows movies, so it is not one of the page's own.
         counted = [s for s in trips.statements if "app_meta" not in s]
-        assert len(counted) == 8, trips.statements
+        assert len(counted) == 9, trips.statements
         assert sum(s.startswith("INSERT INTO served_recommendations") for s in counted) == 1
+        # The lock is the transaction's first statement (in autocommit it would end with itself).
+        assert "pg_advisory_xact_lock" in counted[-2] and (trips.begins, trips.commits) == (1, 1), trips
         with counting(engine_of_app) as trips:  # the same page again: from the per-user cache
             assert recommend(api, who)["results"] == page["results"]
         assert not any("user_movie_interactions" in s for s in trips.statements), trips.statements
         with counting(engine_of_app) as trips:  # another user, the same candidates and picks: kept
             assert recommend(api, third)["results"] == page["results"]
         counted = [s for s in trips.statements if "app_meta" not in s]
-        assert len(counted) == 5 and not any("FROM movies" in s for s in counted), trips.statements
+        assert len(counted) == 6 and not any("FROM movies" in s for s in counted), trips.statements
     finally:
         holder.clock = real_clock
 
