@@ -491,8 +491,8 @@ class ReadsWithoutTransaction:
     The first statement that is not a plain ``SELECT`` (a write, ``SET LOCAL``, a savepoint,
     a locking read or advisory lock, a read streamed through a server-side cursor) turns
     autocommit off just before it runs: psycopg2 then begins the transaction with it, and the
-    commit or rollback that follows is real. Setting the flag
-    costs no round trip (psycopg2 keeps it client-side while no transaction is open).
+    commit or rollback that follows is real. Setting the flag costs no round trip (psycopg2
+    keeps it client-side while no transaction is open).
     A connection given an explicit isolation level by SQLAlchemy is left alone.
     """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from nexus_pyramid.models import ServedRecommendation
 from nexus_pyramid.models.meta import utcnow
@@ -104,6 +104,7 @@ def test_two_first_page_views_at_once_record_each_pick_once(committed, app, api,
     """Each view's INSERT ... SELECT misses rows the other has not committed yet: without the
     lock on the user's records, both would store every pick."""
     import threading
+    import time
     from types import SimpleNamespace
     from uuid import UUID
 
@@ -130,8 +131,14 @@ def test_two_first_page_views_at_once_record_each_pick_once(committed, app, api,
 
         racer = threading.Thread(target=other_view)
         racer.start()
-        racer.join(0.5)
-        waited = racer.is_alive()  # for the first view's transaction to end
+        # Until the second view waits for the lock, or (without it) has stored its own copies:
+        # no timing decides the outcome, the first view commits only after either.
+        waited, deadline = False, time.monotonic() + 10
+        with factory() as watcher:
+            while racer.is_alive() and not waited and time.monotonic() < deadline:
+                waited = watcher.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                              "AND NOT granted")).scalar_one() > 0
+                time.sleep(0.01)
         first.commit()
         racer.join(10)
         assert stored == {"second": 0} and waited
