@@ -15,7 +15,7 @@ query string (``CachedPages``). The same request again is answered from there by
 outermost tween (tweens.py), before routing, validation, security and the transaction: the
 same bytes and headers, while the in-process cache entry it came from is still the same
 object, the blocked titles' version is the one it was rendered with and was checked within
-its interval, and the genre names are the same. Each of those checks is a look-up that
+its interval, and the genre names of its language are the same. Each of those checks is a look-up that
 never waits, so the production server may answer a replay on its event loop, as it does
 ``/healthz`` (server.py). The entry is the first level's fresh value, or a stale copy the
 source keeps in-process for a moment after a failure (``CachedMovieSource.first_level``):
@@ -78,7 +78,7 @@ def render(movies, result, variant: str, shape) -> tuple[Rendered, int]:
     """The rendered bytes of ``result`` (shaped by ``shape()`` -> (data, meta)) from the memo, or
     made now; and the render epoch they belong to."""
     epoch = movies.render_epoch()
-    names = movies.genre_names.get()
+    names = movies.genre_names.get(result.language)
     memo = movies.source.rendered
     # The notes say what the asked-for language got (e.g. English only): part of the body.
     key = (variant, result.key, result.source, result.created, result.notes, epoch)
@@ -157,7 +157,8 @@ class CachedPages:
         if replay is None:
             return None
         if (self.source.first_level(replay.result.key, claim=True) is not replay.first_level
-                or self.blocklist.peek() != replay.epoch or self.genre_names.peek() is not replay.rendered.names):
+                or self.blocklist.peek() != replay.epoch
+                or self.genre_names.peek(replay.result.language) is not replay.rendered.names):
             return None
         return replay
 

@@ -6,12 +6,15 @@ import pytest
 from sqlalchemy import select
 from webtest import TestApp
 
-from nexus_pyramid.interfaces import IMovieSource, find_service
+from nexus_pyramid.interfaces import IGenreNames, IMovieSource, find_service
 from nexus_pyramid.models import Movie
 from tests.conftest import assert_error, run_concurrently
+from tests.fake_tmdb import FRENCH_GENRES, GENRES
 
 DISCOVER = "/3/discover/movie"
 TRENDING = "/3/trending/movie/day"
+GENRE_LIST = "/3/genre/movie/list"
+ENGLISH_GENRES = {g["id"]: g["name"] for g in GENRES}
 
 
 def titles(response) -> list[str]:
@@ -129,6 +132,42 @@ def test_every_movie_route_takes_a_language(tmdb_testapp, fake_tmdb):
                  "/api/movies/search?query=fight"):
         sep = "&" if "?" in path else "?"
         assert_error(tmdb_testapp.get(f"{path}{sep}language=xx-YYY-1", status=400), 400, "VALIDATION_ERROR")
+
+
+def genre_names(response) -> dict[int, str]:
+    return {g["id"]: g["name"] for m in response.json["data"]["results"] for g in m["genres"]}
+
+
+def test_list_pages_name_genres_in_their_language(tmdb_testapp, fake_tmdb):
+    # TMDb's list items carry genre ids only: the names come from the genre list in the page's language.
+    fr = {"language": "fr-FR"}
+    pages = [("/api/movies/trending", {}), ("/api/movies/603/recommendations", {}),
+             ("/api/movies/discover", {"genre_ids": "18"}), ("/api/movies/search", {"query": "matrix"})]
+    for path, params in pages:
+        french = genre_names(tmdb_testapp.get(path, {**params, **fr}))
+        english = genre_names(tmdb_testapp.get(path, params))
+        assert french.keys() == english.keys() and french != english, (path, french)
+        # (an id missing from TMDb's list, as 80 is from the fake's, has no name in either)
+        assert french == {g: FRENCH_GENRES.get(g) for g in french}, path
+        assert english == {g: ENGLISH_GENRES.get(g) for g in english}, path
+    assert genre_names(tmdb_testapp.get("/api/movies/trending", fr))[878] == "Science-Fiction"
+    # One genre list per language, fetched once for all those pages.
+    asked = [q["language"] for q in fake_tmdb.queries_by_path[GENRE_LIST]]
+    assert sorted(asked) == ["en-US", "fr-FR"]
+
+
+def test_a_language_without_its_genre_list_gets_the_default_names_until_it_comes(tmdb_testapp, tmdb_app,
+                                                                                 fake_tmdb):
+    assert genre_names(tmdb_testapp.get("/api/movies/trending"))[878] == "Science Fiction"
+    fake_tmdb.set_mode("error", status=500, failing_paths={GENRE_LIST})
+    french = tmdb_testapp.get("/api/movies/trending", {"language": "fr-FR"})
+    assert french.json["data"]["results"][0]["title"] == "The Matrix (FR)"
+    assert genre_names(french)[878] == "Science Fiction"  # the default's names, not none
+    fake_tmdb.set_mode("ok", failing_paths=set())
+    find_service(tmdb_app.registry, IGenreNames).region.invalidate()  # as when retry_after has passed
+    again = tmdb_testapp.get("/api/movies/trending", {"language": "fr-FR"})
+    assert again.headers["X-Cache"] == "HIT"  # the same cached page, shaped again with its names
+    assert genre_names(again)[878] == "Science-Fiction" and again.headers["ETag"] != french.headers["ETag"]
 
 
 def test_other_languages_never_overwrite_the_local_copy(tmdb_testapp, dbsession):

@@ -16,7 +16,8 @@ class CountingSource(MovieSource):
 
     def __init__(self):
         self.calls = {"trending": 0, "genres": 0}
-        self.fail_genres = False
+        self.fail_genres = False  # True, or the one language whose list fails
+        self.action = {"de-DE": "Action (de)"}  # the name of genre 28 by language
 
     def trending(self, window, page, language=None):
         self.calls["trending"] += 1
@@ -25,9 +26,9 @@ class CountingSource(MovieSource):
 
     def genres(self, language=None):
         self.calls["genres"] += 1
-        if self.fail_genres:
+        if self.fail_genres is True or self.fail_genres == language:
             raise SourceUnavailable("down")
-        return [{"id": 28, "name": "Action"}]
+        return [{"id": 28, "name": self.action.get(language, "Action")}]
 
     movie = recommendations = similar = search_movies = search_people = discover = None
 
@@ -105,6 +106,36 @@ def test_genre_names_are_a_region_a_failure_is_remembered_and_reset_forgets():
     names.region.invalidate()  # as when retry_after has passed
     source.fail_genres = False
     assert names.get() == {28: "Action"} and source.calls["genres"] == 4
+
+
+def test_genre_names_by_language_fall_back_to_the_default_and_keep_their_identity():
+    source, cache = cached()
+    names = GenreNames(cache)
+    english, german = names.get(), names.get("de-DE")
+    assert english == {28: "Action"} and german == {28: "Action (de)"} and source.calls["genres"] == 2
+    assert names.peek("de-DE") is german and names.peek() is english and names.get("en-US") is english
+    # A refresh that brings the same names keeps the same dict (pages rendered with it stay good).
+    names.region.invalidate()
+    forget_cached_movies(cache)  # asked of the source again
+    assert names.peek() is None and names.get() is english and source.calls["genres"] == 3
+    # Different names are a new dict.
+    source.action["en-US"] = "Action!"
+    names.region.invalidate()
+    forget_cached_movies(cache)
+    assert names.get() == {28: "Action!"} and names.get() is not english
+    # A language whose list cannot be had gets the default's names; its failure is its own.
+    clear_memory_region(names.region)
+    forget_cached_movies(cache)
+    source.fail_genres = "fr-FR"
+    assert names.get("fr-FR") == {28: "Action!"} and names.peek("fr-FR") is None
+    calls = source.calls["genres"]
+    assert names.get("fr-FR") == {28: "Action!"} and source.calls["genres"] == calls  # remembered
+    assert names.get("de-DE") == {28: "Action (de)"}
+    # No names in any language: ids are shown without one, always the same empty mapping.
+    clear_memory_region(names.region)
+    forget_cached_movies(cache)
+    source.fail_genres = True
+    assert names.get("fr-FR") == {} and names.get("fr-FR") is names.get() is GenreNames.NONE
 
 
 def test_the_vote_prior_is_computed_once_per_expiry():
