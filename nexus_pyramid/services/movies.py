@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor, wait
 from types import MappingProxyType
 
@@ -42,7 +43,12 @@ class GenreNames:
         self.refresh_after = refresh_after
         self.retry_after = retry_after
         self.region = memory_region(refresh_after, 2 * max_languages)
-        self._lock = threading.Lock()
+        # One refresh at a time per language, and one language's slow list does not hold up
+        # another's (striped: tags are the client's, so no lock per tag).
+        self._locks = tuple(threading.Lock() for _ in range(8))
+
+    def lock_for(self, language: str) -> threading.Lock:
+        return self._locks[zlib.crc32(language.encode()) % len(self._locks)]
 
     def language(self, language: str | None) -> str:
         """The language whose names ``language`` gets (the default for None)."""
@@ -65,7 +71,7 @@ class GenreNames:
         names = self.region.get(key)
         if names is not NO_VALUE:
             return names
-        with self._lock:
+        with self.lock_for(language):
             names = self.region.get(key)
             failed = self.FAILED + language
             if names is NO_VALUE and self.region.get(failed, expiration_time=self.retry_after) is NO_VALUE:

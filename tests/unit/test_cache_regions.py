@@ -138,6 +138,37 @@ def test_genre_names_by_language_fall_back_to_the_default_and_keep_their_identit
     assert names.get("fr-FR") == {} and names.get("fr-FR") is names.get() is GenreNames.NONE
 
 
+def test_a_slow_genre_list_holds_up_its_own_language_only():
+    import threading
+
+    source, cache = cached()
+    names = GenreNames(cache)
+    assert names.lock_for("fr-FR") is not names.lock_for("en-US")
+    started, release = threading.Event(), threading.Event()
+    real = source.genres
+
+    def slow(language=None):
+        if language == "fr-FR":
+            started.set()
+            release.wait(10)
+        return real(language)
+
+    source.genres = slow
+    french = threading.Thread(target=names.get, args=("fr-FR",))
+    french.start()
+    try:
+        assert started.wait(5)
+        english = []
+        reader = threading.Thread(target=lambda: english.append(names.get("en-US")))
+        reader.start()
+        reader.join(3)
+        assert english == [{28: "Action"}]  # not behind the French refresh
+    finally:
+        release.set()
+        french.join(5)
+    assert names.peek("fr-FR") == {28: "Action"}
+
+
 def test_the_vote_prior_is_computed_once_per_expiry():
     computed = []
 
