@@ -11,15 +11,15 @@ are shaped and encoded only when that key is new. Every such response carries a 
 ``If-None-Match`` names the ETag is answered ``304 Not Modified`` with no body.
 
 **Replays.** A cache hit answered to an anonymous ``GET`` is also remembered by its path and
-query string (``CachedPages``). The same request again is answered from there by the
-outermost tween (tweens.py), before routing, validation, security and the transaction: the
-same bytes and headers, while the in-process cache entry it came from is still the same
-object, the blocked titles' version is the one it was rendered with and was checked within
-its interval, and the genre names of its language are the same. Each of those checks is a look-up that
-never waits, so the production server may answer a replay on its event loop, as it does
-``/healthz`` (server.py). The entry is the first level's fresh value, or a stale copy the
-source keeps in-process for a moment after a failure (``CachedMovieSource.first_level``):
-a stale replay stays marked stale (``X-Cache: STALE``, ``meta.source``, ``max-age=0``).
+query string (``CachedPages``). The same request again is answered from there by the outermost
+tween (tweens.py), before routing, validation, security and the transaction: the same bytes
+and headers, while the in-process cache entry it came from is still the same object, the
+blocked titles' version is the one it was rendered with and was checked within its interval,
+and the genre names of its language are the same. Each of those checks is a look-up that never
+waits, so the production server may answer a replay on its event loop, as it does ``/healthz``
+(server.py). The entry is the first level's fresh value, or a stale copy the source keeps
+in-process for a moment after a failure (``CachedMovieSource.first_level``): a stale replay
+stays marked stale (``X-Cache: STALE``, ``meta.source``, ``max-age=0``).
 Anything else (a miss, a token, a body, a check due) takes the full path, which remembers
 the request again. Nothing here knows the routes.
 """

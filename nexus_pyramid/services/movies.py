@@ -60,9 +60,8 @@ class GenreNames:
         return None if names is NO_VALUE else names
 
     def get(self, language: str | None = None) -> dict[int, str]:
-        wanted = self.language(language)
-        names = self._get(wanted)
-        if names is None and wanted != self.language(None):
+        names = self._get(self.language(language))
+        if names is None and not self.source.in_default_language(language):
             names = self._get(self.language(None))
         return self.NONE if names is None else names
 

@@ -138,6 +138,28 @@ def test_a_replay_ends_with_its_cache_entry_the_blocked_titles_or_the_genre_name
     assert not replayed() and replayed()
 
 
+def test_a_page_replays_while_the_genre_names_of_its_own_language_stay(tmdb_testapp, tmdb_app, full_path):
+    english, french = "/api/movies/trending", "/api/movies/trending?language=fr-FR"
+
+    def replayed(path) -> bool:
+        made = len(full_path)
+        tmdb_testapp.get(path)
+        return len(full_path) == made
+
+    for path in (english, french):
+        tmdb_testapp.get(path)
+        tmdb_testapp.get(path)
+        assert replayed(path), path
+    # New French names (as a refresh that brought other names): the French page is rendered
+    # again, with them, then replayed; the English page goes on being replayed.
+    names = find_service(tmdb_app.registry, IGenreNames)
+    names.region.set("names:fr-FR", {**names.get("fr-FR"), 878: "SF"})
+    assert replayed(english)
+    assert not replayed(french) and replayed(french)
+    sf = [g for m in tmdb_testapp.get(french).json["data"]["results"] for g in m["genres"] if g["id"] == 878]
+    assert sf and all(g["name"] == "SF" for g in sf)
+
+
 def test_a_first_level_refresh_takes_one_request_and_keeps_the_replay(tmdb_testapp, tmdb_app, full_path,
                                                                         monkeypatch):
     path = "/api/movies/trending"
