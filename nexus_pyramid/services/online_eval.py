@@ -37,6 +37,18 @@ class OnlineEvaluation:
         tmdb_ids = [p["movie"]["tmdb_id"] for p in picks[:K]]
         now = utcnow()
         served = ServedRecommendation
+        recent = exists().where(served.user_id == user.id, served.model_version == version, served.movie_id == Movie.id,
+                                served.served_at > now - self.window)
+        # Each stored pick not served by this version to the user within the window.
+        new_rows = (select(literal(user.id, served.user_id.type), Movie.id,
+                           case({t: position for position, t in enumerate(tmdb_ids, start=1)}, value=Movie.tmdb_id),
+                           literal(version, served.model_version.type), literal(now, served.served_at.type))
+                    .where(Movie.tmdb_id.in_(tmdb_ids), ~recent))
+        # A page seen again (the same picks, from the per-user cache) has nothing new: one read,
+        # outside any transaction, instead of a lock, an INSERT and the transaction around them.
+        # A pick it finds new is looked for again under the lock, by the INSERT ... SELECT.
+        if not self.db.execute(select(new_rows.exists())).scalar():
+            return 0
         if self.db.get_bind().dialect.name == "postgresql":
             # Two first-page views at once would each miss the other's uncommitted rows and
             # store every pick twice: one user's records run one at a time (a lock for the
@@ -44,14 +56,7 @@ class OnlineEvaluation:
             # lock, which their writes take. SQLite writes one transaction at a time anyway.
             self.db.execute(select(func.pg_advisory_xact_lock(
                 func.hashtextextended(f"served_recommendations:{user.id}", 0))))
-        recent = exists().where(served.user_id == user.id, served.model_version == version, served.movie_id == Movie.id,
-                                served.served_at > now - self.window)
-        # One INSERT ... SELECT: each stored pick not served by this version to the user within the window.
-        new_rows = (select(literal(user.id, served.user_id.type), Movie.id,
-                           case({t: position for position, t in enumerate(tmdb_ids, start=1)}, value=Movie.tmdb_id),
-                           literal(version, served.model_version.type), literal(now, served.served_at.type))
-                    .where(Movie.tmdb_id.in_(tmdb_ids), ~recent))
-        # ORM-enabled: the session knows it wrote.
+        # One INSERT ... SELECT; ORM-enabled: the session knows it wrote.
         return self.db.execute(insert(served).from_select(
             ["user_id", "movie_id", "position", "model_version", "served_at"], new_rows)).rowcount
 

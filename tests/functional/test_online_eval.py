@@ -58,6 +58,33 @@ def test_hits_and_coverage_per_model_version(api, user, dbsession):  # noqa: F81
     assert report(api, headers)[1][None]["hits"] == 0
 
 
+def test_a_page_seen_again_stores_only_the_picks_whose_window_ended(api, user, dbsession):  # noqa: F811
+    """The record looks for new picks before it locks and writes: a page seen again stores
+    nothing, and one whose picks were partly served before the window stores those again."""
+    fans(api)
+    like(api, user, MATRIX)
+    recommend(api, user)
+    dbsession.rollback()
+    recorded = dbsession.execute(select(ServedRecommendation.id, ServedRecommendation.movie_id)
+                                 .order_by(ServedRecommendation.position)).all()
+    assert len(recorded) == 10
+    recommend(api, user)  # the same page, from the per-user cache
+    dbsession.rollback()
+    assert dbsession.execute(select(func.count()).select_from(ServedRecommendation)).scalar_one() == 10
+    aged = [row.id for row in recorded[3:6]]
+    dbsession.execute(update(ServedRecommendation).where(ServedRecommendation.id.in_(aged))
+                      .values(served_at=utcnow() - timedelta(days=8)))
+    dbsession.commit()
+    for _ in range(2):  # stored again once, as new picks of the window
+        recommend(api, user)
+    dbsession.rollback()
+    again = dbsession.execute(select(ServedRecommendation.movie_id, ServedRecommendation.position)
+                              .where(ServedRecommendation.id.not_in([row.id for row in recorded]))
+                              .order_by(ServedRecommendation.position)).all()
+    assert [row.movie_id for row in again] == [row.movie_id for row in recorded[3:6]]
+    assert [row.position for row in again] == [4, 5, 6]
+
+
 def test_the_report_is_for_admins_and_moderators(api, user):  # noqa: F811
     assert_error(api.app.get("/api/admin/recommendations/evaluation", headers=user["headers"], status=403),
                  403, "FORBIDDEN")

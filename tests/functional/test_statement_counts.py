@@ -193,13 +193,14 @@ def test_a_plain_session_of_the_app_factory_commits_on_its_own(app, committed):
         session.commit()
 
 
-def test_a_cold_recommendations_page_is_nine_statements(committed, api, app, engine_of_app):
+def test_a_cold_recommendations_page_is_ten_statements(committed, api, app, engine_of_app):
     """A page ranked by the trained model, not cached: the caller, their preferences, their
     latest interactions, their whole history (ids), the candidates' metadata with genres, the
-    picks as the contract's Movie (movies, genres), and the online evaluation's lock on the
-    user's records and INSERT ... SELECT, in one transaction.
-    The candidates' metadata and the picks' Movie are kept in the process (services.movies.KeptMovies):
-    the next user's page with the same candidates and picks is 6."""
+    picks as the contract's Movie (movies, genres), and the online evaluation's look for new
+    picks, then its lock on the user's records and INSERT ... SELECT, in one transaction.
+    The same page seen again is 2 statements and no transaction (the caller, the look for new
+    picks). The candidates' metadata and the picks' Movie are kept in the process
+    (services.movies.KeptMovies): the next user's page with the same candidates and picks is 7."""
     from nexus_pyramid.services.movies import forget_kept_movies
     from nexus_pyramid.interfaces import IRecommenderModels
     from tests.functional.test_library import ALIENS, TOY_STORY, like
@@ -225,17 +226,23 @@ def test_a_cold_recommendations_page_is_nine_statements(committed, api, app, eng
         # The blocked titles' version is checked once a second (services/blocklist.py): that
         # check may fall in any request that shows movies, so it is not one of the page's own.
         counted = [s for s in trips.statements if "app_meta" not in s]
-        assert len(counted) == 9, trips.statements
+        assert len(counted) == 10, trips.statements
         assert sum(s.startswith("INSERT INTO served_recommendations") for s in counted) == 1
         # The lock is the transaction's first statement (in autocommit it would end with itself).
         assert "pg_advisory_xact_lock" in counted[-2] and (trips.begins, trips.commits) == (1, 1), trips
+        # (statements are counted by their first line: the look for new picks starts so)
+        looks = "SELECT EXISTS (SELECT %(param_1)s::UUID AS anon_2, movies.id, CASE movies.tmdb_i"
+        assert counted[-3] == looks, trips.statements
         with counting(engine_of_app) as trips:  # the same page again: from the per-user cache
             assert recommend(api, who)["results"] == page["results"]
-        assert not any("user_movie_interactions" in s for s in trips.statements), trips.statements
+        counted = [s for s in trips.statements if "app_meta" not in s]
+        # Its picks are recorded: no lock, no INSERT, no transaction.
+        assert len(counted) == 2 and counted[1] == looks, trips.statements
+        assert (trips.begins, trips.commits, trips.rollbacks) == (0, 0, 0), trips
         with counting(engine_of_app) as trips:  # another user, the same candidates and picks: kept
             assert recommend(api, third)["results"] == page["results"]
         counted = [s for s in trips.statements if "app_meta" not in s]
-        assert len(counted) == 6 and not any("FROM movies" in s for s in counted), trips.statements
+        assert len(counted) == 7 and not any("FROM movies" in s for s in counted), trips.statements
     finally:
         holder.clock = real_clock
 
