@@ -85,15 +85,23 @@ class EnvelopeErrorTask(ErrorTask):
 
 
 class _BodyLimit:
-    """Wraps a chunked body receiver: an error once the decoded body passes the limit."""
+    """Wraps a chunked body receiver: an error once the decoded body passes the limit.
+
+    Its ``error`` is also the receiver's own (a chunk size that is not hex, say): waitress
+    reads it here, and a body it could not decode must end the request with a 400 at once,
+    not leave the client waiting for the connection's timeout."""
 
     def __init__(self, receiver, limit: int):
-        self.receiver, self.limit, self.error = receiver, limit, None
+        self.receiver, self.limit, self.too_large = receiver, limit, None
+
+    @property
+    def error(self):
+        return self.too_large or self.receiver.error
 
     def received(self, data):
         consumed = self.receiver.received(data)
         if len(self.receiver) > self.limit:
-            self.error = RequestEntityTooLarge(f"exceeds {self.limit} bytes")
+            self.too_large = RequestEntityTooLarge(f"exceeds {self.limit} bytes")
         return consumed
 
     def __getattr__(self, name):

@@ -215,6 +215,16 @@ def test_chunked_bodies_are_counted_once_decoded(server, extra, status):
     assert answer[0] == status
 
 
+@pytest.mark.parametrize("size", [b"ZZ", b"-1", b"1x"])
+def test_a_chunked_body_that_cannot_be_decoded_is_refused_at_once(server, size):
+    """A chunk size that is not hex: 400 in the envelope, not a client left waiting (the
+    wrapper that counts decoded bytes used to hide the receiver's error from waitress)."""
+    status, body = raw_exchange(server.port, b"POST /api/auth/login HTTP/1.1\r\nHost: nexus\r\n"
+                                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                + size + b"\r\nabc\r\n0\r\n\r\n", timeout=5.0)
+    assert status == 400 and body["code"] == "VALIDATION_ERROR", body
+
+
 def test_a_304_keeps_the_connection_for_the_next_request(server):
     """waitress closes a connection after any answer without Content-Length, 304s included
     (server.NexusTask keeps it): a client revalidating its copies would reconnect every time."""
