@@ -7,7 +7,11 @@ console page under /admin), checks every request before any view reads its body:
 - a body without ``Content-Length`` (chunked) is read up to the limit + 1 byte and refused
   past it, else handed on as a plain body of known length;
 - a ``Content-Type`` naming a charset that does not exist, or a multipart type without a
-  valid boundary, is refused (415) before WebOb's form parser trips over it.
+  valid boundary, is refused (415) before WebOb's form parser trips over it, and so is a body
+  sent to the API with no ``Content-Type`` at all (the contract: JSON, and nothing else);
+- a path whose percent-decoded bytes are not UTF-8 is refused (400) before anything reads
+  it as text (``mend_path``, called by the outermost tween, keeps the path readable until
+  then); such a query string is a 400 when its parameters are read (``NexusRequest``).
 
 ``request.json_body`` (what Cornice's validators read) is replaced by a parser that wants
 UTF-8, refuses NaN/Infinity, unpaired surrogates and nesting deeper than
@@ -25,10 +29,12 @@ import io
 import json
 import re
 
+from pyramid.request import Request
 from pyramid.tweens import EXCVIEW
 
 from . import errors
 from . import settings as nexus_settings
+from .cors import API_PREFIX
 
 DEFAULT_MAX_BODY_SIZE = nexus_settings.DEFAULTS["nexus.max_body_size"]
 _READ_CHUNK = 64 * 1024
@@ -74,12 +80,58 @@ def body_limits_tween_factory(handler, registry):
     uploads = upload_limit(registry.settings)
 
     def tween(request):
-        check_body_size(request.environ, uploads if request.path in UPLOAD_PATHS else limit)
+        environ = request.environ
+        check_path_text(environ)
+        check_body_size(environ, uploads if request.path in UPLOAD_PATHS else limit)
         if request.method not in _METHODS_WITHOUT_BODY:
-            check_content_type(request.environ.get("CONTENT_TYPE", ""))
+            content_type = environ.get("CONTENT_TYPE", "")
+            if not content_type.strip() and request.content_length and request.path_info.startswith(API_PREFIX):
+                raise UnsupportedMediaType(details={"Content-Type": ["Missing: must be application/json"]})
+            check_content_type(content_type)
         return handler(request)
 
     return tween
+
+
+# -- text in the URL ------------------------------------------------------------------
+UNDECODABLE_PATH = "nexus.undecodable_path"
+
+
+def mend_path(environ: dict) -> None:
+    """A path whose bytes are not UTF-8 (``/api/movies/%FF``) cannot be read as text: WebOb's
+    ``path_info`` raises in every tween, view predicate and log line that reads it, and the
+    server answered a bare 500. The path is replaced by its decoding with U+FFFD for each
+    byte that does not decode, and the request marked for ``check_path_text`` to refuse."""
+    path = environ.get("PATH_INFO", "")
+    if path.isascii():
+        return
+    raw = path.encode("latin-1", "replace")  # WSGI: each byte of the path as one character
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        environ[UNDECODABLE_PATH] = True
+        environ["PATH_INFO"] = raw.decode("utf-8", "replace").encode("utf-8").decode("latin-1")
+
+
+def check_path_text(environ: dict) -> None:
+    """400 for a path that ``mend_path`` found not to be UTF-8."""
+    if environ.get(UNDECODABLE_PATH):
+        raise errors.ValidationError("The request path is not valid UTF-8.",
+                                     {"path": ["Not valid UTF-8 once percent-decoded"]})
+
+
+class NexusRequest(Request):
+    """The app's request: a query string that is not UTF-8 once percent-decoded is a 400 when
+    something reads its parameters (WebOb raises ``UnicodeDecodeError`` there, a 500).
+    Read lazily, as WebOb does: a route that reads no parameters (``/healthz``) is not refused."""
+
+    @property
+    def GET(self):
+        try:
+            return super().GET
+        except UnicodeDecodeError:
+            raise errors.ValidationError("The query string is not valid UTF-8.",
+                                         {"query": ["Not valid UTF-8 once percent-decoded"]}) from None
 
 
 def check_body_size(environ: dict, limit: int) -> None:
@@ -196,6 +248,7 @@ def parse_json_body(request):
 
 
 def includeme(config):
+    config.set_request_factory(NexusRequest)
     # Below the exception views: what this raises is rendered like any other error.
     config.add_tween("nexus_pyramid.request_limits.body_limits_tween_factory", under=EXCVIEW)
     config.add_request_method(parse_json_body, "json_body", reify=True)

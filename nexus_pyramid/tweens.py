@@ -10,6 +10,7 @@ import uuid
 
 from . import metrics
 from .logs import request_fields
+from .request_limits import mend_path
 from .api.cached import REPLAY_ENVIRON_KEY
 from .api.errors import render_error
 from .cors import Cors, is_api, is_preflight
@@ -27,6 +28,7 @@ def request_id_tween_factory(handler, registry):
     pages = registry.queryUtility(ICachedPages)  # cached movie responses answered again (api/cached.py)
 
     def tween(request):
+        mend_path(request.environ)  # before anything reads the path as text (request_limits.py)
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         started = time.perf_counter()

@@ -5,6 +5,7 @@ number is expected) is a 400, not silently converted.
 """
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import colander
@@ -14,6 +15,7 @@ from ..models import ROLE_NAMES
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 MAX_PAGE_TMDB = 500
+_DECIMAL = re.compile(r"-?[0-9]+")
 
 
 class Text(colander.String):
@@ -58,11 +60,17 @@ class StrictDate(colander.Date):
 
 
 class QueryInt(colander.Int):
-    """An integer query parameter; given empty (``?page=``) it is a 400, not the default."""
+    """An integer in the URL (a query parameter or a path segment), written in decimal digits
+    with an optional minus sign; given empty (``?page=``) it is a 400, not the default.
+
+    Python's ``int()`` alone would also take " 603", "6_03" and "+603", so one resource would
+    answer at many URLs (and be cached once for each)."""
 
     def deserialize(self, node, cstruct):
         if cstruct == "":
             raise colander.Invalid(node, "Must not be empty")
+        if isinstance(cstruct, str) and not _DECIMAL.fullmatch(cstruct):
+            raise colander.Invalid(node, "Must be an integer")
         return super().deserialize(node, cstruct)
 
 
@@ -242,7 +250,7 @@ class LanguageQuery(colander.MappingSchema):
 
 
 class TmdbIdPath(colander.MappingSchema):
-    tmdb_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, MAX_TMDB_ID),
+    tmdb_id = colander.SchemaNode(QueryInt(), validator=colander.Range(1, MAX_TMDB_ID),
                                   description="TMDb movie id (MovieLens id with the offline catalog)")
 
 
@@ -320,7 +328,7 @@ class InteractionBody(colander.MappingSchema):
 
 
 class InteractionPath(colander.MappingSchema):
-    interaction_id = colander.SchemaNode(colander.Int(), validator=colander.Range(1, 2**31 - 1))
+    interaction_id = colander.SchemaNode(QueryInt(), validator=colander.Range(1, 2**31 - 1))
 
 
 class SessionPath(colander.MappingSchema):

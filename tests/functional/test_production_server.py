@@ -225,6 +225,11 @@ def test_a_chunked_body_that_cannot_be_decoded_is_refused_at_once(server, size):
     assert status == 400 and body["code"] == "VALIDATION_ERROR", body
 
 
+def test_a_path_that_is_not_utf8_gets_the_envelope_from_the_server(server):
+    status, body = raw_exchange(server.port, b"GET /api/movies/%FF HTTP/1.1\r\nHost: nexus\r\n\r\n")
+    assert status == 400 and body["details"]["path"] == ["Not valid UTF-8 once percent-decoded"], body
+
+
 def test_a_304_keeps_the_connection_for_the_next_request(server):
     """waitress closes a connection after any answer without Content-Length, 304s included
     (server.NexusTask keeps it): a client revalidating its copies would reconnect every time."""

@@ -183,3 +183,77 @@ def test_an_overlong_list_is_refused_before_its_items_are_checked():
     with pytest.raises(colander.Invalid) as exc:
         schemas.PreferencesBody().deserialize({"genre_ids": ["not an id"] * (schemas.MAX_IDS_PER_LIST + 1)})
     assert exc.value.asdict() == {"genre_ids": f"Longer than maximum length {schemas.MAX_IDS_PER_LIST}"}
+
+
+# -- text in the URL (found by fuzzing: each was a 500) ------------------------------------
+UNDECODABLE_QUERIES = ["/api/genres?x=%FF", "/api/movies/trending?page=%FF", "/api/movies/search?query=%C0%AF",
+                       "/api/movies/search?query=%2B%FF", "/api/movies/trending?language=%FF",
+                       "/api/movies/discover?sort=%ED%A0%80"]
+
+
+@pytest.mark.parametrize("path", UNDECODABLE_QUERIES)
+def test_a_query_string_that_is_not_utf8_is_a_400(testapp, path):
+    body = assert_envelope(testapp.get(path, status=400), 400, "VALIDATION_ERROR")
+    assert body["details"]["query"] == ["Not valid UTF-8 once percent-decoded"] and body["details"]["request_id"]
+
+
+def test_a_query_string_that_is_not_utf8_is_a_400_for_signed_in_callers_and_the_console(api):
+    from tests.functional.test_console import sign_in
+
+    user = api.user()
+    response = api.app.get("/api/user/interactions?type=%FF", headers=api.auth(user["token"]), status=400)
+    assert_envelope(response, 400, "VALIDATION_ERROR")
+    api.user(email="admin@example.com", roles=("user", "admin"))
+    sign_in(api.app, "admin@example.com")
+    for path in ("/admin/users?q=%FF", "/admin/users?page=%FF", "/admin/movies?page=%FF", "/admin/jobs?q=%FF"):
+        page = api.app.get(path, status=400)
+        assert page.content_type == "text/html" and "not valid UTF-8" in page.text
+    # Valid UTF-8, percent-encoded or not, is read as before.
+    assert api.app.get("/api/movies/search?query=%C3%A9t%C3%A9", status=200).json["status"] == "success"
+
+
+@pytest.mark.parametrize("path", ["/api/movies/%FF", "/api/%C3%28", "/api/movies/603%FF"])
+def test_a_path_that_is_not_utf8_is_a_400_with_the_usual_headers(testapp, path):
+    response = testapp.get(path, status=400)
+    body = assert_envelope(response, 400, "VALIDATION_ERROR")
+    assert body["details"]["path"] == ["Not valid UTF-8 once percent-decoded"]
+    assert response.headers["X-Request-ID"] == body["details"]["request_id"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff" and "Content-Security-Policy" in response.headers
+
+
+@pytest.mark.parametrize("path", ["/admin/%FF", "/admin/users/%FF"])
+def test_a_console_path_that_is_not_utf8_is_a_400_page(testapp, path):
+    page = testapp.get(path, status=400)
+    assert page.content_type == "text/html" and "not valid UTF-8" in page.text
+
+
+@pytest.mark.parametrize("path", ["/api/movies/%20603", "/api/movies/603%0A", "/api/movies/6_03", "/api/movies/+603",
+                                  "/api/movies/%D9%A6%D9%A0%D9%A3", "/api/movies/trending?page=1_0",
+                                  "/api/movies/trending?page=+1", "/api/movies/trending?page=%201"])
+def test_integers_in_the_url_are_decimal_digits_only(testapp, path):
+    body = assert_envelope(testapp.get(path, status=400), 400, "VALIDATION_ERROR")
+    assert "Must be an integer" in json.dumps(body["details"])
+
+
+def test_integers_in_the_url_in_digits_are_read(testapp):
+    assert testapp.get("/api/movies/603").json["data"]["tmdb_id"] == 603
+    assert testapp.get("/api/movies/trending?page=2").json["status"] == "success"
+    low = assert_envelope(testapp.get("/api/movies/trending?page=-1", status=400), 400, "VALIDATION_ERROR")
+    assert "page" in low["details"]
+
+
+def test_a_body_sent_to_the_api_without_a_content_type_is_415(testapp):
+    body = json.dumps({"email": "nobody@example.com", "password": "wrong password"}).encode()
+    for content_type in ("", " "):
+        response = raw_request(testapp.app, "/api/auth/login", {"wsgi.input": io.BytesIO(body),
+                                                                 "CONTENT_LENGTH": str(len(body))},
+                               content_type=content_type)
+        assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+    # No body and no type: read as an empty body (the schema's errors), not refused for its type.
+    empty = raw_request(testapp.app, "/api/auth/login", {"wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0"},
+                        content_type="")
+    assert empty.status_int != 415
+
+
+def test_a_route_that_reads_no_parameters_is_not_refused_for_its_query(testapp):
+    assert testapp.get("/healthz?x=%FF", status=200).json == {"status": "ok"}
