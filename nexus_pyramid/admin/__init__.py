@@ -25,8 +25,10 @@ def includeme(config):
     config.add_route("console_cache_purge", "/admin/cache/purge")
     config.add_route("console_movie_block", "/admin/movies/block")
     config.add_route("console_movie_unblock", "/admin/movies/unblock")
+    from .views import ADMIN_PATH, admin_database_error, refuse_nul_in_forms
+
+    config.add_view_deriver(refuse_nul_in_forms)
     config.scan(".views")
-    from .views import ADMIN_PATH, admin_database_error
 
     for failure in DATABASE_ERRORS:
         config.add_exception_view(admin_database_error, context=failure, path_info=ADMIN_PATH)

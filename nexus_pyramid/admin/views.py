@@ -9,10 +9,12 @@ from urllib.parse import urlencode
 
 import logging
 
+import colander
 from pyramid.httpexceptions import HTTPBadRequest, HTTPFound
 from pyramid.security import forget, remember
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config, view_config
 
+from ..api.schemas import MAX_PAGE_LOCAL, Text
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
 from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, NotFound, RateLimited,
@@ -33,12 +35,42 @@ log = logging.getLogger("nexus.errors")
 PER_PAGE = 25
 
 
-def _int_param(request, name: str, default: int, maximum: int | None = None) -> int:
+def _int_param(request, name: str, default: int, maximum: int = MAX_PAGE_LOCAL) -> int:
+    """Clamped into 1..maximum (the API's page bound keeps OFFSET inside PostgreSQL's range), as
+    a value that is not a number is the default: a console link never fails for its page."""
     try:
         value = int(request.params.get(name, default))
     except (TypeError, ValueError):
         return default
-    return max(1, min(value, maximum) if maximum else value)
+    return max(1, min(value, maximum))
+
+
+_FIELD = colander.SchemaNode(Text())
+
+
+def refuse_nul_in_forms(view, info):
+    """A view deriver: a console form with NUL in any field is a 400 page before its view reads it.
+
+    PostgreSQL cannot store NUL in text; the check is the API's (``Text``), made once for every
+    form here rather than in each of them. The sign-in form keeps its own answers, which never
+    reach the database with a NUL: a wrong guess (401), an unsafe ``next`` (the dashboard).
+    """
+    route = info.options.get("route_name") or ""
+    if not route.startswith("console_") or route == "console_login":
+        return view
+
+    def checked(context, request):
+        if request.method == "POST":
+            for name, value in request.POST.items():
+                if not isinstance(value, str):  # an uploaded file: no console form takes one
+                    continue
+                try:
+                    _FIELD.typ.deserialize(_FIELD, value)
+                except colander.Invalid as exc:
+                    raise ValidationError.field(name, exc.msg, f"Invalid value for {name}. {exc.msg}.")
+        return view(context, request)
+
+    return checked
 
 
 class Redirect(HTTPFound):

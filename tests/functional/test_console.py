@@ -262,5 +262,7 @@ def test_stylesheet_is_served_from_the_package(testapp):
 
 def test_nul_characters_in_console_inputs_are_harmless(testapp, people):
     sign_in(testapp, "admin\x00@example.com", status=401)
+    sign_in(testapp, "admin@example.com", "correct\x00horse", status=401)
     sign_in(testapp, "admin@example.com")
     assert testapp.get("/admin/users", {"q": "me\x00l"}).status_int == 200
+    assert testapp.get("/admin/movies", {"q": "mat\x00rix"}).status_int == 200
