@@ -42,6 +42,8 @@ MAX_ERRORS_SHOWN = 20
 MAX_UNMATCHED_SHOWN = 100
 MAX_SOURCE_LOOKUPS = 300  # per import: the movie source is a shared, rate-limited service
 BATCH = 500
+FIRST_YEAR, LAST_YEAR = 1870, 2100
+_DECIMAL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 
 
 def _header_kind(header: list[str], filename: str) -> tuple[str, str] | None:
@@ -59,17 +61,31 @@ def _header_kind(header: list[str], filename: str) -> tuple[str, str] | None:
 
 
 def _number(text: str):
+    """A plain decimal as the exports write it, or None if empty; ValueError otherwise.
+
+    Not ``float`` alone: it also takes ``inf``, ``nan``, ``1e999``, ``1_000`` and non-ASCII
+    digits, and makes a number of thousands of digits infinite (whose ``int`` raises).
+    """
     text = (text or "").strip()
-    return float(text) if text else None
+    if not text:
+        return None
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
 
 
 def _date(text: str):
+    """The row's date, or None if unreadable or before any film (a date in year 1 falls before
+    year 1 in a time zone west of UTC: the database driver could not read it back)."""
     text = (text or "").strip()
+    if not text.isascii():  # strptime's digits include every script's
+        return None
     for pattern in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return datetime.strptime(text[:19], pattern).replace(tzinfo=timezone.utc)
+            at = datetime.strptime(text[:19], pattern).replace(tzinfo=timezone.utc)
         except ValueError:
             continue
+        return at if at.year >= FIRST_YEAR else None
     return None
 
 
@@ -120,7 +136,7 @@ def parse(data: bytes, declared: str = "auto", filename: str = "") -> dict:
                 continue
             try:
                 year = _number(record[columns["year"]])
-                if year is not None and (year != int(year) or not 1870 <= year <= 2100):
+                if year is not None and (year != int(year) or not FIRST_YEAR <= year <= LAST_YEAR):
                     raise ValueError
             except ValueError:
                 problems.append((line, f"year {record[columns['year']][:20]!r} is not a year"))
