@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select, text
 
 from .models import Movie, RecommenderModel, UserMovieInteraction
+from .models.meta import take_turns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -308,6 +309,9 @@ def read_training_rows(dbsession, chunk: int = 50_000):
 
 def store(dbsession, item_ids, indptr, indices, data, stats: dict, params: dict, job_id=None) -> int:
     """Save a trained model as the next version (in the caller's transaction); keep the last few."""
+    # Two trainings ending at once would both take the same next version: the second would fail
+    # on the key after all its work. Stores take turns until the transaction ends.
+    take_turns(dbsession, "recommender_models")
     version = (dbsession.execute(select(func.max(RecommenderModel.version))).scalar() or 0) + 1
     dbsession.add(RecommenderModel(version=version, job_id=job_id, algorithm=ALGORITHM, params=params,
                                    stats=stats, artifact=to_bytes(item_ids, indptr, indices, data, params)))

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from ..errors import NotFound, ValidationError
 from ..models import Job, RecommenderModel
+from ..models.meta import take_turns
 from ..services.users import Page
 from .tasks import ADMIN_KINDS, FUNCTIONS, SINGLETON_KINDS
 
@@ -44,7 +45,10 @@ class JobService:
         """Queue a job: it is handed to the queue when the current transaction commits."""
         if kind not in FUNCTIONS or (admin and kind not in ADMIN_KINDS):
             raise ValidationError.field("kind", f"Unknown job kind; one of: {', '.join(ADMIN_KINDS)}")
-        if kind in SINGLETON_KINDS:  # a second training would redo all the work, then collide
+        if kind in SINGLETON_KINDS:  # a second training would redo all the work
+            # Two starts at once would each find none pending and each add one: starts of a kind
+            # take turns until the transaction that adds the job commits.
+            take_turns(self.db, f"jobs:{kind}")
             pending = self.db.execute(select(Job).where(Job.kind == kind, Job.state.in_(("queued", "running")))
                                       .order_by(Job.created_at).limit(1)).scalar_one_or_none()
             if pending is not None:

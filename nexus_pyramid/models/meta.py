@@ -1,6 +1,6 @@
 from datetime import datetime, timezone
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, func, select
 from sqlalchemy.orm import DeclarativeBase
 
 # A naming convention makes constraint names predictable, so that migrations can
@@ -31,6 +31,15 @@ def dialect_insert(bind, table):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+def take_turns(session, name: str) -> None:
+    """Callers that name the same lock run one at a time from here to the end of the current
+    transaction: for a look-then-write that two requests or jobs would otherwise interleave,
+    each missing the other's uncommitted rows. On PostgreSQL a transaction-scoped advisory
+    lock (it also starts the transaction); SQLite writes one transaction at a time anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
 
 
 def in_ids(column, name: str, dialect_name: str):

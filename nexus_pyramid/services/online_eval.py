@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import and_, case, delete, distinct, exists, func, insert, literal, select
 
 from ..models import Movie, RecommenderModel, ServedRecommendation, UserMovieInteraction
-from ..models.meta import utcnow
+from ..models.meta import take_turns, utcnow
 
 K = 10
 HIT_TYPES = ("liked", "watched")
@@ -49,13 +49,10 @@ class OnlineEvaluation:
         # A pick it finds new is looked for again under the lock, by the INSERT ... SELECT.
         if not self.db.execute(select(new_rows.exists())).scalar():
             return 0
-        if self.db.get_bind().dialect.name == "postgresql":
-            # Two first-page views at once would each miss the other's uncommitted rows and
-            # store every pick twice: one user's records run one at a time (a lock for the
-            # rest of the transaction, which commits as the request ends). Not the user's row
-            # lock, which their writes take. SQLite writes one transaction at a time anyway.
-            self.db.execute(select(func.pg_advisory_xact_lock(
-                func.hashtextextended(f"served_recommendations:{user.id}", 0))))
+        # Two first-page views at once would each store every pick: one user's records take
+        # turns (until the transaction commits, as the request ends). Not the user's row lock,
+        # which their writes take.
+        take_turns(self.db, f"served_recommendations:{user.id}")
         # One INSERT ... SELECT; ORM-enabled: the session knows it wrote.
         return self.db.execute(insert(served).from_select(
             ["user_id", "movie_id", "position", "model_version", "served_at"], new_rows)).rowcount

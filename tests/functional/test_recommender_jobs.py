@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from tests.conftest import assert_error
+from tests.conftest import TEST_DB_URL, assert_error
 from tests.functional.test_library import ALIENS, MATRIX, TERMINATOR2, TOY_STORY, like, user  # noqa: F401
 
 TOY_STORY2 = 3114
@@ -239,6 +239,96 @@ def test_a_second_training_returns_the_one_pending_and_abandoned_runs_fail(api, 
     fresh = api.app.post_json("/api/admin/jobs", {"kind": "train_recommender"}, headers=headers,
                               status=202).json["data"]
     assert fresh["id"] != stuck_id
+
+
+def _race(app, first_does, second_does):
+    """``first_does`` in one session, left uncommitted; ``second_does`` in another, in a thread,
+    then committed. Once the second waits on a lock (or, without one, has ended), the first
+    commits: no timing decides the outcome. (first's result, second's result or exception,
+    whether the second waited on an advisory lock)."""
+    import threading
+    import time
+
+    import transaction
+
+    from nexus_pyramid.db import get_tm_session
+    from nexus_pyramid.interfaces import IDBSessionFactory, find_service
+
+    factory = find_service(app.registry, IDBSessionFactory)
+    get_tm_session(factory, transaction.TransactionManager()).close()  # the app's listeners on its sessions
+    first, second = factory(), factory()
+    try:
+        pid = second.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        done = first_does(first)
+        outcome = {}
+
+        def other():
+            try:
+                outcome["result"] = second_does(second)
+                second.commit()
+            except Exception as exc:  # noqa: BLE001 (the test's assertion shows it)
+                second.rollback()
+                outcome["result"] = exc
+
+        racer = threading.Thread(target=other)
+        racer.start()
+        waited, deadline = None, time.monotonic() + 10
+        with factory() as watcher:
+            while racer.is_alive() and waited is None and time.monotonic() < deadline:
+                waited = watcher.execute(text("SELECT locktype FROM pg_locks WHERE pid = :pid AND NOT granted"),
+                                         {"pid": pid}).scalar()
+                time.sleep(0.01)
+        first.commit()
+        racer.join(10)
+        return done, outcome.get("result"), waited == "advisory"
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.skipif(not TEST_DB_URL, reason="needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")
+@pytest.mark.usefixtures("committed")
+def test_two_training_starts_at_once_make_one_job(app):
+    """Each start's look for a pending training misses the other's uncommitted one: without
+    the lock, both would add a job and both trainings would run."""
+    from types import SimpleNamespace
+
+    from nexus_pyramid.interfaces import IDBSessionFactory, find_service
+    from nexus_pyramid.jobs.service import JobService
+    from nexus_pyramid.models import Job
+
+    hooks = []
+    manager = SimpleNamespace(get=lambda: SimpleNamespace(addAfterCommitHook=hooks.append))
+
+    def start(session):
+        return JobService(session, None, manager).start("train_recommender").id
+
+    first, second, waited = _race(app, start, start)
+    assert second == first and waited and len(hooks) == 1
+    with find_service(app.registry, IDBSessionFactory)() as session:
+        assert session.execute(select(Job.id).where(Job.kind == "train_recommender")).scalars().all() == [first]
+
+
+@pytest.mark.skipif(not TEST_DB_URL, reason="needs NEXUS_TEST_DATABASE_URL (PostgreSQL; set in CI)")
+@pytest.mark.usefixtures("committed")
+def test_two_trainings_ending_at_once_store_two_versions(app):
+    """A training started from the command line beside a running one: each store reads the
+    same newest version; without the lock, the second fails on the key after all its work."""
+    import numpy as np
+
+    from nexus_pyramid import recommender_model
+    from nexus_pyramid.interfaces import IDBSessionFactory, find_service
+    from nexus_pyramid.models import RecommenderModel
+
+    def store(session):
+        return recommender_model.store(session, np.array([1, 2]), np.array([0, 1, 2]), np.array([1, 0]),
+                                       np.array([0.5, 0.5]), {"items": 2}, {})
+
+    first, second, waited = _race(app, store, store)
+    assert (first, second, waited) == (1, 2, True)
+    with find_service(app.registry, IDBSessionFactory)() as session:
+        stored = session.execute(select(RecommenderModel.version).order_by(RecommenderModel.version)).scalars()
+        assert stored.all() == [1, 2]
 
 
 def test_the_stores_reads_equal_what_the_orm_loads(api, user, dbsession):  # noqa: F811
