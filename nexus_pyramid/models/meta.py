@@ -1,6 +1,6 @@
 from datetime import datetime, timezone
 
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import MetaData, String, bindparam, func, select
 from sqlalchemy.orm import DeclarativeBase
 
 # A naming convention makes constraint names predictable, so that migrations can
@@ -39,7 +39,11 @@ def take_turns(session, name: str) -> None:
     each missing the other's uncommitted rows. On PostgreSQL a transaction-scoped advisory
     lock (it also starts the transaction); SQLite writes one transaction at a time anyway."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
+        session.execute(_TURNS, {"name": name})
+
+
+# Built once: the lock's name is its parameter.
+_TURNS = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("name", type_=String), 0)))
 
 
 def in_ids(column, name: str, dialect_name: str):

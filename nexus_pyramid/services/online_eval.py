@@ -10,16 +10,38 @@ rate (hits / picks), coverage (distinct movies served / movies in the catalog).
 """
 from __future__ import annotations
 
+import functools
 import random
 from datetime import timedelta
 
-from sqlalchemy import and_, case, delete, distinct, exists, func, insert, literal, select
+from sqlalchemy import and_, bindparam, case, delete, distinct, exists, func, insert, select
 
 from ..models import Movie, RecommenderModel, ServedRecommendation, UserMovieInteraction
 from ..models.meta import take_turns, utcnow
 
 K = 10
 HIT_TYPES = ("liked", "watched")
+
+
+@functools.lru_cache(maxsize=1)
+def _record_statements():
+    """The record's look for new picks and its ``INSERT ... SELECT``, built once: the picks are
+    K parameters (None past the last), so no view builds or keys a statement of its own (a
+    CASE over 10 picks cost more than its execution)."""
+    served = ServedRecommendation
+    picks = [bindparam(f"pick_{n}", type_=Movie.tmdb_id.type) for n in range(K)]
+    user_id = bindparam("user_id", type_=served.user_id.type)
+    recent = exists().where(served.user_id == user_id, served.model_version == bindparam("version"),
+                            served.movie_id == Movie.id, served.served_at > bindparam("since", type_=served.served_at.type))
+    # Each stored pick not served by this version to the user within the window, with its position.
+    new_rows = (select(user_id, Movie.id, case(*((Movie.tmdb_id == pick, n) for n, pick in enumerate(picks, start=1))),
+                       bindparam("version", type_=served.model_version.type),
+                       bindparam("now", type_=served.served_at.type))
+                .where(Movie.tmdb_id.in_(picks), ~recent))
+    # "raw": the parameters are the statement's own, not rows of an ORM bulk INSERT.
+    store = (insert(served).from_select(["user_id", "movie_id", "position", "model_version", "served_at"], new_rows)
+             .execution_options(dml_strategy="raw"))
+    return select(new_rows.exists()), store
 
 
 class OnlineEvaluation:
@@ -33,29 +55,22 @@ class OnlineEvaluation:
         """Record the first K picks of a page-1 view (sampled). Returns how many rows were stored."""
         if not picks or self.sample_rate <= 0 or (self.sample_rate < 1 and self.rng() >= self.sample_rate):
             return 0
-        version = model_version or 0
         tmdb_ids = [p["movie"]["tmdb_id"] for p in picks[:K]]
         now = utcnow()
-        served = ServedRecommendation
-        recent = exists().where(served.user_id == user.id, served.model_version == version, served.movie_id == Movie.id,
-                                served.served_at > now - self.window)
-        # Each stored pick not served by this version to the user within the window.
-        new_rows = (select(literal(user.id, served.user_id.type), Movie.id,
-                           case({t: position for position, t in enumerate(tmdb_ids, start=1)}, value=Movie.tmdb_id),
-                           literal(version, served.model_version.type), literal(now, served.served_at.type))
-                    .where(Movie.tmdb_id.in_(tmdb_ids), ~recent))
+        params = {"user_id": user.id, "version": model_version or 0, "now": now, "since": now - self.window,
+                  **{f"pick_{n}": tmdb_ids[n] if n < len(tmdb_ids) else None for n in range(K)}}
+        check, store = _record_statements()
         # A page seen again (the same picks, from the per-user cache) has nothing new: one read,
         # outside any transaction, instead of a lock, an INSERT and the transaction around them.
         # A pick it finds new is looked for again under the lock, by the INSERT ... SELECT.
-        if not self.db.execute(select(new_rows.exists())).scalar():
+        if not self.db.execute(check, params).scalar():
             return 0
         # Two first-page views at once would each store every pick: one user's records take
         # turns (until the transaction commits, as the request ends). Not the user's row lock,
         # which their writes take.
         take_turns(self.db, f"served_recommendations:{user.id}")
-        # One INSERT ... SELECT; ORM-enabled: the session knows it wrote.
-        return self.db.execute(insert(served).from_select(
-            ["user_id", "movie_id", "position", "model_version", "served_at"], new_rows)).rowcount
+        # ORM-enabled: the session knows it wrote.
+        return self.db.execute(store, params).rowcount
 
     def prune(self, retention: int) -> int:
         """Delete picks served longer ago than ``retention`` seconds (never within the window,

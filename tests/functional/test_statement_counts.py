@@ -231,7 +231,7 @@ def test_a_cold_recommendations_page_is_ten_statements(committed, api, app, engi
         # The lock is the transaction's first statement (in autocommit it would end with itself).
         assert "pg_advisory_xact_lock" in counted[-2] and (trips.begins, trips.commits) == (1, 1), trips
         # (statements are counted by their first line: the look for new picks starts so)
-        looks = "SELECT EXISTS (SELECT %(param_1)s::UUID AS anon_2, movies.id, CASE movies.tmdb_i"
+        looks = "SELECT EXISTS (SELECT %(user_id)s::UUID AS anon_2, movies.id, CASE WHEN (movies."
         assert counted[-3] == looks, trips.statements
         with counting(engine_of_app) as trips:  # the same page again: from the per-user cache
             assert recommend(api, who)["results"] == page["results"]
