@@ -31,6 +31,16 @@ GENRES = [{"id": 28, "name": "Action"}, {"id": 878, "name": "Science Fiction"}, 
           {"id": 35, "name": "Comedy"}, {"id": 53, "name": "Thriller"}]
 
 
+def _number(value):
+    """A planted value of the wrong type sorts and compares as 0 (``""`` for text): the fake
+    serves such movies as TMDb would, and the client under test has to cope."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _movie(tmdb_id, title, genre_ids, popularity, date="1999-03-30", adult=False, poster=True, vote=7.5):
     return {
         "adult": adult, "backdrop_path": None, "genre_ids": genre_ids, "id": tmdb_id, "original_language": "en",
@@ -139,7 +149,7 @@ class FakeTMDb:
         page = int(query.get("page", ["1"])[0])
         if page > 500:
             return 400, {"success": False, "status_code": 22, "status_message": "Invalid page."}, {}
-        movies = sorted(MOVIES.values(), key=lambda m: -m["popularity"])
+        movies = sorted(MOVIES.values(), key=lambda m: -_number(m["popularity"]))
         if parts[:2] == ["trending", "movie"]:
             return 200, self.page([{**m, "media_type": "movie"} for m in movies], page, total_pages=1200), {}
         if parts == ["genre", "movie", "list"]:
@@ -147,8 +157,9 @@ class FakeTMDb:
         if parts == ["search", "movie"]:
             words = query.get("query", [""])[0].lower()
             adult_ok = query.get("include_adult", ["false"])[0] == "true"
-            return 200, self.page([m for m in movies if words in m["title"].lower() and (adult_ok or not m["adult"])],
-                                  page), {}
+            return 200, self.page([m for m in movies if (words in _text(m["title"]).lower()
+                                                         or words in _text(m["original_title"]).lower())
+                                   and (adult_ok or not m["adult"])], page), {}
         if parts == ["search", "person"]:
             return 200, self.page([{"id": 6384, "name": "Keanu Reeves", "known_for_department": "Acting"}], page), {}
         if parts == ["discover", "movie"]:
@@ -171,11 +182,13 @@ class FakeTMDb:
         wanted = {int(g) for g in first.get("with_genres", "").split(",") if g}
         low, high = first.get("primary_release_date.gte"), first.get("primary_release_date.lte")
         votes = int(first.get("vote_count.gte", 0))
-        found = [m for m in movies if wanted <= set(m["genre_ids"]) and not m["adult"] and m["vote_count"] >= votes
-                 and (low is None or (m["release_date"] and m["release_date"] >= low))
-                 and (high is None or (m["release_date"] and m["release_date"] <= high))]
+        found = [m for m in movies if isinstance(m["genre_ids"], list) and wanted <= set(m["genre_ids"])
+                 and not m["adult"] and _number(m["vote_count"]) >= votes
+                 and (low is None or _text(m["release_date"]) >= low)
+                 and (high is None or (m["release_date"] and _text(m["release_date"]) <= high))]
         field = DISCOVER_SORTS[first.get("sort_by", "popularity.desc")]
-        return sorted(found, key=lambda m: m[field] or "", reverse=True)
+        key = _text if field == "release_date" else _number
+        return sorted(found, key=lambda m: key(m[field]), reverse=True)
 
     @staticmethod
     def translate(body, language):
@@ -205,11 +218,12 @@ class FakeTMDb:
     @staticmethod
     def detail(movie, with_credits):
         names = {g["id"]: g["name"] for g in GENRES}
-        data = {k: v for k, v in movie.items() if k != "genre_ids"}
-        data.update({"genres": [{"id": g, "name": names.get(g, "Crime")} for g in movie["genre_ids"]],
-                     "runtime": 136, "tagline": "Welcome to the Real World.", "imdb_id": "tt0133093",
-                     "status": "Released", "budget": 63000000, "revenue": 463517383})
-        if with_credits:
+        genre_ids = movie["genre_ids"] if isinstance(movie["genre_ids"], list) else []
+        data = {"genres": [{"id": g, "name": names.get(g, "Crime")} for g in genre_ids],
+                "runtime": 136, "tagline": "Welcome to the Real World.", "imdb_id": "tt0133093",
+                "status": "Released", "budget": 63000000, "revenue": 463517383}
+        data.update({k: v for k, v in movie.items() if k != "genre_ids"})  # a test's own detail fields win
+        if with_credits and "credits" not in movie:
             cast = [{"id": 6384 + i, "name": f"Actor {i}", "character": f"Role {i}", "order": i,
                      "profile_path": f"/p{i}.jpg", "known_for_department": "Acting"} for i in range(14)]
             cast[0]["name"] = "Keanu Reeves"

@@ -34,6 +34,7 @@ from ..models import Movie, UserMovieInteraction
 from ..models.meta import dialect_insert
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.genres import TMDB_GENRES
+from ..presenters.movies import release_year
 from ..services.blocklist import blocked_among
 from ..services.library import bump_recs_version
 
@@ -241,9 +242,7 @@ def run_import(ctx) -> None:
             for item in items:
                 if not isinstance(item.get("id"), int):
                     continue
-                released = item.get("release_date") or ""
-                year = int(released[:4]) if released[:4].isdigit() else item.get("year")  # the catalog: a year
-                key = (title_key(item.get("title") or ""), year)
+                key = (title_key(item.get("title") or ""), release_year(item))  # the catalog's: a year only
                 if key not in found:
                     found[key] = item["id"]
                     fetched[item["id"]] = item

@@ -13,6 +13,8 @@
   (the expected shape, or TMDb's own "not found"/"bad request" answer); a garbage answer is
   a failure, so it cannot close a half-open breaker.
 
+A 200's body is read by ``tmdb_answers``: what the app uses of it, each field in its type.
+
 TMDb's not-found codes become ``SourceNotFound``; everything else that prevents an answer
 (invalid key, 5xx, timeouts, malformed JSON, an unexpected shape) becomes
 ``SourceUnavailable``. The API key or read token never appears in a log line or an error message.
@@ -29,7 +31,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
-from .base import MAX_PAGE, MovieSource, SourceNotFound, SourceUnavailable, cached_only, stale_copy_available
+from . import tmdb_answers as answers
+from .base import MovieSource, SourceNotFound, SourceUnavailable, cached_only, stale_copy_available
 from .. import metrics
 from ..dependencies.breaker import CircuitBreaker
 
@@ -173,36 +176,11 @@ class RetryPolicy:
         return self._retrying.copy()(lambda: attempt(self.budget - (time.monotonic() - started)))
 
 
-class _Unusable(Exception):
-    """TMDb answered 200 with something we cannot use."""
-
-
 def _body(response):
     try:
         return response.json()
     except ValueError:
         return None
-
-
-def _page(data) -> dict:
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise _Unusable("an unexpected page")
-    data["total_pages"] = min(MAX_PAGE, int(data.get("total_pages") or 0))
-    data["results"] = [r for r in data["results"] if isinstance(r, dict) and isinstance(r.get("id"), int)]
-    return data
-
-
-def _movie(data) -> dict:
-    if not isinstance(data, dict) or not isinstance(data.get("id"), int):
-        raise _Unusable("an unexpected movie")
-    return data
-
-
-def _genres(data) -> list[dict]:
-    genres = data.get("genres") if isinstance(data, dict) else None
-    if not isinstance(genres, list):
-        raise _Unusable("an unexpected genre list")
-    return [{"id": g["id"], "name": g["name"]} for g in genres if isinstance(g, dict) and "id" in g]
 
 
 class TMDbSource(MovieSource):
@@ -275,7 +253,7 @@ class TMDbSource(MovieSource):
         if status == 200:
             try:
                 return shape(body)
-            except _Unusable as exc:
+            except answers.Unusable as exc:
                 log.warning("TMDb %s returned %s", path, "malformed JSON" if body is None else exc)
                 raise SourceUnavailable("TMDb returned malformed data") from None
         code = body.get("status_code") if isinstance(body, dict) else None
@@ -296,31 +274,33 @@ class TMDbSource(MovieSource):
         return language or self.language
 
     def trending(self, window: str, page: int, language: str | None = None) -> dict:
-        return self._call(f"/trending/movie/{window}", _page, page=page, language=self._lang(language))
+        return self._call(f"/trending/movie/{window}", answers.movie_page, page=page, language=self._lang(language))
 
     def movie(self, tmdb_id: int, language: str | None = None) -> dict:
-        return self._call(f"/movie/{int(tmdb_id)}", _movie, append_to_response="credits",
+        return self._call(f"/movie/{int(tmdb_id)}", answers.movie, append_to_response="credits",
                           language=self._lang(language))
 
     def recommendations(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
-        return self._call(f"/movie/{int(tmdb_id)}/recommendations", _page, page=page, language=self._lang(language))
+        return self._call(f"/movie/{int(tmdb_id)}/recommendations", answers.movie_page, page=page,
+                          language=self._lang(language))
 
     def similar(self, tmdb_id: int, page: int, language: str | None = None) -> dict:
-        return self._call(f"/movie/{int(tmdb_id)}/similar", _page, page=page, language=self._lang(language))
+        return self._call(f"/movie/{int(tmdb_id)}/similar", answers.movie_page, page=page,
+                          language=self._lang(language))
 
     def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False,
                       language: str | None = None) -> dict:
-        return self._call("/search/movie", _page, query=query, page=page, year=year,
+        return self._call("/search/movie", answers.movie_page, query=query, page=page, year=year,
                           include_adult="true" if include_adult else "false", language=self._lang(language))
 
     def search_people(self, query: str, page: int) -> dict:
-        return self._call("/search/person", _page, query=query, page=page, include_adult="false")
+        return self._call("/search/person", answers.person_page, query=query, page=page, include_adult="false")
 
     def discover(self, query, language: str | None = None) -> dict:
-        return self._call("/discover/movie", _page, **query.tmdb_params(), language=self._lang(language))
+        return self._call("/discover/movie", answers.movie_page, **query.tmdb_params(), language=self._lang(language))
 
     def genres(self, language: str | None = None) -> list[dict]:
-        return self._call("/genre/movie/list", _genres, language=self._lang(language))
+        return self._call("/genre/movie/list", answers.genre_list, language=self._lang(language))
 
     def state(self) -> dict:
         return {"name": self.name, "breaker": self.breaker.state, "breaker_opened": self.breaker.times_opened}

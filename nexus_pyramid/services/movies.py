@@ -16,6 +16,7 @@ from ..models import Genre, Movie, movie_genres
 from ..models.meta import dialect_insert, in_ids, utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
 from ..movie_source.cache import UPSTREAM, CachedMovieSource, memory_region
+from ..movie_source.tmdb_answers import identifier
 from ..presenters.movies import STORED_FIELDS, MoviePresenter, genre, source_fields
 
 
@@ -454,7 +455,7 @@ def upsert_movies(dbsession, raws: list[dict], genre_names: dict[int, str]) -> N
     """
     by_id = {}
     for raw in raws:
-        if isinstance(raw, dict) and isinstance(raw.get("id"), int):
+        if isinstance(raw, dict) and identifier(raw.get("id")) is not None:
             by_id[raw["id"]] = raw
     if not by_id:
         return
