@@ -198,6 +198,9 @@ def _server_options(policy: DatabasePolicy, statement_timeout: float, existing: 
     options = [existing] if existing else []
     options.append(f"-c statement_timeout={int(statement_timeout * 1000)}")
     options.append(f"-c idle_in_transaction_session_timeout={int(policy.idle_in_transaction_timeout * 1000)}")
+    # Days are UTC days (the dashboard's per-day figures group by date(created_at)), whatever
+    # time zone the server or the database was set up with.
+    options.append("-c TimeZone=UTC")
     return " ".join(options)
 
 
