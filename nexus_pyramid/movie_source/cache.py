@@ -35,7 +35,7 @@ from datetime import date, datetime
 
 import orjson
 from dogpile.cache import make_region
-from dogpile.cache.api import NO_VALUE
+from dogpile.cache.api import NO_VALUE, CantDeserializeException
 from dogpile.cache.proxy import ProxyBackend
 
 from .. import metrics, settings as nexus_settings
@@ -253,6 +253,7 @@ class ResilientBackend(ProxyBackend):
         # under their mangled keys, with no expiry of their own (the value's metadata decides).
         self.copies = memory_region(None, local_entries if redis is not None else 0)
         self._last_logged = 0.0
+        self._last_unreadable = 0.0
 
     def _error(self, operation: str, exc: Exception):
         self.stats.count("bypassed")
@@ -294,22 +295,31 @@ class ResilientBackend(ProxyBackend):
     def set_multi(self, mapping):
         self._call("set_multi", None, mapping)
 
+    def _read(self, key, value):
+        """A value read from the backend: kept as this process's copy if it is an entry,
+        a miss if it is not one (``readable``)."""
+        if value is NO_VALUE or value is None:
+            return NO_VALUE
+        if not readable(value):
+            now = time.monotonic()
+            if now - self._last_unreadable > 10:  # one line per 10 s, not one per request
+                self._last_unreadable = now
+                log.warning("cache entry %s is not one this app wrote; treated as missing", key)
+            return NO_VALUE
+        self.copies.set(key, value)
+        return value
+
     def get_serialized(self, key):
         value = self._call("get_serialized", _UNAVAILABLE, key)
         if value is _UNAVAILABLE:
             return self.copies.get(key)
-        if value is not NO_VALUE:
-            self.copies.set(key, value)
-        return value
+        return self._read(key, value)
 
     def get_serialized_multi(self, keys):
         values = self._call("get_serialized_multi", _UNAVAILABLE, keys)
         if values is _UNAVAILABLE:
             return [self.copies.get(key) for key in keys]
-        for key, value in zip(keys, values):
-            if value is not NO_VALUE:
-                self.copies.set(key, value)
-        return values
+        return [self._read(key, value) for key, value in zip(keys, values)]
 
     def set_serialized(self, key, value):
         self.copies.set(key, value)
@@ -347,11 +357,35 @@ def dumps(value) -> bytes:
 
 def loads(data):
     """A cached value. Values written by json.dumps could hold NaN or Infinity, which orjson
-    refuses (it is not JSON): those are read by the standard library."""
+    refuses (it is not JSON): those are read by the standard library. What neither reads is
+    no value (dogpile's ``CantDeserializeException``: a miss), not an error."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise CantDeserializeException() from None
+
+
+def readable(value) -> bool:
+    """Is ``value``, read under one of our keys, framed as dogpile frames an entry
+    (``{"ct": created, "v": version}|payload``)? dogpile would fail on anything else, and so
+    would every request for the key, on every worker, until the entry expired (the hard limit:
+    30 days): something other than this app wrote the key, or a release that framed it
+    otherwise. Such an entry is a miss instead, and is overwritten by the next value made."""
+    if not isinstance(value, bytes):
+        return False
+    head, bar, _payload = value.partition(b"|")
+    if not bar:
+        return False
+    try:
+        metadata = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        return False
+    created = metadata.get("ct") if isinstance(metadata, dict) else None
+    return (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
+            and "v" in metadata)
 
 
 def clear_memory_region(region) -> None:

@@ -40,3 +40,24 @@ def test_what_json_dumps_refused_is_refused():
         dumps({"thing": Thing(1)})
     with pytest.raises(TypeError):
         dumps({"set": {1, 2}})
+
+
+@pytest.mark.parametrize("data", [b"not json", b"\xff\xfe", b"[1, 2", b"", b"[" * 100_000])
+def test_what_neither_reads_is_no_value_not_an_error(data):
+    from dogpile.cache.api import CantDeserializeException
+
+    with pytest.raises(CantDeserializeException):
+        loads(data)
+
+
+@pytest.mark.parametrize("value,framed", [
+    (b'{"ct": 1764000000.5, "v": 2}|{"page": 1}', True), (b'{"ct": 1764000000, "v": 2}|not json', True),
+    (b'{"ct": 1.0, "v": 2}|', True),
+    (b"not json", False), (b"{}", False), (b"|", False), (b"null|[]", False), (b'[1]|[]', False),
+    (b'{"ct": "x", "v": 2}|[]', False), (b'{"ct": true, "v": 2}|[]', False), (b'{"ct": 1e999, "v": 2}|[]', False),
+    (b'{"ct": 1.0}|[]', False), ("text", False), (None, False),
+])
+def test_an_entry_is_framed_as_dogpile_frames_it(value, framed):
+    from nexus_pyramid.movie_source.cache import readable
+
+    assert readable(value) is framed

@@ -1,0 +1,62 @@
+"""An entry in the shared cache that this app did not write is a miss, never a 500.
+
+Something else writing into the Redis database, or a release that framed its entries
+otherwise, left values dogpile could not read: every request for the key failed, on every
+worker, until the entry's hard limit (30 days). Here every string key the app wrote is
+overwritten, and a second app (another worker: nothing of its own in memory) is asked.
+"""
+from __future__ import annotations
+
+import pytest
+import redis as redis_lib
+from webtest import TestApp
+
+from nexus_pyramid import make_app
+from nexus_pyramid.movie_source.cache import readable
+from tests.conftest import Api, assert_error, tmdb_settings
+
+pytestmark = pytest.mark.usefixtures("committed")
+ROUTES = ["/api/movies/trending", "/api/movies/603", "/api/movies/search?query=matrix", "/api/genres",
+          "/api/movies/603/recommendations", "/api/movies/discover?genre=28"]
+GARBAGE = [b"not json", b"\xff\xfe", b"{}", b"[1, 2, 3]", b"null", b"|", b'{"ct": "x", "v": 2}|[]',
+           b'{"ct": 1e999, "v": 2}|[]', b'{"ct": 1.0}|{}', b'{"ct": 1.0, "v": 2}|not json',
+           b'{"ct": 1.0, "v": 2}|\xff']
+
+
+@pytest.fixture
+def spoiled(tmdb_testapp, dbsession, redis_url, database_url, fake_tmdb, request):
+    """Every cache entry overwritten by ``request.param``; a fresh app and a user's headers."""
+    api = Api(tmdb_testapp, dbsession)
+    user = api.user()
+    headers = api.auth(user["token"])
+    for path in ROUTES:
+        tmdb_testapp.get(path)
+    tmdb_testapp.get("/api/user/recommendations", headers=headers)
+    client = redis_lib.Redis.from_url(redis_url)
+    keys = [k for k in client.keys("nexus:*") if client.type(k) == b"string"]
+    assert any(k.startswith(b"nexus:movies:") for k in keys) and any(k.startswith(b"nexus:recs:") for k in keys)
+    for key in keys:
+        client.set(key, request.param)
+    other = TestApp(make_app(tmdb_settings(database_url, redis_url, fake_tmdb.base_url), environ={}))
+    yield other, headers, client, keys
+    client.close()
+
+
+@pytest.mark.parametrize("spoiled", GARBAGE, indirect=True, ids=[repr(g)[2:20] for g in GARBAGE])
+def test_an_unreadable_entry_is_made_again_and_replaced(spoiled):
+    other, headers, client, keys = spoiled
+    # Made again from TMDb (genres: already made again for the pages before it).
+    assert [other.get(path).headers["X-Cache"] for path in ROUTES] == ["MISS"] * 3 + ["HIT"] + ["MISS"] * 2
+    assert other.get("/api/user/recommendations", headers=headers).json["data"]["results"]
+    rewritten = [k for k in keys if readable(client.get(k))]
+    assert {k for k in rewritten if k.startswith(b"nexus:movies:")} == {k for k in keys if k.startswith(b"nexus:movies:")
+                                                                       and not k.startswith(b"nexus:movies:404:")}
+
+
+@pytest.mark.parametrize("spoiled", GARBAGE[:3], indirect=True, ids=["text", "bytes", "empty"])
+def test_with_tmdb_down_an_unreadable_entry_is_a_503_envelope(spoiled, fake_tmdb):
+    other, headers, _client, _keys = spoiled
+    fake_tmdb.set_mode("error", status=503)
+    for path in ROUTES:
+        assert_error(other.get(path, status=503), 503, "UPSTREAM_UNAVAILABLE")
+    assert other.get("/api/user/recommendations", headers=headers).status_int == 200  # from the database
