@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from .cache import TTL_KINDS, clear_memory_region
+from .cache import TTL_KINDS, clear_memory_region, readable
 
 MAX_KEYS = 5000
 BATCH = 200
@@ -57,14 +57,9 @@ def kind_of(key: str) -> str | None:
 def _created(raw) -> float | None:
     if raw is None:
         return None
-    if isinstance(raw, (bytes, bytearray)):
-        head, sep, _ = bytes(raw).partition(b"|")
-        if not sep:
-            return None
-        try:
-            return float(json.loads(head)["ct"])
-        except (ValueError, KeyError, TypeError):
-            return None
+    if isinstance(raw, (bytes, bytearray)):  # the head of an entry (HEAD_BYTES): its metadata is there
+        raw = bytes(raw)
+        return float(json.loads(raw.partition(b"|")[0])["ct"]) if readable(raw) else None
     metadata = getattr(raw, "metadata", None)
     return float(metadata["ct"]) if metadata and "ct" in metadata else None
 
@@ -96,7 +91,8 @@ class CacheInspector:
                 return found
 
             rows = self.redis.call(scan, lambda: [], "cache inspection")
-            return [(k.decode() if isinstance(k, bytes) else k, v) for k, v in rows]
+            # A key that is not UTF-8 (not one of ours) is shown, never a 500.
+            return [(k.decode(errors="backslashreplace") if isinstance(k, bytes) else k, v) for k, v in rows]
         backend = getattr(region.backend, "proxied", region.backend)
         cache = getattr(backend, "_cache", {})
         return list(cache.items())[:MAX_KEYS]

@@ -34,6 +34,10 @@ def test_the_inspector_reads_each_values_head_not_the_value():
     client.set(f"{PREFIX}tmdb:en-US:movie:603", entry(now - 7200, b"{}"))
     client.set(f"{PREFIX}tmdb:en-US:_lock:trending:day:1", b"1")  # a lock: not an entry
     client.hset(f"{PREFIX}tmdb:en-US:movie:604", "odd", "1")  # another type: not an entry, no error
+    # Not written by the app: a key that is not UTF-8, metadata that is not an entry's.
+    client.set(PREFIX.encode() + b"tmdb:en-US:movie:\xff", entry(now, b"{}"))
+    for number, head in enumerate((b'{"ct": Infinity, "v": 2}', b'{"ct": "x", "v": 2}', b"[1]", b"no bar")):
+        client.set(f"{PREFIX}tmdb:en-US:movie:{700 + number}", head + b"|{}")
     source = SimpleNamespace(region=None, local=None, derived=None, ttls={kind: 3600 for kind in TTL_KINDS})
     redis = RedisDependency(TEST_REDIS_URL)
     sent_before = client.info("stats")["total_net_output_bytes"]
@@ -43,7 +47,8 @@ def test_the_inspector_reads_each_values_head_not_the_value():
     trending = summary["trending"]
     assert [e.key for e in trending.entries] == [f"tmdb:en-US:trending:day:{n + 1}" for n in range(pages)]
     assert trending.fresh == pages and all(abs(e.age - 10 * n) < 5 for n, e in enumerate(trending.entries))
-    [movie] = summary["movie"].entries
+    odd, movie = summary["movie"].entries
+    assert odd.key == "tmdb:en-US:movie:\\xff" and odd.fresh
     assert movie.key == "tmdb:en-US:movie:603" and not movie.fresh and movie.remaining < -3000
     assert redis.breaker.state == "closed"
     # What Redis sent for all of it (the scan, the heads, the two INFO replies) is a few
