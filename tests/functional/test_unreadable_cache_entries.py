@@ -13,9 +13,10 @@ from webtest import TestApp
 
 from nexus_pyramid import make_app
 from nexus_pyramid.movie_source.cache import readable
-from tests.conftest import Api, assert_error, tmdb_settings
+from tests.conftest import TEST_REDIS_URL, Api, assert_error, tmdb_settings
 
-pytestmark = pytest.mark.usefixtures("committed")
+pytestmark = [pytest.mark.skipif(not TEST_REDIS_URL, reason="needs NEXUS_TEST_REDIS_URL (the shared cache)"),
+              pytest.mark.usefixtures("committed")]
 ROUTES = ["/api/movies/trending", "/api/movies/603", "/api/movies/search?query=matrix", "/api/genres",
           "/api/movies/603/recommendations", "/api/movies/discover?genre=28"]
 GARBAGE = [b"not json", b"\xff\xfe", b"{}", b"[1, 2, 3]", b"null", b"|", b'{"ct": "x", "v": 2}|[]',
