@@ -87,6 +87,8 @@ def make_settings(database_url: str, redis_url: str = "", **overrides) -> dict:
         "auth.login_limit_per_address": "20/5 minutes",
         # The suite registers many users from one address; tests of this throttle set their own.
         "auth.register_limit_per_address": "100000/minute",
+        # The same for TMDb calls (pages not cached) from the tests' one address.
+        "tmdb.calls_per_client": "100000/minute",
         "mail.outbox_dir": str(MAIL_OUTBOX),
         "nexus.frontend_url": "http://frontend.test",
     }

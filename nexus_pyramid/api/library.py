@@ -63,7 +63,7 @@ def list_interactions(request):
 
 
 @interactions.post(schema=schemas.request_schema(schemas.InteractionBody), returns=present.Interaction,
-                   permission=SELF, response_status=201, error_codes=(401, 404, 503))
+                   permission=SELF, response_status=201, error_codes=(401, 404, 429, 503))
 def add_interaction(request):
     body = request.validated["body"]
     library = request.find_service(ILibraryService)

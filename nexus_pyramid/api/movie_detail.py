@@ -14,7 +14,7 @@ recommendations = ApiService(name="movie_recommendations", path="/api/movies/{tm
 
 
 @detail.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.LanguageQuery),
-            returns=movies.MovieDetail, meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 503))
+            returns=movies.MovieDetail, meta=movies.CacheFacts, permission=PUBLIC, error_codes=(404, 429, 503))
 def detail_view(request):
     movies = request.find_service(IMovieService)
     language = request.validated["querystring"].get("language")
@@ -24,7 +24,7 @@ def detail_view(request):
 
 @recommendations.get(schema=schemas.path_request_schema(schemas.TmdbIdPath, schemas.TmdbPaging),
                      returns=movies.MoviePage, meta=movies.CacheFacts, permission=PUBLIC,
-                     error_codes=(404, 503))
+                     error_codes=(404, 429, 503))
 def recommendations_view(request):
     movies = request.find_service(IMovieService)
     query = request.validated["querystring"]

@@ -20,7 +20,7 @@ genres = ApiService(name="genres", path="/api/genres", description="The movie ge
 discover = ApiService(name="movies_discover", path="/api/movies/discover",
                       description="Browse movies by genre, years and votes, in an order")
 
-MOVIE_ERRORS = (503,)
+MOVIE_ERRORS = (429, 503)  # 429: the client has used up its TMDb calls (tmdb.calls_per_client)
 
 
 @trending.get(schema=schemas.request_schema(querystring=schemas.TrendingQuery), returns=movies.MoviePage,

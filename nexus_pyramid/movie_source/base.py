@@ -67,6 +67,41 @@ class SourceUnavailable(SourceError):
     """The source could not answer: down, timing out, rate limited, misconfigured, or malformed."""
 
 
+class ClientOverBudget(SourceUnavailable):
+    """The source was not asked: the client of this request has used up its share of calls
+    for now (``retry_after`` seconds). The cache serves a stale copy if it holds one."""
+
+    def __init__(self, retry_after: int):
+        super().__init__("this client has used up its calls to the movie source for now")
+        self.retry_after = retry_after
+
+
+# Who pays for a call to the source: set per request (services.movies.MovieService) to a
+# callable that takes one call from the client's share and returns None, or the seconds until
+# the share has room again. Unset (jobs, the rehearsal, threads of their own), nothing is counted.
+_ALLOWANCE: ContextVar = ContextVar("nexus_source_call_allowance", default=None)
+
+
+def charge_call() -> None:
+    """A source calls this right before it calls out; raises ``ClientOverBudget`` instead when
+    the request's client may not make another call now."""
+    allowance = _ALLOWANCE.get()
+    if allowance is not None:
+        wait = allowance()
+        if wait is not None:
+            raise ClientOverBudget(wait)
+
+
+@contextmanager
+def calls_charged_to(allowance):
+    """Inside, the source calls made are taken from ``allowance`` (see ``charge_call``)."""
+    token = _ALLOWANCE.set(allowance)
+    try:
+        yield
+    finally:
+        _ALLOWANCE.reset(token)
+
+
 def page_of(items: list, page: int, per_page: int = 20, total: int | None = None) -> dict:
     """A TMDb page envelope over an in-memory list."""
     total = len(items) if total is None else total

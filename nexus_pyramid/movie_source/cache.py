@@ -41,7 +41,7 @@ from dogpile.cache.proxy import ProxyBackend
 from .. import metrics, settings as nexus_settings
 from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
-from .base import MovieSource, SourceNotFound, SourceUnavailable, with_stale_copy
+from .base import ClientOverBudget, MovieSource, SourceNotFound, SourceUnavailable, with_stale_copy
 
 log = logging.getLogger(__name__)
 
@@ -556,13 +556,18 @@ class CachedMovieSource:
             self.region.set(missing_key, True)
             raise
         except SourceUnavailable as exc:
-            self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
+            if not isinstance(exc, ClientOverBudget):  # the source was not asked: no error of its
+                self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
             stale = cached if fetched else self._stale(key)
             if stale is NO_VALUE:
                 raise
             self._count(kind, "stale")
             log.info("serving a stale copy of %s: %s", key,
-                     "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy) else "the movie source failed")
+                     "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy)
+                     else "the client has used up its calls" if isinstance(exc, ClientOverBudget)
+                     else "the movie source failed")
+            # Kept for the next cache.local_ttl seconds, as after a failure: a crowd behind one
+            # address over its share is answered from this process, not each from Redis.
             return self._stale_copy(key, stale.payload, stale.metadata["ct"], result)
         if produced:
             created = time.time()

@@ -32,7 +32,8 @@ from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from . import tmdb_answers as answers
-from .base import MovieSource, SourceNotFound, SourceUnavailable, cached_only, stale_copy_available
+from .base import (MovieSource, SourceNotFound, SourceUnavailable, cached_only, charge_call,
+                   stale_copy_available)
 from .. import metrics
 from ..dependencies.breaker import CircuitBreaker
 
@@ -213,6 +214,7 @@ class TMDbSource(MovieSource):
         """GET ``path`` through the retry policy, inside the breaker; ``shape`` checks a 200's body."""
         if cached_only():  # not a call that failed: nothing for the breaker or the metrics
             raise SourceUnavailable("TMDb is not asked here: cached answers only")
+        charge_call()  # the same: a client over its share is refused before TMDb is asked
         if not self.breaker.allow():
             metrics.upstream_call("tmdb", None, ok=False)
             raise SourceUnavailable("TMDb circuit breaker is open")

@@ -46,7 +46,8 @@ def movie_service(context, request):
     return MovieService(lambda: request.dbsession, request.find_service(IMovieSource),
                         request.find_service(IGenreNames),
                         settings["tmdb.image_base_url"], settings["tmdb.poster_size"],
-                        blocklist=request.find_service(IBlocklist))
+                        blocklist=request.find_service(IBlocklist),
+                        call_allowance=lambda: request.find_service(IThrottles).source_call(request.client_address))
 
 
 def blocked_movies_service(context, request):

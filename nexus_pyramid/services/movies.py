@@ -11,10 +11,11 @@ from dogpile.cache.api import NO_VALUE
 from sqlalchemy import delete, select
 
 from ..dependencies import postgres
-from ..errors import MovieNotFound, UpstreamUnavailable
+from ..errors import MovieNotFound, RateLimited, UpstreamUnavailable
 from ..models import Genre, Movie, movie_genres
 from ..models.meta import dialect_insert, in_ids, utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
+from ..movie_source.base import ClientOverBudget, calls_charged_to
 from ..movie_source.cache import UPSTREAM, CachedMovieSource, memory_region
 from ..movie_source.tmdb_answers import identifier
 from ..presenters.movies import STORED_FIELDS, MoviePresenter, genre, source_fields
@@ -170,7 +171,7 @@ def forget_kept_movies(tmdb_ids=None) -> None:
 
 class MovieService:
     def __init__(self, dbsession, source: CachedMovieSource, genre_names: GenreNames, image_base: str,
-                 poster_size: str = "w500", blocklist=None):
+                 poster_size: str = "w500", blocklist=None, call_allowance=None):
         # A session, or a callable returning one: public movie reads served from the cache
         # open a database session only to re-read the blocklist's version (services/blocklist.py:
         # at most once per blocklist.refresh_interval per process).
@@ -180,6 +181,9 @@ class MovieService:
         self.presenter = MoviePresenter(image_base, poster_size)
         # services.blocklist.Blocklist: titles taken down are left out of every page built here.
         self.blocklist = blocklist
+        # The request's client's share of calls to the movie source (movie_source.base.charge_call):
+        # a callable, None (scripts) for no limit.
+        self.call_allowance = call_allowance
 
     def blocked(self) -> tuple[int, frozenset[int]]:
         """(version, ids) of the blocked titles; (0, empty) without a blocklist (scripts)."""
@@ -258,9 +262,13 @@ class MovieService:
     # once per cache generation, so a hit served again skips the shaping entirely.
     def _call(self, lookup, *args, not_found=MovieNotFound):
         try:
-            return lookup(*args)
+            with calls_charged_to(self.call_allowance):
+                return lookup(*args)
         except SourceNotFound:
             raise not_found()
+        except ClientOverBudget as exc:  # nothing cached to answer with, and no call allowed now
+            raise RateLimited(exc.retry_after, "Too many requests for movies that are not cached; "
+                                               "try again later.")
         except SourceUnavailable:
             raise UpstreamUnavailable()
 

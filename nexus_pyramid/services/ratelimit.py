@@ -120,8 +120,10 @@ class Throttles:
     """The application's throttles (the ``IThrottles`` service)."""
 
     def __init__(self, counters: Counters, per_address_account: str, per_address: str, per_account: str,
-                 register_per_address: str, reset_per_address: str = "20/hour", reset_per_account: str = "5/hour"):
+                 register_per_address: str, reset_per_address: str = "20/hour", reset_per_account: str = "5/hour",
+                 source_calls_per_address: str = "120/minute"):
         self.counters = counters
+        self.source_calls_per_address = parse(source_calls_per_address)
         self.per_address_account = parse(per_address_account)
         self.per_address = parse(per_address)
         self.per_account = parse(per_account)
@@ -136,7 +138,7 @@ class Throttles:
         return cls(Counters(redis), settings["auth.login_limit_per_address_account"],
                    settings["auth.login_limit_per_address"], settings["auth.login_limit_per_account"],
                    settings["auth.register_limit_per_address"], value(settings, "auth.reset_limit_per_address"),
-                   value(settings, "auth.reset_limit_per_account"))
+                   value(settings, "auth.reset_limit_per_account"), value(settings, "tmdb.calls_per_client"))
 
     def _take(self, limit, *ids: str) -> None:
         if not self.counters.hit(limit, *ids):
@@ -182,6 +184,20 @@ class Throttles:
 
     def guard(self, address: str) -> "PasswordGuard":
         return PasswordGuard(self, address)
+
+    # -- calls to the movie source (movie_source.base.charge_call) --------------------------
+    def source_call(self, address: str) -> int | None:
+        """Count one call to the movie source caused by ``address``: None, or when the address
+        has used up its share, the seconds until it has room (nothing is recorded then).
+
+        A page not cached costs a TMDb call; without a share per client, one client asking for
+        page after page of searches could spend the deployment's TMDb rate limit, and TMDb's
+        refusals would open the breaker for everyone."""
+        client = address_key(address)
+        if self.counters.hit(self.source_calls_per_address, "source-addr", client):
+            return None
+        metrics.throttled("movie_source")
+        return self.counters.retry_after(self.source_calls_per_address, "source-addr", client)
 
     # -- registrations ------------------------------------------------------------------
     def register(self, address: str) -> None:
