@@ -65,10 +65,18 @@ def test_a_field_of_the_wrong_type_is_shown_as_unknown_on_every_route(tmdb_testa
 
 
 def test_a_detail_with_broken_credits_and_genres_still_answers(tmdb_testapp, monkeypatch):
-    _broken(monkeypatch, genres=[{"id": 28}, {"name": "no id"}, 5], runtime="90", tagline=7)
+    credits = {"cast": [{"id": 6384, "name": "Keanu Reeves", "character": "Neo", "order": "first"}, 5,
+                        {"id": "x", "name": 7, "character": ["Trinity"], "order": 0}],
+               "crew": [{"id": 9340, "name": "Lana Wachowski", "job": "Director"}, {"job": "Director", "name": 5},
+                        "nobody"]}
+    _broken(monkeypatch, genres=[{"id": 28}, {"name": "no id"}, 5], runtime="90", tagline=7, credits=credits)
     detail = tmdb_testapp.get("/api/movies/777").json["data"]
     assert detail["genres"] == [{"id": 28, "name": "Action"}]  # the name from the genre list
     assert (detail["runtime"], detail["tagline"]) == (None, None)
+    # Billing order first; an order that is not a number goes last.
+    assert detail["cast"] == [{"id": None, "name": None, "character": None, "profile_path": None},
+                              {"id": 6384, "name": "Keanu Reeves", "character": "Neo", "profile_path": None}]
+    assert detail["directors"] == [{"id": 9340, "name": "Lana Wachowski"}, {"id": None, "name": None}]
 
 
 def test_an_item_without_a_usable_id_is_left_out_of_its_page(tmdb_testapp, monkeypatch):
