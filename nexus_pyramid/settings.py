@@ -395,6 +395,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tmdb.backoff_cap", Seconds(0, 60, above=False), 4.0, "longest backoff between retries"),
     Setting("tmdb.calls_per_client", Text(_rate, "rate"), "120/minute",
             "TMDb calls (pages not cached) one client address may cause; beyond, a stale copy or 429"),
+    Setting("tmdb.calls_per_deployment", Text(_rate, "rate"), "35/second",
+            "TMDb calls all the processes together may make (TMDb allows about 40 a second per address); "
+            "beyond, a request gets a stale copy or 503, a job waits"),
     Setting("tmdb.breaker_threshold", Integer(1, 1000), 5, "consecutive TMDb failures that open its breaker"),
     Setting("tmdb.breaker_reset", Seconds(0, 3600), 30.0,
             "seconds the TMDb breaker stays open before one trial"),

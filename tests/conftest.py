@@ -89,6 +89,8 @@ def make_settings(database_url: str, redis_url: str = "", **overrides) -> dict:
         "auth.register_limit_per_address": "100000/minute",
         # The same for TMDb calls (pages not cached) from the tests' one address.
         "tmdb.calls_per_client": "100000/minute",
+        # And for the deployment's pace of TMDb calls (its tests set their own).
+        "tmdb.calls_per_deployment": "100000/second",
         "mail.outbox_dir": str(MAIL_OUTBOX),
         "nexus.frontend_url": "http://frontend.test",
     }

@@ -76,6 +76,16 @@ class ClientOverBudget(SourceUnavailable):
         self.retry_after = retry_after
 
 
+class SourcePaced(SourceUnavailable):
+    """The source was not asked: the deployment as a whole is making as many calls as it may
+    for now (``tmdb.calls_per_deployment``), and the caller could not wait ``retry_after``
+    seconds for room. The cache serves a stale copy if it holds one."""
+
+    def __init__(self, retry_after: float):
+        super().__init__("the deployment is making as many calls to the movie source as it may for now")
+        self.retry_after = retry_after
+
+
 # Who pays for a call to the source: set per request (services.movies.MovieService) to a
 # callable that takes one call from the client's share and returns None, or the seconds until
 # the share has room again. Unset (jobs, the rehearsal, threads of their own), nothing is counted.
@@ -90,6 +100,12 @@ def charge_call() -> None:
         wait = allowance()
         if wait is not None:
             raise ClientOverBudget(wait)
+
+
+def client_waiting() -> bool:
+    """Is a client's request waiting on this call (its calls are charged to it)? Such a call is
+    never held back waiting for the deployment's pace; jobs, scripts and threads of their own are."""
+    return _ALLOWANCE.get() is not None
 
 
 @contextmanager

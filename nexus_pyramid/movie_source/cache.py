@@ -41,7 +41,7 @@ from dogpile.cache.proxy import ProxyBackend
 from .. import metrics, settings as nexus_settings
 from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
-from .base import ClientOverBudget, MovieSource, SourceNotFound, SourceUnavailable, with_stale_copy
+from .base import ClientOverBudget, MovieSource, SourceNotFound, SourcePaced, SourceUnavailable, with_stale_copy
 
 log = logging.getLogger(__name__)
 
@@ -556,7 +556,7 @@ class CachedMovieSource:
             self.region.set(missing_key, True)
             raise
         except SourceUnavailable as exc:
-            if not isinstance(exc, ClientOverBudget):  # the source was not asked: no error of its
+            if not isinstance(exc, (ClientOverBudget, SourcePaced)):  # the source was not asked: no error of its
                 self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
             stale = cached if fetched else self._stale(key)
             if stale is NO_VALUE:
@@ -565,6 +565,7 @@ class CachedMovieSource:
             log.info("serving a stale copy of %s: %s", key,
                      "its regeneration is busy elsewhere" if isinstance(exc, CacheBusy)
                      else "the client has used up its calls" if isinstance(exc, ClientOverBudget)
+                     else "the deployment is at its pace of calls" if isinstance(exc, SourcePaced)
                      else "the movie source failed")
             # Kept for the next cache.local_ttl seconds, as after a failure: a crowd behind one
             # address over its share is answered from this process, not each from Redis.

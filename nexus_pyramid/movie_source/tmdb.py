@@ -32,8 +32,8 @@ from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from . import tmdb_answers as answers
-from .base import (MovieSource, SourceNotFound, SourceUnavailable, cached_only, charge_call,
-                   stale_copy_available)
+from .base import (MovieSource, SourceNotFound, SourcePaced, SourceUnavailable, cached_only, charge_call,
+                   client_waiting, stale_copy_available)
 from .. import metrics
 from ..dependencies.breaker import CircuitBreaker
 
@@ -192,7 +192,7 @@ class TMDbSource(MovieSource):
                  stale_copy_budget: float | None = None, max_retries: int = 3, backoff_base: float = 0.25,
                  backoff_cap: float = 4.0,
                  breaker: CircuitBreaker | None = None, language: str = "en-US", sleep=time.sleep,
-                 pool_size: int = 20):
+                 pool_size: int = 20, pace=None):
         if not (api_key or read_token):
             raise ValueError("The TMDb source needs tmdb.api_key (TMDB_API_KEY) or tmdb.read_token (TMDB_READ_TOKEN).")
         self.transport = Transport(base_url, api_key, read_token, connect_timeout, read_timeout, pool_size)
@@ -201,6 +201,10 @@ class TMDbSource(MovieSource):
         self.stale_copy_budget = stale_copy_budget
         self.breaker = breaker or CircuitBreaker()
         self.language = language
+        # The deployment's pace (tmdb.calls_per_deployment): a callable that takes one place for
+        # a call and returns None, or the seconds until there is room. None: no pace.
+        self.pace = pace
+        self._sleep = sleep
 
     @property
     def base_url(self) -> str:
@@ -215,6 +219,7 @@ class TMDbSource(MovieSource):
         if cached_only():  # not a call that failed: nothing for the breaker or the metrics
             raise SourceUnavailable("TMDb is not asked here: cached answers only")
         charge_call()  # the same: a client over its share is refused before TMDb is asked
+        self._paced(self.retry.budget)  # and so is a call over the deployment's pace
         if not self.breaker.allow():
             metrics.upstream_call("tmdb", None, ok=False)
             raise SourceUnavailable("TMDb circuit breaker is open")
@@ -224,8 +229,16 @@ class TMDbSource(MovieSource):
             # With a stale copy to serve, a 503 or a slow TMDb is answered with it soon: one
             # attempt, within stale_copy_budget, not the retries and their backoff.
             stale = stale_copy_available()
-            response = self.retry.run(lambda time_left: self.transport.get(path, params, time_left),
-                                      retry=not stale, budget=self.stale_copy_budget if stale else None)
+            attempts = 0
+
+            def attempt(time_left: float):
+                nonlocal attempts
+                attempts += 1
+                if attempts > 1:  # a retry is a call too (refused: the last answer's failure stands)
+                    self._paced(time_left)
+                return self.transport.get(path, params, time_left)
+
+            response = self.retry.run(attempt, retry=not stale, budget=self.stale_copy_budget if stale else None)
             value = self._answer(path, response, shape)
             ok = True
         except SourceNotFound:
@@ -247,6 +260,21 @@ class TMDbSource(MovieSource):
         self.breaker.success()
         metrics.breaker_state("tmdb", self.breaker.state)
         return value
+
+    def _paced(self, time_left: float) -> None:
+        """Take a place in the deployment's pace for the call about to be made, or raise
+        ``SourcePaced``. A call a client's request is waiting on, or one with a stale copy to
+        serve instead, does not wait for room: the request is answered at once (a stale copy, or
+        503 with Retry-After) and no thread is held. Other calls (jobs, scripts, the
+        recommendations' fetch threads) wait for room while ``time_left`` allows."""
+        if self.pace is None:
+            return
+        deadline = time.monotonic() + time_left
+        while (wait := self.pace()) is not None:
+            if client_waiting() or stale_copy_available() or time.monotonic() + wait >= deadline:
+                metrics.throttled("tmdb_pace")
+                raise SourcePaced(wait)
+            self._sleep(wait)
 
     @staticmethod
     def _answer(path: str, response, shape):

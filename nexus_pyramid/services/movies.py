@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -15,7 +16,7 @@ from ..errors import MovieNotFound, RateLimited, UpstreamUnavailable
 from ..models import Genre, Movie, movie_genres
 from ..models.meta import dialect_insert, in_ids, utcnow
 from ..movie_source import SourceNotFound, SourceUnavailable
-from ..movie_source.base import ClientOverBudget, calls_charged_to
+from ..movie_source.base import ClientOverBudget, SourcePaced, calls_charged_to
 from ..movie_source.cache import UPSTREAM, CachedMovieSource, memory_region
 from ..movie_source.tmdb_answers import identifier
 from ..presenters.movies import STORED_FIELDS, MoviePresenter, genre, source_fields
@@ -269,6 +270,8 @@ class MovieService:
         except ClientOverBudget as exc:  # nothing cached to answer with, and no call allowed now
             raise RateLimited(exc.retry_after, "Too many requests for movies that are not cached; "
                                                "try again later.")
+        except SourcePaced as exc:  # the deployment is at its pace of TMDb calls: soon, not 5 s
+            raise UpstreamUnavailable(retry_after=math.ceil(exc.retry_after))
         except SourceUnavailable:
             raise UpstreamUnavailable()
 

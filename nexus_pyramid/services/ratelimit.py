@@ -112,6 +112,11 @@ class Counters:
         stats = self._call("get_window_stats", limit, *ids)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    def room_in(self, limit, *ids: str) -> float:
+        """Seconds until the window has room for one more (its oldest entry leaves), at least 1 ms."""
+        stats = self._call("get_window_stats", limit, *ids)
+        return max(0.001, stats.reset_time - time.time())
+
     def clear(self, limit, *ids: str) -> None:
         self._call("clear", limit, *ids)
 
@@ -121,9 +126,10 @@ class Throttles:
 
     def __init__(self, counters: Counters, per_address_account: str, per_address: str, per_account: str,
                  register_per_address: str, reset_per_address: str = "20/hour", reset_per_account: str = "5/hour",
-                 source_calls_per_address: str = "120/minute"):
+                 source_calls_per_address: str = "120/minute", source_calls_per_deployment: str = "35/second"):
         self.counters = counters
         self.source_calls_per_address = parse(source_calls_per_address)
+        self.source_calls_per_deployment = parse(source_calls_per_deployment)
         self.per_address_account = parse(per_address_account)
         self.per_address = parse(per_address)
         self.per_account = parse(per_account)
@@ -138,7 +144,8 @@ class Throttles:
         return cls(Counters(redis), settings["auth.login_limit_per_address_account"],
                    settings["auth.login_limit_per_address"], settings["auth.login_limit_per_account"],
                    settings["auth.register_limit_per_address"], value(settings, "auth.reset_limit_per_address"),
-                   value(settings, "auth.reset_limit_per_account"), value(settings, "tmdb.calls_per_client"))
+                   value(settings, "auth.reset_limit_per_account"), value(settings, "tmdb.calls_per_client"),
+                   value(settings, "tmdb.calls_per_deployment"))
 
     def _take(self, limit, *ids: str) -> None:
         if not self.counters.hit(limit, *ids):
@@ -198,6 +205,20 @@ class Throttles:
             return None
         metrics.throttled("movie_source")
         return self.counters.retry_after(self.source_calls_per_address, "source-addr", client)
+
+    def deployment_source_call(self) -> float | None:
+        """Count one call to the movie source made by any process of the deployment: None, or
+        when the deployment is at its pace, the seconds until it has room (nothing recorded).
+
+        TMDb answers about 40 calls a second from one address and refuses the rest with 429;
+        every web process and job worker shares that address. Kept under it here, a burst of
+        pages not cached is refused before TMDb is asked (or waited for, by jobs), instead of
+        TMDb's refusals and their retries opening the breaker for everyone. The window is shared
+        through Redis; without Redis each process keeps its own (so the deployment may go
+        beyond it by as many times as it has processes)."""
+        if self.counters.hit(self.source_calls_per_deployment, "source-all"):
+            return None
+        return self.counters.room_in(self.source_calls_per_deployment, "source-all")
 
     # -- registrations ------------------------------------------------------------------
     def register(self, address: str) -> None:

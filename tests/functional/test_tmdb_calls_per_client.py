@@ -26,6 +26,7 @@ def shared(database_url, redis_url, fake_tmdb, committed):
     """An app whose clients may each cause 3 TMDb calls a minute (the counters in Redis
     when the suite has one, else in the process)."""
     forget_movie_id_space(database_url)
+    fake_tmdb.reset()  # as a test before may have left it failing
     app = make_app(tmdb_settings(database_url, redis_url, fake_tmdb.base_url, **{"tmdb.calls_per_client": "3/minute"}),
                    environ={})
     yield app, TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.20"})
