@@ -265,6 +265,12 @@ WHERE i.interaction_type IN ('liked', 'watched', 'bookmarked')
 GROUP BY i.user_id
 """
 _KIND_CODES = ("liked", "watched", "bookmarked")
+# Memory PostgreSQL may give the read's hash aggregate, for its transaction only. At 1M
+# interactions it needs some 50 MB. Under the default 4 MB the planner walks the interactions
+# in user order through an index instead (a million heap fetches): on 1M interactions (the data
+# of bench/recs_latency.py) that read took 3.8 s, the hash plan 1.6 to 2.2 s (EXPLAIN ANALYZE,
+# 2026-12-03). Larger data falls back to the planner's other plans, not to more memory.
+TRAINING_READ_WORK_MEM = "128MB"
 
 
 def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
@@ -282,6 +288,9 @@ def read_training_matrix(dbsession, type_weights=TRAIN_WEIGHTS):
         return interaction_matrix(read_training_rows(dbsession), type_weights)
     codes = np.array([type_weights.get(kind, 0.0) for kind in _KIND_CODES], dtype=np.float32)
     users, items, weights = [], [], []
+    # SET LOCAL begins the transaction (dependencies.postgres.ReadsWithoutTransaction), which ends
+    # with the caller's: the pooled connection goes back with the server's default.
+    dbsession.execute(text(f"SET LOCAL work_mem = '{TRAINING_READ_WORK_MEM}'"))
     result = dbsession.execute(text(TRAINING_ARRAYS_SQL))
     for index, (movies, kinds) in enumerate(result):
         users.append(np.full(len(movies), index, dtype=np.int64))

@@ -180,6 +180,39 @@ def test_the_fast_read_gives_the_same_matrix_as_the_row_by_row_one(api, user, db
     assert sorted(set(fast.data.tolist())) == pytest.approx([recommender_model.TRAIN_WEIGHTS["watched"], 1.0])
 
 
+def test_the_fast_read_has_room_for_its_hash_aggregate_in_its_transaction_only(api, user, dbsession):  # noqa: F811
+    """The read raises work_mem for its own transaction (PostgreSQL's planner then aggregates
+    with a hash, not an index walk in user order); the connection keeps the default after it."""
+    from sqlalchemy import text
+
+    from nexus_pyramid import recommender_model
+
+    if dbsession.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's read (set in CI)")
+    like(api, user, TOY_STORY)
+    dbsession.rollback()
+    default = dbsession.execute(text("SHOW work_mem")).scalar()
+    assert default != recommender_model.TRAINING_READ_WORK_MEM
+    seen = []
+    dbsession.connection()  # the read's own connection, as the job's session has it
+    original = dbsession.execute
+
+    def execute(statement, *args, **kwargs):
+        result = original(statement, *args, **kwargs)
+        if str(statement) == recommender_model.TRAINING_ARRAYS_SQL:
+            seen.append(original(text("SHOW work_mem")).scalar())
+        return result
+
+    dbsession.execute = execute
+    try:
+        X, ids = recommender_model.read_training_matrix(dbsession)
+    finally:
+        del dbsession.execute
+    assert seen == [recommender_model.TRAINING_READ_WORK_MEM] and ids.tolist() == [TOY_STORY]
+    dbsession.rollback()
+    assert dbsession.execute(text("SHOW work_mem")).scalar() == default
+
+
 @pytest.mark.usefixtures("committed")
 def test_run_here_records_and_runs_a_job_as_a_worker_would(api, app):
     from nexus_pyramid.jobs.runner import run_here
