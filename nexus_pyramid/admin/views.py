@@ -37,11 +37,14 @@ PER_PAGE = 25
 
 def _int_param(request, name: str, default: int, maximum: int = MAX_PAGE_LOCAL) -> int:
     """Clamped into 1..maximum (the API's page bound keeps OFFSET inside PostgreSQL's range), as
-    a value that is not a number is the default: a console link never fails for its page."""
+    a value that is not a number is the default: a console link never fails for its page. A
+    number too long for ``int()`` (over 4,300 digits) is past the last page, as a shorter one is."""
+    raw = request.params.get(name, default)
     try:
-        value = int(request.params.get(name, default))
+        value = int(raw)
     except (TypeError, ValueError):
-        return default
+        digits = raw.strip().lstrip("+") if isinstance(raw, str) else ""
+        return maximum if digits.isdecimal() else default  # the digits int() reads, any script
     return max(1, min(value, maximum))
 
 

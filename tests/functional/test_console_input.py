@@ -63,5 +63,8 @@ def test_console_pages_are_clamped_to_the_apis_bounds():
 
     assert MAX_PAGE_LOCAL == 1_000_000
     for given, page in [("99999999999999999999", 1_000_000), ("9223372036854775807", 1_000_000),
-                        ("1000001", 1_000_000), ("1000000", 1_000_000), ("0", 1), ("-3", 1), ("abc", 1), ("", 1)]:
+                        ("1000001", 1_000_000), ("1000000", 1_000_000), ("0", 1), ("-3", 1), ("abc", 1), ("", 1),
+                        # past int()'s 4,300 digits: still the last page, not the first
+                        ("9" * 5000, 1_000_000), (" +" + "7" * 5000, 1_000_000), ("-" + "9" * 5000, 1),
+                        ("١٢٣", 123), ("١" * 5000, 1_000_000), ("²" * 5000, 1)]:
         assert _int_param(DummyRequest(params={"page": given}), "page", 1) == page, given
