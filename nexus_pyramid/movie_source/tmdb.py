@@ -35,7 +35,7 @@ from . import tmdb_answers as answers
 from .base import (MovieSource, SourceNotFound, SourcePaced, SourceUnavailable, cached_only, charge_call,
                    client_waiting, stale_copy_available)
 from .. import metrics
-from ..dependencies.breaker import CircuitBreaker
+from ..dependencies.breaker import OPEN, CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +218,16 @@ class TMDbSource(MovieSource):
         """GET ``path`` through the retry policy, inside the breaker; ``shape`` checks a 200's body."""
         if cached_only():  # not a call that failed: nothing for the breaker or the metrics
             raise SourceUnavailable("TMDb is not asked here: cached answers only")
+        # An open breaker refuses before anything is charged: a call that is not made takes
+        # nothing from the client's share or the deployment's pace. (Only ``allow()`` grants a
+        # half-open breaker's one trial, so it comes after the charges: a refused charge must
+        # not leave a trial granted and never resolved.)
+        if self.breaker.state == OPEN:
+            self._refused_by_breaker()
         charge_call()  # the same: a client over its share is refused before TMDb is asked
         self._paced(self.retry.budget)  # and so is a call over the deployment's pace
         if not self.breaker.allow():
-            metrics.upstream_call("tmdb", None, ok=False)
-            raise SourceUnavailable("TMDb circuit breaker is open")
+            self._refused_by_breaker()
         started = time.perf_counter()
         ok = False
         try:
@@ -260,6 +265,10 @@ class TMDbSource(MovieSource):
         self.breaker.success()
         metrics.breaker_state("tmdb", self.breaker.state)
         return value
+
+    def _refused_by_breaker(self):
+        metrics.upstream_call("tmdb", None, ok=False)
+        raise SourceUnavailable("TMDb circuit breaker is open")
 
     def _paced(self, time_left: float) -> None:
         """Take a place in the deployment's pace for the call about to be made, or raise

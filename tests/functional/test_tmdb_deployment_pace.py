@@ -147,3 +147,27 @@ def test_with_redis_cut_each_process_keeps_its_own_pace(paced, fake_tmdb, redis_
         assert search(client, words).headers["X-Cache"] == "MISS"
     assert_error(search(client, "alien", status=503), 503, "UPSTREAM_UNAVAILABLE")
     assert fake_tmdb.total_calls() == 3
+
+
+@pytest.mark.parametrize("limits, refused", [
+    ({"tmdb.calls_per_deployment": "6/10 seconds"}, (503, "UPSTREAM_UNAVAILABLE")),
+    ({"tmdb.calls_per_deployment": "100/10 seconds", "tmdb.calls_per_client": "6/minute"}, (429, "RATE_LIMITED")),
+])
+def test_a_call_the_open_breaker_refuses_takes_nothing_from_the_pace_or_the_clients_share(paced, fake_tmdb,
+                                                                                          limits, refused):
+    rate = limits.pop("tmdb.calls_per_deployment")
+    app, client = paced(rate, **{"tmdb.breaker_reset": "30", **limits})
+    fake_tmdb.set_mode("error", status=500)
+    for words in ("one", "two", "three"):  # three calls made, and failed: the breaker opens
+        search(client, words, status=503)
+    breaker = breaker_of(app)
+    assert breaker.state == "open" and fake_tmdb.total_calls() == 3
+    for words in ("four", "five", "six", "seven", "eight"):  # no call made, nothing charged
+        assert_error(search(client, words, status=503), 503, "UPSTREAM_UNAVAILABLE")
+    assert fake_tmdb.total_calls() == 3
+    fake_tmdb.reset()
+    breaker.reset()
+    for words in ("matrix", "fight", "pulp"):  # the three places left
+        assert search(client, words).headers["X-Cache"] == "MISS"
+    assert_error(search(client, "alien", status=refused[0]), *refused)
+    assert fake_tmdb.total_calls() == 3
