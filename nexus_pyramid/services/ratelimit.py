@@ -108,9 +108,8 @@ class Counters:
         return bool(self._call("hit", limit, *ids))
 
     def retry_after(self, limit, *ids: str) -> int:
-        """Seconds until the full window has room again (at least 1)."""
-        stats = self._call("get_window_stats", limit, *ids)
-        return max(1, math.ceil(stats.reset_time - time.time()))
+        """``room_in`` in whole seconds, at least 1 (for a ``Retry-After``)."""
+        return max(1, math.ceil(self.room_in(limit, *ids)))
 
     def room_in(self, limit, *ids: str) -> float:
         """Seconds until the window has room for one more (its oldest entry leaves), at least 1 ms."""
