@@ -239,8 +239,11 @@ class TMDbSource(MovieSource):
             def attempt(time_left: float):
                 nonlocal attempts
                 attempts += 1
-                if attempts > 1:  # a retry is a call too (refused: the last answer's failure stands)
-                    self._paced(time_left)
+                if attempts > 1:  # a retry is a call too
+                    try:
+                        self._paced(time_left)
+                    except SourcePaced:  # no room to retry: TMDb's last answer, a failure, stands
+                        raise SourceUnavailable("TMDb failed, and the pace left no room to retry") from None
                 return self.transport.get(path, params, time_left)
 
             response = self.retry.run(attempt, retry=not stale, budget=self.stale_copy_budget if stale else None)

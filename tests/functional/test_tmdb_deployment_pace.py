@@ -15,7 +15,7 @@ import time
 import pytest
 from webtest import TestApp
 
-from nexus_pyramid import make_app
+from nexus_pyramid import make_app, metrics
 from nexus_pyramid.interfaces import IMovieSource, IThrottles, find_service
 from nexus_pyramid.movie_source.base import SourcePaced
 from tests.conftest import assert_error, forget_movie_id_space, tmdb_settings
@@ -62,8 +62,10 @@ def breaker_of(app):
     return find_service(app.registry, IMovieSource).source.breaker
 
 
-def test_calls_over_the_pace_are_refused_before_tmdb_with_a_short_retry_after(paced, fake_tmdb):
+def test_calls_over_the_pace_are_refused_before_tmdb_with_a_short_retry_after(paced, fake_tmdb, monkeypatch):
     app, client = paced("3/10 seconds")
+    throttled = []
+    monkeypatch.setattr(metrics, "throttled", throttled.append)  # nexus_throttled_total{kind}
     # Three clients, each far within its own share: the deployment's window fills all the same.
     for number, words in enumerate(("matrix", "fight", "pulp")):
         assert search(client, words, client_number=number).headers["X-Cache"] == "MISS"
@@ -73,6 +75,7 @@ def test_calls_over_the_pace_are_refused_before_tmdb_with_a_short_retry_after(pa
     assert 1 <= int(refused.headers["Retry-After"]) <= 10
     assert_error(client.get("/api/movies/680", status=503, extra_environ=CLIENTS[4]), 503, "UPSTREAM_UNAVAILABLE")
     assert fake_tmdb.total_calls() == calls  # TMDb was not asked
+    assert throttled == ["tmdb_pace", "tmdb_pace"]
     breaker = breaker_of(app)
     assert breaker.state == "closed" and breaker.times_opened == 0
     # Not a failure of TMDb's: the cache counts no error; pages cached are served as before.
@@ -92,12 +95,15 @@ def test_over_the_pace_a_stale_copy_is_served(paced, fake_tmdb):
 
 
 def test_a_retry_is_a_call_too(paced, fake_tmdb):
-    app, client = paced("1/10 seconds")
+    app, client = paced("1/10 seconds", **{"tmdb.breaker_threshold": "1", "tmdb.breaker_reset": "30"})
     fake_tmdb.set_mode("rate_limited", fail_times=1, retry_after="0")
     refused = search(client, "matrix", status=503)
     assert_error(refused, 503, "UPSTREAM_UNAVAILABLE")
     # TMDb's 429 was not followed by a second call: the pace had no room for the retry.
     assert fake_tmdb.total_calls() == 1
+    # TMDb's answer was a failure, and it stands: the breaker and the cache both count it.
+    assert breaker_of(app).state == "open"
+    assert find_service(app.registry, IMovieSource).stats.errors == 1
 
 
 def test_a_job_waits_for_room_and_one_that_cannot_is_refused_at_once(paced, fake_tmdb):
@@ -155,8 +161,7 @@ def test_with_redis_cut_each_process_keeps_its_own_pace(paced, fake_tmdb, redis_
 ])
 def test_a_call_the_open_breaker_refuses_takes_nothing_from_the_pace_or_the_clients_share(paced, fake_tmdb,
                                                                                           limits, refused):
-    rate = limits.pop("tmdb.calls_per_deployment")
-    app, client = paced(rate, **{"tmdb.breaker_reset": "30", **limits})
+    app, client = paced(limits["tmdb.calls_per_deployment"], **{"tmdb.breaker_reset": "30", **limits})
     fake_tmdb.set_mode("error", status=500)
     for words in ("one", "two", "three"):  # three calls made, and failed: the breaker opens
         search(client, words, status=503)
