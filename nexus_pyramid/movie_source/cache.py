@@ -41,6 +41,7 @@ from dogpile.cache.proxy import ProxyBackend
 from .. import metrics, settings as nexus_settings
 from ..dependencies.redis import RedisDependency
 from ..settings import ConfigurationError
+from . import tmdb_answers as answers
 from .base import ClientOverBudget, MovieSource, SourceNotFound, SourcePaced, SourceUnavailable, with_stale_copy
 
 log = logging.getLogger(__name__)
@@ -368,12 +369,17 @@ def loads(data):
             raise CantDeserializeException() from None
 
 
+# How far ahead of this host's clock another host's may be, for an entry it wrote (seconds).
+FUTURE_SLACK = 3600
+
+
 def readable(value) -> bool:
     """Is ``value``, read under one of our keys, framed as dogpile frames an entry
     (``{"ct": created, "v": version}|payload``)? dogpile would fail on anything else, and so
     would every request for the key, on every worker, until the entry expired (the hard limit:
     30 days): something other than this app wrote the key, or a release that framed it
-    otherwise. Such an entry is a miss instead, and is overwritten by the next value made."""
+    otherwise. Such an entry is a miss instead, and is overwritten by the next value made. So is
+    one made more than ``FUTURE_SLACK`` from now: it would be fresh until its hard limit."""
     if not isinstance(value, bytes):
         return False
     head, bar, _payload = value.partition(b"|")
@@ -385,7 +391,7 @@ def readable(value) -> bool:
         return False
     created = metadata.get("ct") if isinstance(metadata, dict) else None
     return (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
-            and "v" in metadata)
+            and created <= time.time() + FUTURE_SLACK and "v" in metadata)
 
 
 def clear_memory_region(region) -> None:
@@ -473,8 +479,19 @@ class CachedMovieSource:
         self.stats = stats or CacheStats()
         self.prefix = source.name
 
-    def _stale(self, key: str):
+    def _read(self, key: str, sound):
+        """The shared cache's entry for ``key``, fresh or not (None if none). An entry whose value
+        is not of the shape ``sound`` checks (``tmdb_answers``: something else wrote the key) is
+        deleted, logged and read as none: it is made again, never served."""
         cached = self.region.get_value_metadata(key, ignore_expiration=True)
+        if cached is None or cached is NO_VALUE or sound(cached.payload):
+            return cached
+        log.warning("cache entry %s is not of the shape the app reads: deleted", key)
+        self.region.delete(key)
+        return None
+
+    def _stale(self, key: str, sound):
+        cached = self._read(key, sound)
         if cached is None or cached is NO_VALUE:
             return NO_VALUE
         if time.time() - cached.metadata["ct"] > self.hard_limit:
@@ -496,8 +513,9 @@ class CachedMovieSource:
         self.stats.count(name)
         metrics.cache_event(kind, self._EVENTS[name])
 
-    def fetch(self, kind: str, key: str, creator, language: str | None = None) -> Result:
-        """The value under ``key`` in ``language`` (None: the default); ``creator(language)`` makes it."""
+    def fetch(self, kind: str, key: str, creator, sound, language: str | None = None) -> Result:
+        """The value under ``key`` in ``language`` (None: the default); ``creator(language)`` makes
+        it; ``sound(value)``: is a value read from the shared cache of the shape the app reads?"""
         requested = language or self.default_language
         language = self.source.content_language(requested)
         notes = tuple(self.source.language_notes(requested))
@@ -516,16 +534,16 @@ class CachedMovieSource:
                     self._count(kind, "hits" if source == CACHE else "stale")
                     return result(entry.payload[0], source, entry.payload[1])
                 try:  # this request refreshes the entry; the others go on being served it
-                    return self._fetch_shared(kind, key, creator, language, ttl, result)
+                    return self._fetch_shared(kind, key, creator, sound, language, ttl, result)
                 finally:
                     self._forget_claim(key, claim)
-        return self._fetch_shared(kind, key, creator, language, ttl, result)
+        return self._fetch_shared(kind, key, creator, sound, language, ttl, result)
 
-    def _fetch_shared(self, kind, key, creator, language, ttl, result) -> Result:
+    def _fetch_shared(self, kind, key, creator, sound, language, ttl, result) -> Result:
         """``fetch`` past the first level: the shared cache, and the source if needed."""
         # The value with its creation time (for Cache-Control and the rendered bytes' key), fresh
         # or not: a fresh one is served; an expired one is what a failed regeneration serves.
-        cached = self.region.get_value_metadata(key, ignore_expiration=True)
+        cached = self._read(key, sound)
         if cached is not None:
             created = cached.metadata["ct"]
             if self._fresh(created, ttl):
@@ -558,7 +576,7 @@ class CachedMovieSource:
         except SourceUnavailable as exc:
             if not isinstance(exc, (ClientOverBudget, SourcePaced)):  # the source was not asked: no error of its
                 self._count(kind, "busy" if isinstance(exc, CacheBusy) else "errors")
-            stale = cached if fetched else self._stale(key)
+            stale = cached if fetched else self._stale(key, sound)
             if stale is NO_VALUE:
                 raise
             self._count(kind, "stale")
@@ -678,39 +696,44 @@ class CachedMovieSource:
     # -- the lookups -------------------------------------------------------------
     def trending(self, window: str, page: int, language: str | None = None) -> Result:
         return self.fetch("trending", f"trending:{window}:{page}",
-                          lambda lang: self.source.trending(window, page, lang), language)
+                          lambda lang: self.source.trending(window, page, lang), answers.sound_movie_page, language)
 
     def movie(self, tmdb_id: int, language: str | None = None) -> Result:
-        return self.fetch("movie", f"movie:{tmdb_id}", lambda lang: self.source.movie(tmdb_id, lang), language)
+        return self.fetch("movie", f"movie:{tmdb_id}", lambda lang: self.source.movie(tmdb_id, lang),
+                          answers.sound_movie, language)
 
     def recommendations(self, tmdb_id: int, page: int, language: str | None = None) -> Result:
         return self.fetch("recommendations", f"recs:{tmdb_id}:{page}",
-                          lambda lang: self.source.recommendations(tmdb_id, page, lang), language)
+                          lambda lang: self.source.recommendations(tmdb_id, page, lang), answers.sound_movie_page,
+                          language)
 
     def similar(self, tmdb_id: int, page: int, language: str | None = None) -> Result:
         return self.fetch("recommendations", f"similar:{tmdb_id}:{page}",
-                          lambda lang: self.source.similar(tmdb_id, page, lang), language)
+                          lambda lang: self.source.similar(tmdb_id, page, lang), answers.sound_movie_page, language)
 
     def search_movies(self, query: str, page: int, year: int | None = None, include_adult: bool = False,
                       language: str | None = None) -> Result:
         normalized = " ".join(query.lower().split())
         return self.fetch("search", f"search:{int(include_adult)}:{year}:{page}:{json.dumps(normalized)}",
-                          lambda lang: self.source.search_movies(query, page, year, include_adult, lang), language)
+                          lambda lang: self.source.search_movies(query, page, year, include_adult, lang),
+                          answers.sound_movie_page, language)
 
     def search_people(self, query: str, page: int) -> Result:
         normalized = " ".join(query.lower().split())
         return self.fetch("search", f"people:{page}:{json.dumps(normalized)}",
-                          lambda _lang: self.source.search_people(query, page))
+                          lambda _lang: self.source.search_people(query, page), answers.sound_person_page)
 
     def discover(self, query=None, language: str | None = None, **filters) -> Result:
         """A page of ``DiscoverQuery`` (or its fields as keywords), keyed by its normalized form."""
         from .discover import DiscoverQuery
 
         query = query or DiscoverQuery(**filters)
-        return self.fetch("trending", query.key(), lambda lang: self.source.discover(query, lang), language)
+        return self.fetch("trending", query.key(), lambda lang: self.source.discover(query, lang), answers.sound_movie_page,
+                          language)
 
     def genres(self, language: str | None = None) -> Result:
-        return self.fetch("genres", "genres", lambda lang: self.source.genres(lang), language)
+        return self.fetch("genres", "genres", lambda lang: self.source.genres(lang), answers.sound_genre_list,
+                          language)
 
     def expire_all(self) -> None:
         """Mark every cached value as expired (kept for stale serving), e.g. after a data fix.

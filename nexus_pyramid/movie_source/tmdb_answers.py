@@ -160,3 +160,76 @@ def genre_list(data) -> list[dict]:
     if not isinstance(genres, list):
         raise Unusable("an unexpected genre list")
     return [g for g in map(_genre, _items(genres)) if g is not None]
+
+
+# -- the same shapes, read back -------------------------------------------------------------
+# A value read from the shared cache is one the functions above made (or the offline catalog, in
+# the same shape), unless something else wrote the key, or a release that shaped it otherwise.
+# The presenters index into it without checks, so a value of another shape failed every request
+# for its key until it expired. These say whether a value has the shape the app reads: the
+# containers and ids it indexes by, and the type of each field it reads (extra fields are
+# allowed: the catalog keeps a few that TMDb does not give).
+_TEXT = ("title", "original_title", "overview", "release_date", "poster_path", "tagline")
+_NUMBERS = ("popularity", "vote_average", "vote_count", "runtime", "year")
+
+
+def _number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _optional_text(value) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _list_of(value, sound) -> bool:
+    return isinstance(value, list) and all(sound(item) for item in value)
+
+
+def _sound_genre(value) -> bool:
+    return isinstance(value, dict) and identifier(value.get("id")) is not None and _optional_text(value.get("name"))
+
+
+def _sound_member(value) -> bool:
+    return isinstance(value, dict) and type(value.get("order", 0)) is int
+
+
+def _sound_item(value) -> bool:
+    """A movie of a page, or the core of a detail."""
+    if not isinstance(value, dict) or identifier(value.get("id")) is None:
+        return False
+    genre_ids = value.get("genre_ids")
+    genres = value.get("genres")
+    return (all(_optional_text(value.get(name)) for name in _TEXT)
+            and all(_number(value.get(name)) for name in _NUMBERS)
+            and (genre_ids is None or _list_of(genre_ids, lambda g: type(g) is int))
+            and (genres is None or _list_of(genres, _sound_genre)))
+
+
+def sound_movie(value) -> bool:
+    """A movie as ``movie`` makes it (credits, notes and all)."""
+    if not _sound_item(value):
+        return False
+    credits, notes = value.get("credits"), value.get("notes")
+    return ((credits is None or (isinstance(credits, dict)
+                                 and _list_of(credits.get("cast", []), _sound_member)
+                                 and _list_of(credits.get("crew", []), lambda c: isinstance(c, dict))))
+            and (notes is None or _list_of(notes, lambda n: isinstance(n, str))))
+
+
+def _sound_page(value, item) -> bool:
+    return (isinstance(value, dict) and _list_of(value.get("results"), item)
+            and all(value.get(name) is None or type(value.get(name)) is int
+                    for name in ("page", "total_results", "total_pages")))
+
+
+def sound_movie_page(value) -> bool:
+    return _sound_page(value, _sound_item)
+
+
+def sound_person_page(value) -> bool:
+    return _sound_page(value, lambda p: isinstance(p, dict) and identifier(p.get("id")) is not None
+                       and _optional_text(p.get("name")))
+
+
+def sound_genre_list(value) -> bool:
+    return _list_of(value, lambda g: _sound_genre(g) and "name" in g)

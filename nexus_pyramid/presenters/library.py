@@ -60,3 +60,14 @@ def interaction(item, movies) -> dict:
 def recommendation(movie: dict, score: float, reasons: list[str]) -> dict:
     """One ranked pick; ``movie`` already presented (the recommender shapes whole pages at once)."""
     return {"movie": movie, "score": score, "reasons": reasons}
+
+
+def sound_recommendations(value) -> bool:
+    """Is ``value`` (read from the cache) a list of what ``recommendation`` makes, as far as the
+    recommendations page reads it: each pick's movie by its id, its score, its reasons?"""
+    return isinstance(value, list) and all(
+        isinstance(pick, dict) and isinstance(pick.get("movie"), dict)
+        and type(pick["movie"].get("tmdb_id")) is int
+        and isinstance(pick.get("score"), (int, float)) and not isinstance(pick["score"], bool)
+        and isinstance(pick.get("reasons"), list) and all(isinstance(r, str) for r in pick["reasons"])
+        for pick in value)

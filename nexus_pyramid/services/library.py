@@ -248,12 +248,19 @@ class LibraryService:
             computed.append(True)
             return self._compute(user, model)
 
+        key = self._recs_key(user, model)
         try:
-            ranked = self.recs_region.get_or_create(self._recs_key(user, model), compute,
-                                                    expiration_time=self.recs_ttl)
+            ranked = self.recs_region.get_or_create(key, compute, expiration_time=self.recs_ttl)
         except CacheBusy:  # another request of this user is computing them: don't wait longer
             metrics.cache_event("recommendations_user", "busy")
             return self._compute(user, model)
+        if not computed and not present.sound_recommendations(ranked):
+            # Something else wrote the key (movie_source/cache.py ``_read`` does the same for
+            # movie data): made again, and the entry replaced.
+            log.warning("cache entry %s is not of the shape the app reads: made again", key)
+            ranked = self._compute(user, model)
+            self.recs_region.set(key, ranked)
+            computed.append(True)
         metrics.cache_event("recommendations_user", "miss" if computed else "hit")
         return ranked
 

@@ -7,6 +7,8 @@ overwritten, and a second app (another worker: nothing of its own in memory) is 
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis as redis_lib
 from webtest import TestApp
@@ -21,7 +23,16 @@ ROUTES = ["/api/movies/trending", "/api/movies/603", "/api/movies/search?query=m
           "/api/movies/603/recommendations", "/api/movies/discover?genre=28"]
 GARBAGE = [b"not json", b"\xff\xfe", b"{}", b"[1, 2, 3]", b"null", b"|", b'{"ct": "x", "v": 2}|[]',
            b'{"ct": 1e999, "v": 2}|[]', b'{"ct": 1.0}|{}', b'{"ct": 1.0, "v": 2}|not json',
-           b'{"ct": 1.0, "v": 2}|\xff']
+           b'{"ct": 1.0, "v": 2}|\xff',
+           # made in the year 33658: fresh until its hard limit, whatever it holds
+           b'{"ct": 1e12, "v": 2}|{"results": []}']
+# Framed as this app frames its entries, made a moment ago, of another shape than any key's value
+# (an empty list is one: no genres, or a user's recommendations when there are none).
+NOW = int(time.time())
+WRONG_SHAPES = [b'{"ct": %d, "v": 2}|%s' % (NOW, payload) for payload in (
+    b"{}", b'[{"movie": 1}]', b'"x"', b"null", b"3", b'{"results": 3}', b'{"results": [1]}',
+    b'[{"movie": {"tmdb_id": 603}, "score": "high", "reasons": []}]',
+    b'{"results": [{"id": "603", "title": "x"}], "page": 1}', b'[{"id": 28}]')]
 
 
 @pytest.fixture
@@ -57,6 +68,25 @@ def test_an_unreadable_entry_is_made_again_and_replaced(spoiled):
 @pytest.mark.parametrize("spoiled", GARBAGE[:3], indirect=True, ids=["text", "bytes", "empty"])
 def test_with_tmdb_down_an_unreadable_entry_is_a_503_envelope(spoiled, fake_tmdb):
     other, headers, _client, _keys = spoiled
+    fake_tmdb.set_mode("error", status=503)
+    for path in ROUTES:
+        assert_error(other.get(path, status=503), 503, "UPSTREAM_UNAVAILABLE")
+    assert other.get("/api/user/recommendations", headers=headers).status_int == 200  # from the database
+
+
+@pytest.mark.parametrize("spoiled", WRONG_SHAPES, indirect=True, ids=[repr(g)[22:50] for g in WRONG_SHAPES])
+def test_an_entry_of_another_shape_is_made_again_and_replaced(spoiled):
+    other, headers, client, keys = spoiled
+    garbage = client.get(keys[0])
+    assert [other.get(path).headers["X-Cache"] for path in ROUTES] == ["MISS"] * 3 + ["HIT"] + ["MISS"] * 2
+    assert other.get("/api/user/recommendations", headers=headers).json["data"]["results"]
+    replaced = {k for k in keys if client.get(k) != garbage}
+    assert {k for k in keys if not k.startswith(b"nexus:movies:404:")} == replaced
+
+
+@pytest.mark.parametrize("spoiled", WRONG_SHAPES[:2], indirect=True, ids=["object", "list"])
+def test_with_tmdb_down_an_entry_of_another_shape_is_a_503_envelope(spoiled, fake_tmdb):
+    other, headers, client, keys = spoiled
     fake_tmdb.set_mode("error", status=503)
     for path in ROUTES:
         assert_error(other.get(path, status=503), 503, "UPSTREAM_UNAVAILABLE")

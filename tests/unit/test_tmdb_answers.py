@@ -121,3 +121,52 @@ def test_genre_lists_and_people():
                                               {"id": False, "name": "x"}]})
     assert people["results"] == [{"id": 6384, "name": "Keanu Reeves", "known_for_department": None,
                                   "profile_path": None}]
+
+
+# -- the shapes read back from the shared cache -----------------------------------------------
+def test_what_the_client_and_the_catalog_make_is_of_the_shape_the_app_reads():
+    from nexus_pyramid.movie_source.catalog import CatalogSource
+
+    detail = answers.movie({**MOVIES[603], "genres": [{"id": 28, "name": "Action"}], "runtime": 136,
+                            "credits": {"cast": [{"id": 6384, "name": "Keanu Reeves", "order": 0}],
+                                        "crew": [{"id": 9339, "name": "Lana Wachowski", "job": "Director"}]}})
+    assert answers.sound_movie(detail) and answers.sound_movie(answers.movie(MOVIES[550]))
+    assert answers.sound_movie_page(answers.movie_page({"page": 1, "results": list(MOVIES.values())}))
+    assert answers.sound_genre_list(answers.genre_list({"genres": [{"id": 28, "name": "Action"}, {"id": 18}]}))
+    assert answers.sound_person_page(answers.person_page({"results": [{"id": 6384, "name": "Keanu Reeves"}]}))
+    catalog = CatalogSource()
+    first = catalog.trending("week", 1)
+    assert first["results"] and answers.sound_movie_page(first)
+    assert answers.sound_movie(catalog.movie(first["results"][0]["id"]))
+    assert answers.sound_movie_page(catalog.search_movies("matrix", 1))
+    assert answers.sound_genre_list(catalog.genres()) and answers.sound_person_page(catalog.search_people("x", 1))
+
+
+PAGE = answers.movie_page({"page": 1, "results": [MOVIES[603]]})
+ITEM = PAGE["results"][0]
+
+
+@pytest.mark.parametrize("value", [
+    None, [], "x", 3, {}, {"results": 3}, {"results": [1]}, {"results": [{}]}, {"results": [{"id": "603"}]},
+    {**PAGE, "page": "1"}, {**PAGE, "total_pages": 1.5}, {**PAGE, "results": [{**ITEM, "title": 5}]},
+    {**PAGE, "results": [{**ITEM, "popularity": "high"}]}, {**PAGE, "results": [{**ITEM, "vote_count": True}]},
+    {**PAGE, "results": [{**ITEM, "poster_path": ["/p.jpg"]}]}, {**PAGE, "results": [{**ITEM, "genre_ids": [[28]]}]},
+    {**PAGE, "results": [{**ITEM, "genre_ids": "28"}]}, {**PAGE, "results": [{**ITEM, "genres": [{"name": "x"}]}]},
+], ids=repr)
+def test_a_page_of_another_shape_is_not_read(value):
+    assert not answers.sound_movie_page(value)
+
+
+@pytest.mark.parametrize("value", [
+    None, [], {}, PAGE, {**ITEM, "id": 0}, {**ITEM, "credits": "x"}, {**ITEM, "credits": {"cast": [{"order": "1"}]}},
+    {**ITEM, "credits": {"cast": "x"}}, {**ITEM, "credits": {"crew": [3]}}, {**ITEM, "notes": "x"},
+    {**ITEM, "notes": [3]}, {**ITEM, "runtime": "136"}, {**ITEM, "tagline": 7},
+], ids=repr)
+def test_a_movie_of_another_shape_is_not_read(value):
+    assert not answers.sound_movie(value)
+
+
+@pytest.mark.parametrize("value", [None, {}, {"genres": []}, [{"id": 28}], [{"id": "28", "name": "Action"}],
+                                   [{"id": 28, "name": 5}], ["Action"]], ids=repr)
+def test_a_genre_list_of_another_shape_is_not_read(value):
+    assert not answers.sound_genre_list(value)
