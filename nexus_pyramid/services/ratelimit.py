@@ -52,6 +52,7 @@ from limits.strategies import MovingWindowRateLimiter
 from ..dependencies.redis import RedisDependency
 from .. import metrics
 from ..errors import RateLimited
+from ..settings import DEFAULTS, value
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,10 @@ class Throttles:
     """The application's throttles (the ``IThrottles`` service)."""
 
     def __init__(self, counters: Counters, per_address_account: str, per_address: str, per_account: str,
-                 register_per_address: str, reset_per_address: str = "20/hour", reset_per_account: str = "5/hour",
-                 source_calls_per_address: str = "120/minute", source_calls_per_deployment: str = "35/second"):
+                 register_per_address: str, reset_per_address: str = DEFAULTS["auth.reset_limit_per_address"],
+                 reset_per_account: str = DEFAULTS["auth.reset_limit_per_account"],
+                 source_calls_per_address: str = DEFAULTS["tmdb.calls_per_client"],
+                 source_calls_per_deployment: str = DEFAULTS["tmdb.calls_per_deployment"]):
         self.counters = counters
         self.source_calls_per_address = parse(source_calls_per_address)
         self.source_calls_per_deployment = parse(source_calls_per_deployment)
@@ -138,8 +141,6 @@ class Throttles:
 
     @classmethod
     def from_settings(cls, settings: dict, redis: RedisDependency | None = None) -> "Throttles":
-        from ..settings import value
-
         return cls(Counters(redis), settings["auth.login_limit_per_address_account"],
                    settings["auth.login_limit_per_address"], settings["auth.login_limit_per_account"],
                    settings["auth.register_limit_per_address"], value(settings, "auth.reset_limit_per_address"),
