@@ -373,25 +373,33 @@ def loads(data):
 FUTURE_SLACK = 3600
 
 
-def readable(value) -> bool:
-    """Is ``value``, read under one of our keys, framed as dogpile frames an entry
-    (``{"ct": created, "v": version}|payload``)? dogpile would fail on anything else, and so
-    would every request for the key, on every worker, until the entry expired (the hard limit:
-    30 days): something other than this app wrote the key, or a release that framed it
-    otherwise. Such an entry is a miss instead, and is overwritten by the next value made. So is
-    one made more than ``FUTURE_SLACK`` from now: it would be fresh until its hard limit."""
+def created_at(value) -> float | None:
+    """When an entry read under one of our keys was made, if it is framed as dogpile frames an
+    entry (``{"ct": created, "v": version}|payload``); else None. dogpile would fail on anything
+    else, and so would every request for the key, on every worker, until the entry expired (the
+    hard limit: 30 days): something other than this app wrote the key, or a release that framed
+    it otherwise. Such an entry is a miss instead (``readable``), and is overwritten by the next
+    value made. So is one made more than ``FUTURE_SLACK`` from now: it would be fresh until its
+    hard limit."""
     if not isinstance(value, bytes):
-        return False
+        return None
     head, bar, _payload = value.partition(b"|")
     if not bar:
-        return False
+        return None
     try:
         metadata = orjson.loads(head)
     except orjson.JSONDecodeError:
-        return False
+        return None
     created = metadata.get("ct") if isinstance(metadata, dict) else None
-    return (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
-            and created <= time.time() + FUTURE_SLACK and "v" in metadata)
+    if (isinstance(created, (int, float)) and not isinstance(created, bool) and math.isfinite(created)
+            and created <= time.time() + FUTURE_SLACK and "v" in metadata):
+        return float(created)
+    return None
+
+
+def readable(value) -> bool:
+    """Is ``value`` an entry this app can read (``created_at``)?"""
+    return created_at(value) is not None
 
 
 def clear_memory_region(region) -> None:

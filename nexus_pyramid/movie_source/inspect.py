@@ -10,11 +10,10 @@ apart from the entries.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
-from .cache import TTL_KINDS, clear_memory_region, readable
+from .cache import TTL_KINDS, clear_memory_region, created_at
 
 MAX_KEYS = 5000
 BATCH = 200
@@ -58,8 +57,7 @@ def _created(raw) -> float | None:
     if raw is None:
         return None
     if isinstance(raw, (bytes, bytearray)):  # the head of an entry (HEAD_BYTES): its metadata is there
-        raw = bytes(raw)
-        return float(json.loads(raw.partition(b"|")[0])["ct"]) if readable(raw) else None
+        return created_at(bytes(raw))
     metadata = getattr(raw, "metadata", None)
     return float(metadata["ct"]) if metadata and "ct" in metadata else None
 
