@@ -61,3 +61,14 @@ def test_an_entry_is_framed_as_dogpile_frames_it(value, framed):
     from nexus_pyramid.movie_source.cache import readable
 
     assert readable(value) is framed
+
+
+def test_an_entry_dated_past_another_host_s_clock_drift_is_not_read():
+    import time
+
+    from nexus_pyramid.movie_source.cache import FUTURE_SLACK, created_at, readable
+
+    now = time.time()
+    ahead = b'{"ct": %f, "v": 2}|{"results": []}'
+    assert created_at(ahead % (now + 60)) == pytest.approx(now + 60)  # another host's clock, a minute ahead
+    assert not readable(ahead % (now + FUTURE_SLACK + 60)) and created_at(ahead % 1e12) is None
