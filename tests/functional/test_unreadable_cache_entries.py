@@ -14,6 +14,7 @@ import redis as redis_lib
 from webtest import TestApp
 
 from nexus_pyramid import make_app
+from nexus_pyramid.interfaces import IDatabaseEngine, find_service
 from nexus_pyramid.movie_source.cache import readable
 from tests.conftest import TEST_REDIS_URL, Api, assert_error, tmdb_settings
 
@@ -49,9 +50,12 @@ def spoiled(tmdb_testapp, dbsession, redis_url, database_url, fake_tmdb, request
     assert any(k.startswith(b"nexus:movies:") for k in keys) and any(k.startswith(b"nexus:recs:") for k in keys)
     for key in keys:
         client.set(key, request.param)
-    other = TestApp(make_app(tmdb_settings(database_url, redis_url, fake_tmdb.base_url), environ={}))
-    yield other, headers, client, keys
+    app = make_app(tmdb_settings(database_url, redis_url, fake_tmdb.base_url), environ={})
+    yield TestApp(app), headers, client, keys
     client.close()
+    # Its pool's connections go now, not when the collector finds the app: this module builds
+    # two dozen of them, and PostgreSQL's max_connections (100) is shared by the whole suite.
+    find_service(app.registry, IDatabaseEngine).dispose()
 
 
 @pytest.mark.parametrize("spoiled", GARBAGE, indirect=True, ids=[repr(g)[2:20] for g in GARBAGE])
