@@ -36,7 +36,7 @@ def get_preferences(request):
 
 
 @preferences.post(schema=schemas.request_schema(schemas.PreferencesBody), returns=present.Preferences,
-                  permission=SELF, error_codes=(401, 503))
+                  permission=SELF, error_codes=(401, 429, 503))
 def save_preferences(request):
     body = request.validated["body"]
     if "actor_ids" in body and "actors" in body:

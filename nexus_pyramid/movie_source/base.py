@@ -88,7 +88,9 @@ class SourcePaced(SourceUnavailable):
 
 # Who pays for a call to the source: set per request (services.movies.MovieService) to a
 # callable that takes one call from the client's share and returns None, or the seconds until
-# the share has room again. Unset (jobs, the rehearsal, threads of their own), nothing is counted.
+# the share has room again; threads a request starts for source calls run in a copy of its
+# context (services.movies.in_threads), so theirs are charged too. Unset (jobs, the rehearsal,
+# threads of their own), nothing is counted.
 _ALLOWANCE: ContextVar = ContextVar("nexus_source_call_allowance", default=None)
 
 
@@ -104,7 +106,7 @@ def charge_call() -> None:
 
 def client_waiting() -> bool:
     """Is a client's request waiting on this call (its calls are charged to it)? Such a call is
-    never held back waiting for the deployment's pace; jobs, scripts and threads of their own are."""
+    never held back waiting for the deployment's pace; jobs and scripts are."""
     return _ALLOWANCE.get() is not None
 
 

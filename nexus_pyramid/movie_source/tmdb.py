@@ -277,8 +277,9 @@ class TMDbSource(MovieSource):
         """Take a place in the deployment's pace for the call about to be made, or raise
         ``SourcePaced``. A call a client's request is waiting on, or one with a stale copy to
         serve instead, does not wait for room: the request is answered at once (a stale copy, or
-        503 with Retry-After) and no thread is held. Other calls (jobs, scripts, the
-        recommendations' fetch threads) wait for room while ``time_left`` allows."""
+        503 with Retry-After) and no thread is held (nor are the threads a request starts for
+        its movies, ``services.movies.in_threads``). Other calls (jobs, scripts) wait for room
+        while ``time_left`` allows."""
         if self.pace is None:
             return
         deadline = time.monotonic() + time_left

@@ -6,6 +6,7 @@ import math
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextvars import copy_context
 from types import MappingProxyType
 
 from dogpile.cache.api import NO_VALUE
@@ -267,13 +268,8 @@ class MovieService:
                 return lookup(*args)
         except SourceNotFound:
             raise not_found()
-        except ClientOverBudget as exc:  # nothing cached to answer with, and no call allowed now
-            raise RateLimited(exc.retry_after, "Too many requests for movies that are not cached; "
-                                               "try again later.")
-        except SourcePaced as exc:  # the deployment is at its pace of TMDb calls: soon, not 5 s
-            raise UpstreamUnavailable(retry_after=math.ceil(exc.retry_after))
-        except SourceUnavailable:
-            raise UpstreamUnavailable()
+        except SourceUnavailable as exc:
+            raise unavailable(exc)
 
     def render_epoch(self) -> int:
         """What, besides the cache entry, a rendered movie response depends on: the version of
@@ -340,7 +336,9 @@ class MovieService:
         pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items))),
                                   thread_name_prefix="nexus-localize")
         try:
-            futures = {pool.submit(self.source.movie, item["tmdb_id"], language): i for i, item in enumerate(items)}
+            with calls_charged_to(self.call_allowance):  # the threads' calls too (``in_threads``)
+                futures = {in_threads(pool, self.source.movie, item["tmdb_id"], language): i
+                           for i, item in enumerate(items)}
             done, _late = wait(futures, timeout=budget)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -383,7 +381,8 @@ class MovieService:
         missing = [t for t in ids if t not in rows]
         unknown: list[int] = []
         if missing:
-            found, unknown = fetch_movies(self.source, missing, concurrency, budget)
+            with calls_charged_to(self.call_allowance):
+                found, unknown = fetch_movies(self.source, missing, concurrency, budget)
             if found:
                 self.mirror(found)
                 rows.update(self._rows(missing))
@@ -417,6 +416,23 @@ class MovieService:
         guard.best_effort(lambda session: upsert_movies(session, raws, names), "movie mirror")
 
 
+def unavailable(error: SourceUnavailable) -> Exception:
+    """The API's error for a movie source that could not answer."""
+    if isinstance(error, ClientOverBudget):  # nothing cached to answer with, and no call allowed now
+        return RateLimited(error.retry_after, "Too many requests for movies that are not cached; try again later.")
+    if isinstance(error, SourcePaced):  # the deployment is at its pace of TMDb calls: soon, not 5 s
+        return UpstreamUnavailable(retry_after=math.ceil(error.retry_after))
+    return UpstreamUnavailable()
+
+
+def in_threads(pool: ThreadPoolExecutor, call, *args):
+    """``pool.submit(call, *args)`` in a copy of the caller's context: the source calls a thread
+    makes for a request are charged to its client (``calls_charged_to``), and never wait for
+    the deployment's pace, as the request's own are not. A copy per task: one context cannot
+    be entered by two threads at once."""
+    return pool.submit(copy_context().run, call, *args)
+
+
 def fetch_movies(source: CachedMovieSource, tmdb_ids: list[int], concurrency: int,
                  budget: float) -> tuple[list[dict], list[int]]:
     """Details of several movies from the (cached) source: (found, unknown ids).
@@ -429,7 +445,7 @@ def fetch_movies(source: CachedMovieSource, tmdb_ids: list[int], concurrency: in
         return [], []
     pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tmdb_ids))), thread_name_prefix="nexus-fetch")
     try:
-        futures = {pool.submit(source.movie, tmdb_id): tmdb_id for tmdb_id in tmdb_ids}
+        futures = {in_threads(pool, source.movie, tmdb_id): tmdb_id for tmdb_id in tmdb_ids}
         done, not_done = wait(futures, timeout=budget)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -441,7 +457,7 @@ def fetch_movies(source: CachedMovieSource, tmdb_ids: list[int], concurrency: in
         if isinstance(error, SourceNotFound):
             unknown.append(futures[future])
         elif isinstance(error, SourceUnavailable):
-            raise UpstreamUnavailable()
+            raise unavailable(error)
         elif error is not None:
             raise error
         else:

@@ -9,6 +9,7 @@ affected, and pages already cached are served as before.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -88,3 +89,46 @@ def test_an_interaction_with_a_movie_not_mirrored_counts_too(shared, dbsession, 
     # A movie already stored needs no call.
     client.post_json("/api/user/interactions", {"tmdb_id": 603, "interaction_type": "watched"},
                      headers=headers, status=201)
+
+
+def details(fake_tmdb) -> int:
+    """Calls for a movie's details so far (``/movie/{id}``)."""
+    return sum(n for path, n in fake_tmdb.calls.items() if re.fullmatch(r".*/movie/\d+", path))
+
+
+def test_the_movies_of_a_preferences_list_are_charged_to_its_client(shared, dbsession, fake_tmdb):
+    """They are fetched by threads of the request's own (services.movies.fetch_movies): each
+    call is charged to the client as the request's own calls are."""
+    _app, client = shared
+    api = Api(client, dbsession)
+    headers = api.auth(api.user()["token"])
+    calls = fake_tmdb.total_calls()
+    refused = client.post_json("/api/user/preferences", {"movie_ids": [603, 604, 605, 550, 680]},
+                               headers=headers, status=429)
+    assert_error(refused, 429, "RATE_LIMITED")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert fake_tmdb.total_calls() - calls <= 3  # its share; nothing past it
+    assert client.get("/api/user/preferences", headers=headers).json["data"]["movies"] == []  # nothing saved
+    # Another client's share is its own: the movies the first one got are stored, the rest fetched.
+    other = client.post_json("/api/user/preferences", {"movie_ids": [603, 604, 605, 550, 680]},
+                             headers=headers, extra_environ=OTHER, status=200)
+    assert [m["tmdb_id"] for m in other.json["data"]["movies"]] == [603, 604, 605, 550, 680]
+
+
+def test_a_recommendations_page_in_another_language_is_charged_to_its_client(shared, dbsession, fake_tmdb):
+    """Its movies' details in that language are fetched by threads of the request's own
+    (MovieService.localize): over the client's share, they keep their stored text."""
+    _app, client = shared
+    api = Api(client, dbsession)
+    headers = api.auth(api.user()["token"])
+    client.post_json("/api/user/interactions", {"tmdb_id": 603, "interaction_type": "liked"},
+                     headers=headers, status=201, extra_environ=OTHER)
+    english = client.get("/api/user/recommendations", headers=headers, extra_environ=OTHER).json["data"]["results"]
+    assert len(english) >= 4
+    calls = details(fake_tmdb)
+    french = client.get("/api/user/recommendations", {"language": "fr-FR"}, headers=headers).json
+    assert details(fake_tmdb) - calls <= 3
+    titles = [r["movie"]["title"] for r in french["data"]["results"]]
+    kept = [t for t in titles if not t.endswith("(FR)")]
+    assert len(titles) == len(english) and len(kept) >= len(english) - 3
+    assert f"{len(kept)} of {len(english)} movies" in french["meta"]["notes"][0]
