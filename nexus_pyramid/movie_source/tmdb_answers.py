@@ -171,37 +171,38 @@ def genre_list(data) -> list[dict]:
 # allowed: the catalog keeps a few that TMDb does not give).
 _TEXT = ("title", "original_title", "overview", "release_date", "poster_path", "tagline")
 _NUMBERS = ("popularity", "vote_average", "vote_count", "runtime", "year")
-
-
-def _number(value) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
-
-def _optional_text(value) -> bool:
-    return value is None or isinstance(value, str)
+# By exact type (what JSON gives): True is no number here, and the checks stay cheap (some
+# microseconds a movie; they run on every read from the shared cache).
+TEXT_TYPES = frozenset((str, type(None)))
+NUMBER_TYPES = frozenset((int, float, type(None)))
+COUNT_TYPES = frozenset((int, type(None)))
 
 
 def _list_of(value, sound) -> bool:
-    return isinstance(value, list) and all(sound(item) for item in value)
+    return type(value) is list and all(sound(item) for item in value)
 
 
 def _sound_genre(value) -> bool:
-    return isinstance(value, dict) and identifier(value.get("id")) is not None and _optional_text(value.get("name"))
+    return type(value) is dict and identifier(value.get("id")) is not None and type(value.get("name")) in TEXT_TYPES
 
 
 def _sound_member(value) -> bool:
-    return isinstance(value, dict) and type(value.get("order", 0)) is int
+    return type(value) is dict and type(value.get("order", 0)) is int
 
 
 def _sound_item(value) -> bool:
     """A movie of a page, or the core of a detail."""
-    if not isinstance(value, dict) or identifier(value.get("id")) is None:
+    if type(value) is not dict or identifier(value.get("id")) is None:
         return False
-    genre_ids = value.get("genre_ids")
-    genres = value.get("genres")
-    return (all(_optional_text(value.get(name)) for name in _TEXT)
-            and all(_number(value.get(name)) for name in _NUMBERS)
-            and (genre_ids is None or _list_of(genre_ids, lambda g: type(g) is int))
+    get = value.get
+    for name in _TEXT:
+        if type(get(name)) not in TEXT_TYPES:
+            return False
+    for name in _NUMBERS:
+        if type(get(name)) not in NUMBER_TYPES:
+            return False
+    genre_ids, genres = get("genre_ids"), get("genres")
+    return ((genre_ids is None or (type(genre_ids) is list and all(type(g) is int for g in genre_ids)))
             and (genres is None or _list_of(genres, _sound_genre)))
 
 
@@ -210,16 +211,16 @@ def sound_movie(value) -> bool:
     if not _sound_item(value):
         return False
     credits, notes = value.get("credits"), value.get("notes")
-    return ((credits is None or (isinstance(credits, dict)
+    return ((credits is None or (type(credits) is dict
                                  and _list_of(credits.get("cast", []), _sound_member)
-                                 and _list_of(credits.get("crew", []), lambda c: isinstance(c, dict))))
-            and (notes is None or _list_of(notes, lambda n: isinstance(n, str))))
+                                 and _list_of(credits.get("crew", []), lambda c: type(c) is dict)))
+            and (notes is None or _list_of(notes, lambda n: type(n) is str)))
 
 
 def _sound_page(value, item) -> bool:
-    return (isinstance(value, dict) and _list_of(value.get("results"), item)
-            and all(value.get(name) is None or type(value.get(name)) is int
-                    for name in ("page", "total_results", "total_pages")))
+    return (type(value) is dict and _list_of(value.get("results"), item)
+            and type(value.get("page")) in COUNT_TYPES and type(value.get("total_results")) in COUNT_TYPES
+            and type(value.get("total_pages")) in COUNT_TYPES)
 
 
 def sound_movie_page(value) -> bool:
@@ -227,8 +228,8 @@ def sound_movie_page(value) -> bool:
 
 
 def sound_person_page(value) -> bool:
-    return _sound_page(value, lambda p: isinstance(p, dict) and identifier(p.get("id")) is not None
-                       and _optional_text(p.get("name")))
+    return _sound_page(value, lambda p: type(p) is dict and identifier(p.get("id")) is not None
+                       and type(p.get("name")) in TEXT_TYPES)
 
 
 def sound_genre_list(value) -> bool:

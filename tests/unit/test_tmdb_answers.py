@@ -170,3 +170,14 @@ def test_a_movie_of_another_shape_is_not_read(value):
                                    [{"id": 28, "name": 5}], ["Action"]], ids=repr)
 def test_a_genre_list_of_another_shape_is_not_read(value):
     assert not answers.sound_genre_list(value)
+
+
+def test_a_user_s_cached_recommendations_of_another_shape_are_not_read():
+    from nexus_pyramid.presenters.library import recommendation, sound_recommendations
+
+    pick = recommendation({"tmdb_id": 603, "title": "The Matrix"}, 0.75, ["Because you liked Alien"])
+    assert sound_recommendations([pick, {**pick, "score": 1}]) and sound_recommendations([])
+    for wrong in (None, {}, [None], [{**pick, "movie": None}], [{**pick, "movie": {"tmdb_id": "603"}}],
+                  [{**pick, "score": True}], [{**pick, "score": "0.7"}], [{**pick, "reasons": "x"}],
+                  [{**pick, "reasons": [3]}], [pick, 5]):
+        assert not sound_recommendations(wrong), wrong
