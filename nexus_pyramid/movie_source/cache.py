@@ -494,9 +494,12 @@ class CachedMovieSource:
         cached = self.region.get_value_metadata(key, ignore_expiration=True)
         if cached is None or cached is NO_VALUE or sound(cached.payload):
             return cached
+        self._unsound(key)
+        return None
+
+    def _unsound(self, key: str) -> None:
         log.warning("cache entry %s is not of the shape the app reads: deleted", key)
         self.region.delete(key)
-        return None
 
     def _stale(self, key: str, sound):
         cached = self._read(key, sound)
@@ -547,8 +550,9 @@ class CachedMovieSource:
                     self._forget_claim(key, claim)
         return self._fetch_shared(kind, key, creator, sound, language, ttl, result)
 
-    def _fetch_shared(self, kind, key, creator, sound, language, ttl, result) -> Result:
-        """``fetch`` past the first level: the shared cache, and the source if needed."""
+    def _fetch_shared(self, kind, key, creator, sound, language, ttl, result, again: bool = True) -> Result:
+        """``fetch`` past the first level: the shared cache, and the source if needed. ``again``:
+        may it start over once, when what it waited for turned out to be of another shape?"""
         # The value with its creation time (for Cache-Control and the rendered bytes' key), fresh
         # or not: a fresh one is served; an expired one is what a failed regeneration serves.
         cached = self._read(key, sound)
@@ -603,7 +607,13 @@ class CachedMovieSource:
             return result(value, UPSTREAM, created)
         # Made by whoever held the key's lock while this request waited, or an expired value
         # that dogpile hands out while another caller regenerates it: that one is stale, said so,
-        # and never kept as fresh in the first level.
+        # and never kept as fresh in the first level. Read from the shared cache after ``_read``
+        # checked it: whatever wrote the key in between is checked too, and never served.
+        if not sound(value):
+            self._unsound(key)
+            if not again:  # written over again at once: something else keeps writing the key
+                raise SourceUnavailable(f"the cache key {key} keeps being overwritten")
+            return self._fetch_shared(kind, key, creator, sound, language, ttl, result, again=False)
         cached = self.region.get_value_metadata(key, ignore_expiration=True)
         created = cached.metadata["ct"] if cached is not None else time.time()
         if not self._fresh(created, ttl):

@@ -14,7 +14,7 @@ import redis as redis_lib
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from nexus_pyramid.interfaces import IDatabaseEngine, find_service
+from nexus_pyramid.interfaces import IDatabaseEngine, IMovieSource, find_service
 from nexus_pyramid.movie_source.cache import readable
 from tests.conftest import TEST_REDIS_URL, Api, assert_error, tmdb_settings
 
@@ -87,3 +87,40 @@ def test_an_entry_of_another_shape_is_made_again_and_replaced(spoiled):
     assert other.get("/api/user/recommendations", headers=headers).json["data"]["results"]
     replaced = {k for k in keys if client.get(k) != garbage}
     assert {k for k in keys if not k.startswith(b"nexus:movies:404:")} == replaced
+
+
+@pytest.fixture
+def racing(redis_url, database_url, fake_tmdb, request):
+    """A fresh app whose cache region, each time a request gets to the key's lock, first has
+    "another process" write ``request.param`` entries of another shape into that key: what the
+    request then gets was read after its own check of the entry."""
+    app = make_app(tmdb_settings(database_url, redis_url, fake_tmdb.base_url), environ={})
+    region = find_service(app.registry, IMovieSource).region
+    client = redis_lib.Redis.from_url(redis_url)
+    original, written = region.get_or_create, []
+
+    def meanwhile(key, creator, *args, **kwargs):
+        if len(written) < request.param:
+            written.append(region.key_mangler(key))
+            client.set(written[-1], WRONG_SHAPES[0])
+        return original(key, creator, *args, **kwargs)
+
+    region.get_or_create = meanwhile
+    yield TestApp(app), written, client
+    client.close()
+    find_service(app.registry, IDatabaseEngine).dispose()
+
+
+@pytest.mark.parametrize("racing", [1], indirect=True)
+def test_an_entry_written_while_a_request_waited_is_checked_too(racing):
+    app, written, client = racing
+    movie = app.get("/api/movies/603")
+    assert movie.json["data"]["tmdb_id"] == 603 and movie.headers["X-Cache"] == "MISS"  # made again
+    assert len(written) == 1 and readable(client.get(written[0])) and client.get(written[0]) != WRONG_SHAPES[0]
+
+
+@pytest.mark.parametrize("racing", [2], indirect=True)
+def test_a_key_written_over_again_and_again_is_a_503_envelope(racing):
+    app, written, _client = racing
+    assert_error(app.get("/api/movies/603", status=503), 503, "UPSTREAM_UNAVAILABLE")
+    assert len(written) == 2
