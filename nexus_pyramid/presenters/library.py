@@ -62,6 +62,9 @@ def recommendation(movie: dict, score: float, reasons: list[str]) -> dict:
     return {"movie": movie, "score": score, "reasons": reasons}
 
 
+_SCORE_TYPES = frozenset((int, float))  # a score as JSON gives it back
+
+
 def sound_recommendations(value) -> bool:
     """Is ``value`` (read from the cache) a list of what ``recommendation`` makes, as far as the
     recommendations page reads it: each pick's movie by its id, its score, its reasons? By exact
@@ -79,6 +82,3 @@ def sound_recommendations(value) -> bool:
             if type(reason) is not str:
                 return False
     return True
-
-
-_SCORE_TYPES = frozenset((int, float))
