@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import Uuid, bindparam, delete, func, literal_column, null, select, union_all, update
@@ -75,6 +76,11 @@ def preferences_statement():
     union = union_all(movies, genres, actors).subquery()
     c = union.c
     return select(union).order_by(c.kind, c.sort_name, c.created_at, c.key, c.genre_id)
+
+
+def in_order(now, position: int):
+    """The time saved of the ``position``-th item of a list saved at ``now``."""
+    return now + timedelta(microseconds=position)
 
 
 def bump_recs_version(db, user_id) -> bool:
@@ -152,16 +158,20 @@ class LibraryService:
                     "movie_ids": [f"Unknown movie id: {m}" for m in unknown], "unknown_movie_ids": unknown})
         # Replacements of one user's preferences run one at a time: the last one wins whole.
         self.begin_user_write(user)
+        # Actors and movies are read back in the order given, by ``created_at``: one microsecond
+        # apart, since the rows of one save could otherwise share a time (then read in id order).
+        now = utcnow()
         if genre_ids is not None:
             self.db.execute(delete(UserGenrePreference).where(UserGenrePreference.user_id == user.id))
             self.db.add_all(UserGenrePreference(user_id=user.id, genre_id=g) for g in genre_ids)
         if actors is not None:
             self.db.execute(delete(UserActorPreference).where(UserActorPreference.user_id == user.id))
-            self.db.add_all(UserActorPreference(user_id=user.id, person_id=pid, name=name)
-                            for pid, name in dict(actors).items())
+            self.db.add_all(UserActorPreference(user_id=user.id, person_id=pid, name=name, created_at=in_order(now, n))
+                            for n, (pid, name) in enumerate(dict(actors).items()))
         if movie_rows is not None:
             self.db.execute(delete(UserMoviePreference).where(UserMoviePreference.user_id == user.id))
-            self.db.add_all(UserMoviePreference(user_id=user.id, movie_id=m.id) for m in movie_rows)
+            self.db.add_all(UserMoviePreference(user_id=user.id, movie_id=m.id, created_at=in_order(now, n))
+                            for n, m in enumerate(movie_rows))
         self.db.flush()
 
     # -- interactions ------------------------------------------------------------

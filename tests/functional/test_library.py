@@ -46,6 +46,31 @@ def test_preferences_replace_given_lists_and_keep_the_others(api, user):
     assert api.app.get("/api/user/profile", headers=headers).json["data"]["preferences"] == named
 
 
+def test_preferences_are_read_back_in_the_order_given(api, user, monkeypatch):
+    """Movies and actors are kept in the order the list gave them. The clock stands still here,
+    as it seems to when a fast machine saves several rows within one microsecond: they were
+    then read back in the order of their ids."""
+    from datetime import datetime, timezone
+
+    from nexus_pyramid.models import meta
+
+    instant = datetime.now(timezone.utc)
+
+    class Still(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return instant
+
+    monkeypatch.setattr(meta, "datetime", Still)
+    url, headers = "/api/user/preferences", user["headers"]
+    given = [STAR_WARS, MATRIX, TOY_STORY, ALIENS, TERMINATOR2]
+    actors = [{"id": 6384, "name": "Keanu Reeves"}, {"id": 2, "name": "Mark Hamill"}, {"id": 500, "name": "Tom Cruise"}]
+    saved = api.app.post_json(url, {"movie_ids": given, "actors": actors}, headers=headers).json["data"]
+    assert [m["tmdb_id"] for m in saved["movies"]] == given and saved["actors"] == actors
+    read = api.app.get("/api/user/profile", headers=headers).json["data"]["preferences"]
+    assert [m["tmdb_id"] for m in read["movies"]] == given and read["actors"] == actors
+
+
 def test_preferences_validation_loses_nothing(api, user):
     url, headers = "/api/user/preferences", user["headers"]
     api.app.post_json(url, {"genre_ids": [878], "movie_ids": [MATRIX]}, headers=headers)
