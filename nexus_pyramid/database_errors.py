@@ -66,8 +66,10 @@ def database_error(request, exc: BaseException) -> AppError:
                         request.method, request.path_info)
             return Conflict(CONCURRENT_CHANGE)
     origin = getattr(exc, "orig", None) or exc
-    log.error("database error [request_id=%s] %s %s: %s (SQLSTATE %s)\n%s", request_id or "-",
+    # The traceback without the exception's message (it may quote values): on the lines after
+    # the text line (logs.TextFormatter), a field of the JSON line.
+    log.error("database error [request_id=%s] %s %s: %s (SQLSTATE %s)", request_id or "-",
               request.method, request.path_info, type(origin).__name__,
               getattr(origin, "pgcode", None) or "-",
-              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+              extra={"traceback": "".join(traceback.format_tb(exc.__traceback__)).rstrip()})
     return AppError("An unexpected error occurred.", {"request_id": request_id})

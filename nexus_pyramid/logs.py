@@ -11,6 +11,11 @@ names ``JsonFormatter`` itself (which adds the request id on its own).
 One access line per request (tweens.py) with ``request_id``, ``method``, ``path``,
 ``route`` (the pattern), ``status``, ``duration_ms`` and ``user_id`` when the request was
 authenticated. Never the query string, a header or a body.
+
+Text lines (development, ``log.format = text``) go through ``TextFormatter``: a line break or
+another control character that a client put into a logged value (a path with ``%0A``, a
+search term in a cache key) is written escaped, so no client can add a line of its own to
+the log. JSON lines escape them as JSON does.
 """
 from __future__ import annotations
 
@@ -39,6 +44,28 @@ class JsonFormatter(OrjsonFormatter):
             request_id = current_request_id()
             if request_id is not None:
                 log_record["request_id"] = request_id
+
+
+def printable(text: str) -> str:
+    """``text`` with each character that is not printable (line breaks, other controls, line
+    and paragraph separators) written as its escape, as ``repr`` writes it."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+class TextFormatter(logging.Formatter):
+    """The ini's text format, with the line itself kept to one line: what a record's message
+    holds is escaped (``printable``). A traceback keeps its own lines after it: an exception's
+    (``exc_info``), or one the record carries as its ``traceback`` field (database_errors.py)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extra = getattr(record, "traceback", None)
+        return f"{text}\n{extra}" if extra else text
 
 
 def current_request_id() -> str | None:
@@ -72,6 +99,10 @@ def configure(settings: dict) -> None:
             handler.addFilter(RequestIdFilter())
         if use_json and not isinstance(handler.formatter, JsonFormatter):
             handler.setFormatter(JsonFormatter())
+        elif not use_json and type(handler.formatter) in (logging.Formatter, type(None)):
+            # The stdlib's (an ini that names no class, or none at all) writes what it is given.
+            shown = handler.formatter or logging.Formatter()
+            handler.setFormatter(TextFormatter(shown._fmt, shown.datefmt))
 
 
 def request_fields(request, status: int, elapsed: float) -> dict:

@@ -127,3 +127,44 @@ def test_a_database_outage_logs_a_few_lines_not_a_traceback_per_request(database
         assert len(recovered) == 1 and "operation(s) affected" in recovered[0]
     finally:
         proxy.stop()
+
+
+def test_a_client_cannot_add_a_line_of_its_own_to_a_text_log(api, caplog):
+    """A path with encoded line breaks and other controls is written on the access line's own
+    line, escaped: it was written as given, so a client could forge a whole access line."""
+    import io
+
+    from nexus_pyramid import logs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s [%(name)s] %(message)s"))  # an ini that names no class
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        logs.configure({"log.format": "text"})  # as the app does when it is built
+        with caplog.at_level(logging.INFO, logger="nexus.access"):
+            api.app.get("/api/movies/1%0AINFO%20[nexus.access]%20forged%0D%1B[2J%E2%80%A8%C2%85caf%C3%A9",
+                        status=400)
+    finally:
+        root.removeHandler(handler)
+    access = [line for line in stream.getvalue().splitlines() if "nexus.access" in line]
+    assert len(access) == 1 and access[0].startswith("INFO [nexus.access] ")
+    assert "/api/movies/1\\nINFO [nexus.access] forged\\r\\x1b[2J\\u2028\\x85café" in access[0]
+
+
+def test_printable_escapes_only_what_is_not():
+    from nexus_pyramid.logs import printable
+
+    assert printable("/api/movies/search café 日本") == "/api/movies/search café 日本"
+    assert printable("a\nb\r\tc\x00\x1b\u2028\u2029\x85") == "a\\nb\\r\\tc\\x00\\x1b\\u2028\\u2029\\x85"
+
+
+def test_a_text_line_keeps_a_traceback_on_the_lines_after_it():
+    """database_errors.py gives its traceback (without the exception's message) as a field."""
+    from nexus_pyramid.logs import TextFormatter
+
+    record = logging.makeLogRecord({"msg": "database error %s", "args": ("/x\ny",), "levelname": "ERROR",
+                                    "traceback": '  File "a.py", line 1, in f\n    g()'})
+    assert TextFormatter("%(levelname)s %(message)s").format(record).splitlines() == [
+        "ERROR database error /x\\ny", '  File "a.py", line 1, in f', "    g()"]
