@@ -26,6 +26,23 @@ def validation_error_handler(request):
     return render_error(request, 400, "VALIDATION_ERROR", "The request is not valid.", details)
 
 
+def validate_request(request, schema=None, **kwargs):
+    """Cornice's colander validation, after a look for query parameters given more than once
+    (``?page=1&page=2``): no parameter of the API takes several values, and colander would
+    describe the list it got as Python writes it (``"['1', '2']" is not a number``). Names the
+    route does not take are ignored, once or not, as they always are."""
+    names = list(request.GET.keys())
+    if len(names) > len(set(names)) and schema is not None:
+        query = (schema() if isinstance(schema, type) else schema).get("querystring")
+        taken = {child.name for child in query.children} if query is not None else set()
+        repeated = [name for name in dict.fromkeys(names) if name in taken and names.count(name) > 1]
+        for name in repeated:
+            request.errors.add("querystring", name, f"Given {names.count(name)} times; give it once.")
+        if repeated:
+            return
+    colander_validator(request, schema=schema, **kwargs)
+
+
 class ApiService(Service):
     """A Cornice service with the project's defaults.
 
@@ -58,7 +75,7 @@ class ApiService(Service):
         if method in ("POST", "PUT", "PATCH"):
             kw.setdefault("content_type", JSON_TYPE)
         if "schema" in kw:
-            kw.setdefault("validators", (colander_validator,))
+            kw.setdefault("validators", (validate_request,))
         kw.setdefault("renderer", "json")
         return super().decorator(method, **kw)
 

@@ -86,6 +86,19 @@ def test_bad_movie_ids_and_pages_are_400(tmdb_testapp, fake_tmdb):
     assert fake_tmdb.total_calls() == 0
 
 
+def test_a_query_parameter_given_twice_is_a_400_that_says_so(tmdb_testapp, fake_tmdb, api):
+    """Colander described the list it got as Python writes it ("['1', '2']" is not a number)."""
+    details = tmdb_testapp.get("/api/movies/trending?page=1&window=day&page=2&window=week&window=day",
+                               status=400).json["details"]
+    assert details["page"] == ["Given 2 times; give it once."] and details["window"] == ["Given 3 times; give it once."]
+    headers = api.auth(api.user()["token"])
+    details = tmdb_testapp.get("/api/user/interactions?type=liked&type=watched", headers=headers, status=400).json["details"]
+    assert details["type"] == ["Given 2 times; give it once."]
+    assert fake_tmdb.total_calls() == 0
+    # A name the route does not take is ignored, once or twice.
+    assert tmdb_testapp.get("/api/movies/trending?utm=a&utm=b").json["data"]["results"]
+
+
 def test_recommendations_and_search(tmdb_testapp, fake_tmdb):
     recs = tmdb_testapp.get("/api/movies/603/recommendations").json["data"]
     assert 603 not in [m["tmdb_id"] for m in recs["results"]]
