@@ -9,6 +9,8 @@ console page under /admin), checks every request before any view reads its body:
 - a ``Content-Type`` naming a charset that does not exist, or a multipart type without a
   valid boundary, is refused (415) before WebOb's form parser trips over it, and so is a body
   sent to the API with no ``Content-Type`` at all (the contract: JSON, and nothing else);
+- a body sent with a ``Content-Encoding`` (gzip, say) is refused (415, as RFC 9110 says for a
+  coding the server does not apply): it was read as if it were not encoded;
 - a path whose percent-decoded bytes are not UTF-8 is refused (400) before anything reads
   it as text (``mend_path``, called by the outermost tween, keeps the path readable until
   then); such a query string is a 400 when its parameters are read (``NexusRequest``).
@@ -88,6 +90,7 @@ def body_limits_tween_factory(handler, registry):
             if not content_type.strip() and request.content_length and request.path_info.startswith(API_PREFIX):
                 raise UnsupportedMediaType(details={"Content-Type": ["Missing: must be application/json"]})
             check_content_type(content_type)
+            check_content_encoding(environ.get("HTTP_CONTENT_ENCODING", ""))
         return handler(request)
 
     return tween
@@ -187,6 +190,15 @@ def check_content_type(header: str) -> None:
     if kind.startswith("multipart/") and not _BOUNDARY.match(params.get("boundary", "")):
         raise UnsupportedMediaType(f"{kind[:60]} needs a valid boundary parameter.",
                                    {"Content-Type": ["Missing or invalid multipart boundary"]})
+
+
+def check_content_encoding(header: str) -> None:
+    """No coding of a request body is applied here: one that names any is refused, not
+    read as if it had none (``identity`` is no coding)."""
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    if any(c != "identity" for c in codings):
+        raise UnsupportedMediaType("Request bodies must not be compressed or otherwise encoded.",
+                                   {"Content-Encoding": [f"Not supported: {header.strip()[:40]}"]})
 
 
 # -- JSON bodies ----------------------------------------------------------------------

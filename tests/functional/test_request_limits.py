@@ -152,6 +152,23 @@ def test_malformed_bodies_get_a_4xx_envelope(api, name, method, path, content_ty
     assert_envelope(response, status, code)
 
 
+def test_an_encoded_body_is_refused_not_read_as_plain(api):
+    """A JSON body sent with ``Content-Encoding: gzip`` was read as if it were not encoded."""
+    import gzip
+    import json
+
+    credentials = {"email": "nobody@example.com", "password": "correct horse battery"}
+    for coding, body in (("gzip", gzip.compress(json.dumps(credentials).encode())),
+                         ("gzip", json.dumps(credentials).encode()), ("br, identity", b"{}")):
+        response = api.app.post("/api/auth/login", body, headers={"Content-Type": "application/json",
+                                                                   "Content-Encoding": coding}, expect_errors=True)
+        assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+        assert response.json["details"]["Content-Encoding"] == [f"Not supported: {coding}"]
+    plain = api.app.post_json("/api/auth/login", credentials, headers={"Content-Encoding": "identity"},
+                              expect_errors=True)
+    assert_envelope(plain, 401, "INVALID_CREDENTIALS")
+
+
 def test_nesting_up_to_the_limit_is_parsed(testapp):
     deep = testapp.post("/api/auth/login", nested(33), headers={"Content-Type": "application/json"}, status=400)
     assert "Nested" in deep.json["details"]["body"][0]
