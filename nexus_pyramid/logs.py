@@ -101,8 +101,9 @@ def configure(settings: dict) -> None:
             handler.setFormatter(JsonFormatter())
         elif not use_json and type(handler.formatter) in (logging.Formatter, type(None)):
             # The stdlib's (an ini that names no class, or none at all) writes what it is given.
-            shown = handler.formatter or logging.Formatter()
-            handler.setFormatter(TextFormatter(shown._fmt, shown.datefmt))
+            escaped = TextFormatter()
+            escaped.__dict__.update((handler.formatter or escaped).__dict__)  # its format, style and dates
+            handler.setFormatter(escaped)
 
 
 def request_fields(request, status: int, elapsed: float) -> dict:

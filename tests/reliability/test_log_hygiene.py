@@ -168,3 +168,23 @@ def test_a_text_line_keeps_a_traceback_on_the_lines_after_it():
                                     "traceback": '  File "a.py", line 1, in f\n    g()'})
     assert TextFormatter("%(levelname)s %(message)s").format(record).splitlines() == [
         "ERROR database error /x\\ny", '  File "a.py", line 1, in f', "    g()"]
+
+
+def test_configure_keeps_a_handlers_own_format():
+    """The stdlib formatter an ini gave a handler is replaced by one that escapes, with its format and style."""
+    import io
+
+    from nexus_pyramid import logs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("{levelname} <{message}>", style="{"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        logs.configure({"log.format": "text"})
+        logging.getLogger("nexus.test").warning("two\nlines %s", "and\ra return")
+    finally:
+        root.removeHandler(handler)
+    assert isinstance(handler.formatter, logs.TextFormatter)
+    assert stream.getvalue() == "WARNING <two\\nlines and\\ra return>\n"
