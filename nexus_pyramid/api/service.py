@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from cornice import Service
 from cornice.validators import colander_validator
@@ -35,9 +36,9 @@ def validate_request(request, schema=None, **kwargs):
     if len(names) > len(set(names)) and schema is not None:
         query = (schema() if isinstance(schema, type) else schema).get("querystring")
         taken = {child.name for child in query.children} if query is not None else set()
-        repeated = [name for name in dict.fromkeys(names) if name in taken and names.count(name) > 1]
-        for name in repeated:
-            request.errors.add("querystring", name, f"Given {names.count(name)} times; give it once.")
+        repeated = {name: count for name, count in Counter(names).items() if count > 1 and name in taken}
+        for name, count in repeated.items():
+            request.errors.add("querystring", name, f"Given {count} times; give it once.")
         if repeated:
             return
     colander_validator(request, schema=schema, **kwargs)

@@ -168,6 +168,13 @@ def test_a_text_line_keeps_a_traceback_on_the_lines_after_it():
                                     "traceback": '  File "a.py", line 1, in f\n    g()'})
     assert TextFormatter("%(levelname)s %(message)s").format(record).splitlines() == [
         "ERROR database error /x\\ny", '  File "a.py", line 1, in f', "    g()"]
+    # A JSON line carries it as a field of its own.
+    import json
+
+    from nexus_pyramid.logs import JsonFormatter
+
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "database error /x\ny" and line["traceback"] == record.traceback
 
 
 def test_configure_keeps_a_handlers_own_format():
