@@ -17,6 +17,8 @@ suspend = ApiService(name="admin_user_suspend", path="/api/admin/users/{user_id}
 reinstate = ApiService(name="admin_user_reinstate", path="/api/admin/users/{user_id}/reinstate",
                        factory=UserResource, description="Lift a suspension")
 revoke = ApiService(name="admin_roles_revoke", path="/api/admin/roles/revoke", description="Take a role away")
+# A malformed id is a 400, as for jobs, imports and sessions; checked after the permission.
+_USER = schemas.path_request_schema(schemas.UserPath)
 
 
 @users.get(schema=schemas.request_schema(querystring=schemas.AdminUsersQuery), returns=present.UserPage,
@@ -27,13 +29,13 @@ def list_users(request):
     return success(paging.of(page, present.user))
 
 
-@user_detail.get(returns=present.AdminUser, permission=ADMIN_READ, error_codes=(401, 403, 404))
+@user_detail.get(schema=_USER, returns=present.AdminUser, permission=ADMIN_READ, error_codes=(401, 403, 404))
 def get_user(request):
     user = request.context.user
     return success(present.admin_user(user, request.find_service(IUserService).interaction_counts(user)))
 
 
-@user_detail.delete(permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
+@user_detail.delete(schema=_USER, permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def delete_user(request):
     users = request.find_service(IUserService)
     users.delete(request.context.user, actor=request.identity.user, channel="api")
@@ -59,7 +61,7 @@ def revoke_role(request):
     return _role_change(request, request.find_service(IUserService).revoke_role)
 
 
-@suspend.post(schema=schemas.request_schema(schemas.SuspendBody), returns=present.AdminUser,
+@suspend.post(schema=schemas.path_request_schema(schemas.UserPath, body=schemas.SuspendBody), returns=present.AdminUser,
               permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def suspend_user(request):
     users = request.find_service(IUserService)
@@ -68,7 +70,7 @@ def suspend_user(request):
     return success(present.admin_user(user, users.interaction_counts(user)), "User suspended")
 
 
-@reinstate.post(returns=present.AdminUser, permission=ADMIN_WRITE, error_codes=(401, 403, 404))
+@reinstate.post(schema=_USER, returns=present.AdminUser, permission=ADMIN_WRITE, error_codes=(401, 403, 404))
 def reinstate_user(request):
     users = request.find_service(IUserService)
     user = users.reinstate(request.context.user, actor=request.identity.user, channel="api")

@@ -29,7 +29,7 @@ class JobStartBody(colander.MappingSchema):
 
 
 class JobPath(colander.MappingSchema):
-    job_id = colander.SchemaNode(colander.String(), validator=colander.uuid)
+    job_id = schemas.uuid_node()
 
 
 @jobs.get(schema=schemas.request_schema(querystring=JobsQuery), returns=present.JobPage, permission=ADMIN_READ,

@@ -125,8 +125,6 @@ def node_schema(node, top: bool = False) -> dict:
             schema["enum"] = list(validator.choices)
         elif isinstance(validator, colander.Email):
             schema["format"] = "email"
-        elif validator is colander.uuid:
-            schema["format"] = "uuid"
     if _may_be_null(node):
         schema["type"] = [schema["type"], "null"]
         if "enum" in schema:

@@ -35,7 +35,7 @@ UPLOAD_BODY = {
 
 
 class ImportPath(colander.MappingSchema):
-    import_id = colander.SchemaNode(colander.String(), validator=colander.uuid)
+    import_id = schemas.uuid_node()
 
 
 def import_limit(registry) -> int:

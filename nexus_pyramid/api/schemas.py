@@ -16,6 +16,7 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 MAX_PAGE_TMDB = 500
 _DECIMAL = re.compile(r"-?[0-9]+")
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 class Text(colander.String):
@@ -109,6 +110,15 @@ def password_node(**kw):
     return colander.SchemaNode(StrictString(), validator=colander.Length(PASSWORD_MIN, PASSWORD_MAX), **kw)
 
 
+def uuid_node(**kw):
+    """An id of a user, job, import or session, written as the API writes it: 36 characters,
+    lower-case hex with dashes. ``uuid.UUID()`` (and ``colander.uuid``) would also take upper
+    case, braces, ``urn:uuid:`` and no dashes: one resource at many URLs, as with QueryInt."""
+    return colander.SchemaNode(StrictString(), format="uuid", json_schema={"pattern": f"^{_UUID}$"},
+                               validator=colander.Regex(_UUID + r"\Z", "Must be an id as the API gives it, such as "
+                                                        "4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60"), **kw)
+
+
 def dob_node(**kw):
     return colander.SchemaNode(StrictDate(), validator=past_date, missing=colander.drop,
                                description="YYYY-MM-DD, from 1900-01-01 to today", **kw)
@@ -172,10 +182,14 @@ class ProfileUpdateBody(colander.MappingSchema):
 
 class RoleChangeBody(colander.MappingSchema):
     examples = [{"user_id": "4f7a2a7e-3c1b-4f0e-9a55-1d2c3b4a5f60", "role": "moderator"}]
-    user_id = colander.SchemaNode(StrictString(), validator=colander.uuid)
+    user_id = uuid_node()
     # The service checks the name (400 for an unknown one); the document names the roles.
     role = colander.SchemaNode(StrictString(), validator=colander.Length(1, 32),
                                json_schema={"enum": list(ROLE_NAMES)})
+
+
+class UserPath(colander.MappingSchema):
+    user_id = uuid_node(description="A user id from GET /api/admin/users")
 
 
 class SuspendBody(colander.MappingSchema):
@@ -269,8 +283,8 @@ class SearchQuery(TmdbPaging):
     year = colander.SchemaNode(QueryInt(), missing=colander.drop, validator=colander.Range(1874, 2100))
 
 
-def path_request_schema(path, querystring=None):
-    schema = request_schema(querystring=querystring)
+def path_request_schema(path, querystring=None, body=None):
+    schema = request_schema(body, querystring)
     schema.add(path(name="path"))
     return schema
 
@@ -332,8 +346,7 @@ class InteractionPath(colander.MappingSchema):
 
 
 class SessionPath(colander.MappingSchema):
-    session_id = colander.SchemaNode(colander.String(), validator=colander.uuid,
-                                     description="A session id from GET /api/user/sessions")
+    session_id = uuid_node(description="A session id from GET /api/user/sessions")
 
 
 class GenreIds(QueryString):

@@ -1,6 +1,8 @@
 """/api/admin/*: reads for admin and moderator, writes for admin, last-admin protection."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.conftest import assert_error
@@ -67,12 +69,44 @@ def test_user_detail_has_interaction_counts(api, admin):
     assert data["interaction_counts"] == {"liked": 0, "bookmarked": 0, "watched": 0, "not_interested": 0}
 
 
-def test_unknown_or_malformed_user_id_is_404(api, admin):
+def test_unknown_user_id_is_404(api, admin):
     headers = api.auth(admin["token"])
-    for user_id in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
-        assert_error(api.app.get(f"/api/admin/users/{user_id}", headers=headers, status=404), 404, "USER_NOT_FOUND")
-        assert_error(api.app.delete(f"/api/admin/users/{user_id}", headers=headers, status=404), 404,
-                     "USER_NOT_FOUND")
+    user_id = "00000000-0000-0000-0000-000000000000"
+    assert_error(api.app.get(f"/api/admin/users/{user_id}", headers=headers, status=404), 404, "USER_NOT_FOUND")
+    assert_error(api.app.delete(f"/api/admin/users/{user_id}", headers=headers, status=404), 404, "USER_NOT_FOUND")
+
+
+def _other_spellings(user_id: str) -> list[str]:
+    return ["not-a-uuid", user_id.upper(), "{%s}" % user_id, "urn:uuid:" + user_id, user_id.replace("-", ""),
+            user_id + "%20", user_id[:-1]]
+
+
+def test_a_malformed_user_id_is_400_like_any_id_and_changes_nothing(api, admin, dbsession):
+    """As for jobs, imports and sessions; one spelling per user, the one the API gives."""
+    from nexus_pyramid.models import User
+
+    headers = api.auth(admin["token"])
+    user = api.user(email="user@example.com")
+    for spelling in _other_spellings(user["id"]):
+        target = f"/api/admin/users/{spelling}"
+        for response in (api.app.get(target, headers=headers, status=400),
+                         api.app.delete(target, headers=headers, status=400),
+                         api.app.post_json(target + "/suspend", {"reason": "spam"}, headers=headers, status=400),
+                         api.app.post(target + "/reinstate", headers=headers, status=400)):
+            assert_error(response, 400, "VALIDATION_ERROR")
+            assert "user_id" in response.json["details"], response.json
+        body = {"user_id": spelling, "role": "moderator"}
+        response = api.app.post_json("/api/admin/roles/assign", body, headers=headers, status=400)
+        assert "user_id" in response.json["details"], response.json
+    # A member still learns nothing from the spelling: the permission comes first.
+    member = api.user(email="member@example.com")
+    assert_error(api.app.get("/api/admin/users/not-a-uuid", headers=api.auth(member["token"]), status=403), 403,
+                 "FORBIDDEN")
+    dbsession.expire_all()
+    row = dbsession.get(User, uuid.UUID(user["id"]))
+    assert row is not None and row.suspended_at is None
+    assert row.role_names == ["user"]
+    api.app.get(f"/api/admin/users/{user['id']}", headers=headers)
 
 
 def test_delete_user_removes_only_their_data(api, admin, dbsession):
