@@ -167,7 +167,7 @@ class VerifyEmailBody(colander.MappingSchema):
 
 
 class DeleteAccountBody(colander.MappingSchema):
-    examples = [{"current_password": "correct horse battery"}]
+    examples = [{"current_password": "your current password"}]
     current_password = colander.SchemaNode(StrictString(), validator=colander.Length(1, 1024))
 
 

@@ -33,11 +33,13 @@ from sqlalchemy.orm import Session
 from webtest import TestApp
 
 from nexus_pyramid import make_app
-from tests.conftest import Api, make_settings
+from nexus_pyramid.api.schemas import DeleteAccountBody
+from tests.conftest import PASSWORD, Api, make_settings
 
 MAX_EXAMPLES = 10
 SEED = 20261130
 EXCLUDED_CHECKS = "positive_data_acceptance"
+MEMBER_PASSWORD = "a member's own password"
 SIGNS_OUT = ("auth_logout_post", "admin_user_suspend_post")
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
@@ -52,10 +54,12 @@ def fuzz_server(database_url, redis_url, committed, engine):
         "auth.login_limit_per_address_account": "10000/minute"}), environ={})
     session = Session(bind=engine, expire_on_commit=False)
     api = Api(TestApp(app), session)
+    # The examples phase sends DELETE /api/user/profile's example as each caller: it must not be
+    # either caller's password, or it would erase the account (the admin only as the last admin: 409).
+    example = DeleteAccountBody.examples[0]["current_password"]
+    assert example not in (PASSWORD, MEMBER_PASSWORD)
     admin = api.user(email="fuzz-admin@example.com", roles=("user", "admin"))
-    # Not the documents' example password (DELETE /api/user/profile's example would erase the
-    # account in the examples phase; the admin is saved by being the last one: 409).
-    member = api.user(email="fuzz-member@example.com", password="a member's own password")
+    member = api.user(email="fuzz-member@example.com", password=MEMBER_PASSWORD)
     session.close()
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
