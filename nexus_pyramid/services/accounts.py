@@ -3,7 +3,9 @@
 A link token carries 256 random bits; only its SHA-256 digest is stored (``AccountToken``),
 with its purpose, the address it was sent to, its expiry and when it was used. Using one
 marks it used in the same transaction as its effect, under a row lock, so two requests
-with one token cannot both succeed.
+with one token cannot both succeed. A reset link also ends with every session of its user
+(``UserService.end_all_sessions``: a password change or reset, signing out everywhere, a
+suspension); a verification link ends when the address changes.
 
 A reset request answers the same whether the address has an account or not: the same
 status, body and headers, and the same work in the request: the throttles count it, then the
@@ -23,9 +25,9 @@ from ..errors import InvalidLinkToken
 from ..models import AccountToken, User
 from ..models.meta import utcnow
 from .tokens import hash_refresh_token
-from .users import normalize_email
+from .users import RESET_LINK, normalize_email
 
-RESET, VERIFY = "reset", "verify"
+RESET, VERIFY = RESET_LINK, "verify"
 
 
 def issue_link(db, user: User, purpose: str, ttl: int) -> str:

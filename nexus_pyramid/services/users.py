@@ -9,8 +9,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import AccountSuspendedSignIn, Conflict, EmailTaken, InvalidCredentials, UserNotFound, ValidationError
-from ..models import (INTERACTION_TYPES, AuditLogEntry, BlockedMovie, Role, User, UserMovieInteraction,
-                      user_roles)
+from ..models import (INTERACTION_TYPES, AccountToken, AuditLogEntry, BlockedMovie, Role, User,
+                      UserMovieInteraction, user_roles)
 from ..models.meta import utcnow
 from .passwords import Passwords
 from .tokens import TokenService
@@ -19,6 +19,8 @@ from .tokens import TokenService
 CONSOLE_ROLES = ("admin", "moderator")
 # The role every account has from registration on and keeps: it is what lets an account use its own data.
 BASE_ROLE = "user"
+# The purpose of a password-reset link (services/accounts.py): one ends with the user's sessions.
+RESET_LINK = "reset"
 
 
 def normalize_email(email: str) -> str:
@@ -186,11 +188,20 @@ class UserService:
         return password_changed
 
     def end_all_sessions(self, user: User) -> None:
-        """Every session of the user ends now: refresh-token families, access tokens, console sessions."""
+        """Every session of the user ends now: refresh-token families, access tokens, console
+        sessions, and the password-reset links not used yet (each is a session in waiting: a
+        password change, a reset, signing out everywhere or a suspension must end it too).
+
+        Verification links stay: they prove an address, not a password, and end when the
+        address changes (``AccountService._redeem``)."""
         # In SQL, so that two concurrent calls both bump it; every token carrying the old value dies.
         user.token_version = User.token_version + 1
         self.tokens.revoke_all(user.id)
         self.tokens.end_console_sessions(user.id)
+        self.db.execute(update(AccountToken)
+                        .where(AccountToken.user_id == user.id, AccountToken.purpose == RESET_LINK,
+                               AccountToken.used_at.is_(None))
+                        .values(used_at=utcnow()).execution_options(synchronize_session=False))
         self.db.flush()
 
     # -- administration ----------------------------------------------------------

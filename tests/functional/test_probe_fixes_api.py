@@ -1,0 +1,80 @@
+"""Defects a probe found, each checked through the API."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from nexus_pyramid.models import AccountToken, User
+from nexus_pyramid.services.accounts import RESET, VERIFY, issue_link
+from nexus_pyramid.services.tokens import hash_refresh_token
+from tests.conftest import PASSWORD, assert_error
+
+NEW_PASSWORD = "second password 22"
+ATTACKER_PASSWORD = "attacker password 1"
+
+
+# -- a password-reset link ends with every session of its user ------------------------------------
+def link(api, email: str, purpose: str = RESET) -> str:
+    """A link token as the mailer's job issues it (``issue_link``), committed for the app to see."""
+    api.db.rollback()
+    user = api.db.execute(select(User).where(User.email == email)).scalar_one()
+    token = issue_link(api.db, user, purpose, 1800)
+    api.db.commit()
+    return token
+
+
+def confirm(api, token: str, status: int):
+    return api.app.post_json("/api/auth/password-reset/confirm", {"token": token, "password": ATTACKER_PASSWORD},
+                             status=status)
+
+
+def change_password(api, ann):
+    api.app.put_json("/api/user/profile", {"password": NEW_PASSWORD, "current_password": PASSWORD},
+                     headers=api.auth(ann["token"]))
+
+
+def sign_out_everywhere(api, ann):
+    api.app.post_json("/api/auth/logout", {"all": True}, headers=api.auth(ann["token"]))
+
+
+def suspend(api, ann):
+    admin = api.user(email="admin@example.com", roles=("user", "admin"))
+    api.app.post_json(f"/api/admin/users/{ann['id']}/suspend", {"reason": "Spam"}, headers=api.auth(admin["token"]))
+    api.app.post_json(f"/api/admin/users/{ann['id']}/reinstate", {}, headers=api.auth(admin["token"]))
+
+
+@pytest.mark.parametrize("end_sessions", [change_password, sign_out_everywhere, suspend])
+def test_a_reset_link_stops_when_every_session_of_its_user_ends(api, end_sessions):
+    ann = api.user(email="ann@example.com")
+    token = link(api, "ann@example.com")
+    end_sessions(api, ann)
+    assert_error(confirm(api, token, 400), 400, "INVALID_TOKEN")
+    # The password the attacker chose was never set.
+    assert_error(api.login(email="ann@example.com", password=ATTACKER_PASSWORD, status=401), 401,
+                 "INVALID_CREDENTIALS")
+
+
+def test_a_reset_ends_every_other_reset_link_of_the_user(api):
+    api.user(email="ann@example.com")
+    first = link(api, "ann@example.com")
+    # A second live link (issue_link ends the older ones when it issues; added by hand here, as a
+    # link issued while the reset below runs would be).
+    api.db.rollback()
+    user = api.db.execute(select(User).where(User.email == "ann@example.com")).scalar_one()
+    live = api.db.execute(select(AccountToken).where(AccountToken.user_id == user.id)
+                          .where(AccountToken.used_at.is_(None), AccountToken.purpose == RESET)).scalar_one()
+    api.db.add(AccountToken(id=uuid.uuid4(), user_id=user.id, purpose=RESET, email=user.email,
+                            token_hash=hash_refresh_token("other-link"), created_at=live.created_at,
+                            expires_at=live.expires_at))
+    api.db.commit()
+    confirm(api, first, 200)
+    assert_error(confirm(api, "other-link", 400), 400, "INVALID_TOKEN")
+
+
+def test_a_verification_link_outlives_a_password_change(api):
+    ann = api.user(email="ann@example.com")
+    token = link(api, "ann@example.com", VERIFY)
+    change_password(api, ann)
+    assert api.app.post_json("/api/auth/verify-email", {"token": token}).json["data"]["email_verified"] is True
