@@ -5,7 +5,9 @@ the password is looked at, and the password is evaluated only if every counter h
 room. ``limits``' moving-window ``hit()`` is one atomic step (a Lua script on Redis,
 and a lock here for the process-local counters), so however many guesses arrive at
 once, at most the allowed number are ever evaluated. A refused attempt is not
-recorded (the moving window keeps only accepted entries).
+recorded (the moving window keeps only accepted entries). When the password was right
+the attempt was no guess: its places are given back (``Counters.give_back``), so that
+signing in does not spend the budgets meant for guesses.
 
 **What is counted.** A password guess (a sign-in, or a ``current_password`` check) is
 counted three ways, and refused when any one is full:
@@ -15,13 +17,14 @@ counted three ways, and refused when any one is full:
 - per client address: a higher cap (60 per 5 minutes), so that one address cannot spray
   guesses over many accounts, yet one office behind one NAT address can sign in: its
   failures lock nobody out of the accounts of another office, which has its own address.
-  Every attempt counts, successes too (the cap is sized for that).
-- per account, from anywhere: 20 per hour. This is the only bound on guesses spread over
-  many addresses, and it is also a lever to lock a victim out: anyone may spend an
-  account's budget. It is set well above the (address, account) limit so that one
-  address takes an hour's four windows to do so, and the window is an hour so that a
-  lock-out ends within an hour of the attack stopping. Operators facing such abuse raise
-  it (at the cost of more distributed guesses).
+  A successful sign-in gives its place back.
+- per account, from anywhere: 20 per hour (a successful sign-in gives its place back).
+  This is the only bound on guesses spread over many addresses, and it is also a lever
+  to lock a victim out: anyone may spend an account's budget. It is set well above the
+  (address, account) limit so that one address takes an hour's four windows to do so,
+  and the window is an hour so that a lock-out ends within an hour of the attack
+  stopping. Operators facing such abuse raise it (at the cost of more distributed
+  guesses).
 
 They are hit in that order, stopping at the first full one, so that an address at its
 cap does not spend the budgets of the accounts it tries. Accounts are keyed by a digest
@@ -46,7 +49,7 @@ import time
 from typing import Callable
 
 from limits import parse
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from ..dependencies.redis import RedisDependency
@@ -95,13 +98,17 @@ class Counters:
         return self._shared is not None
 
     def _call(self, operation: str, *args):
+        return self._on(lambda limiter: getattr(limiter, operation)(*args), operation)
+
+    def _on(self, action: Callable, operation: str):
+        """``action(limiter)`` on the shared counters, or on the local ones (no Redis, or it failed)."""
         def local():
             with self._local_lock:
-                return getattr(self._local, operation)(*args)
+                return action(self._local)
 
         if self._shared is None:
             return local()
-        return self._redis.call(lambda _client: getattr(self._shared, operation)(*args), local,
+        return self._redis.call(lambda _client: action(self._shared), local,
                                 operation=f"rate limit {operation}")
 
     def hit(self, limit, *ids: str) -> bool:
@@ -119,6 +126,30 @@ class Counters:
 
     def clear(self, limit, *ids: str) -> None:
         self._call("clear", limit, *ids)
+
+    def give_back(self, limit, *ids: str) -> None:
+        """Undo one earlier ``hit``: the newest entry of the window leaves it (none left: nothing).
+
+        ``limits``' moving window cannot undo a hit (``hit`` only adds, ``clear`` empties the
+        window), so this takes the entry out of the storage itself. Both keep a window as a
+        list of timestamps, newest first: a Redis list (``LPUSH`` in its Lua script; ``LPOP``
+        is atomic) and the memory storage's list of events (under its lock for the key). The
+        newest entry may be that of an attempt made since; its timestamp is then a moment
+        later than this one's, which changes when room comes back by that moment, not how
+        many entries count. ``tests/unit/test_probe_fixes_unit.py`` checks both storages.
+        """
+        key = limit.key_for(*ids)
+        self._on(lambda limiter: _drop_newest(limiter.storage, key), "give back")
+
+
+def _drop_newest(storage, key: str) -> None:
+    if isinstance(storage, MemoryStorage):
+        with storage.locks[key]:
+            events = storage.events.get(key)
+            if events:
+                events.pop(0)
+    else:  # RedisStorage and its cluster and sentinel variants
+        storage.get_connection().lpop(storage.prefixed_key(key))
 
 
 class Throttles:
@@ -177,9 +208,13 @@ class Throttles:
                 raise RateLimited(self.counters.retry_after(limit, *ids))
 
     def succeeded(self, email: str, address: str) -> None:
-        """The password was right: this address's count for this account starts again."""
-        limit, *ids = self._password_keys(email, address)[0]
+        """The password was right: this address's count for this account starts again, and the
+        attempt's places per address and per account are given back (they bound guesses, and
+        this was none). ``attempt`` took a place in each before the password was evaluated."""
+        (limit, *ids), *others = self._password_keys(email, address)
         self.counters.clear(limit, *ids)
+        for limit, *ids in others:
+            self.counters.give_back(limit, *ids)
 
     def check_password(self, email: str, address: str, verify: Callable[[], bool]) -> bool:
         """Count the guess, then run ``verify`` only if it was within every limit."""

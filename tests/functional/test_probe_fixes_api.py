@@ -26,8 +26,8 @@ def link(api, email: str, purpose: str = RESET) -> str:
 
 
 def confirm(api, token: str, status: int):
-    return api.app.post_json("/api/auth/password-reset/confirm", {"token": token, "password": ATTACKER_PASSWORD},
-                             status=status)
+    body = {"token": token, "password": ATTACKER_PASSWORD}
+    return api.app.post_json("/api/auth/password-reset/confirm", body, status=status)
 
 
 def change_password(api, ann):
@@ -41,7 +41,8 @@ def sign_out_everywhere(api, ann):
 
 def suspend(api, ann):
     admin = api.user(email="admin@example.com", roles=("user", "admin"))
-    api.app.post_json(f"/api/admin/users/{ann['id']}/suspend", {"reason": "Spam"}, headers=api.auth(admin["token"]))
+    api.app.post_json(f"/api/admin/users/{ann['id']}/suspend", {"reason": "Spam"},
+                      headers=api.auth(admin["token"]))
     api.app.post_json(f"/api/admin/users/{ann['id']}/reinstate", {}, headers=api.auth(admin["token"]))
 
 
@@ -77,4 +78,20 @@ def test_a_verification_link_outlives_a_password_change(api):
     ann = api.user(email="ann@example.com")
     token = link(api, "ann@example.com", VERIFY)
     change_password(api, ann)
-    assert api.app.post_json("/api/auth/verify-email", {"token": token}).json["data"]["email_verified"] is True
+    verified = api.app.post_json("/api/auth/verify-email", {"token": token}).json["data"]
+    assert verified["email_verified"] is True
+
+
+# -- right passwords are not guesses: they spend no throttle budget -------------------------------
+def test_signing_in_again_and_again_is_never_throttled(api):
+    """The suite's limits: 10 guesses per account, 20 per address, 5 per (address, account)."""
+    emails = [f"{name}@example.com" for name in ("ann", "bob", "cy")]
+    for email in emails:
+        api.register(email=email)
+    for _ in range(11):  # past the account's limit, and 33 in all from one address: past its cap
+        for email in emails:
+            api.login(email=email)
+    # Guesses still count as before.
+    for _ in range(5):
+        api.login(password="wrong password", status=401)
+    assert_error(api.login(status=429), 429, "RATE_LIMITED")
