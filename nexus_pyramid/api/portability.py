@@ -47,13 +47,22 @@ def import_limit(registry) -> int:
 def start_import(request):
     limit = import_limit(request.registry)
     upload = request.POST.get("file")
-    if upload is None or not hasattr(upload, "file"):
+    if upload is None:
         raise ValidationError.field("file", "Attach the CSV export as the form field 'file'.")
+    if not hasattr(upload, "file"):  # a text field (a part without a filename), not a file
+        raise ValidationError.field(
+            "file", "Must be a file upload: a form part with a filename, not a text field.",
+            "Attach the CSV export as a file in the form field 'file'.")
+    # A file part here is a cgi.FieldStorage, whose truth value raises: test its type, never its truth.
+    declared = request.POST.get("format", "")
+    if not isinstance(declared, str):
+        raise ValidationError.field(
+            "format", f"Must be a text field (one of: {', '.join(FORMATS)}), not a file.",
+            "The form field 'format' must be text, not a file.")
     data = upload.file.read(limit + 1)
     if len(data) > limit:
         raise too_large(limit)
-    declared = request.POST.get("format") or "auto"
-    parsed = parse(data, declared if isinstance(declared, str) else "", getattr(upload, "filename", "") or "")
+    parsed = parse(data, declared or "auto", upload.filename or "")
     payload = json.dumps({"rows": parsed["rows"]}).encode()
     job = request.find_service(IJobService).start(
         "import", {"format": parsed["format"], "variant": parsed["variant"], "rows": len(parsed["rows"])},

@@ -10,6 +10,8 @@ from nexus_pyramid.models import AccountToken, User
 from nexus_pyramid.services.accounts import RESET, VERIFY, issue_link
 from nexus_pyramid.services.tokens import hash_refresh_token
 from tests.conftest import PASSWORD, assert_error
+from tests.functional.test_library import user  # noqa: F401 (fixture)
+from tests.functional.test_portability import BOUNDARY, LETTERBOXD, multipart
 
 NEW_PASSWORD = "second password 22"
 ATTACKER_PASSWORD = "attacker password 1"
@@ -95,3 +97,26 @@ def test_signing_in_again_and_again_is_never_throttled(api):
     for _ in range(5):
         api.login(password="wrong password", status=401)
     assert_error(api.login(status=429), 429, "RATE_LIMITED")
+
+
+# -- an import's form fields, each of the kind it must be ------------------------------------------
+def post_import(api, who, body: bytes, status: int):
+    return api.app.post("/api/user/imports", body, status=status, headers={
+        **who["headers"], "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+
+
+def test_an_import_whose_format_is_a_file_is_a_400_naming_the_field(api, user):  # noqa: F811
+    body = multipart({}, {"file": ("ratings.csv", LETTERBOXD.encode()), "format": ("fmt.txt", b"letterboxd")})
+    error = assert_error(post_import(api, user, body, 400), 400, "VALIDATION_ERROR")
+    assert "file" not in error["details"]
+    assert "not a file" in error["details"]["format"][0]
+
+
+def test_an_import_whose_file_is_a_text_field_is_told_to_upload_a_file(api, user):  # noqa: F811
+    response = post_import(api, user, multipart({"file": LETTERBOXD}, {}), 400)
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert "format" not in error["details"]
+    assert "file upload" in error["details"]["file"][0] and "filename" in error["details"]["file"][0]
+    # With a filename, the same content is imported; an empty format is "auto", as before.
+    body = multipart({"format": ""}, {"file": ("ratings.csv", LETTERBOXD.encode())})
+    assert post_import(api, user, body, 202).json["data"]["id"]
