@@ -25,9 +25,10 @@ def includeme(config):
     config.add_route("console_cache_purge", "/admin/cache/purge")
     config.add_route("console_movie_block", "/admin/movies/block")
     config.add_route("console_movie_unblock", "/admin/movies/unblock")
-    from .views import ADMIN_PATH, admin_database_error, refuse_nul_in_forms
+    from .views import ADMIN_PATH, admin_database_error, check_console_forms
 
-    config.add_view_deriver(refuse_nul_in_forms)
+    # Under the permission check, over the CSRF check (which reads the form's token).
+    config.add_view_deriver(check_console_forms, under="secured_view", over="csrf_view")
     config.scan(".views")
 
     for failure in DATABASE_ERRORS:

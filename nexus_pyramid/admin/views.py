@@ -5,8 +5,9 @@ anything needs ``admin:write`` (admins) and a CSRF token.
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
+import json
 import logging
 
 import colander
@@ -14,7 +15,7 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPFound
 from pyramid.security import forget, remember
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config, view_config
 
-from ..api.schemas import MAX_PAGE_LOCAL, Text
+from ..api.schemas import MAX_PAGE_LOCAL, MAX_TMDB_ID, QueryInt, Text
 from ..authz import ADMIN_READ, ADMIN_WRITE, PUBLIC
 from ..database_errors import database_error
 from ..errors import (AccountSuspendedSignIn, AppError, Conflict, InvalidCredentials, NotFound, RateLimited,
@@ -24,6 +25,8 @@ from ..interfaces import (IBlockedMovies, IJobService, ILibraryService, IMovieSe
 from ..jobs.tasks import ADMIN_KINDS
 from ..models import JOB_KINDS, ROLE_NAMES
 from ..models.meta import utcnow
+from ..movie_source.cache import TTL_KINDS
+from ..request_limits import UnsupportedMediaType
 from ..presenters import blocked as present_blocked, jobs as present_jobs
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
 from .. import metrics
@@ -49,31 +52,72 @@ def _int_param(request, name: str, default: int, maximum: int = MAX_PAGE_LOCAL) 
 
 
 _FIELD = colander.SchemaNode(Text())
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-def refuse_nul_in_forms(view, info):
-    """A view deriver: a console form with NUL in any field is a 400 page before its view reads it.
+def check_console_forms(view, info):
+    """A view deriver: a console POST's form is checked before the CSRF check and the view read it.
 
-    PostgreSQL cannot store NUL in text; the check is the API's (``Text``), made once for every
-    form here rather than in each of them. The sign-in form keeps its own answers, which never
-    reach the database with a NUL: a wrong guess (401), an unsafe ``next`` (the dashboard).
+    - Its body is ``application/x-www-form-urlencoded``, what every console form sends. A
+      multipart body could carry any field as a file, which neither the CSRF check nor a view
+      can read as text (that was a 500 page, on the sign-in form too): 415.
+    - It is UTF-8, percent-decoded or not. WebOb reads other bytes as U+FFFD, which the
+      views would have stored (a suspension reason, an audit entry): 400.
+    - No field holds NUL, which PostgreSQL cannot store; the check is the API's (``Text``),
+      made once for every form here rather than in each. The sign-in form keeps its own
+      answers there, which never reach the database with a NUL: a wrong guess (401), an
+      unsafe ``next`` (the dashboard).
+
+    Placed under the permission check: a caller who may not post learns nothing here.
     """
     route = info.options.get("route_name") or ""
-    if not route.startswith("console_") or route == "console_login":
+    if not route.startswith("console_"):
         return view
+    nul_refused = route != "console_login"
 
     def checked(context, request):
         if request.method == "POST":
-            for name, value in request.POST.items():
-                if not isinstance(value, str):  # an uploaded file: no console form takes one
-                    continue
-                try:
-                    _FIELD.typ.deserialize(_FIELD, value)
-                except colander.Invalid as exc:
-                    raise ValidationError.field(name, exc.msg, f"Invalid value for {name}. {exc.msg}.")
+            check_form(request, nul_refused)
         return view(context, request)
 
     return checked
+
+
+def check_form(request, nul_refused: bool = True) -> None:
+    if request.content_type != FORM_TYPE:
+        if request.content_length or request.content_type:
+            raise UnsupportedMediaType(f"Console forms are sent as {FORM_TYPE}.",
+                                       {"Content-Type": [f"Expected {FORM_TYPE}"]})
+        return
+    try:
+        parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise ValidationError("The form is not valid UTF-8.", {"body": ["Not valid UTF-8"]})
+    if nul_refused:
+        for name, value in request.POST.items():
+            try:
+                _FIELD.typ.deserialize(_FIELD, value)
+            except colander.Invalid as exc:
+                raise ValidationError.field(name, exc.msg, f"Invalid value for {name}. {exc.msg}.")
+
+
+MAX_NOTICE = 300  # bytes of one notice in the cookie's JSON (non-ASCII is written as \uXXXX there)
+MAX_NOTICES = 3  # notices of one kind waiting for the next page
+
+
+def say(request, message: str, queue: str = "") -> None:
+    """A notice for the next page. Notices wait in the signed session cookie, whose value may not
+    pass 4 KB: a long one (a cache key, an email address) is cut, and only the newest few of each
+    kind wait, so that no number of posts without a page between them overfills it (the cookie
+    could not be written: a bare 500 after the change had been made)."""
+    if len(json.dumps(message)) > MAX_NOTICE:
+        message = message[:MAX_NOTICE]
+        while len(json.dumps(message)) > MAX_NOTICE - 6:  # room for the ellipsis
+            message = message[:len(message) * 3 // 4]
+        message += "\u2026"
+    waiting = request.session.pop_flash(queue)[-(MAX_NOTICES - 1):]
+    for notice in (*waiting, message):
+        request.session.flash(notice, queue)
 
 
 class Redirect(HTTPFound):
@@ -101,9 +145,13 @@ def _safe_next(value) -> str:
         return "/admin"
     if any(not "!" <= ch <= "~" for ch in value) or "\\" in value:
         return "/admin"
-    if value == "/admin" or value.startswith(("/admin/", "/admin?", "/admin#")):
-        return value
-    return "/admin"
+    if not (value == "/admin" or value.startswith(("/admin/", "/admin?", "/admin#"))):
+        return "/admin"
+    # A "." or ".." segment (percent-encoded or not) is resolved by the browser: /admin/../x is /x.
+    path = value.split("?", 1)[0].split("#", 1)[0]
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")) or "%2f" in path.lower():
+        return "/admin"
+    return value
 
 
 # -- sign in and out ------------------------------------------------------------------
@@ -138,14 +186,14 @@ def login_submit(request):
         request.response.status_int = 403
         return {**form, "error": "This account cannot use the admin console."}
     headers = remember(request, str(user.id))
-    request.session.flash(f"Signed in as {user.email}.", "success")
+    say(request, f"Signed in as {user.email}.", "success")
     return Redirect(next_url, headers=headers)
 
 
 @view_config(route_name="console_logout", request_method="POST", permission=ADMIN_READ, require_csrf=True)
 def logout(request):
     headers = forget(request)
-    request.session.flash("Signed out.", "success")
+    say(request, "Signed out.", "success")
     return Redirect("/admin/login", headers=headers)
 
 
@@ -244,10 +292,10 @@ def change_role(request):
         # The service decides, as for the API: a role it does not know is a 400 page.
         change(user, role, actor=request.identity.user, channel="console")
     except Conflict as exc:  # e.g. the last admin: shown to the administrator, nothing changed
-        request.session.flash(exc.message, "error")
+        say(request, exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
     verb = "now has" if action == "assign" else "no longer has"
-    request.session.flash(f"{user.email} {verb} the role {role}.", "success")
+    say(request, f"{user.email} {verb} the role {role}.", "success")
     return Redirect(request.route_path("console_user", user_id=user.id))
 
 
@@ -259,9 +307,9 @@ def suspend_user(request):
         request.find_service(IUserService).suspend(user, request.POST.get("reason", ""),
                                                    actor=request.identity.user, channel="console")
     except (Conflict, ValidationError) as exc:  # the last active admin; no reason given
-        request.session.flash(exc.message, "error")
+        say(request, exc.message, "error")
         return back
-    request.session.flash(f"{user.email} is suspended: they cannot sign in and their sessions ended.", "success")
+    say(request, f"{user.email} is suspended: they cannot sign in and their sessions ended.", "success")
     if user.id == request.identity.caller.id:
         return Redirect("/admin/login", headers=forget(request))
     return back
@@ -272,7 +320,7 @@ def suspend_user(request):
 def reinstate_user(request):
     user = request.context.user
     request.find_service(IUserService).reinstate(user, actor=request.identity.user, channel="console")
-    request.session.flash(f"{user.email} is reinstated and can sign in again.", "success")
+    say(request, f"{user.email} is reinstated and can sign in again.", "success")
     return Redirect(request.route_path("console_user", user_id=user.id))
 
 
@@ -286,10 +334,10 @@ def end_user_session(request):
     try:
         request.find_service(ITokenService).end_session(user.id, session_id)
     except NotFound:  # already ended or expired: nothing to do, and the page says so
-        request.session.flash("That session had already ended.", "error")
+        say(request, "That session had already ended.", "error")
         return back
     request.find_service(IUserService).audit(request.identity.user, "session.end", user, session_id, "console")
-    request.session.flash(f"A session of {user.email} was ended: its app must sign in again.", "success")
+    say(request, f"A session of {user.email} was ended: its app must sign in again.", "success")
     return back
 
 
@@ -310,9 +358,9 @@ def delete_user(request):
     try:
         request.find_service(IUserService).delete(user, actor=request.identity.user, channel="console")
     except Conflict as exc:  # the last admin
-        request.session.flash(exc.message, "error")
+        say(request, exc.message, "error")
         return Redirect(request.route_path("console_user", user_id=user.id))
-    request.session.flash(f"{email} was deleted.", "success")
+    say(request, f"{email} was deleted.", "success")
     if user.id == request.identity.caller.id:
         return Redirect("/admin/login", headers=forget(request))
     return Redirect(request.route_path("console_users"))
@@ -336,14 +384,15 @@ def movies_page(request):
             "page_url": lambda number: request.route_path("console_movies", _query={"q": q, "page": number})}
 
 
+_TMDB_ID = colander.SchemaNode(QueryInt(), validator=colander.Range(1, MAX_TMDB_ID))
+
+
 def _tmdb_id(request) -> int:
+    """Decimal digits, as in the API's paths: int() would also read " 5", "1_0" and "١"."""
     try:
-        value = int(request.POST.get("tmdb_id", ""))
-    except ValueError:
-        raise HTTPBadRequest("No such movie id.")
-    if not 1 <= value <= 2**31 - 1:
-        raise HTTPBadRequest("No such movie id.")
-    return value
+        return _TMDB_ID.deserialize(request.POST.get("tmdb_id", ""))
+    except colander.Invalid:
+        raise ValidationError.field("tmdb_id", "Must be a movie id (digits)", "No such movie id.")
 
 
 def _back_to_movies(request):
@@ -360,11 +409,11 @@ def block_movie(request):
     tmdb_id = _tmdb_id(request)
     reason = request.POST.get("reason", "").strip()
     if not reason or len(reason) > 500:
-        request.session.flash("Give a reason for blocking the title (at most 500 characters).", "error")
+        say(request, "Give a reason for blocking the title (at most 500 characters).", "error")
         return _back_to_movies(request)
     row, created = request.find_service(IBlockedMovies).block(tmdb_id, reason, request.identity.user, "console")
     name = row.title or f"#{row.tmdb_id}"
-    request.session.flash(f"{name} is blocked." if created else f"{name} was already blocked.", "success")
+    say(request, f"{name} is blocked." if created else f"{name} was already blocked.", "success")
     return _back_to_movies(request)
 
 
@@ -376,7 +425,7 @@ def unblock_movie(request):
     row = service.get(tmdb_id)
     name = (row.title if row is not None else None) or f"#{tmdb_id}"
     service.unblock(tmdb_id, request.identity.user, "console")
-    request.session.flash(f"{name} is unblocked.", "success")
+    say(request, f"{name} is unblocked.", "success")
     return _back_to_movies(request)
 
 
@@ -410,11 +459,11 @@ def start_job(request):
     kind = request.POST.get("kind", "")
     back = Redirect(request.route_path("console_jobs"))
     if kind not in ADMIN_KINDS:  # said on the page, nothing queued
-        request.session.flash(f"Unknown job kind; one of: {', '.join(ADMIN_KINDS)}.", "error")
+        say(request, f"Unknown job kind; one of: {', '.join(ADMIN_KINDS)}.", "error")
         return back
     job = request.find_service(IJobService).start(kind)
     request.find_service(IUserService).audit(request.identity.user, "job.start", None, f"{kind} {job.id}", "console")
-    request.session.flash(f"Job {kind} queued.", "success")
+    say(request, f"Job {kind} queued.", "success")
     return back
 
 
@@ -434,11 +483,13 @@ def purge_cache(request):
         if not inspector.purge_key(key):
             raise HTTPBadRequest("Not a movie cache key.")
         users.audit(request.identity.user, "cache.purge", None, f"key {key}", "console")
-        request.session.flash(f"Purged {key}: the next request for it asks the movie source.", "success")
+        say(request, f"Purged {key}: the next request for it asks the movie source.", "success")
     elif kind:
+        if kind not in TTL_KINDS:  # nothing purged, nothing audited
+            raise ValidationError.field("kind", "Unknown kind", f"Unknown kind; one of: {', '.join(TTL_KINDS)}.")
         count = inspector.purge_kind(kind)
         users.audit(request.identity.user, "cache.purge", None, f"kind {kind} ({count} entries)", "console")
-        request.session.flash(f"Purged {count} {kind} entries.", "success")
+        say(request, f"Purged {count} {kind} entries.", "success")
     else:
         raise HTTPBadRequest("Nothing to purge.")
     return Redirect(request.route_path("console_cache"))

@@ -1,4 +1,5 @@
-"""What a fuzzer sends the console: NUL characters in form fields, page numbers past any list.
+"""What a fuzzer sends the console: NUL characters in form fields, page numbers past any list,
+fields sent as files, bytes that are not UTF-8, ids int() reads and the API does not.
 
 PostgreSQL refuses NUL in text and OFFSET past bigint; neither may reach it as a 500 page."""
 from __future__ import annotations
@@ -31,6 +32,86 @@ def test_nul_in_a_form_field_is_a_400_page_and_stores_nothing(testapp, people, d
                         status=400)
     assert page.content_type == "text/html" and "Nexus admin" in page.text and NUL_PAGE in page.text
     assert_nothing_changed(dbsession)
+
+
+def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
+    """A multipart body (with a boundary RFC 2046 allows, unlike webtest's) and its Content-Type."""
+    boundary = "nexus-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+             for name, value in fields.items()]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="f.txt"\r\n'
+              f'Content-Type: text/plain\r\n\r\n{value}\r\n' for name, value in files.items()]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post_raw(testapp, path, body: bytes, content_type: str, status: int):
+    """The body as given: webtest's post() encodes any multipart type again, with its own boundary."""
+    return testapp.request(path, method="POST", body=body, headers={"Content-Type": content_type}, status=status)
+
+
+def test_a_form_sent_as_multipart_is_a_415_page_sign_in_included(testapp, people, dbsession):  # noqa: F811
+    """curl -F sends any field as a file part, which the CSRF check and the views read as text
+    (a 500 page, with no session needed for the sign-in form)."""
+    page = testapp.get("/admin/login")
+    token = page.forms[0]["csrf_token"].value
+    for field in ("csrf_token", "email", "password", None):
+        fields = {"csrf_token": token, "email": "admin@example.com", "password": "correct horse battery"}
+        body, content_type = multipart(fields, {field: fields.pop(field)} if field else {})
+        page = post_raw(testapp, "/admin/login", body, content_type, status=415)
+        assert page.content_type == "text/html" and "application/x-www-form-urlencoded" in page.text
+    testapp.get("/admin", status=302)  # not signed in
+    sign_in(testapp, "admin@example.com")
+    token = csrf(testapp)
+    for path, fields in forms(people["member"]["id"]):
+        for name in [*fields, None]:
+            rest = {k: v for k, v in fields.items() if k != name}
+            body, content_type = multipart({**rest, "csrf_token": token}, {name: fields[name]} if name else {})
+            post_raw(testapp, path, body, content_type, status=415)
+    assert_nothing_changed(dbsession)
+
+
+@pytest.mark.parametrize("body", [b"reason=%FF%FE", b"reason=abc\xff", b"reason=caf%C3"])
+def test_a_form_that_is_not_utf8_is_a_400_page_and_stores_nothing(testapp, people, dbsession, body):  # noqa: F811
+    """WebOb reads such bytes as U+FFFD: the reason and its audit entry would have stored that."""
+    sign_in(testapp, "admin@example.com")
+    token = csrf(testapp).encode()
+    page = testapp.post(f"/admin/users/{people['member']['id']}/suspend", body + b"&csrf_token=" + token,
+                        content_type="application/x-www-form-urlencoded", status=400)
+    assert "not valid UTF-8" in page.text
+    assert_nothing_changed(dbsession)
+    # The same form in UTF-8 is taken.
+    testapp.post(f"/admin/users/{people['member']['id']}/suspend", "reason=caf%C3%A9&csrf_token=" + token.decode(),
+                 content_type="application/x-www-form-urlencoded", status=302)
+
+
+@pytest.mark.parametrize("tmdb_id", ["1_0", "\u0661", " 5 ", "+5", "0", "2147483648", "", "5.0"])
+def test_a_movie_id_is_decimal_digits_as_in_the_api(testapp, people, dbsession, tmdb_id):  # noqa: F811
+    sign_in(testapp, "admin@example.com")
+    token = csrf(testapp)
+    for path in ("/admin/movies/block", "/admin/movies/unblock"):
+        page = testapp.post(path, {"tmdb_id": tmdb_id, "reason": "Take-down", "csrf_token": token}, status=400)
+        assert "No such movie id." in page.text
+    assert_nothing_changed(dbsession)
+
+
+def test_purging_an_unknown_kind_is_a_400_and_not_audited(testapp, people, dbsession):  # noqa: F811
+    sign_in(testapp, "admin@example.com")
+    page = testapp.post("/admin/cache/purge", {"kind": "xxxx", "csrf_token": csrf(testapp)}, status=400)
+    assert "Unknown kind" in page.text
+    assert_nothing_changed(dbsession)
+
+
+def test_notices_never_overfill_the_session_cookie(testapp, people):  # noqa: F811
+    """Notices wait in the signed cookie (at most 4 KB): three long purges in a row made it
+    unwritable, a bare 500 after each purge had been made."""
+    sign_in(testapp, "admin@example.com")
+    token = csrf(testapp)
+    for key in ["x:y:trending:" + "c" * 980, "x:y:search:" + "\u96fb" * 900, "x:y:movie:" + "\U0001f3ac" * 900] * 3:
+        response = testapp.post("/admin/cache/purge", {"key": key, "csrf_token": token}, status=302)
+        cookie = response.headers["Set-Cookie"]
+        assert len(cookie) < 4000, len(cookie)
+    page = testapp.get("/admin/cache")
+    assert page.text.count("Purged x:y:") == 3 and "\u2026" in page.text
 
 
 def test_every_console_form_refuses_nul_in_any_field(testapp, people, dbsession):  # noqa: F811

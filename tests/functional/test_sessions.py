@@ -279,6 +279,9 @@ def test_redirects_never_carry_the_host_header(testapp, people):
     "//evil.example/admin", "/\\evil.example", "/admin\\..\\x", "https://evil.example/admin",
     "javascript:alert(1)", " /admin", "/administrator", "/api/user/profile", "/admin/caf\u00e9",
     "/admin/\x00", "/" + "a" * 3000, "",
+    # dot segments: the browser resolves them out of /admin
+    "/admin/../../evil", "/admin/..", "/admin/./../api/user/profile", "/admin/%2e%2e/api", "/admin/%2E%2E",
+    "/admin/..%2F..%2Fapi/user/profile", "/admin/users/%2fx",
 ])
 def test_unsafe_next_falls_back_to_the_dashboard(testapp, people, next_url):
     page = testapp.get("/admin/login", {"next": next_url})
@@ -296,7 +299,8 @@ def test_raw_crlf_in_next_query_is_not_a_500(testapp, people):
     assert response.headers["Location"] == "/admin/login?next=%2Fadmin%2Fusers%3Fx%3D%250d%250a"
 
 
-@pytest.mark.parametrize("next_url", ["/admin", "/admin/users?q=mel&page=2", "/admin/audit"])
+@pytest.mark.parametrize("next_url", ["/admin", "/admin/users?q=mel&page=2", "/admin/audit",
+                                      "/admin/users?q=a%2F..%2Fb", "/admin/users/...x"])
 def test_safe_next_is_followed(testapp, people, next_url):
     page = testapp.get("/admin/login", {"next": next_url})
     form = page.forms[0]
