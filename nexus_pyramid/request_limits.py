@@ -6,9 +6,10 @@ console page under /admin), checks every request before any view reads its body:
 - a ``Content-Length`` above ``nexus.max_body_size`` is refused at once (413), unread;
 - a body without ``Content-Length`` (chunked) is read up to the limit + 1 byte and refused
   past it, else handed on as a plain body of known length;
-- a ``Content-Type`` naming a charset that does not exist, or a multipart type without a
-  valid boundary, is refused (415) before WebOb's form parser trips over it, and so is a body
-  sent to the API with no ``Content-Type`` at all (the contract: JSON, and nothing else);
+- a ``Content-Type`` naming a charset that does not exist, a form (urlencoded or multipart)
+  naming a charset other than UTF-8, or a multipart type without a valid boundary, is refused
+  (415) before WebOb's form parser trips over it, and so is a body sent to the API with no
+  ``Content-Type`` at all (the contract: JSON, and nothing else);
 - a body sent with a ``Content-Encoding`` (gzip, say) is refused (415, as RFC 9110 says for a
   coding the server does not apply): it was read as if it were not encoded;
 - a path whose percent-decoded bytes are not UTF-8 is refused (400) before anything reads
@@ -43,6 +44,8 @@ _READ_CHUNK = 64 * 1024
 # RFC 2046 boundary: 1 to 70 characters, not ending in a space.
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
 _METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# The bodies WebOb parses as forms (``request.POST``).
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class PayloadTooLarge(errors.AppError):
@@ -187,9 +190,19 @@ def check_content_type(header: str) -> None:
         except LookupError:
             raise UnsupportedMediaType(f"Unknown charset {charset[:40]!r} in Content-Type.",
                                        {"Content-Type": ["Unknown charset"]})
+    if kind in FORM_TYPES and charset is not None and not _webob_reads_as_utf8(charset):
+        # WebOb's form parser raises (DeprecationWarning, a 500) on any other charset, UTF-16 or
+        # Latin-1 alike, whoever reads request.POST: refused here, as JSON's are (parse_json_body).
+        raise UnsupportedMediaType("Form bodies must be UTF-8.", {"Content-Type": ["Charset must be utf-8"]})
     if kind.startswith("multipart/") and not _BOUNDARY.match(params.get("boundary", "")):
         raise UnsupportedMediaType(f"{kind[:60]} needs a valid boundary parameter.",
                                    {"Content-Type": ["Missing or invalid multipart boundary"]})
+
+
+def _webob_reads_as_utf8(charset: str) -> bool:
+    """Does WebOb's form parser take ``charset`` for UTF-8? It knows the spellings utf-8 and
+    utf8 in any case, not the other names Python has for it (utf_8, u8): those it refuses too."""
+    return charset.strip().lower().replace("-", "") == "utf8"
 
 
 def check_content_encoding(header: str) -> None:

@@ -120,3 +120,37 @@ def test_an_import_whose_file_is_a_text_field_is_told_to_upload_a_file(api, user
     # With a filename, the same content is imported; an empty format is "auto", as before.
     body = multipart({"format": ""}, {"file": ("ratings.csv", LETTERBOXD.encode())})
     assert post_import(api, user, body, 202).json["data"]["id"]
+
+
+# -- a form in another charset than UTF-8 is a 415, not a 500 --------------------------------------
+FORMS_IN_OTHER_CHARSETS = [
+    ("multipart/form-data; boundary=x; charset=latin-1", b"--x--\r\n"),
+    ("application/x-www-form-urlencoded; charset=utf-16", "format=auto".encode("utf-16")),
+    ("application/x-www-form-urlencoded; charset=iso-8859-1", b"name=\xe9"),
+    # UTF-8, by a name WebOb does not read as such
+    ("application/x-www-form-urlencoded; charset=utf_8", b"a=b"),
+]
+CHARSET_IDS = [content_type for content_type, _ in FORMS_IN_OTHER_CHARSETS]
+
+
+@pytest.mark.parametrize("content_type, body", FORMS_IN_OTHER_CHARSETS, ids=CHARSET_IDS)
+def test_a_form_in_another_charset_is_a_415_in_the_envelope(api, user, content_type, body):  # noqa: F811
+    for path in ("/api/user/imports", "/api/auth/login"):
+        headers = {**user["headers"], "Content-Type": content_type}
+        response = api.app.post(path, body, headers=headers, status=415)
+        error = assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+        assert error["details"]["Content-Type"] == ["Charset must be utf-8"]
+
+
+@pytest.mark.parametrize("content_type, body", FORMS_IN_OTHER_CHARSETS, ids=CHARSET_IDS)
+def test_the_console_refuses_a_form_in_another_charset_with_a_page(testapp, content_type, body):
+    response = testapp.post("/admin/login", body, headers={"Content-Type": content_type}, status=415)
+    assert response.content_type == "text/html"
+
+
+def test_a_form_in_utf8_is_read_as_before(api, user):  # noqa: F811
+    for charset in ("utf-8", "UTF8", '"utf-8"'):
+        body = multipart({"format": "auto"}, {"file": ("r.csv", LETTERBOXD.encode())})
+        content_type = f"multipart/form-data; boundary={BOUNDARY}; charset={charset}"
+        headers = {**user["headers"], "Content-Type": content_type}
+        api.app.post("/api/user/imports", body, headers=headers, status=202)
