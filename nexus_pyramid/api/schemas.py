@@ -6,6 +6,7 @@ number is expected) is a 400, not silently converted.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 import colander
@@ -95,8 +96,25 @@ def past_date(node, value):
         raise colander.Invalid(node, "Must be after 1900-01-01")
 
 
+# Characters a name must not hold: control (Cc: CR, LF, TAB, ...), format (Cf: bidi overrides,
+# zero-width characters), line and paragraph separators (Zl, Zp). A name is written into the
+# mails Nexus sends ("Hello <name>"): with these it could carry a paragraph of text of its own
+# choosing, or show something else than it holds, in a mail from Nexus to any address.
+HIDDEN_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def shown_as_written(node, value):
+    hidden = next((ch for ch in value if unicodedata.category(ch) in HIDDEN_IN_NAMES), None)
+    if hidden is not None:
+        raise colander.Invalid(node, "Must not contain line breaks, tabs or other control or invisible "
+                                     f"formatting characters (found U+{ord(hidden):04X})")
+
+
 def name_node(**kw):
-    return colander.SchemaNode(StrictString(), preparer=trimmed, validator=colander.Length(1, 100), **kw)
+    return colander.SchemaNode(
+        StrictString(), preparer=trimmed, validator=colander.All(colander.Length(1, 100), shown_as_written),
+        description="1 to 100 characters, without line breaks, tabs or other control or invisible formatting "
+                    "characters (Unicode categories Cc, Cf, Zl, Zp)", **kw)
 
 
 def email_node(**kw):

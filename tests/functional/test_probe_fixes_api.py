@@ -154,3 +154,37 @@ def test_a_form_in_utf8_is_read_as_before(api, user):  # noqa: F811
         content_type = f"multipart/form-data; boundary={BOUNDARY}; charset={charset}"
         headers = {**user["headers"], "Content-Type": content_type}
         api.app.post("/api/user/imports", body, headers=headers, status=202)
+
+
+# -- a name is shown as written: no control or invisible formatting characters ----------------------
+HIDDEN_NAMES = {
+    "line feeds": "Victim\n\nYour account is locked. Visit https://evil.example",
+    "carriage return": "Ann\rBcc",
+    "tab": "Ann\tLee",
+    "delete": "Ann\x7f",
+    "C1 control": "Ann\x85Lee",
+    "bidi override": "Ann \u202egnp.exe",
+    "zero-width space": "A\u200bnn",
+    "byte order mark": "\ufeffAnn",
+    "line separator": "Ann\u2028Lee",
+    "paragraph separator": "Ann\u2029Lee",
+}
+
+
+@pytest.mark.parametrize("name", HIDDEN_NAMES.values(), ids=HIDDEN_NAMES.keys())
+def test_a_name_with_control_or_format_characters_is_refused(api, name):
+    registered = api.register(email="victim@example.com", name=name, status=400)
+    assert "formatting characters" in assert_error(registered, 400, "VALIDATION_ERROR")["details"]["name"][0]
+    ann = api.user(email="ann@example.com", name="Ann")
+    headers = api.auth(ann["token"])
+    updated = api.app.put_json("/api/user/profile", {"name": name}, headers=headers, status=400)
+    assert "formatting characters" in assert_error(updated, 400, "VALIDATION_ERROR")["details"]["name"][0]
+    assert api.app.get("/api/user/profile", headers=headers).json["data"]["name"] == "Ann"
+
+
+def test_names_in_any_script_with_spaces_and_punctuation_are_accepted(api):
+    ann = api.user(email="ann@example.com", name="  Zoë O'Brien-Łukasz  ")
+    assert ann["name"] == "Zoë O'Brien-Łukasz"  # trimmed, as before
+    for name in ("李小龍", "Анна Каренина", "José  María", "\u0645\u062d\u0645\u062f"):
+        updated = api.app.put_json("/api/user/profile", {"name": name}, headers=api.auth(ann["token"]))
+        assert updated.json["data"]["name"] == name
