@@ -60,3 +60,25 @@ def test_wrong_passwords_still_count_between_right_ones(counters):
         assert limits.check_password(email, f"192.0.2.{attempt + 1}", lambda: False) is False
     with pytest.raises(RateLimited):
         limits.check_password(email, "203.0.113.1", lambda: True)
+
+
+# -- development.ini's server leaves the answer about a body's size to the app ----------------------
+def test_the_development_server_bound_lets_the_app_answer_413():
+    """waitress answers a body over its ``max_request_body_size`` itself (plain text, no envelope,
+    no CORS): the bound must be the loose one server.py gives it in production, above the
+    largest body the app accepts, imports included."""
+    import configparser
+    from pathlib import Path
+
+    from nexus_pyramid.request_limits import max_body_size, upload_limit
+    from nexus_pyramid.settings import load
+
+    root = Path(__file__).resolve().parents[2]
+    parser = configparser.ConfigParser(defaults={"here": str(root)})
+    parser.read(root / "development.ini")
+    app = {k: v for k, v in parser.items("app:main") if k not in ("use", "here")}
+    settings = load(app, {"JWT_SECRET": "x" * 40, "SESSION_SECRET": "y" * 40})
+    bound = parser.getint("server:main", "max_request_body_size")
+    assert settings["imports.max_size"] < upload_limit(settings) < bound
+    assert max_body_size(settings) < bound
+    assert bound >= 2 * max(max_body_size(settings), upload_limit(settings)) + 64 * 1024  # server.py's
