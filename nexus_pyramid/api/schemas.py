@@ -100,11 +100,15 @@ def past_date(node, value):
 # zero-width characters), line and paragraph separators (Zl, Zp). A name is written into the
 # mails Nexus sends ("Hello <name>"): with these it could carry a paragraph of text of its own
 # choosing, or show something else than it holds, in a mail from Nexus to any address.
+# The zero-width joiner and non-joiner (U+200D, U+200C) are Cf too, but they are part of how
+# Persian and Indic names and emoji sequences are written, and they neither break a line nor
+# reorder text: they stay allowed.
 HIDDEN_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 def shown_as_written(node, value):
-    hidden = next((ch for ch in value if unicodedata.category(ch) in HIDDEN_IN_NAMES), None)
+    hidden = next((ch for ch in value if unicodedata.category(ch) in HIDDEN_IN_NAMES and ch not in JOINERS), None)
     if hidden is not None:
         raise colander.Invalid(node, "Must not contain line breaks, tabs or other control or invisible "
                                      f"formatting characters (found U+{ord(hidden):04X})")
@@ -114,7 +118,8 @@ def name_node(**kw):
     return colander.SchemaNode(
         StrictString(), preparer=trimmed, validator=colander.All(colander.Length(1, 100), shown_as_written),
         description="1 to 100 characters, without line breaks, tabs or other control or invisible formatting "
-                    "characters (Unicode categories Cc, Cf, Zl, Zp)", **kw)
+                    "characters (Unicode categories Cc, Cf but the zero-width joiner and non-joiner, Zl, Zp)",
+        **kw)
 
 
 def email_node(**kw):

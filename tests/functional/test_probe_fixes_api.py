@@ -185,6 +185,8 @@ def test_a_name_with_control_or_format_characters_is_refused(api, name):
 def test_names_in_any_script_with_spaces_and_punctuation_are_accepted(api):
     ann = api.user(email="ann@example.com", name="  Zoë O'Brien-Łukasz  ")
     assert ann["name"] == "Zoë O'Brien-Łukasz"  # trimmed, as before
-    for name in ("李小龍", "Анна Каренина", "José  María", "\u0645\u062d\u0645\u062f"):
+    # with a zero-width non-joiner (Persian) and joiner (an emoji sequence): how those are written
+    for name in ("李小龍", "Анна Каренина", "José  María", "\u0645\u062d\u0645\u062f",
+                 "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "Ann \U0001f469\u200d\U0001f4bb"):
         updated = api.app.put_json("/api/user/profile", {"name": name}, headers=api.auth(ann["token"]))
         assert updated.json["data"]["name"] == name
