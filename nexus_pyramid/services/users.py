@@ -314,7 +314,7 @@ class UserService:
         reason = reason.strip()
         if not reason or len(reason) > 500:  # one rule for the API and the console
             raise ValidationError.field("reason", "Required: 1 to 500 characters, not only spaces.",
-                                        "Give a reason for the suspension.")
+                                        "Give a reason for the suspension (at most 500 characters).")
         self._guard_last_admin(user, "suspend", lock_target=True)
         if user.suspended_at is None:
             user.suspended_at = utcnow()

@@ -149,3 +149,11 @@ def test_console_pages_are_clamped_to_the_apis_bounds():
                         ("9" * 5000, 1_000_000), (" +" + "7" * 5000, 1_000_000), ("-" + "9" * 5000, 1),
                         ("١٢٣", 123), ("١" * 5000, 1_000_000), ("²" * 5000, 1)]:
         assert _int_param(DummyRequest(params={"page": given}), "page", 1) == page, given
+
+
+def test_a_suspension_reason_too_long_says_the_limit(testapp, people, dbsession):  # noqa: F811
+    sign_in(testapp, "admin@example.com")
+    path = f"/admin/users/{people['member']['id']}/suspend"
+    page = testapp.post(path, {"reason": "x" * 501, "csrf_token": csrf(testapp)}, status=302).follow()
+    assert "Give a reason for the suspension (at most 500 characters)." in page.text
+    assert_nothing_changed(dbsession)
