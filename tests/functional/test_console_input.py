@@ -8,6 +8,7 @@ import pytest
 
 from tests.functional.test_console import audit_rows, csrf, people, roles_of, sign_in  # noqa: F401 (fixture)
 from tests.functional.test_console_operations import forms
+from tests.functional.test_portability import BOUNDARY, multipart
 
 NUL_PAGE = "Must not contain NUL characters."
 
@@ -34,19 +35,10 @@ def test_nul_in_a_form_field_is_a_400_page_and_stores_nothing(testapp, people, d
     assert_nothing_changed(dbsession)
 
 
-def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
-    """A multipart body (with a boundary RFC 2046 allows, unlike webtest's) and its Content-Type."""
-    boundary = "nexus-test-boundary"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-             for name, value in fields.items()]
-    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="f.txt"\r\n'
-              f'Content-Type: text/plain\r\n\r\n{value}\r\n' for name, value in files.items()]
-    return ("".join(parts) + f"--{boundary}--\r\n").encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def post_raw(testapp, path, body: bytes, content_type: str, status: int):
-    """The body as given: webtest's post() encodes any multipart type again, with its own boundary."""
-    return testapp.request(path, method="POST", body=body, headers={"Content-Type": content_type}, status=status)
+def post_multipart(testapp, path, fields: dict, files: dict, status: int):
+    body = multipart(fields, {name: ("f.txt", value.encode()) for name, value in files.items()})
+    return testapp.post(path, body, headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+                        status=status)
 
 
 def test_a_form_sent_as_multipart_is_a_415_page_sign_in_included(testapp, people, dbsession):  # noqa: F811
@@ -56,8 +48,7 @@ def test_a_form_sent_as_multipart_is_a_415_page_sign_in_included(testapp, people
     token = page.forms[0]["csrf_token"].value
     for field in ("csrf_token", "email", "password", None):
         fields = {"csrf_token": token, "email": "admin@example.com", "password": "correct horse battery"}
-        body, content_type = multipart(fields, {field: fields.pop(field)} if field else {})
-        page = post_raw(testapp, "/admin/login", body, content_type, status=415)
+        page = post_multipart(testapp, "/admin/login", fields, {field: fields.pop(field)} if field else {}, 415)
         assert page.content_type == "text/html" and "application/x-www-form-urlencoded" in page.text
     testapp.get("/admin", status=302)  # not signed in
     sign_in(testapp, "admin@example.com")
@@ -65,8 +56,7 @@ def test_a_form_sent_as_multipart_is_a_415_page_sign_in_included(testapp, people
     for path, fields in forms(people["member"]["id"]):
         for name in [*fields, None]:
             rest = {k: v for k, v in fields.items() if k != name}
-            body, content_type = multipart({**rest, "csrf_token": token}, {name: fields[name]} if name else {})
-            post_raw(testapp, path, body, content_type, status=415)
+            post_multipart(testapp, path, {**rest, "csrf_token": token}, {name: fields[name]} if name else {}, 415)
     assert_nothing_changed(dbsession)
 
 
