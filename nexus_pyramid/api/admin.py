@@ -61,8 +61,8 @@ def revoke_role(request):
     return _role_change(request, request.find_service(IUserService).revoke_role)
 
 
-@suspend.post(schema=schemas.path_request_schema(schemas.UserPath, body=schemas.SuspendBody), returns=present.AdminUser,
-              permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
+@suspend.post(schema=schemas.path_request_schema(schemas.UserPath, body=schemas.SuspendBody),
+              returns=present.AdminUser, permission=ADMIN_WRITE, error_codes=(401, 403, 404, 409))
 def suspend_user(request):
     users = request.find_service(IUserService)
     user = users.suspend(request.context.user, request.validated["body"]["reason"], actor=request.identity.user,
