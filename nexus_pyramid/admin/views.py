@@ -26,6 +26,7 @@ from ..jobs.tasks import ADMIN_KINDS
 from ..models import JOB_KINDS, ROLE_NAMES
 from ..models.meta import utcnow
 from ..movie_source.cache import TTL_KINDS
+from ..movie_source.inspect import kind_of
 from ..request_limits import UnsupportedMediaType
 from ..presenters import blocked as present_blocked, jobs as present_jobs
 from ..presenters import audit as present_audit, library as present_library, paging, users as present
@@ -478,10 +479,14 @@ def cache_page(request):
 def purge_cache(request):
     inspector = _inspector(request)
     users = request.find_service(IUserService)
-    key, kind = request.POST.get("key", "")[:1000], request.POST.get("kind", "")[:64]
+    # A search key holds its query JSON-escaped: 200 characters outside the BMP are 2,400.
+    key, kind = request.POST.get("key", "")[:4096], request.POST.get("kind", "")[:64]
     if key:
-        if not inspector.purge_key(key):
+        if kind_of(key) is None:
             raise HTTPBadRequest("Not a movie cache key.")
+        if inspector.held(key) is False:  # nothing purged, nothing audited (None, Redis not answering: purged)
+            raise ValidationError.field("key", "Not held", "Nothing is cached under that key.")
+        inspector.purge_key(key)
         users.audit(request.identity.user, "cache.purge", None, f"key {key}", "console")
         say(request, f"Purged {key}: the next request for it asks the movie source.", "success")
     elif kind:

@@ -113,6 +113,14 @@ class CacheInspector:
             summary.entries.sort(key=lambda e: e.age)
         return list(kinds.values())
 
+    def held(self, key: str) -> bool | None:
+        """Whether the shared cache holds an entry under ``key`` (None: Redis did not answer)."""
+        mangled = self.prefix + key
+        if self.redis is not None:
+            return self.redis.call(lambda client: bool(client.exists(mangled)), lambda: None, "cache inspection")
+        backend = getattr(self.source.region.backend, "proxied", self.source.region.backend)
+        return mangled in getattr(backend, "_cache", {})
+
     def purge_key(self, key: str) -> bool:
         """Forget one entry everywhere this process can: the shared cache and its local levels.
 

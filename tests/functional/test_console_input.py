@@ -91,17 +91,46 @@ def test_purging_an_unknown_kind_is_a_400_and_not_audited(testapp, people, dbses
     assert_nothing_changed(dbsession)
 
 
+def _held_keys(testapp, kind: str) -> list[str]:
+    from nexus_pyramid.interfaces import IMovieSource, IRedis, find_service
+    from nexus_pyramid.movie_source.inspect import CacheInspector
+
+    registry = testapp.app.registry
+    inspector = CacheInspector(find_service(registry, IMovieSource), find_service(registry, IRedis, None))
+    return [e.key for s in inspector.summary() if s.kind == kind for e in s.entries]
+
+
 def test_notices_never_overfill_the_session_cookie(testapp, people):  # noqa: F811
     """Notices wait in the signed cookie (at most 4 KB): three long purges in a row made it
     unwritable, a bare 500 after each purge had been made."""
+    for n in range(3):  # search pages cached under keys that hold the query: ASCII, CJK, emoji
+        for letter in ("c", "\u96fb", "\U0001f3ac"):
+            testapp.get("/api/movies/search", {"query": str(n) + letter * 199})
+    keys = _held_keys(testapp, "search")
+    assert len(keys) == 9
     sign_in(testapp, "admin@example.com")
     token = csrf(testapp)
-    for key in ["x:y:trending:" + "c" * 980, "x:y:search:" + "\u96fb" * 900, "x:y:movie:" + "\U0001f3ac" * 900] * 3:
+    for key in keys:  # the longest (emoji) is some 2,400 characters: the form took 1,000 of it
         response = testapp.post("/admin/cache/purge", {"key": key, "csrf_token": token}, status=302)
         cookie = response.headers["Set-Cookie"]
         assert len(cookie) < 4000, len(cookie)
     page = testapp.get("/admin/cache")
-    assert page.text.count("Purged x:y:") == 3 and "\u2026" in page.text
+    assert page.text.count("Purged ") == 3 and "\u2026" in page.text
+    assert _held_keys(testapp, "search") == []
+
+
+def test_purging_a_key_nothing_is_cached_under_is_a_400_and_not_audited(testapp, people, dbsession):  # noqa: F811
+    testapp.get("/api/movies/trending")
+    [held] = _held_keys(testapp, "trending")
+    sign_in(testapp, "admin@example.com")
+    token = csrf(testapp)
+    page = testapp.post("/admin/cache/purge", {"key": held.replace(":day:", ":week:"), "csrf_token": token},
+                        status=400)
+    assert "Nothing is cached under that key." in page.text
+    assert_nothing_changed(dbsession)
+    testapp.post("/admin/cache/purge", {"key": held, "csrf_token": token}, status=302)
+    assert [row[1:4] for row in audit_rows(dbsession)] == [("cache.purge", None, f"key {held}")]
+    assert _held_keys(testapp, "trending") == []
 
 
 def test_every_console_form_refuses_nul_in_any_field(testapp, people, dbsession):  # noqa: F811

@@ -56,3 +56,15 @@ def test_the_inspector_reads_each_values_head_not_the_value():
     assert sent < pages * HEAD_BYTES + 64_000 < len(payload)
     client.flushdb()
     client.close()
+
+
+def test_held_says_whether_redis_holds_the_key_and_none_when_redis_does_not_answer():
+    client = redis_py.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    client.set(f"{PREFIX}tmdb:en-US:trending:day:1", entry(time.time(), b"{}"))
+    inspector = CacheInspector(SimpleNamespace(), RedisDependency(TEST_REDIS_URL))
+    assert inspector.held("tmdb:en-US:trending:day:1") is True
+    assert inspector.held("tmdb:en-US:trending:week:1") is False
+    # Nothing listens on port 1: the console then purges as it did before it could tell (None).
+    down = CacheInspector(SimpleNamespace(), RedisDependency("redis://127.0.0.1:1/0"))
+    assert down.held("tmdb:en-US:trending:day:1") is None
